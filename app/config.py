@@ -1,0 +1,210 @@
+"""One Settings object, read from the environment or a ``.env`` file and validated at start-up.
+
+Names follow SERVICE-CONTRACT.md; ``.env.example`` documents every one. Nothing here runs at import:
+callers build ``Settings()`` (or ``Settings(**overrides)`` in tests) and pass it down.
+
+Sandbox mode (``SANDBOX``, on by default when no GHL credential is set) points both API clients at
+the built-in sandboxes and, unless set explicitly, uses the sandboxes' credentials, signing keys and
+connection ids, so ``make run`` works on a bare machine with nothing configured.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+from typing import Literal
+
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from app.integrations.ghl import keys as ghl_keys
+from app.kit.signatures import GhlVerifier, WebhookSecret, load_public_key
+from app.sandbox import keys as sandbox_keys
+
+DeleteMode = Literal["delete", "unlink"]
+
+
+def _pairs(text: str, setting: str) -> dict[str, str]:
+    """Parse ``a=b,c=d`` into a mapping; a malformed entry names the setting it came from."""
+    result: dict[str, str] = {}
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        left, sep, right = item.partition("=")
+        if not sep or not left.strip() or not right.strip():
+            raise ValueError(f"{setting}: expected 'left=right' entries separated by commas, got {item!r}")
+        result[left.strip()] = right.strip()
+    return result
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionSeed:
+    """The single connection described by the settings (or the sandbox's)."""
+
+    rankr_account_id: str
+    ghl_location_id: str
+
+
+class Settings(BaseSettings):
+    """Every setting of the service. See ``.env.example`` for what each one means."""
+
+    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
+
+    database_url: str = "sqlite:///./rankr_ghl_sync.db"
+    sandbox: bool | None = None
+    run_worker_in_process: bool = True
+    public_url: str = "http://127.0.0.1:8000"
+
+    ghl_api_base_url: str | None = None
+    ghl_api_version: str = "2021-07-28"
+    ghl_location_id: str | None = None
+    ghl_private_token: SecretStr | None = None
+    ghl_client_id: str | None = None
+    ghl_client_secret: SecretStr | None = None
+    ghl_redirect_uri: str | None = None
+    ghl_webhook_public_key: str | None = None
+    ghl_webhook_ed25519_public_key: str | None = None
+
+    rankr_api_base_url: str | None = None
+    rankr_account_id: str | None = None
+    rankr_client_id: str | None = None
+    rankr_client_secret: SecretStr | None = None
+    rankr_webhook_secrets: SecretStr | None = None
+
+    admin_token: SecretStr | None = None
+    token_encryption_key: SecretStr | None = None
+    log_level: str = "INFO"
+    log_format: Literal["json", "console"] = "console"
+
+    worker_concurrency: int = Field(default=4, ge=1, le=64)
+    worker_poll_seconds: float = Field(default=0.5, gt=0)
+    worker_lease_seconds: float = Field(default=60.0, gt=0)
+    max_attempts: int = Field(default=8, ge=1)
+    retry_schedule: str = "5,30,120,600,1800,3600,10800"
+    http_timeout_seconds: float = Field(default=15.0, gt=0)
+
+    contact_delete_mode: DeleteMode = "delete"
+    unlink_tag: str = "sync-unlinked"
+    custom_field_map: str = ""
+    user_map: str = ""
+
+    @field_validator("log_level")
+    @classmethod
+    def _upper_level(cls, value: str) -> str:
+        level = value.upper()
+        if level not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
+            raise ValueError("LOG_LEVEL must be DEBUG, INFO, WARNING, ERROR or CRITICAL")
+        return level
+
+    @field_validator("database_url")
+    @classmethod
+    def _known_database(cls, value: str) -> str:
+        if not value.startswith(("sqlite", "postgresql", "postgres://")):
+            raise ValueError("DATABASE_URL must be a sqlite:/// or postgresql:// URL")
+        return value
+
+    @model_validator(mode="after")
+    def _check_derived(self) -> Settings:
+        # Touch every derived value once so a malformed setting fails at start-up, naming itself.
+        _ = (self.retry_delays, self.custom_fields, self.users, self.rankr_secrets, self.ghl_verifier)
+        return self
+
+    # --- derived values -------------------------------------------------------------------------
+
+    @property
+    def sandbox_mode(self) -> bool:
+        if self.sandbox is not None:
+            return self.sandbox
+        return self.ghl_private_token is None and self.ghl_client_id is None
+
+    @property
+    def ghl_base_url(self) -> str:
+        if self.ghl_api_base_url:
+            return self.ghl_api_base_url.rstrip("/")
+        if self.sandbox_mode:
+            return f"{self.public_url.rstrip('/')}/sandbox/ghl"
+        return "https://services.leadconnectorhq.com"
+
+    @property
+    def rankr_base_url(self) -> str:
+        if self.rankr_api_base_url:
+            return self.rankr_api_base_url.rstrip("/")
+        if self.sandbox_mode:
+            return f"{self.public_url.rstrip('/')}/sandbox/rankr"
+        raise ValueError("RANKR_API_BASE_URL is not set")
+
+    @property
+    def ghl_token(self) -> str | None:
+        if self.ghl_private_token is not None:
+            return self.ghl_private_token.get_secret_value()
+        return sandbox_keys.GHL_PRIVATE_TOKEN if self.sandbox_mode else None
+
+    @property
+    def rankr_credentials(self) -> tuple[str, str] | None:
+        if self.rankr_client_id and self.rankr_client_secret is not None:
+            return self.rankr_client_id, self.rankr_client_secret.get_secret_value()
+        if self.sandbox_mode:
+            return sandbox_keys.RANKR_CLIENT_ID, sandbox_keys.RANKR_CLIENT_SECRET
+        return None
+
+    @cached_property
+    def rankr_secrets(self) -> tuple[WebhookSecret, ...]:
+        if self.rankr_webhook_secrets is not None:
+            text = self.rankr_webhook_secrets.get_secret_value()
+        elif self.sandbox_mode:
+            text = sandbox_keys.RANKR_WEBHOOK_SECRET
+        else:
+            return ()
+        try:
+            return tuple(WebhookSecret.parse(part) for part in text.split(",") if part.strip())
+        except ValueError as exc:
+            raise ValueError(f"RANKR_WEBHOOK_SECRETS: {exc}") from exc
+
+    @cached_property
+    def ghl_verifier(self) -> GhlVerifier:
+        sandbox = self.sandbox_mode
+        rsa_pem = self.ghl_webhook_public_key or (
+            sandbox_keys.GHL_RSA_PUBLIC_PEM if sandbox else ghl_keys.RSA_PUBLIC_KEY_PEM
+        )
+        ed_pem = self.ghl_webhook_ed25519_public_key or (
+            sandbox_keys.GHL_ED25519_PUBLIC_PEM if sandbox else ghl_keys.ED25519_PUBLIC_KEY_PEM
+        )
+        try:
+            rsa_key, ed_key = load_public_key(rsa_pem), load_public_key(ed_pem)
+        except (ValueError, OSError) as exc:
+            raise ValueError(f"GHL_WEBHOOK_PUBLIC_KEY / GHL_WEBHOOK_ED25519_PUBLIC_KEY: {exc}") from exc
+        from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
+
+        if not isinstance(rsa_key, rsa.RSAPublicKey):
+            raise ValueError("GHL_WEBHOOK_PUBLIC_KEY must be an RSA public key")
+        if not isinstance(ed_key, ed25519.Ed25519PublicKey):
+            raise ValueError("GHL_WEBHOOK_ED25519_PUBLIC_KEY must be an Ed25519 public key")
+        return GhlVerifier(ed25519_key=ed_key, rsa_key=rsa_key)
+
+    @cached_property
+    def retry_delays(self) -> tuple[float, ...]:
+        try:
+            delays = tuple(float(part) for part in self.retry_schedule.split(",") if part.strip())
+        except ValueError as exc:
+            raise ValueError("RETRY_SCHEDULE must be comma-separated seconds, e.g. 5,30,120") from exc
+        if not delays or any(delay <= 0 for delay in delays):
+            raise ValueError("RETRY_SCHEDULE must list at least one positive delay")
+        return delays
+
+    @cached_property
+    def custom_fields(self) -> dict[str, str]:
+        return _pairs(self.custom_field_map, "CUSTOM_FIELD_MAP")
+
+    @cached_property
+    def users(self) -> dict[str, str]:
+        return _pairs(self.user_map, "USER_MAP")
+
+    @property
+    def connection_seed(self) -> ConnectionSeed | None:
+        """The connection to create at start-up, if the settings describe one."""
+        if self.ghl_location_id and self.rankr_account_id and self.ghl_token and self.rankr_credentials:
+            return ConnectionSeed(self.rankr_account_id, self.ghl_location_id)
+        if self.sandbox_mode:
+            return ConnectionSeed(
+                self.rankr_account_id or sandbox_keys.RANKR_ACCOUNT_ID,
+                self.ghl_location_id or sandbox_keys.GHL_LOCATION_ID,
+            )
+        return None
