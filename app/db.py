@@ -64,6 +64,16 @@ def async_url(database_url: str) -> str:
     raise ValueError(f"unsupported database: {url.drivername}")
 
 
+def _server_settings(options: str) -> dict[str, str]:
+    """libpq's ``options`` (``-c name=value ...``) as asyncpg server settings."""
+    settings: dict[str, str] = {}
+    for part in options.replace("-c ", "-c").split():
+        if part.startswith("-c") and "=" in part:
+            name, _, value = part[2:].partition("=")
+            settings[name] = value
+    return settings
+
+
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     # WAL lets the intake write while the worker reads; busy_timeout makes writers queue instead of
     # failing with "database is locked" when intake and worker commit at the same moment.
@@ -76,14 +86,20 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 
 
 def create_engine(database_url: str, **kwargs: Any) -> AsyncEngine:
-    url = async_url(database_url)
-    if url.startswith("sqlite"):
+    """An async engine for ``DATABASE_URL``; a Postgres URL may carry libpq ``options=-csearch_path=x``."""
+    url = make_url(async_url(database_url))
+    if url.drivername.startswith("sqlite"):
         engine = create_async_engine(url, **kwargs)
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         return engine
-    kwargs.setdefault("pool_size", 10)
-    kwargs.setdefault("max_overflow", 10)
-    kwargs.setdefault("pool_pre_ping", True)
+    options = url.query.get("options")
+    if isinstance(options, str):
+        url = url.difference_update_query(["options"])
+        kwargs.setdefault("connect_args", {})["server_settings"] = _server_settings(options)
+    if "poolclass" not in kwargs:
+        kwargs.setdefault("pool_size", 10)
+        kwargs.setdefault("max_overflow", 10)
+        kwargs.setdefault("pool_pre_ping", True)
     return create_async_engine(url, **kwargs)
 
 

@@ -5,7 +5,7 @@ tests, so one piece of code defines each scheme. Verification always works on th
 compares in constant time; a verifier with no key or secret configured refuses every request rather
 than "verifying" against an empty key.
 
-Standard Webhooks: https://www.standardwebhooks.com/ – the signed content is
+Standard Webhooks: https://www.standardwebhooks.com/ - the signed content is
 ``{webhook-id}.{webhook-timestamp}.{body}``, HMAC-SHA256 keyed with the base64 part of ``whsec_...``,
 sent as space-separated ``v1,<base64>`` entries. This is small enough to own: it lets one verifier
 try several secrets (rotation) without parsing the JSON body, which the intake parses once itself.

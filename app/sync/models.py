@@ -38,6 +38,8 @@ class Link(Base):
         UniqueConstraint("connection_id", "kind", "rankr_id"),
         UniqueConstraint("connection_id", "kind", "ghl_id"),
         Index("ix_links_parent", "parent_id"),
+        Index("ix_links_match_email", "connection_id", "kind", "match_email"),
+        Index("ix_links_match_phone", "connection_id", "kind", "match_phone"),
         CheckConstraint("kind IN ('contact', 'task', 'note')", name="kind"),
         CheckConstraint("state IN ('pending', 'linked', 'deleted', 'unlinked')", name="state"),
     )
@@ -48,9 +50,7 @@ class Link(Base):
     rankr_id: Mapped[str | None] = mapped_column(String(255), default=None)
     ghl_id: Mapped[str | None] = mapped_column(String(255), default=None)
     # Tasks and notes hang off their contact's link.
-    parent_id: Mapped[int | None] = mapped_column(
-        ForeignKey("links.id", ondelete="SET NULL"), default=None
-    )
+    parent_id: Mapped[int | None] = mapped_column(ForeignKey("links.id", ondelete="SET NULL"), default=None)
     state: Mapped[str] = mapped_column(String(16))
     # The newest modification time seen on each side (Rankr lastModified, GHL dateUpdated).
     rankr_modified_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
@@ -58,6 +58,9 @@ class Link(Base):
     # The mapped fields both sides hold since the last sync, and their hash.
     snapshot: Mapped[dict[str, Any] | None] = mapped_column(JSONValue, default=None)
     synced_hash: Mapped[str | None] = mapped_column(String(64), default=None)
+    # Normalised email and phone of the snapshot: how the same person is recognised on both sides.
+    match_email: Mapped[str | None] = mapped_column(String(320), default=None)
+    match_phone: Mapped[str | None] = mapped_column(String(32), default=None)
     lease_owner: Mapped[str | None] = mapped_column(String(64), default=None)
     lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())

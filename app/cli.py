@@ -1,0 +1,201 @@
+"""The ``rankr-ghl-sync`` command: serve, worker, migrate, sandbox, status."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+import sys
+from typing import Annotated, Any
+
+import typer
+import uvicorn
+from pydantic import ValidationError
+
+from app.config import Settings
+
+cli = typer.Typer(
+    name="rankr-ghl-sync",
+    help="Keeps contacts in sync between Rankr and GoHighLevel, driven by signed webhooks.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Settings from the environment / .env, or a readable error naming the bad setting."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        for error in exc.errors():
+            where = ".".join(str(part) for part in error["loc"]).upper() or "settings"
+            typer.echo(f"error: {where}: {error['msg']}", err=True)
+        raise typer.Exit(2) from exc
+
+
+def _configure_logging(settings: Settings) -> None:
+    from app.kit.logs import configure_logging
+
+    configure_logging(settings.log_level, settings.log_format)
+
+
+def _local_url(host: str, port: int) -> str:
+    shown = "127.0.0.1" if host in {"0.0.0.0", "::", ""} else host  # noqa: S104 - only printed
+    return f"http://{shown}:{port}"
+
+
+def _banner(settings: Settings, base: str) -> str:
+    public = settings.public_url.rstrip("/")
+    lines = [
+        "",
+        "rankr-ghl-sync is starting",
+        f"  status page        {base}/status          (JSON; HTML in a browser)",
+        f"  health             {base}/healthz  {base}/readyz",
+        f"  API docs           {base}/docs",
+        f"  Rankr webhook URL  {public}/webhooks/rankr",
+        f"  GHL webhook URL    {public}/webhooks/ghl",
+        f"  database           {settings.database_url.split('@')[-1]}",
+    ]
+    if settings.sandbox_mode:
+        lines += [
+            "  sandbox mode: both APIs are emulated in this process",
+            f"    GHL sandbox UI   {base}/sandbox/ghl/ui",
+            f"    Rankr sandbox UI {base}/sandbox/rankr/ui",
+            "    create or edit a contact on one side and watch it appear on the other.",
+        ]
+    return "\n".join(lines) + "\n"
+
+
+@cli.command()
+def serve(
+    host: Annotated[str, typer.Option(help="interface to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="port to listen on")] = 8000,
+) -> None:
+    """The HTTP API; runs the worker in-process when RUN_WORKER_IN_PROCESS is true."""
+    from app.main import create_app
+
+    settings = load_settings()
+    if settings.sandbox_mode and "public_url" not in settings.model_fields_set:
+        settings = load_settings(public_url=_local_url(host, port))
+    _configure_logging(settings)
+    typer.echo(_banner(settings, _local_url(host, port)))
+    uvicorn.run(create_app(settings), host=host, port=port, log_config=None, access_log=False)
+
+
+@cli.command()
+def worker(
+    concurrency: Annotated[int | None, typer.Option(help="events processed at once")] = None,
+) -> None:
+    """Claims and processes events until stopped; SIGTERM finishes the current events first."""
+    settings = load_settings()
+    if concurrency is not None:
+        settings = load_settings(worker_concurrency=concurrency)
+    _configure_logging(settings)
+    asyncio.run(_run_worker(settings))
+
+
+async def _run_worker(settings: Settings) -> None:
+    from app.db import create_engine, session_factory
+    from app.integrations.registry import UpstreamRegistry
+    from app.kit.clock import utcnow
+    from app.sync.engine import SyncEngine
+    from app.worker import Worker
+
+    engine = create_engine(settings.database_url)
+    sessions = session_factory(engine)
+    registry = UpstreamRegistry(settings, utcnow)
+    runner = Worker(
+        sessions, SyncEngine(sessions, settings, registry.for_connection, clock=utcnow), settings, registry
+    )
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, runner.stop)
+    try:
+        await runner.run()
+    finally:
+        await registry.aclose()
+        await engine.dispose()
+
+
+@cli.command()
+def migrate() -> None:
+    """Alembic upgrade head on DATABASE_URL."""
+    from alembic import command
+
+    from app.health import alembic_config
+
+    settings = load_settings()
+    command.upgrade(alembic_config(settings.database_url), "head")
+    typer.echo("database is at the newest migration")
+
+
+@cli.command()
+def sandbox(
+    host: Annotated[str, typer.Option(help="interface to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="port to listen on")] = 8100,
+) -> None:
+    """The GHL and Rankr sandboxes on their own port (webhooks go to PUBLIC_URL)."""
+    from app.main import sandbox_config
+    from app.sandbox import create_standalone_app
+
+    settings = load_settings()
+    _configure_logging(settings)
+    base = _local_url(host, port)
+    typer.echo(
+        f"GHL sandbox API    {base}/sandbox/ghl   (UI: {base}/sandbox/ghl/ui)\n"
+        f"Rankr sandbox API  {base}/sandbox/rankr (UI: {base}/sandbox/rankr/ui)\n"
+        f"webhooks go to     {settings.public_url.rstrip('/')}/webhooks/..."
+    )
+    uvicorn.run(create_standalone_app(sandbox_config(settings)), host=host, port=port, log_config=None)
+
+
+@cli.command()
+def status(
+    as_json: Annotated[bool, typer.Option("--json", help="print the JSON document")] = False,
+) -> None:
+    """The same facts as GET /status, readable in a terminal."""
+    settings = load_settings()
+    facts = asyncio.run(_collect(settings))
+    if as_json:
+        typer.echo(json.dumps(facts, indent=2))
+        return
+    typer.echo(f"overall: {facts['status']}   ({facts['generatedAt']})")
+    for entry in facts["connections"]:
+        events = entry["events"]
+        typer.echo(
+            f"\nconnection {entry['id']}  {entry['name']}  [{entry['state']}]\n"
+            f"  events   pending {events['pending']}  processing {events['processing']}  "
+            f"retrying {events['retrying']}  dead {events['dead']}  done {events['done']}  "
+            f"skipped {events['skipped']}\n"
+            f"  oldest pending  {entry['oldestPendingAgeSeconds'] or '-'} s\n"
+            f"  last sync       to GHL {entry['lastSyncToGhlAt'] or '-'}   "
+            f"to Rankr {entry['lastSyncToRankrAt'] or '-'}\n"
+            f"  linked          {entry['linked']['contacts']} contacts, {entry['linked']['tasks']} tasks, "
+            f"{entry['linked']['notes']} notes"
+        )
+        for upstream, budget in entry["rateBudget"].items():
+            typer.echo(f"  {upstream} budget      {budget['remaining']} of {budget['limit']} left")
+        for error in entry.get("latestErrors", []):
+            typer.echo(f"  ! {error['status']} {error['type']} {error['eventId']}: {error['error']}")
+    unrouted = facts["unrouted"]
+    if unrouted["accounts"]:
+        typer.echo(f"\nevents for {unrouted['accounts']} unknown account(s): {unrouted['events']}")
+
+
+async def _collect(settings: Settings) -> dict[str, Any]:
+    from app.db import create_engine, session_factory
+    from app.health import collect_status
+    from app.kit.clock import utcnow
+
+    engine = create_engine(settings.database_url)
+    try:
+        return await collect_status(session_factory(engine), utcnow, detailed=True)
+    finally:
+        await engine.dispose()
+
+
+def main() -> None:
+    try:
+        cli()
+    except KeyboardInterrupt:
+        sys.exit(130)

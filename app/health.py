@@ -1,0 +1,233 @@
+"""``/healthz``, ``/readyz`` and ``/status``, and the status facts the ``status`` command prints too."""
+
+from __future__ import annotations
+
+import hmac
+from datetime import datetime
+from html import escape
+from pathlib import Path
+from typing import Annotated, Any
+
+from alembic.config import Config as AlembicConfig
+from alembic.script import ScriptDirectory
+from fastapi import APIRouter, Header, Request
+from fastapi.responses import HTMLResponse, JSONResponse, Response
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from app.config import Settings
+from app.connections import repository as connections
+from app.errors import ProblemError
+from app.inbox import repository as inbox
+from app.inbox.models import EventStatus
+from app.kit.clock import Clock
+from app.sync import repository as links
+from app.sync.models import Kind
+
+router = APIRouter(tags=["health"])
+
+MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
+
+
+def alembic_config(database_url: str | None = None) -> AlembicConfig:
+    config = AlembicConfig()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    if database_url is not None:
+        config.set_main_option("sqlalchemy.url", database_url.replace("%", "%%"))
+    return config
+
+
+def head_revision() -> str | None:
+    return ScriptDirectory.from_config(alembic_config()).get_current_head()
+
+
+async def schema_problem(sessions: async_sessionmaker[AsyncSession], head: str | None) -> str | None:
+    """Why the database is not ready, or None when it answers and is at the newest migration."""
+    try:
+        async with sessions() as session:
+            current = (await session.execute(text("SELECT version_num FROM alembic_version"))).scalar()
+    except Exception as exc:  # any driver error means "not ready"; the reason is reported, not raised
+        reason = type(exc).__name__
+        return f"the database does not answer or has no schema ({reason}); run 'rankr-ghl-sync migrate'"
+    if current != head:
+        return f"the schema is at {current}, the newest migration is {head}; run 'rankr-ghl-sync migrate'"
+    return None
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+async def collect_status(
+    sessions: async_sessionmaker[AsyncSession],
+    clock: Clock,
+    *,
+    detailed: bool,
+    token_expiry: dict[int, datetime | None] | None = None,
+) -> dict[str, Any]:
+    """Per connection: events by status, oldest open event, last syncs, links, tokens, rate budget."""
+    now = clock()
+    async with sessions() as session:
+        rows = await connections.all_connections(session)
+        counts = await inbox.status_counts(session)
+        oldest = await inbox.oldest_open(session)
+        linked = await links.link_counts(session)
+        budgets = {
+            (budget.connection_id, budget.upstream): budget for budget in await connections.budgets(session)
+        }
+        errors = {}
+        if detailed:
+            for connection in rows:
+                for key in (connection.rankr_account_id, connection.ghl_location_id):
+                    errors[key] = await inbox.latest_errors(session, key)
+
+    def events_for(keys: tuple[str, ...]) -> dict[str, int]:
+        return {
+            status.value: sum(counts.get((key, status.value), 0) for key in keys) for status in EventStatus
+        }
+
+    result = []
+    known: set[str] = set()
+    for connection in rows:
+        keys = (connection.rankr_account_id, connection.ghl_location_id)
+        known.update(keys)
+        first_open = min((oldest[key] for key in keys if key in oldest), default=None)
+        entry: dict[str, Any] = {
+            "id": connection.id,
+            "name": connection.name,
+            "state": connection.status,
+            "events": events_for(keys),
+            "oldestPendingAgeSeconds": round((now - first_open).total_seconds(), 1) if first_open else None,
+            "lastSyncToGhlAt": _iso(connection.last_synced_to_ghl_at),
+            "lastSyncToRankrAt": _iso(connection.last_synced_to_rankr_at),
+            "linked": {f"{kind.value}s": linked.get((connection.id, kind.value), 0) for kind in Kind},
+            "tokens": {
+                "ghl": {"kind": "private-integration", "expiresAt": None},
+                "rankr": {
+                    "kind": "client-credentials",
+                    "expiresAt": _iso((token_expiry or {}).get(connection.id)),
+                },
+            },
+            "rateBudget": {
+                upstream: {
+                    "limit": budget.limit,
+                    "remaining": budget.remaining,
+                    "windowMs": budget.window_ms,
+                    "dailyRemaining": budget.daily_remaining,
+                    "observedAt": _iso(budget.observed_at),
+                }
+                for (connection_id, upstream), budget in budgets.items()
+                if connection_id == connection.id
+            },
+        }
+        if detailed:
+            entry["rankrAccountId"] = connection.rankr_account_id
+            entry["ghlLocationId"] = connection.ghl_location_id
+            entry["latestErrors"] = [
+                {
+                    "eventId": event.event_id,
+                    "source": event.source,
+                    "type": event.type,
+                    "status": event.status,
+                    "attempts": event.attempts,
+                    "error": event.last_error,
+                    "receivedAt": _iso(event.received_at),
+                }
+                for key in keys
+                for event in errors.get(key, ())
+            ]
+        result.append(entry)
+    unrouted = {account: None for account, _ in counts if account not in known}
+    stuck = sum(entry["events"][EventStatus.DEAD] for entry in result)
+    return {
+        "status": "degraded" if stuck else "ok",
+        "generatedAt": now.isoformat(),
+        "connections": result,
+        "unrouted": {
+            "accounts": len(unrouted),
+            "events": {
+                status.value: sum(counts.get((account, status.value), 0) for account in unrouted)
+                for status in EventStatus
+            },
+        },
+    }
+
+
+def _is_admin(settings: Settings, authorization: str | None) -> bool:
+    if settings.admin_token is None:
+        # With no admin token the details are open only in sandbox mode (a local playground).
+        return settings.sandbox_mode
+    expected = f"Bearer {settings.admin_token.get_secret_value()}"
+    return authorization is not None and hmac.compare_digest(authorization.encode(), expected.encode())
+
+
+@router.get("/healthz", summary="Liveness: 200 while the process runs")
+async def healthz() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@router.get("/readyz", summary="Readiness: the database answers and its schema is current")
+async def readyz(request: Request) -> dict[str, str]:
+    problem = await schema_problem(request.app.state.sessions, request.app.state.head_revision)
+    if problem is not None:
+        raise ProblemError(503, "Service Unavailable", problem)
+    return {"status": "ready"}
+
+
+@router.get("/status", summary="Sync status per connection (JSON, or HTML for Accept: text/html)")
+async def status(
+    request: Request,
+    authorization: Annotated[str | None, Header()] = None,
+    accept: Annotated[str, Header()] = "",
+) -> Response:
+    settings: Settings = request.app.state.settings
+    detailed = _is_admin(settings, authorization)
+    registry = request.app.state.registry
+    expiry = {
+        connection_id: registry.rankr_token_expiry(connection_id) for connection_id in registry.connection_ids
+    }
+    facts = await collect_status(
+        request.app.state.sessions, request.app.state.clock, detailed=detailed, token_expiry=expiry
+    )
+    if "text/html" in accept:
+        return HTMLResponse(render_status_html(facts))
+    return JSONResponse(facts)
+
+
+def render_status_html(facts: dict[str, Any]) -> str:
+    """A plain, self-contained page of the same facts (no external assets)."""
+    rows = []
+    for entry in facts["connections"]:
+        events = entry["events"]
+        rows.append(
+            "<tr>"
+            + "".join(
+                f"<td>{escape(str(value))}</td>"
+                for value in (
+                    entry["id"],
+                    entry["name"],
+                    entry["state"],
+                    events["pending"] + events["processing"],
+                    events["retrying"],
+                    events["dead"],
+                    entry["oldestPendingAgeSeconds"] or "-",
+                    entry["lastSyncToGhlAt"] or "-",
+                    entry["lastSyncToRankrAt"] or "-",
+                    entry["linked"]["contacts"],
+                    (entry["rateBudget"].get("ghl") or {}).get("remaining", "-"),
+                )
+            )
+            + "</tr>"
+        )
+    head = "".join(
+        f"<th>{name}</th>"
+        for name in (
+            "id", "connection", "state", "pending", "retrying", "dead", "oldest pending (s)",
+            "last sync to GHL", "last sync to Rankr", "linked contacts", "GHL budget left",
+        )
+    )  # fmt: skip
+    return f"""<!doctype html><html><head><meta charset="utf-8"><meta http-equiv="refresh" content="5">
+<title>rankr-ghl-sync status</title><style>body{{font-family:sans-serif;margin:2em}}
+table{{border-collapse:collapse}}td,th{{border:1px solid #ccc;padding:4px 8px;text-align:left}}</style></head>
+<body><h1>rankr-ghl-sync: {escape(facts["status"])}</h1><p>generated {escape(facts["generatedAt"])}</p>
+<table><tr>{head}</tr>{"".join(rows)}</table></body></html>"""

@@ -1,0 +1,90 @@
+"""What both webhook endpoints share: a capped body read, JSON parsing, and store-then-answer.
+
+The order matters and is the same for every source: read the raw bytes (at most 1 MiB), verify the
+signature over those exact bytes, only then parse JSON and check its shape, then store the event with
+one insert and answer 2xx. Nothing here calls out over the network.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from fastapi import Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ValidationError
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from app.errors import ProblemError
+from app.inbox.service import IncomingEvent, record
+from app.kit.clock import Clock
+
+MAX_BODY_BYTES = 1024 * 1024
+
+T = TypeVar("T", bound=BaseModel)
+
+
+@dataclass(frozen=True, slots=True)
+class IntakeContext:
+    """What the webhook endpoints need, kept on ``app.state.intake``."""
+
+    engine: AsyncEngine
+    clock: Clock
+    on_stored: Callable[[], None]
+
+
+def intake_context(request: Request) -> IntakeContext:
+    context: IntakeContext = request.app.state.intake
+    return context
+
+
+async def read_body(request: Request) -> bytes:
+    """The raw body, refused with 413 beyond 1 MiB (declared or actually sent)."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+        raise ProblemError(413, "Content Too Large", f"the body exceeds {MAX_BODY_BYTES} bytes")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_BODY_BYTES:
+            raise ProblemError(413, "Content Too Large", f"the body exceeds {MAX_BODY_BYTES} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def parse_object(body: bytes) -> dict[str, Any]:
+    """The body as a JSON object: 400 when it is not JSON, 422 when it is JSON but not an object."""
+    try:
+        payload = json.loads(body)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ProblemError(400, "Bad Request", f"the body is not valid JSON: {exc}") from exc
+    if not isinstance(payload, dict):
+        raise ProblemError(422, "Unprocessable Content", "the body must be a JSON object")
+    return payload
+
+
+def validate(model: type[T], payload: dict[str, Any]) -> T:
+    """The payload as ``model``, or 422 naming the first fields that are wrong."""
+    try:
+        return model.model_validate(payload)
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors()[:5]:
+            where = ".".join(str(part) for part in error["loc"]) or "body"
+            problems.append(f"{where}: {error['msg']}")
+        raise ProblemError(422, "Unprocessable Content", "; ".join(problems)) from exc
+
+
+def unprocessable(detail: str) -> ProblemError:
+    return ProblemError(422, "Unprocessable Content", detail)
+
+
+async def store(context: IntakeContext, event: IncomingEvent) -> JSONResponse:
+    """Store the event, then answer: 202 when new, 200 for a redelivery (nothing new stored)."""
+    if await record(context.engine, event, context.clock()):
+        context.on_stored()
+        return JSONResponse({"status": "accepted", "eventId": event.event_id}, status_code=202)
+    return JSONResponse({"status": "duplicate", "eventId": event.event_id}, status_code=200)

@@ -1,0 +1,162 @@
+"""SQL of the inbox: insert-if-absent at intake, claim due events, settle them. Never commits."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import and_, delete, exists, func, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy.orm import aliased
+
+from app.inbox.models import OPEN_STATUSES, EventStatus, WebhookEvent
+
+_table = WebhookEvent.__table__
+
+
+def insert_if_absent_statement(dialect: str) -> Any:
+    """``INSERT ... ON CONFLICT (source, event_id) DO NOTHING`` for the given dialect."""
+    module: Any = postgresql if dialect == "postgresql" else sqlite
+    return module.insert(_table).on_conflict_do_nothing(index_elements=["source", "event_id"])
+
+
+async def insert_if_absent(conn: AsyncConnection, row: dict[str, Any]) -> bool:
+    """Store one event unless its (source, event_id) is already stored; True when it was new."""
+    result = await conn.execute(insert_if_absent_statement(conn.dialect.name), row)
+    return bool(result.rowcount)
+
+
+async def claim_due(
+    session: AsyncSession, *, worker: str, now: datetime, lease: timedelta, limit: int
+) -> Sequence[WebhookEvent]:
+    """Lease up to ``limit`` due events, at most one per ordering key and only the oldest open one.
+
+    An event is due when it is pending or retrying and its time has come, or when the worker that
+    claimed it let its lease expire (it crashed). An event waits while an older event with the same
+    ordering key is still open, so one record's events apply in arrival order. On Postgres the
+    candidates are locked with SKIP LOCKED, so concurrent workers never claim the same row.
+    """
+    earlier = aliased(WebhookEvent)
+    candidates = (
+        select(WebhookEvent.id)
+        .where(
+            or_(
+                and_(
+                    WebhookEvent.status.in_((EventStatus.PENDING, EventStatus.RETRYING)),
+                    WebhookEvent.next_attempt_at <= now,
+                ),
+                and_(WebhookEvent.status == EventStatus.PROCESSING, WebhookEvent.lease_until < now),
+            ),
+            ~exists().where(
+                earlier.ordering_key == WebhookEvent.ordering_key,
+                earlier.id < WebhookEvent.id,
+                earlier.status.in_(OPEN_STATUSES),
+            ),
+        )
+        .order_by(WebhookEvent.id)
+        .limit(limit)
+    )
+    if session.bind.dialect.name == "postgresql":
+        candidates = candidates.with_for_update(skip_locked=True)
+    statement = (
+        update(WebhookEvent)
+        .where(WebhookEvent.id.in_(candidates.scalar_subquery()))
+        .values(
+            status=EventStatus.PROCESSING,
+            lease_until=now + lease,
+            leased_by=worker,
+            attempts=WebhookEvent.attempts + 1,
+        )
+        .returning(WebhookEvent)
+        .execution_options(synchronize_session=False)
+    )
+    rows = (await session.execute(statement)).scalars().all()
+    return sorted(rows, key=lambda event: event.id)
+
+
+def _settle(event_id: int, worker: str) -> Any:
+    # Only the worker holding the lease may settle the event: one whose lease expired and was taken
+    # over by another worker must not overwrite that worker's outcome.
+    return update(WebhookEvent).where(WebhookEvent.id == event_id, WebhookEvent.leased_by == worker)
+
+
+async def finish(
+    session: AsyncSession, event_id: int, worker: str, status: EventStatus, now: datetime, note: str | None
+) -> bool:
+    """Mark a claimed event done, skipped or dead."""
+    result = await session.execute(
+        _settle(event_id, worker).values(
+            status=status, finished_at=now, lease_until=None, leased_by=None, last_error=note
+        )
+    )
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+async def reschedule(
+    session: AsyncSession,
+    event_id: int,
+    worker: str,
+    *,
+    status: EventStatus,
+    at: datetime,
+    error: str | None,
+    count_attempt: bool,
+) -> bool:
+    """Put a claimed event back: ``retrying`` after a failure, ``pending`` when it was only deferred."""
+    values: dict[str, Any] = {
+        "status": status,
+        "next_attempt_at": at,
+        "lease_until": None,
+        "leased_by": None,
+        "last_error": error,
+    }
+    if not count_attempt:
+        values["attempts"] = WebhookEvent.attempts - 1
+    result = await session.execute(_settle(event_id, worker).values(**values))
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+async def status_counts(session: AsyncSession) -> dict[tuple[str, str], int]:
+    """Event counts by (account_key, status)."""
+    rows = await session.execute(
+        select(WebhookEvent.account_key, WebhookEvent.status, func.count()).group_by(
+            WebhookEvent.account_key, WebhookEvent.status
+        )
+    )
+    return {(account, status): count for account, status, count in rows.all()}
+
+
+async def oldest_open(session: AsyncSession) -> dict[str, datetime]:
+    """Receive time of the oldest open event, by account_key."""
+    rows = await session.execute(
+        select(WebhookEvent.account_key, func.min(WebhookEvent.received_at))
+        .where(WebhookEvent.status.in_(OPEN_STATUSES))
+        .group_by(WebhookEvent.account_key)
+    )
+    return {account: at for account, at in rows.all() if at is not None}
+
+
+async def latest_errors(session: AsyncSession, account_key: str, limit: int = 5) -> Sequence[WebhookEvent]:
+    rows = await session.execute(
+        select(WebhookEvent)
+        .where(
+            WebhookEvent.account_key == account_key,
+            WebhookEvent.last_error.is_not(None),
+            WebhookEvent.status.in_((EventStatus.RETRYING, EventStatus.DEAD)),
+        )
+        .order_by(WebhookEvent.id.desc())
+        .limit(limit)
+    )
+    return rows.scalars().all()
+
+
+async def purge_finished(session: AsyncSession, before: datetime) -> int:
+    result = await session.execute(
+        delete(WebhookEvent).where(
+            WebhookEvent.status.in_((EventStatus.DONE, EventStatus.SKIPPED)),
+            WebhookEvent.finished_at < before,
+        )
+    )
+    return int(result.rowcount)  # type: ignore[attr-defined]

@@ -1,0 +1,102 @@
+"""The GHL Contacts API client (``Version`` header from settings), bound to one location.
+
+Authentication is a token source: a Private Integration token today, OAuth access tokens later.
+Every answer's ``X-RateLimit-*`` headers are reported to ``on_rate_limit``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping
+from datetime import datetime
+from typing import Any
+
+import httpx
+
+from app.errors import PermanentUpstreamError, UpstreamNotFound
+from app.integrations.ghl.schemas import GhlContact
+from app.kit.http import RateLimitSnapshot, UpstreamClient, ghl_rate_limit
+
+TokenSource = Callable[[], Awaitable[str]]
+
+
+def static_token(token: str) -> TokenSource:
+    async def source() -> str:
+        return token
+
+    return source
+
+
+class GhlClient(UpstreamClient):
+    upstream = "ghl"
+
+    def __init__(
+        self,
+        http: httpx.AsyncClient,
+        *,
+        base_url: str,
+        version: str,
+        location_id: str,
+        token: TokenSource,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(http, **kwargs)
+        self._base = base_url.rstrip("/")
+        self._version = version
+        self.location_id = location_id
+        self._token = token
+
+    def _rate_limit(self, headers: Mapping[str, str], now: datetime) -> RateLimitSnapshot | None:
+        return ghl_rate_limit(headers, now)
+
+    def _error_message(self, body: dict[str, Any], response: httpx.Response) -> str:
+        message = body.get("message")
+        if isinstance(message, list):
+            return "; ".join(str(part) for part in message)
+        if isinstance(message, str) and message:
+            return message
+        return super()._error_message(body, response)
+
+    def _is_not_found(self, status: int, message: str) -> bool:
+        # GHL answers some lookups of unknown ids with 400 "... not found" rather than 404.
+        return status == 404 or (status == 400 and "not found" in message.lower())
+
+    async def _call(self, method: str, path: str, *, idempotent: bool = True, **kwargs: Any) -> Any:
+        headers = {
+            "Authorization": f"Bearer {await self._token()}",
+            "Version": self._version,
+            "Accept": "application/json",
+        }
+        response = await self.send(
+            method, self._base + path, headers=headers, idempotent=idempotent, **kwargs
+        )
+        return response.json() if response.content else {}
+
+    @staticmethod
+    def _contact(body: Any) -> GhlContact:
+        contact = body.get("contact") if isinstance(body, dict) else None
+        if not isinstance(contact, dict):
+            raise PermanentUpstreamError("ghl", "the answer carries no contact")
+        return GhlContact.model_validate(contact)
+
+    async def get_contact(self, contact_id: str) -> GhlContact | None:
+        try:
+            return self._contact(await self._call("GET", f"/contacts/{contact_id}"))
+        except UpstreamNotFound:
+            return None
+
+    async def upsert_contact(self, fields: dict[str, Any]) -> tuple[GhlContact, bool]:
+        """Create, or update the contact GHL matches by email then phone; True when created."""
+        body = await self._call("POST", "/contacts/upsert", json={**fields, "locationId": self.location_id})
+        return self._contact(body), bool(body.get("new"))
+
+    async def update_contact(self, contact_id: str, fields: dict[str, Any]) -> GhlContact:
+        return self._contact(await self._call("PUT", f"/contacts/{contact_id}", json=fields))
+
+    async def delete_contact(self, contact_id: str) -> None:
+        try:
+            await self._call("DELETE", f"/contacts/{contact_id}")
+        except UpstreamNotFound:
+            return
+
+    async def add_tags(self, contact_id: str, tags: list[str]) -> None:
+        await self._call("POST", f"/contacts/{contact_id}/tags", json={"tags": tags})

@@ -1,0 +1,109 @@
+"""``POST /webhooks/ghl``: GHL marketplace webhooks, verified (signature, time), stored before the 2xx."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import JSONResponse
+
+from app.errors import ProblemError
+from app.inbox.intake import (
+    IntakeContext,
+    intake_context,
+    parse_object,
+    read_body,
+    store,
+    unprocessable,
+    validate,
+)
+from app.inbox.models import Source
+from app.inbox.service import IncomingEvent, ordering_key
+from app.integrations.ghl.schemas import GhlWebhook
+from app.kit.clock import parse_instant
+from app.kit.signatures import GhlVerifier, SignatureError, check_timestamp
+
+router = APIRouter(tags=["webhooks"])
+
+CONTACT_EVENTS = frozenset(
+    {"ContactCreate", "ContactUpdate", "ContactDelete", "ContactTagUpdate", "ContactDndUpdate"}
+)
+CHILD_EVENTS = frozenset(
+    {"TaskCreate", "TaskComplete", "TaskDelete", "TaskUpdate", "NoteCreate", "NoteUpdate", "NoteDelete"}
+)
+APPOINTMENT_EVENTS = frozenset({"AppointmentCreate", "AppointmentUpdate", "AppointmentDelete"})
+# GHL's docs name these AppInstall / AppUninstall while the bodies say INSTALL / UNINSTALL.
+APP_EVENTS = frozenset({"INSTALL", "UNINSTALL", "AppInstall", "AppUninstall"})
+
+
+def ghl_verifier(request: Request) -> GhlVerifier:
+    verifier: GhlVerifier = request.app.state.settings.ghl_verifier
+    return verifier
+
+
+def _keys(hook: GhlWebhook) -> tuple[str, str]:
+    """The account key (location, or company for agency installs) and the ordering key."""
+    if hook.type in APP_EVENTS:
+        account = hook.location_id or (f"company:{hook.company_id}" if hook.company_id else None)
+        if account is None:
+            raise unprocessable(f"locationId or companyId is required for {hook.type}")
+        return account, ordering_key(Source.GHL, account, "app", hook.webhook_id)
+    if hook.location_id is None:
+        raise unprocessable(f"locationId is required for {hook.type}")
+    location = hook.location_id
+    if hook.type in APPOINTMENT_EVENTS:
+        appointment = hook.appointment or {}
+        if not isinstance(appointment.get("id"), str) or not appointment["id"]:
+            raise unprocessable(f"appointment.id is required for {hook.type}")
+        contact = appointment.get("contactId")
+        if isinstance(contact, str) and contact:
+            return location, ordering_key(Source.GHL, location, "contact", contact)
+        return location, ordering_key(Source.GHL, location, "appointment", appointment["id"])
+    if hook.id is None:
+        raise unprocessable(f"id is required for {hook.type}")
+    if hook.type in CHILD_EVENTS:
+        # Real TaskCreate bodies have been seen without contactId: order by the task itself then.
+        if hook.contact_id is not None:
+            return location, ordering_key(Source.GHL, location, "contact", hook.contact_id)
+        kind = "task" if hook.type.startswith("Task") else "note"
+        return location, ordering_key(Source.GHL, location, kind, hook.id)
+    return location, ordering_key(Source.GHL, location, "contact", hook.id)
+
+
+@router.post(
+    "/webhooks/ghl",
+    status_code=202,
+    summary="Receive a GHL webhook",
+    responses={200: {"description": "a redelivery or an event type this service does not use"}},
+)
+async def receive_ghl_webhook(
+    request: Request,
+    context: Annotated[IntakeContext, Depends(intake_context)],
+    verifier: Annotated[GhlVerifier, Depends(ghl_verifier)],
+) -> JSONResponse:
+    body = await read_body(request)
+    try:
+        verifier.verify(body, request.headers.get("x-ghl-signature"), request.headers.get("x-wh-signature"))
+    except SignatureError as exc:
+        raise ProblemError(401, "Unauthorized", str(exc)) from exc
+    payload = parse_object(body)
+    hook = validate(GhlWebhook, payload)
+    sent_at = parse_instant(hook.timestamp)
+    if sent_at is None:
+        raise unprocessable("timestamp: not an ISO 8601 date-time")
+    try:
+        check_timestamp(sent_at, context.clock())
+    except SignatureError as exc:
+        raise ProblemError(401, "Unauthorized", str(exc)) from exc
+    if hook.type not in CONTACT_EVENTS | CHILD_EVENTS | APPOINTMENT_EVENTS | APP_EVENTS:
+        return JSONResponse({"status": "ignored", "eventId": hook.webhook_id}, status_code=200)
+    account, order = _keys(hook)
+    event = IncomingEvent(
+        source=Source.GHL,
+        event_id=hook.webhook_id,
+        type=hook.type,
+        account_key=account,
+        ordering_key=order,
+        payload=payload,
+    )
+    return await store(context, event)

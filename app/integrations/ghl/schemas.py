@@ -1,0 +1,55 @@
+"""GHL wire DTOs (Contacts API ``Version: 2021-07-28``, marketplace webhooks), as this service reads them."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import Field
+
+from app.integrations.wire import WireModel
+
+
+class GhlCustomField(WireModel):
+    id: str
+    value: Any = None
+
+
+class GhlContact(WireModel):
+    """A contact as GET /contacts/{id} (GetContectByIdSchema) and the write endpoints answer it."""
+
+    id: str
+    location_id: str | None = None
+    first_name: str | None = None
+    last_name: str | None = None
+    email: str | None = None
+    phone: str | None = None
+    company_name: str | None = None
+    website: str | None = None
+    address1: str | None = None
+    city: str | None = None
+    state: str | None = None
+    postal_code: str | None = None
+    country: str | None = None
+    tags: list[str] = Field(default_factory=list)
+    custom_fields: list[GhlCustomField] = Field(default_factory=list)
+    assigned_to: str | None = None
+    date_added: str | None = None
+    date_updated: str | None = None
+
+
+class GhlWebhook(WireModel):
+    """The fields of a GHL webhook body the intake checks (docs/oauth/WebhookAuthentication.md).
+
+    Contact events carry the contact at the top level with ``id``; task and note events carry
+    ``id`` and, usually, ``contactId``; appointment events nest an ``appointment`` object; app
+    install events name a ``locationId`` or, for agency installs, a ``companyId``.
+    """
+
+    type: str = Field(min_length=1)
+    webhook_id: str = Field(min_length=1, max_length=255)
+    timestamp: str = Field(min_length=1)
+    location_id: str | None = Field(default=None, min_length=1, max_length=255)
+    company_id: str | None = Field(default=None, min_length=1, max_length=255)
+    id: str | None = Field(default=None, min_length=1, max_length=255)
+    contact_id: str | None = Field(default=None, min_length=1, max_length=255)
+    appointment: dict[str, Any] | None = None

@@ -1,0 +1,124 @@
+"""The Rankr API client, bound to one account: client-credentials token, cached until shortly before expiry.
+
+Every Rankr route, ``/oauth/token`` included, is relative to ``RANKR_API_BASE_URL`` (which may carry
+a path). Every answer's ``RateLimit-*`` headers are reported to ``on_rate_limit``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import httpx
+
+from app.errors import PermanentUpstreamError, UpstreamError, UpstreamNotFound
+from app.integrations.rankr.schemas import RankrContact
+from app.kit.http import RateLimitSnapshot, UpstreamClient, rankr_rate_limit
+
+SCOPES = "contacts.read contacts.write tasks.read tasks.write notes.read notes.write"
+# Renew this long before the token expires, so no request goes out with a token about to lapse.
+TOKEN_MARGIN = timedelta(seconds=60)
+
+
+@dataclass(frozen=True, slots=True)
+class CreateResult:
+    """A created contact, or the id of the contact that already holds the email (Rankr's 409)."""
+
+    contact: RankrContact | None
+    existing_id: str | None
+
+
+class RankrClient(UpstreamClient):
+    upstream = "rankr"
+
+    def __init__(
+        self, http: httpx.AsyncClient, *, base_url: str, client_id: str, client_secret: str, **kwargs: Any
+    ) -> None:
+        super().__init__(http, **kwargs)
+        self._base = base_url.rstrip("/")
+        self._client_id = client_id
+        self._client_secret = client_secret
+        self._token: str | None = None
+        self._expires_at: datetime | None = None
+        self._lock = asyncio.Lock()
+
+    def _rate_limit(self, headers: Mapping[str, str], now: datetime) -> RateLimitSnapshot | None:
+        return rankr_rate_limit(headers, now)
+
+    def _error_message(self, body: dict[str, Any], response: httpx.Response) -> str:
+        for key in ("detail", "title", "error_description", "error"):
+            value = body.get(key)
+            if isinstance(value, str) and value:
+                return value
+        return super()._error_message(body, response)
+
+    @property
+    def token_expires_at(self) -> datetime | None:
+        return self._expires_at
+
+    async def _access_token(self) -> str:
+        async with self._lock:
+            now = self._clock()
+            if self._token and self._expires_at and now < self._expires_at - TOKEN_MARGIN:
+                return self._token
+            response = await self.send(
+                "POST",
+                f"{self._base}/oauth/token",
+                data={
+                    "grant_type": "client_credentials",
+                    "client_id": self._client_id,
+                    "client_secret": self._client_secret,
+                    "scope": SCOPES,
+                },
+            )
+            body = response.json()
+            token = body.get("access_token") if isinstance(body, dict) else None
+            if not isinstance(token, str) or not token:
+                raise PermanentUpstreamError("rankr", "the token answer carries no access_token")
+            self._token = token
+            self._expires_at = now + timedelta(seconds=float(body.get("expires_in", 3600)))
+            return token
+
+    async def _call(self, method: str, path: str, *, idempotent: bool = True, **kwargs: Any) -> Any:
+        for attempt in range(2):
+            headers = {"Authorization": f"Bearer {await self._access_token()}", "Accept": "application/json"}
+            try:
+                response = await self.send(
+                    method, self._base + path, headers=headers, idempotent=idempotent, **kwargs
+                )
+            except UpstreamError as exc:
+                # A token revoked or expired early: fetch a new one once, then give up.
+                if exc.status == 401 and attempt == 0:
+                    self._token = None
+                    continue
+                raise
+            return response.json() if response.content else {}
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def get_contact(self, contact_id: str) -> RankrContact | None:
+        try:
+            return RankrContact.model_validate(await self._call("GET", f"/contacts/{contact_id}"))
+        except UpstreamNotFound:
+            return None
+
+    async def create_contact(self, fields: dict[str, Any]) -> CreateResult:
+        try:
+            body = await self._call("POST", "/contacts", json=fields, idempotent=False)
+        except PermanentUpstreamError as exc:
+            existing = exc.body.get("contactId")
+            if exc.status == 409 and isinstance(existing, str) and existing:
+                return CreateResult(contact=None, existing_id=existing)
+            raise
+        return CreateResult(contact=RankrContact.model_validate(body), existing_id=None)
+
+    async def update_contact(self, contact_id: str, fields: dict[str, Any]) -> RankrContact:
+        return RankrContact.model_validate(await self._call("PUT", f"/contacts/{contact_id}", json=fields))
+
+    async def delete_contact(self, contact_id: str) -> None:
+        try:
+            await self._call("DELETE", f"/contacts/{contact_id}")
+        except UpstreamNotFound:
+            return

@@ -1,0 +1,79 @@
+"""``POST /webhooks/rankr``: Standard Webhooks-signed Rankr events, stored before the 2xx."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import JSONResponse
+
+from app.errors import ProblemError
+from app.inbox.intake import (
+    IntakeContext,
+    intake_context,
+    parse_object,
+    read_body,
+    store,
+    unprocessable,
+    validate,
+)
+from app.inbox.models import Source
+from app.inbox.service import IncomingEvent, ordering_key
+from app.integrations.rankr.schemas import RankrWebhook
+from app.kit.signatures import SignatureError, WebhookSecret, verify_standard
+
+router = APIRouter(tags=["webhooks"])
+
+
+def rankr_secrets(request: Request) -> tuple[WebhookSecret, ...]:
+    secrets: tuple[WebhookSecret, ...] = request.app.state.settings.rankr_secrets
+    return secrets
+
+
+@router.post(
+    "/webhooks/rankr",
+    status_code=202,
+    summary="Receive a Rankr webhook",
+    responses={200: {"description": "a redelivery; nothing new stored"}, 401: {}, 400: {}, 413: {}, 422: {}},
+)
+async def receive_rankr_webhook(
+    request: Request,
+    context: Annotated[IntakeContext, Depends(intake_context)],
+    secrets: Annotated[tuple[WebhookSecret, ...], Depends(rankr_secrets)],
+) -> JSONResponse:
+    body = await read_body(request)
+    headers = request.headers
+    msg_id = headers.get("webhook-id")
+    try:
+        verify_standard(
+            secrets,
+            msg_id,
+            headers.get("webhook-timestamp"),
+            headers.get("webhook-signature"),
+            body,
+            context.clock(),
+        )
+    except SignatureError as exc:
+        raise ProblemError(401, "Unauthorized", str(exc)) from exc
+    assert msg_id is not None  # verify_standard refuses a delivery without webhook-id  # noqa: S101
+    if len(msg_id) > 255:
+        raise unprocessable("webhook-id is longer than 255 characters")
+    payload = parse_object(body)
+    hook = validate(RankrWebhook, payload)
+    kind, record_id = hook.record_id()
+    if record_id is None:
+        raise unprocessable(f"data.{kind}Id is required for {hook.type}")
+    # Tasks and notes queue behind their contact, so they never overtake its creation.
+    if kind != "contact":
+        if hook.data.contact_id is None:
+            raise unprocessable(f"data.contactId is required for {hook.type}")
+        kind, record_id = "contact", hook.data.contact_id
+    event = IncomingEvent(
+        source=Source.RANKR,
+        event_id=msg_id,
+        type=hook.type,
+        account_key=hook.account_id,
+        ordering_key=ordering_key(Source.RANKR, hook.account_id, kind, record_id),
+        payload=payload,
+    )
+    return await store(context, event)

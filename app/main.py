@@ -1,0 +1,111 @@
+"""The FastAPI application: ``create_app(settings)`` wires the database, clients, worker and sandboxes."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from app.config import Settings
+from app.connections import repository as connections
+from app.db import create_engine, session_factory, unit_of_work
+from app.health import head_revision, schema_problem
+from app.health import router as health_router
+from app.inbox.intake import IntakeContext
+from app.integrations.ghl.endpoints import router as ghl_router
+from app.integrations.rankr.endpoints import router as rankr_router
+from app.integrations.registry import UpstreamRegistry
+from app.kit.clock import Clock, utcnow
+from app.problems import install_problem_handlers
+from app.sandbox import Sandbox, SandboxConfig
+from app.sync.engine import SyncEngine
+from app.worker import Worker
+
+log = logging.getLogger(__name__)
+
+
+async def seed_connection(app: FastAPI, settings: Settings, clock: Clock) -> None:
+    """Create the single connection the settings describe (or the sandbox's), if there is one."""
+    seed = settings.connection_seed
+    if seed is None:
+        return
+    try:
+        async with unit_of_work(app.state.sessions) as session:
+            connection = await connections.ensure(
+                session, seed.rankr_account_id, seed.ghl_location_id, clock()
+            )
+        log.info("connections.ready", extra={"connection": connection.id})
+    except ValueError as exc:
+        log.error("connections.seed_conflict", extra={"error": str(exc)})
+
+
+def sandbox_config(settings: Settings) -> SandboxConfig:
+    return SandboxConfig(webhook_target=settings.public_url.rstrip("/"))
+
+
+def create_app(settings: Settings | None = None, *, clock: Clock = utcnow) -> FastAPI:
+    settings = settings or Settings()
+    sandbox = Sandbox(sandbox_config(settings)) if settings.sandbox_mode else None
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        engine = create_engine(settings.database_url)
+        sessions = session_factory(engine)
+        registry = UpstreamRegistry(settings, clock)
+        worker: Worker | None = None
+        if settings.run_worker_in_process:
+            worker = Worker(
+                sessions,
+                SyncEngine(sessions, settings, registry.for_connection, clock=clock),
+                settings,
+                registry,
+                clock=clock,
+            )
+        app.state.settings = settings
+        app.state.clock = clock
+        app.state.sessions = sessions
+        app.state.registry = registry
+        app.state.head_revision = head_revision()
+        app.state.worker = worker
+        app.state.intake = IntakeContext(
+            engine=engine, clock=clock, on_stored=worker.wake if worker else _nothing
+        )
+        problem = await schema_problem(sessions, app.state.head_revision)
+        if problem is None:
+            await seed_connection(app, settings, clock)
+        else:
+            log.warning("db.not_ready", extra={"reason": problem})
+        if sandbox is not None:
+            await sandbox.start()
+        worker_task = asyncio.create_task(worker.run(), name="worker") if worker else None
+        try:
+            yield
+        finally:
+            if worker is not None and worker_task is not None:
+                worker.stop()
+                await worker_task
+            if sandbox is not None:
+                await sandbox.stop()
+            await registry.aclose()
+            await engine.dispose()
+
+    app = FastAPI(
+        title="rankr-ghl-sync",
+        summary="Keeps contacts in sync between Rankr and GoHighLevel, driven by signed webhooks.",
+        lifespan=lifespan,
+    )
+    install_problem_handlers(app)
+    app.include_router(rankr_router)
+    app.include_router(ghl_router)
+    app.include_router(health_router)
+    if sandbox is not None:
+        app.state.sandbox = sandbox
+        app.mount("/sandbox", sandbox.app)
+    return app
+
+
+def _nothing() -> None:
+    return None

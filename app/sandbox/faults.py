@@ -1,0 +1,39 @@
+"""Injected faults: a fraction of API answers replaced by an error status, and added latency.
+
+Shared by both sandboxes; each side renders the error in its own format. The dice are the sandbox's
+seeded ``random.Random`` so a test can make a fault pattern repeatable.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from dataclasses import dataclass
+
+
+@dataclass
+class FaultSettings:
+    """What to inject: ``error_rate`` of API answers get ``error_status``; every one waits ``latency_ms``."""
+
+    error_rate: float = 0.0
+    error_status: int = 503
+    latency_ms: float = 0.0
+
+
+class FaultInjector:
+    """Rolls the dice for one sandbox's API requests."""
+
+    def __init__(self, settings: FaultSettings, dice: random.Random) -> None:
+        self.settings = settings
+        self._dice = dice
+
+    def pick_error(self) -> int | None:
+        """The status to answer instead of the real one, or None to answer normally."""
+        rate = self.settings.error_rate
+        if rate > 0 and (rate >= 1 or self._dice.random() < rate):
+            return self.settings.error_status
+        return None
+
+    async def delay(self) -> None:
+        if self.settings.latency_ms > 0:
+            await asyncio.sleep(self.settings.latency_ms / 1000)

@@ -1,0 +1,595 @@
+"""Contacts, both directions: Rankr contact.* events -> GHL, GHL Contact* events -> Rankr.
+
+How the guarantees hold:
+
+- **No duplicates.** A record with no link is created on the other side only after a *pending* link
+  row is committed for it. The unique constraints on (connection, kind, side id) stop a second worker,
+  and an incoming event from the other side that could be the echo of a create still in flight (same
+  email, phone or content) is deferred until that create has finished and linked both records. GHL
+  creates go through ``POST /contacts/upsert`` and Rankr creates answer 409 with the id of a contact
+  that already holds the email, so a person that already exists on the other side is linked, not
+  created twice.
+- **No echoes.** The link keeps the canonical fields both sides hold since the last sync. An event
+  whose fields equal that snapshot (the echo of our own write, a no-op, a duplicate) writes nothing;
+  for GHL the webhook body is compared first, so an echo costs no API call at all.
+- **No stale overwrites.** Rankr events carry ``lastModified``: one not newer than the newest seen
+  for the record is skipped. GHL webhooks carry no modification time, so a GHL change is applied from
+  the record fetched at processing time, which is the current state whatever order events came in.
+- **Only what changed is written**, field by field, so a change made meanwhile on the other side to
+  another field is not overwritten.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable
+from contextlib import suppress
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from pydantic import ValidationError
+from sqlalchemy.exc import IntegrityError
+
+from app.config import DeleteMode
+from app.connections.models import Connection
+from app.db import unit_of_work
+from app.errors import Deferred, LinkConflictError, MappingError, PermanentUpstreamError, UpstreamNotFound
+from app.integrations.ghl.schemas import GhlContact
+from app.integrations.rankr.schemas import RankrContact
+from app.kit.clock import parse_instant
+from app.sync import mapping
+from app.sync import repository as links
+from app.sync.base import Handler, Job, Settlement, Side, Upstreams
+from app.sync.mapping import Canonical, FieldMaps
+from app.sync.models import Kind, Link, LinkState
+
+KIND = Kind.CONTACT.value
+GHL_DELETE = "ContactDelete"
+RANKR_DELETE = "contact.deleted"
+
+
+@dataclass(frozen=True, slots=True)
+class Observed:
+    """A contact as its source side showed it: id, modification time, canonical fields.
+
+    ``current`` is true when the state was just fetched from the API (it is the newest there is),
+    false when it comes from an event body (it may have been overtaken since).
+    """
+
+    side: Side
+    record_id: str
+    modified_at: datetime | None
+    fields: Canonical
+    current: bool
+
+
+def _modified_column(side: Side) -> str:
+    return f"{side.value}_modified_at"
+
+
+def _newest(a: datetime | None, b: datetime | None) -> datetime | None:
+    if a is None or b is None:
+        return a or b
+    return max(a, b)
+
+
+def _not_newer(seen: datetime | None, newest: datetime | None) -> bool:
+    return seen is not None and newest is not None and seen <= newest
+
+
+def _snapshot_values(fields: Canonical) -> dict[str, Any]:
+    email, phone = mapping.match_keys(fields)
+    return {
+        "snapshot": fields,
+        "synced_hash": mapping.fingerprint(fields),
+        "match_email": email,
+        "match_phone": phone,
+    }
+
+
+class ContactSync(Handler):
+    """Applies contact events of one connection to the other side."""
+
+    def __init__(
+        self, *args: Any, maps: FieldMaps, delete_mode: DeleteMode, unlink_tag: str, **kwargs: Any
+    ) -> None:
+        super().__init__(*args, **kwargs)
+        self._maps = maps
+        self._delete_mode = delete_mode
+        self._unlink_tag = unlink_tag
+
+    async def handle(self, job: Job, connection: Connection, up: Upstreams) -> None:
+        if job.source is Side.RANKR:
+            data = job.payload.get("data") or {}
+            if job.type == RANKR_DELETE:
+                await self._delete(job, connection, up, Side.RANKR, str(data["contactId"]))
+                return
+            try:
+                contact = RankrContact.model_validate(data)
+            except ValidationError as exc:
+                raise MappingError(
+                    f"the Rankr contact in the event cannot be read: {exc.errors()[0]['msg']}"
+                ) from exc
+            fields = mapping.from_rankr(contact, self._maps)
+            observed = Observed(Side.RANKR, contact.contact_id, contact.last_modified, fields, current=False)
+            await self._sync(job, connection, up, observed)
+            return
+        contact_id = str(job.payload["id"])
+        if job.type == GHL_DELETE:
+            await self._delete(job, connection, up, Side.GHL, contact_id)
+            return
+        await self._ghl_change(job, connection, up, contact_id)
+
+    # --- GHL changes: compare the webhook body first, fetch only when it differs --------------------
+
+    async def _ghl_change(self, job: Job, connection: Connection, up: Upstreams, contact_id: str) -> None:
+        async with self._sessions() as session:
+            link = await links.find(session, connection.id, KIND, Side.GHL, contact_id)
+        if link is not None and link.state in (LinkState.DELETED, LinkState.UNLINKED):
+            await self.settle(job, connection, Settlement(note=f"contact is {link.state}; nothing to apply"))
+            return
+        if link is not None and link.state == LinkState.LINKED:
+            try:
+                shown = mapping.from_ghl(GhlContact.model_validate(job.payload), self._maps)
+            except ValidationError:
+                shown = None
+            if shown is not None and mapping.fingerprint(shown) == link.synced_hash:
+                await self.settle(
+                    job, connection, Settlement(note="unchanged since the last sync (echo or no-op)")
+                )
+                return
+        # GHL webhooks carry no dateUpdated and may omit fields: the current record is the truth.
+        observed = await self._fetch(up, Side.GHL, contact_id)
+        if observed is None:
+            await self.settle(job, connection, Settlement(note="contact no longer exists in GHL"))
+            return
+        await self._sync(job, connection, up, observed)
+
+    async def _fetch(self, up: Upstreams, side: Side, record_id: str) -> Observed | None:
+        """The record as its side holds it now (one API read), or None when it no longer exists."""
+        if side is Side.GHL:
+            ghl = await up.ghl.get_contact(record_id)
+            if ghl is None:
+                return None
+            fields = mapping.from_ghl(ghl, self._maps)
+            return Observed(side, record_id, parse_instant(ghl.date_updated), fields, current=True)
+        rankr = await up.rankr.get_contact(record_id)
+        if rankr is None:
+            return None
+        return Observed(
+            side, record_id, rankr.last_modified, mapping.from_rankr(rankr, self._maps), current=True
+        )
+
+    # --- create or update --------------------------------------------------------------------------
+
+    async def _sync(self, job: Job, connection: Connection, up: Upstreams, seen: Observed) -> None:
+        async with self._sessions() as session:
+            link, in_flight = await links.find_with_pending(
+                session, connection.id, KIND, seen.side, seen.record_id
+            )
+        if link is None:
+            candidates = [pending for pending in in_flight if self._may_be_echo(pending, seen)]
+            if candidates:
+                # Wait until the create finishes and links both records; poll slowly when its
+                # worker is not at it right now (it is waiting to retry).
+                now = self._clock()
+                active = any(p.lease_until is not None and p.lease_until > now for p in candidates)
+                raise Deferred(
+                    "a create toward this side is in flight; this may be its echo", 0.5 if active else 5.0
+                )
+            link = await self._claim_new(job, connection, seen)
+            await self._create(job, connection, up, seen, link)
+            return
+        if link.state in (LinkState.DELETED, LinkState.UNLINKED):
+            await self.settle(job, connection, Settlement(note=f"contact is {link.state}; nothing to apply"))
+            return
+        await self.acquire(job, link)
+        if link.state == LinkState.PENDING:
+            # An earlier attempt began the create and did not finish: finish it (idempotently).
+            await self._create(job, connection, up, seen, link)
+            return
+        try:
+            await self._update(job, connection, up, seen, link)
+        except BaseException:
+            await self.release(job, link.id)
+            raise
+
+    def _may_be_echo(self, pending: Link, seen: Observed) -> bool:
+        snapshot = pending.snapshot or {}
+        email, phone = mapping.match_keys(seen.fields)
+        if email is None and phone is None:
+            # Nothing to recognise the person by: any create in flight could be this one.
+            return True
+        return (
+            (email is not None and email == pending.match_email)
+            or (phone is not None and phone == pending.match_phone)
+            or mapping.fingerprint(seen.fields) == mapping.fingerprint(snapshot)
+        )
+
+    async def _claim_new(self, job: Job, connection: Connection, seen: Observed) -> Link:
+        """Commit a pending link for a record the other side does not know yet, holding its lease."""
+        now = self._clock()
+        link = Link(
+            connection_id=connection.id,
+            kind=KIND,
+            state=LinkState.PENDING,
+            lease_owner=job.worker,
+            lease_until=now + self._lease,
+            created_at=now,
+            updated_at=now,
+            **{f"{seen.side.value}_id": seen.record_id},
+            **_snapshot_values(seen.fields),
+        )
+        try:
+            async with unit_of_work(self._sessions) as session:
+                session.add(link)
+        except IntegrityError as exc:
+            raise Deferred("another worker is linking this contact") from exc
+        return link
+
+    async def _create(
+        self, job: Job, connection: Connection, up: Upstreams, seen: Observed, link: Link
+    ) -> None:
+        try:
+            await self._create_and_link(job, connection, up, seen, link)
+        except (PermanentUpstreamError, LinkConflictError, MappingError):
+            # Nothing was created that the link could point at: leave no half-written state.
+            async with unit_of_work(self._sessions) as session:
+                await links.remove(session, link.id, job.worker)
+            raise
+        except BaseException:
+            await self.release(job, link.id)
+            raise
+
+    async def _create_and_link(
+        self, job: Job, connection: Connection, up: Upstreams, seen: Observed, link: Link
+    ) -> None:
+        target = seen.side.other
+        email, phone = mapping.match_keys(seen.fields)
+        async with self._sessions() as session:
+            clashes = [
+                other
+                for other in await links.find_by_match(session, connection.id, KIND, email, phone)
+                if other.id != link.id and getattr(other, f"{target.value}_id") is not None
+            ]
+        if clashes:
+            other = clashes[0]
+            raise LinkConflictError(
+                f"{target.value} contact {getattr(other, f'{target.value}_id')} shares this contact's "
+                f"email or phone and is already linked to {seen.side.value} contact "
+                f"{getattr(other, f'{seen.side.value}_id')}; merge them by hand"
+            )
+        result = Settlement(link_id=link.id, synced={target.inbound})
+        if target is Side.GHL:
+            target_id, target_fields, target_modified = await self._create_in_ghl(
+                job, connection, up, seen, link, result
+            )
+        else:
+            target_id, target_fields, target_modified = await self._create_in_rankr(
+                job, connection, up, seen, link, result
+            )
+        await self._ensure_unlinked(connection, target, target_id, link)
+        # The target may hold values the origin lacks (it matched an existing record): bring them back
+        # so both sides agree. Never clear anything on the origin this way.
+        back = mapping.fills(target_fields, seen.fields)
+        origin_modified = seen.modified_at
+        if back:
+            origin_modified = await self._update_side(
+                job, connection, up, seen.side, seen.record_id, back, seen.fields, link, result
+            )
+        values: dict[str, Any] = {
+            "state": LinkState.LINKED,
+            f"{target.value}_id": target_id,
+            _modified_column(target): target_modified,
+            _modified_column(seen.side): origin_modified,
+            "synced_at": self._clock(),
+            # What both sides hold now. Where the target dropped a value the origin has, the target's
+            # emptiness is recorded, so a later target event can never clear the origin's value.
+            **_snapshot_values({**seen.fields, **target_fields}),
+        }
+        result.link_values = values
+        await self.settle(job, connection, result)
+
+    async def _ensure_unlinked(self, connection: Connection, side: Side, record_id: str, link: Link) -> None:
+        async with self._sessions() as session:
+            other = await links.find(session, connection.id, KIND, side, record_id)
+        if other is not None and other.id != link.id:
+            raise LinkConflictError(
+                f"{side.value} contact {record_id} matched this contact but is already linked to another"
+                f" (link {other.id})"
+            )
+
+    async def _create_in_ghl(
+        self, job: Job, connection: Connection, up: Upstreams, seen: Observed, link: Link, result: Settlement
+    ) -> tuple[str, Canonical, datetime | None]:
+        fields = mapping.present(seen.fields)
+        contact, created = await self.write(
+            job,
+            connection,
+            up.ghl.upsert_contact(mapping.ghl_body(fields, self._maps)),
+            direction=Side.GHL.inbound,
+            action="create",
+            kind=KIND,
+            link=link,
+            changes=mapping.describe(fields, None),
+        )
+        result.audits.append(
+            {
+                "link_id": link.id,
+                "kind": KIND,
+                "rankr_id": seen.record_id,
+                "ghl_id": contact.id,
+                "direction": Side.GHL.inbound,
+                "action": "create" if created else "link",
+                "changes": mapping.describe(fields, None),
+            }
+        )
+        return contact.id, mapping.from_ghl(contact, self._maps), parse_instant(contact.date_updated)
+
+    async def _create_in_rankr(
+        self, job: Job, connection: Connection, up: Upstreams, seen: Observed, link: Link, result: Settlement
+    ) -> tuple[str, Canonical, datetime | None]:
+        fields = mapping.present(seen.fields)
+        created = await self.write(
+            job,
+            connection,
+            up.rankr.create_contact(mapping.rankr_body(fields, self._maps)),
+            direction=Side.RANKR.inbound,
+            action="create",
+            kind=KIND,
+            link=link,
+            changes=mapping.describe(fields, None),
+        )
+        if created.contact is not None:
+            result.audits.append(
+                {
+                    "link_id": link.id,
+                    "kind": KIND,
+                    "rankr_id": created.contact.contact_id,
+                    "ghl_id": seen.record_id,
+                    "direction": Side.RANKR.inbound,
+                    "action": "create",
+                    "changes": mapping.describe(fields, None),
+                }
+            )
+            contact = created.contact
+        else:
+            # Rankr already has a contact with this email (409): link to it and bring it up to date.
+            existing_id = created.existing_id
+            assert existing_id is not None  # noqa: S101 - CreateResult holds one or the other
+            await self._ensure_unlinked(connection, Side.RANKR, existing_id, link)
+            existing = await up.rankr.get_contact(existing_id)
+            if existing is None:
+                raise Deferred("Rankr named an existing contact that is gone; trying again", delay=2.0)
+            current = mapping.from_rankr(existing, self._maps)
+            update = mapping.changes(fields, current)
+            contact = existing
+            if update:
+                contact = await self.write(
+                    job,
+                    connection,
+                    up.rankr.update_contact(existing_id, mapping.rankr_body(update, self._maps)),
+                    direction=Side.RANKR.inbound,
+                    action="update",
+                    kind=KIND,
+                    link=link,
+                    changes=mapping.describe(update, current),
+                )
+            result.audits.append(
+                {
+                    "link_id": link.id,
+                    "kind": KIND,
+                    "rankr_id": existing_id,
+                    "ghl_id": seen.record_id,
+                    "direction": Side.RANKR.inbound,
+                    "action": "link",
+                    "changes": mapping.describe(update, current),
+                }
+            )
+        return contact.contact_id, mapping.from_rankr(contact, self._maps), contact.last_modified
+
+    async def _update_side(
+        self,
+        job: Job,
+        connection: Connection,
+        up: Upstreams,
+        side: Side,
+        record_id: str,
+        fields: Canonical,
+        before: Canonical | None,
+        link: Link,
+        result: Settlement,
+    ) -> datetime | None:
+        """Write changed fields to one side; returns that side's new modification time."""
+        described = mapping.describe(fields, before)
+        call: Awaitable[GhlContact | RankrContact]
+        if side is Side.GHL:
+            call = up.ghl.update_contact(record_id, mapping.ghl_body(fields, self._maps))
+        else:
+            call = up.rankr.update_contact(record_id, mapping.rankr_body(fields, self._maps))
+        written: GhlContact | RankrContact = await self.write(
+            job,
+            connection,
+            call,
+            direction=side.inbound,
+            action="update",
+            kind=KIND,
+            link=link,
+            changes=described,
+        )
+        result.audits.append(
+            {
+                "link_id": link.id,
+                "kind": KIND,
+                "rankr_id": link.rankr_id or (record_id if side is Side.RANKR else None),
+                "ghl_id": link.ghl_id or (record_id if side is Side.GHL else None),
+                "direction": side.inbound,
+                "action": "update",
+                "changes": described,
+            }
+        )
+        result.synced.add(side.inbound)
+        if isinstance(written, GhlContact):
+            return parse_instant(written.date_updated)
+        return written.last_modified
+
+    async def _update(
+        self, job: Job, connection: Connection, up: Upstreams, seen: Observed, link: Link
+    ) -> None:
+        newest: datetime | None = getattr(link, _modified_column(seen.side))
+        update = mapping.changes(seen.fields, link.snapshot)
+        if update and not seen.current and _not_newer(seen.modified_at, newest):
+            # An older state than one already seen (out of order, or overtaken by our own write):
+            # its values may be outdated, so read what the record holds now instead.
+            fresh = await self._fetch(up, seen.side, seen.record_id)
+            if fresh is None:
+                note = f"{seen.side.value} contact {seen.record_id} is gone"
+                await self.settle(job, connection, Settlement(note=note, link_id=link.id, link_values={}))
+                return
+            seen = fresh
+            update = mapping.changes(seen.fields, link.snapshot)
+        values: dict[str, Any] = {_modified_column(seen.side): _newest(newest, seen.modified_at)}
+        if not update:
+            result = Settlement(note="no mapped field changed", link_id=link.id, link_values=values)
+            await self.settle(job, connection, result)
+            return
+        target = seen.side.other
+        target_id = getattr(link, f"{target.value}_id")
+        result = Settlement(link_id=link.id)
+        try:
+            target_modified = await self._update_side(
+                job, connection, up, target, target_id, update, link.snapshot, link, result
+            )
+        except UpstreamNotFound:
+            # Deleted on the other side meanwhile; that side's delete event settles the link.
+            result = Settlement(
+                note=f"{target.value} contact {target_id} is gone", link_id=link.id, link_values={}
+            )
+            await self.settle(job, connection, result)
+            return
+        fields = {**(link.snapshot or {}), **update}
+        values.update(
+            {
+                _modified_column(target): target_modified,
+                "synced_at": self._clock(),
+                **_snapshot_values(fields),
+            }
+        )
+        result.link_values = values
+        await self.settle(job, connection, result)
+
+    # --- deletions -----------------------------------------------------------------------------------
+
+    async def _delete(
+        self, job: Job, connection: Connection, up: Upstreams, side: Side, record_id: str
+    ) -> None:
+        async with self._sessions() as session:
+            link = await links.find(session, connection.id, KIND, side, record_id)
+        if link is None:
+            await self._tombstone(job, connection, side, record_id)
+            return
+        if link.state in (LinkState.DELETED, LinkState.UNLINKED):
+            await self.settle(job, connection, Settlement(note=f"contact already {link.state}"))
+            return
+        await self.acquire(job, link)
+        try:
+            await self._settle_delete(job, connection, up, side, link)
+        except BaseException:
+            await self.release(job, link.id)
+            raise
+
+    async def _tombstone(self, job: Job, connection: Connection, side: Side, record_id: str) -> None:
+        """Remember a deletion of a record never linked, so a late create event for it is not applied."""
+        now = self._clock()
+        try:
+            async with unit_of_work(self._sessions) as session:
+                session.add(
+                    Link(
+                        connection_id=connection.id,
+                        kind=KIND,
+                        state=LinkState.DELETED,
+                        created_at=now,
+                        updated_at=now,
+                        **{f"{side.value}_id": record_id},
+                    )
+                )
+        except IntegrityError as exc:
+            raise Deferred("the contact was linked meanwhile") from exc
+        await self.settle(job, connection, Settlement(note="contact was not linked; nothing to delete"))
+
+    async def _settle_delete(
+        self, job: Job, connection: Connection, up: Upstreams, side: Side, link: Link
+    ) -> None:
+        target = side.other
+        target_id: str | None = getattr(link, f"{target.value}_id")
+        result = Settlement(link_id=link.id, synced={target.inbound})
+        if target_id is None:
+            result.link_values = {"state": LinkState.DELETED}
+            result.note = "the contact was never created on the other side"
+            await self.settle(job, connection, result)
+            return
+        audit = {
+            "link_id": link.id,
+            "kind": KIND,
+            "rankr_id": link.rankr_id,
+            "ghl_id": link.ghl_id,
+            "direction": target.inbound,
+        }
+        if self._delete_mode == "delete":
+            call = (
+                up.ghl.delete_contact(target_id) if target is Side.GHL else up.rankr.delete_contact(target_id)
+            )
+            await self.write(
+                job,
+                connection,
+                call,
+                direction=target.inbound,
+                action="delete",
+                kind=KIND,
+                link=link,
+                changes={},
+            )
+            result.audits.append({**audit, "action": "delete", "changes": {}})
+            result.link_values = {"state": LinkState.DELETED}
+        else:
+            await self._tag_unlinked(job, connection, up, target, target_id, link)
+            result.audits.append(
+                {**audit, "action": "unlink", "changes": {"tags": {"add": self._unlink_tag}}}
+            )
+            result.link_values = {"state": LinkState.UNLINKED}
+        await self.settle(job, connection, result)
+
+    async def _tag_unlinked(
+        self, job: Job, connection: Connection, up: Upstreams, target: Side, target_id: str, link: Link
+    ) -> None:
+        """Keep the record on the other side, tagged so people can see it lost its counterpart."""
+        tag = mapping.tags([self._unlink_tag])
+        changes = {"tags": {"add": self._unlink_tag}}
+        if target is Side.GHL:
+            call = up.ghl.add_tags(target_id, tag)
+            with suppress(UpstreamNotFound):
+                await self.write(
+                    job,
+                    connection,
+                    call,
+                    direction=target.inbound,
+                    action="unlink",
+                    kind=KIND,
+                    link=link,
+                    changes=changes,
+                )
+            return
+        current = await up.rankr.get_contact(target_id)
+        if current is None:
+            return
+        merged = mapping.tags([*current.tags, *tag])
+        await self.write(
+            job,
+            connection,
+            up.rankr.update_contact(target_id, {"tags": merged}),
+            direction=target.inbound,
+            action="unlink",
+            kind=KIND,
+            link=link,
+            changes=changes,
+        )

@@ -1,0 +1,204 @@
+"""Pure mapping between Rankr and GHL contacts, through one canonical form. No I/O here.
+
+The canonical form is a flat dict keyed by Rankr's field paths (``email``, ``address.city``,
+``customFields.<key>``, ``ownerId``, ...). A field that is absent from a canonical dict is unknown
+for that record (an unmapped custom field or user) and is never written; a field present with
+``None`` is empty. Values are normalised so that equal data compares equal across the two sides:
+text is stripped (empty text is None); tags are lowercased, de-duplicated and sorted, because GHL
+stores tags lowercased; custom field values are text.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from app.integrations.ghl.schemas import GhlContact
+from app.integrations.rankr.schemas import RankrContact
+
+Canonical = dict[str, Any]
+
+# Canonical field -> GHL contact field, for the plain text fields of the contract's mapping.
+TEXT_FIELDS: dict[str, str] = {
+    "email": "email",
+    "phone": "phone",
+    "firstName": "firstName",
+    "lastName": "lastName",
+    "companyName": "companyName",
+    "website": "website",
+    "address.line1": "address1",
+    "address.city": "city",
+    "address.state": "state",
+    "address.postalCode": "postalCode",
+    "address.country": "country",
+}
+TAGS = "tags"
+OWNER = "ownerId"
+CUSTOM_PREFIX = "customFields."
+
+
+@dataclass(frozen=True, slots=True)
+class FieldMaps:
+    """The configured maps: Rankr custom field key -> GHL custom field id, Rankr user -> GHL user."""
+
+    custom_fields: Mapping[str, str] = field(default_factory=dict)
+    users: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def custom_fields_by_id(self) -> dict[str, str]:
+        return {ghl_id: key for key, ghl_id in self.custom_fields.items()}
+
+    @property
+    def users_by_ghl_id(self) -> dict[str, str]:
+        return {ghl_id: rankr_id for rankr_id, ghl_id in self.users.items()}
+
+
+def text(value: Any) -> str | None:
+    """Stripped text; None for None, empty or blank text. Non-text values become their text form."""
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        value = "true" if value else "false"
+    elif isinstance(value, float) and value.is_integer():
+        value = str(int(value))
+    elif isinstance(value, list | dict):
+        value = json.dumps(value, sort_keys=True)
+    result = str(value).strip()
+    return result or None
+
+
+def tags(values: list[str] | None) -> list[str]:
+    return sorted({tag.strip().lower() for tag in values or () if tag and tag.strip()})
+
+
+def from_rankr(contact: RankrContact, maps: FieldMaps) -> Canonical:
+    address = contact.address
+    result: Canonical = {
+        "email": text(contact.email),
+        "phone": text(contact.phone),
+        "firstName": text(contact.first_name),
+        "lastName": text(contact.last_name),
+        "companyName": text(contact.company_name),
+        "website": text(contact.website),
+        "address.line1": text(address.line1) if address else None,
+        "address.city": text(address.city) if address else None,
+        "address.state": text(address.state) if address else None,
+        "address.postalCode": text(address.postal_code) if address else None,
+        "address.country": text(address.country) if address else None,
+        TAGS: tags(contact.tags),
+    }
+    for key in maps.custom_fields:
+        result[CUSTOM_PREFIX + key] = text(contact.custom_fields.get(key))
+    if maps.users and (contact.owner_id is None or contact.owner_id in maps.users):
+        result[OWNER] = contact.owner_id
+    return result
+
+
+def from_ghl(contact: GhlContact, maps: FieldMaps) -> Canonical:
+    result: Canonical = {
+        "email": text(contact.email),
+        "phone": text(contact.phone),
+        "firstName": text(contact.first_name),
+        "lastName": text(contact.last_name),
+        "companyName": text(contact.company_name),
+        "website": text(contact.website),
+        "address.line1": text(contact.address1),
+        "address.city": text(contact.city),
+        "address.state": text(contact.state),
+        "address.postalCode": text(contact.postal_code),
+        "address.country": text(contact.country),
+        TAGS: tags(contact.tags),
+    }
+    values = {item.id: item.value for item in contact.custom_fields}
+    for key, ghl_id in maps.custom_fields.items():
+        result[CUSTOM_PREFIX + key] = text(values.get(ghl_id))
+    if maps.users:
+        owners = maps.users_by_ghl_id
+        assigned = text(contact.assigned_to)
+        if assigned is None:
+            result[OWNER] = None
+        elif assigned in owners:
+            result[OWNER] = owners[assigned]
+    return result
+
+
+def changes(new: Canonical, old: Canonical | None) -> Canonical:
+    """The fields of ``new`` whose value differs from ``old`` (a field missing from ``old`` is empty)."""
+    previous = old or {}
+    return {name: value for name, value in new.items() if _empty(previous.get(name)) != _empty(value)}
+
+
+def _empty(value: Any) -> Any:
+    # An empty tag list and a missing one mean the same.
+    return None if value == [] else value
+
+
+def fills(result: Canonical, origin: Canonical) -> Canonical:
+    """Fields where ``result`` holds a value that ``origin`` lacks or holds differently; never clears."""
+    return {
+        name: value for name, value in result.items() if value not in (None, []) and origin.get(name) != value
+    }
+
+
+def fingerprint(fields: Canonical | None) -> str:
+    """A stable hash of a canonical dict (the "last written" hash of a link)."""
+    normalised = {name: _empty(value) for name, value in (fields or {}).items()}
+    payload = json.dumps(normalised, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(payload.encode()).hexdigest()
+
+
+def present(fields: Canonical) -> Canonical:
+    """Only the fields holding a value: what a create sends, so it never blanks a matched record."""
+    return {name: value for name, value in fields.items() if value not in (None, [])}
+
+
+def ghl_body(fields: Canonical, maps: FieldMaps) -> dict[str, Any]:
+    """A GHL create/update body (UpdateContactDto / UpsertContactDto fields) for the given fields."""
+    body: dict[str, Any] = {}
+    custom: list[dict[str, Any]] = []
+    for name, value in fields.items():
+        if name in TEXT_FIELDS:
+            body[TEXT_FIELDS[name]] = value
+        elif name == TAGS:
+            body["tags"] = list(value or [])
+        elif name == OWNER:
+            body["assignedTo"] = maps.users.get(value) if value is not None else None
+        elif name.startswith(CUSTOM_PREFIX):
+            key = name[len(CUSTOM_PREFIX) :]
+            # GHL clears a custom field given an empty value; it has no null for them.
+            custom.append({"id": maps.custom_fields[key], "field_value": value if value is not None else ""})
+    if custom:
+        body["customFields"] = custom
+    return body
+
+
+def rankr_body(fields: Canonical, maps: FieldMaps) -> dict[str, Any]:
+    """A Rankr ContactWrite body (a partial update) for the given fields."""
+    body: dict[str, Any] = {}
+    for name, value in fields.items():
+        if name.startswith("address."):
+            body.setdefault("address", {})[name[len("address.") :]] = value
+        elif name.startswith(CUSTOM_PREFIX):
+            body.setdefault("customFields", {})[name[len(CUSTOM_PREFIX) :]] = value
+        elif name == TAGS:
+            body["tags"] = list(value or [])
+        else:
+            body[name] = value
+    return body
+
+
+def describe(new: Canonical, old: Canonical | None) -> dict[str, dict[str, Any]]:
+    """What changed, for the audit log: ``{field: {"from": old, "to": new}}``."""
+    previous = old or {}
+    return {name: {"from": previous.get(name), "to": value} for name, value in new.items()}
+
+
+def match_keys(fields: Canonical) -> tuple[str | None, str | None]:
+    """Normalised email and phone, by which records of the two sides are recognised as the same person."""
+    email = fields.get("email")
+    phone = fields.get("phone")
+    digits = "".join(ch for ch in phone if ch.isdigit()) if isinstance(phone, str) else ""
+    return (email.lower() if isinstance(email, str) else None), (digits or None)

@@ -1,0 +1,224 @@
+"""The worker: claims due events, applies them through the sync engine, settles the outcome.
+
+Outcomes: the engine commits success itself (together with the event's status). Here the failures
+are settled: ``Deferred`` puts the event back without counting an attempt; a transient error
+schedules a retry at the next step of ``RETRY_SCHEDULE`` (with jitter, never sooner than the
+upstream's Retry-After); a permanent error, or a transient one after ``MAX_ATTEMPTS``, marks the
+event dead with the reason. ``stop()`` (SIGTERM) stops claiming and lets the events in hand finish.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import random
+import secrets
+import socket
+import time
+from datetime import timedelta
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from app.config import Settings
+from app.connections import repository as connections
+from app.db import unit_of_work
+from app.errors import (
+    Deferred,
+    LinkConflictError,
+    MappingError,
+    PermanentUpstreamError,
+    TransientUpstreamError,
+    UnroutableEvent,
+)
+from app.inbox import repository as inbox
+from app.inbox.models import EventStatus, WebhookEvent
+from app.integrations.registry import UpstreamRegistry
+from app.kit.clock import Clock, utcnow
+from app.sync.base import Job, Side
+from app.sync.engine import SyncEngine
+
+log = logging.getLogger(__name__)
+
+PERMANENT = (PermanentUpstreamError, MappingError, LinkConflictError, UnroutableEvent)
+BUDGET_FLUSH_SECONDS = 5.0
+
+
+def worker_name() -> str:
+    return f"{socket.gethostname()[:30]}-{os.getpid()}-{secrets.token_hex(3)}"
+
+
+class Worker:
+    """Claims and processes events, ``WORKER_CONCURRENCY`` at a time."""
+
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        engine: SyncEngine,
+        settings: Settings,
+        registry: UpstreamRegistry,
+        *,
+        clock: Clock = utcnow,
+        name: str | None = None,
+    ) -> None:
+        self.name = name or worker_name()
+        self._sessions = sessions
+        self._engine = engine
+        self._settings = settings
+        self._registry = registry
+        self._clock = clock
+        self._wake = asyncio.Event()
+        self._stopping = False
+        self._in_flight: set[asyncio.Task[None]] = set()
+        self._flushed_at = 0.0
+
+    def wake(self) -> None:
+        """Look for work now (the intake calls this after storing an event in the same process)."""
+        self._wake.set()
+
+    def stop(self) -> None:
+        """Stop claiming; the events in hand still finish."""
+        self._stopping = True
+        self._wake.set()
+
+    async def run(self) -> None:
+        concurrency = self._settings.worker_concurrency
+        log.info("worker.started", extra={"worker": self.name, "concurrency": concurrency})
+        while not self._stopping:
+            self._wake.clear()
+            free = concurrency - len(self._in_flight)
+            if free > 0:
+                for event in await self._claim(free):
+                    self._spawn(event)
+            await self._flush_budgets()
+            if self._stopping:
+                break
+            if free > 0 and len(self._in_flight) == concurrency:
+                continue
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout=self._settings.worker_poll_seconds)
+        if self._in_flight:
+            await asyncio.gather(*self._in_flight, return_exceptions=True)
+        await self._flush_budgets(force=True)
+        log.info("worker.stopped", extra={"worker": self.name})
+
+    async def run_until_idle(self, max_rounds: int = 10_000) -> int:
+        """Process due events until none is left (tests and one-shot runs); returns how many ran."""
+        processed = 0
+        for _ in range(max_rounds):
+            events = await self._claim(self._settings.worker_concurrency)
+            if not events:
+                break
+            await asyncio.gather(*(self._process(event) for event in events))
+            processed += len(events)
+        await self._flush_budgets(force=True)
+        return processed
+
+    def _spawn(self, event: WebhookEvent) -> None:
+        task = asyncio.create_task(self._process(event), name=f"event-{event.id}")
+        self._in_flight.add(task)
+
+        def done(finished: asyncio.Task[None]) -> None:
+            self._in_flight.discard(finished)
+            self._wake.set()
+
+        task.add_done_callback(done)
+
+    async def _claim(self, limit: int) -> list[WebhookEvent]:
+        try:
+            async with unit_of_work(self._sessions) as session:
+                lease = timedelta(seconds=self._settings.worker_lease_seconds)
+                return list(
+                    await inbox.claim_due(
+                        session, worker=self.name, now=self._clock(), lease=lease, limit=limit
+                    )
+                )
+        except Exception:
+            log.exception("worker.claim_failed", extra={"worker": self.name})
+            await asyncio.sleep(self._settings.worker_poll_seconds)
+            return []
+
+    async def _process(self, event: WebhookEvent) -> None:
+        job = Job(
+            event_id=event.id,
+            source=Side(event.source),
+            type=event.type,
+            account_key=event.account_key,
+            payload=event.payload,
+            worker=self.name,
+        )
+        started = time.monotonic()
+        try:
+            await self._engine.handle(job)
+        except Deferred as exc:
+            await self._reschedule(event, EventStatus.PENDING, exc.delay, None, count_attempt=False)
+        except TransientUpstreamError as exc:
+            await self._retry(event, str(exc), exc.retry_after)
+        except PERMANENT as exc:
+            await self._dead(event, str(exc))
+        except Exception as exc:
+            log.exception("worker.event_crashed", extra={"event": event.id, "type": event.type})
+            await self._retry(event, f"unexpected {type(exc).__name__}: {exc}", None)
+        finally:
+            log.debug(
+                "worker.event_processed",
+                extra={
+                    "event": event.id,
+                    "type": event.type,
+                    "ms": round((time.monotonic() - started) * 1000),
+                },
+            )
+
+    async def _retry(self, event: WebhookEvent, error: str, retry_after: float | None) -> None:
+        if event.attempts >= self._settings.max_attempts:
+            await self._dead(event, f"{error} (gave up after {event.attempts} attempts)")
+            return
+        delays = self._settings.retry_delays
+        delay = delays[min(event.attempts, len(delays)) - 1] * random.uniform(0.8, 1.2)  # noqa: S311 - jitter
+        delay = max(delay, retry_after or 0.0)
+        log.warning(
+            "worker.event_retrying", extra={"event": event.id, "in_seconds": round(delay, 1), "error": error}
+        )
+        await self._reschedule(event, EventStatus.RETRYING, delay, error, count_attempt=True)
+
+    async def _dead(self, event: WebhookEvent, reason: str) -> None:
+        log.error("worker.event_dead", extra={"event": event.id, "type": event.type, "error": reason})
+        async with unit_of_work(self._sessions) as session:
+            await inbox.finish(session, event.id, self.name, EventStatus.DEAD, self._clock(), reason[:2000])
+
+    async def _reschedule(
+        self,
+        event: WebhookEvent,
+        status: EventStatus,
+        delay: float,
+        error: str | None,
+        *,
+        count_attempt: bool,
+    ) -> None:
+        at = self._clock() + timedelta(seconds=delay)
+        async with unit_of_work(self._sessions) as session:
+            await inbox.reschedule(
+                session,
+                event.id,
+                self.name,
+                status=status,
+                at=at,
+                error=error[:2000] if error else None,
+                count_attempt=count_attempt,
+            )
+
+    async def _flush_budgets(self, *, force: bool = False) -> None:
+        """Persist the rate-limit headers seen lately, so /status and other processes see them."""
+        now = time.monotonic()
+        if not self._registry.budgets or (not force and now - self._flushed_at < BUDGET_FLUSH_SECONDS):
+            return
+        self._flushed_at = now
+        pending = dict(self._registry.budgets)
+        self._registry.budgets.clear()
+        try:
+            async with unit_of_work(self._sessions) as session:
+                for (connection_id, upstream), snapshot in pending.items():
+                    await connections.save_budget(session, connection_id, upstream, snapshot)
+        except Exception:
+            log.exception("worker.budget_flush_failed")
