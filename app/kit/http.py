@@ -127,7 +127,7 @@ class _wait_retry_after(wait_base):  # noqa: N801 - tenacity's naming style
     """Exponential backoff with jitter, but never shorter than the upstream's Retry-After."""
 
     def __init__(self) -> None:
-        self._backoff = wait_exponential_jitter(initial=0.2, max=2.0, jitter=0.2)
+        self._backoff = wait_exponential_jitter(multiplier=0.2, max=2.0, jitter=0.2)
 
     def __call__(self, retry_state: Any) -> float:
         backoff = float(self._backoff(retry_state))

@@ -1,21 +1,21 @@
 """Control and inspection routes of one sandbox, under ``/{ghl|rankr}/_sandbox``; no auth, not logged.
 
-    GET  /_sandbox/requests?since=N    API requests with seq >= N: {"requests": [...], "next": M, "writes": W}
-    POST /_sandbox/reset               forget records, logs and counters; settings back to the configuration
-    GET  /_sandbox/control             current settings (shape below)
-    POST /_sandbox/control             change some: {"rate_max": 5, "rate_window_seconds": 1.0,
-                                       "daily_limit": 1000, "error_rate": 0.5, "error_status": 503,
-                                       "latency_ms": 50, "webhooks_enabled": false, "webhook_drop_rate": 0.2}
-    GET  /_sandbox/webhooks?body=true  deliveries of this sandbox, oldest first, with attempts and states
-    POST /_sandbox/webhooks/drain?timeout=10   wait until none is pending; 504 when some still are
-    GET  /_sandbox/state               every record in the product's wire format
+GET  /_sandbox/requests?since=N    API requests with seq >= N: {"requests": [...], "next": M, "writes": W}
+POST /_sandbox/reset               forget records, logs and counters; settings back to the configuration
+GET  /_sandbox/control             current settings (shape below)
+POST /_sandbox/control             change some: {"rate_max": 5, "rate_window_seconds": 1.0,
+                                   "daily_limit": 1000, "error_rate": 0.5, "error_status": 503,
+                                   "latency_ms": 50, "webhooks_enabled": false, "webhook_drop_rate": 0.2}
+GET  /_sandbox/webhooks?body=true  deliveries of this sandbox, oldest first, with attempts and states
+POST /_sandbox/webhooks/drain?timeout=10   wait until none is pending; 504 when some still are
+GET  /_sandbox/state               every record in the product's wire format
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -72,9 +72,9 @@ def control_router(side: SandboxSide) -> APIRouter:
         }
 
     @router.post("/webhooks/drain")
-    async def drain_webhooks(timeout: float = 10.0) -> JSONResponse:
+    async def drain_webhooks(seconds: Annotated[float, Query(alias="timeout")] = 10.0) -> JSONResponse:
         try:
-            await side.dispatcher.drain(timeout, source=side.name)
+            await side.dispatcher.drain(seconds, source=side.name)
         except TimeoutError as exc:
             return JSONResponse(
                 {"pending": side.dispatcher.pending(side.name), "error": str(exc)}, status_code=504

@@ -104,9 +104,7 @@ class RateLimiter:
             if consume and allowed:
                 bucket.hits.append(now)
                 bucket.day_count += 1
-            reset_after = (
-                bucket.hits[0] + self.window_seconds - now if bucket.hits else self.window_seconds
-            )
+            reset_after = bucket.hits[0] + self.window_seconds - now if bucket.hits else self.window_seconds
             retry_after = 0.0
             if window_full:
                 retry_after = reset_after

@@ -69,14 +69,10 @@ class SandboxSide(ABC):
         self.dispatcher = dispatcher
         self.dice = dice
         self.log = RequestLog(config.request_log_size)
-        self.limiter = RateLimiter(
-            *self._default_rate(), monotonic=config.monotonic, clock=config.clock
-        )
+        self.limiter = RateLimiter(*self._default_rate(), monotonic=config.monotonic, clock=config.clock)
         self.faults = FaultInjector(self._default_faults(), dice)
         self.webhook_settings = self._default_webhooks()
-        self.app = FastAPI(
-            title=f"{self.name} sandbox", docs_url=None, redoc_url=None, openapi_url=None
-        )
+        self.app = FastAPI(title=f"{self.name} sandbox", docs_url=None, redoc_url=None, openapi_url=None)
         self.app.add_middleware(ApiGate, side=self)
 
     # -- defaults and controls ----------------------------------------------------------------------
@@ -256,14 +252,22 @@ class ApiGate:
             if injected is not None:
                 answer = side.injected_error(injected)
 
-        status = 500
         raw_headers = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in extra_headers.items()]
+        logged = False
+
+        def log(status: int) -> None:
+            # Logged when the answer starts, before the client can see it: a test that reads the log
+            # right after its request returns must find that request there.
+            nonlocal logged
+            if not logged:
+                logged = True
+                route = getattr(scope.get("route"), "path", None)
+                side.log.record(scope["method"], path, route, status, at, (time.monotonic() - started) * 1000)
 
         async def send_with_headers(message: Message) -> None:
-            nonlocal status
             if message["type"] == "http.response.start":
-                status = message["status"]
                 message["headers"] = [*message.get("headers", []), *raw_headers]
+                log(message["status"])
             await send(message)
 
         try:
@@ -272,12 +276,4 @@ class ApiGate:
             else:
                 await self.app(scope, receive, send_with_headers)
         finally:
-            route = scope.get("route")
-            side.log.record(
-                scope["method"],
-                path,
-                getattr(route, "path", None),
-                status,
-                at,
-                (time.monotonic() - started) * 1000,
-            )
+            log(500)  # no answer was started: the app failed

@@ -173,13 +173,13 @@ class WebhookDispatcher:
             self._history.clear()
             self._history.extend(kept)
 
-    async def drain(self, timeout: float = 10.0, source: str | None = None) -> None:
+    async def drain(self, seconds: float = 10.0, source: str | None = None) -> None:
         """Wait until every queued delivery (of ``source``) was delivered or given up.
 
-        Raises TimeoutError when some are still pending after ``timeout`` seconds, or at once when
-        deliveries are queued but the dispatcher was never started (they could never drain).
+        Raises TimeoutError when some are still pending after ``seconds``, or at once when deliveries
+        are queued but the dispatcher was never started (they could never drain).
         """
-        deadline = time.monotonic() + timeout
+        deadline = time.monotonic() + seconds
         while self.pending(source):
             if self._loop is None:
                 raise TimeoutError("webhook delivery is not started; call Sandbox.start() first")
@@ -235,7 +235,9 @@ class WebhookDispatcher:
             status: int | None = None
             error: str | None = None
             try:
-                response = await client.post(delivery.url, content=delivery.body, headers=job.signer(delivery))
+                response = await client.post(
+                    delivery.url, content=delivery.body, headers=job.signer(delivery)
+                )
                 status = response.status_code
             except httpx.HTTPError as exc:
                 error = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__

@@ -60,6 +60,11 @@ class Job:
     payload: dict[str, Any]
     worker: str
 
+    @property
+    def holder(self) -> str:
+        """Who holds a link's lease: this very job, not just its worker (which runs several at once)."""
+        return f"{self.worker}/{self.event_id}"
+
 
 @dataclass
 class Settlement:
@@ -91,13 +96,13 @@ class Handler:
         """Take the link's lease, or defer the event while another worker holds it."""
         now = self._clock()
         async with unit_of_work(self._sessions) as session:
-            taken = await links.acquire_lease(session, link.id, job.worker, now, now + self._lease)
+            taken = await links.acquire_lease(session, link.id, job.holder, now, now + self._lease)
         if not taken:
             raise Deferred(f"link {link.id} is being synced by another worker")
 
     async def release(self, job: Job, link_id: int) -> None:
         async with unit_of_work(self._sessions) as session:
-            await links.release_lease(session, link_id, job.worker)
+            await links.release_lease(session, link_id, job.holder)
 
     async def write(
         self,
@@ -139,11 +144,15 @@ class Handler:
         async with unit_of_work(self._sessions) as session:
             if result.link_id is not None and result.link_values is not None:
                 values = {**result.link_values, "updated_at": now}
-                if not await links.save(session, result.link_id, job.worker, values):
+                if not await links.save(session, result.link_id, job.holder, values):
                     raise LeaseLost()
             for audit in result.audits:
                 links.add_audit(
-                    session, at=now, connection_id=connection.id, event_id=job.event_id, result="ok", **audit
+                    session,
+                    at=now,
+                    connection_id=connection.id,
+                    event_id=job.event_id,
+                    **{"result": "ok", **audit},
                 )
             marks: dict[str, datetime] = {}
             if Direction.TO_GHL in result.synced:

@@ -21,7 +21,6 @@ How the guarantees hold:
 
 from __future__ import annotations
 
-from collections.abc import Awaitable
 from contextlib import suppress
 from dataclasses import dataclass
 from datetime import datetime
@@ -44,6 +43,7 @@ from app.sync.mapping import Canonical, FieldMaps
 from app.sync.models import Kind, Link, LinkState
 
 KIND = Kind.CONTACT.value
+COMPANY = "companyName"
 GHL_DELETE = "ContactDelete"
 RANKR_DELETE = "contact.deleted"
 
@@ -213,7 +213,7 @@ class ContactSync(Handler):
             connection_id=connection.id,
             kind=KIND,
             state=LinkState.PENDING,
-            lease_owner=job.worker,
+            lease_owner=job.holder,
             lease_until=now + self._lease,
             created_at=now,
             updated_at=now,
@@ -235,7 +235,7 @@ class ContactSync(Handler):
         except (PermanentUpstreamError, LinkConflictError, MappingError):
             # Nothing was created that the link could point at: leave no half-written state.
             async with unit_of_work(self._sessions) as session:
-                await links.remove(session, link.id, job.worker)
+                await links.remove(session, link.id, job.holder)
             raise
         except BaseException:
             await self.release(job, link.id)
@@ -246,6 +246,8 @@ class ContactSync(Handler):
     ) -> None:
         target = seen.side.other
         email, phone = mapping.match_keys(seen.fields)
+        if target is Side.RANKR:
+            phone = None  # Rankr recognises a contact by its email only; GHL by email or phone
         async with self._sessions() as session:
             clashes = [
                 other
@@ -274,9 +276,10 @@ class ContactSync(Handler):
         back = mapping.fills(target_fields, seen.fields)
         origin_modified = seen.modified_at
         if back:
-            origin_modified = await self._update_side(
+            written_at, back = await self._update_side(
                 job, connection, up, seen.side, seen.record_id, back, seen.fields, link, result
             )
+            origin_modified = _newest(origin_modified, written_at)
         values: dict[str, Any] = {
             "state": LinkState.LINKED,
             f"{target.value}_id": target_id,
@@ -399,39 +402,99 @@ class ContactSync(Handler):
         before: Canonical | None,
         link: Link,
         result: Settlement,
-    ) -> datetime | None:
-        """Write changed fields to one side; returns that side's new modification time."""
-        described = mapping.describe(fields, before)
-        call: Awaitable[GhlContact | RankrContact]
+    ) -> tuple[datetime | None, Canonical]:
+        """Write changed fields to one side; returns its new modification time and what was written."""
         if side is Side.GHL:
-            call = up.ghl.update_contact(record_id, mapping.ghl_body(fields, self._maps))
+            written, applied = await self._write_ghl(
+                job, connection, up, record_id, fields, before, link, result
+            )
+            modified = parse_instant(written.date_updated) if written is not None else None
         else:
-            call = up.rankr.update_contact(record_id, mapping.rankr_body(fields, self._maps))
-        written: GhlContact | RankrContact = await self.write(
+            contact = await self.write(
+                job,
+                connection,
+                up.rankr.update_contact(record_id, mapping.rankr_body(fields, self._maps)),
+                direction=side.inbound,
+                action="update",
+                kind=KIND,
+                link=link,
+                changes=mapping.describe(fields, before),
+            )
+            applied, modified = fields, contact.last_modified
+        if applied:
+            result.audits.append(
+                {
+                    **self._audit_ids(link, side, record_id),
+                    "action": "update",
+                    "changes": mapping.describe(applied, before),
+                }
+            )
+            result.synced.add(side.inbound)
+        return modified, applied
+
+    @staticmethod
+    def _audit_ids(link: Link, side: Side, record_id: str) -> dict[str, Any]:
+        return {
+            "link_id": link.id,
+            "kind": KIND,
+            "rankr_id": link.rankr_id or (record_id if side is Side.RANKR else None),
+            "ghl_id": link.ghl_id or (record_id if side is Side.GHL else None),
+            "direction": side.inbound,
+        }
+
+    async def _write_ghl(
+        self,
+        job: Job,
+        connection: Connection,
+        up: Upstreams,
+        record_id: str,
+        fields: Canonical,
+        before: Canonical | None,
+        link: Link,
+        result: Settlement,
+    ) -> tuple[GhlContact | None, Canonical]:
+        """PUT what GHL's update endpoint takes; ``companyName`` goes through a confirmed upsert."""
+        rest = {name: value for name, value in fields.items() if name != COMPANY}
+        written: GhlContact | None = None
+        if rest:
+            written = await self.write(
+                job,
+                connection,
+                up.ghl.update_contact(record_id, mapping.ghl_body(rest, self._maps)),
+                direction=Side.GHL.inbound,
+                action="update",
+                kind=KIND,
+                link=link,
+                changes=mapping.describe(rest, before),
+            )
+        if COMPANY not in fields:
+            return written, rest
+        after = {**(before or {}), **fields}
+        company = await self.write(
             job,
             connection,
-            call,
-            direction=side.inbound,
+            up.ghl.set_company_name(
+                record_id, fields[COMPANY], email=after.get("email"), phone=after.get("phone")
+            ),
+            direction=Side.GHL.inbound,
             action="update",
             kind=KIND,
             link=link,
-            changes=described,
+            changes=mapping.describe({COMPANY: fields[COMPANY]}, before),
         )
-        result.audits.append(
-            {
-                "link_id": link.id,
-                "kind": KIND,
-                "rankr_id": link.rankr_id or (record_id if side is Side.RANKR else None),
-                "ghl_id": link.ghl_id or (record_id if side is Side.GHL else None),
-                "direction": side.inbound,
-                "action": "update",
-                "changes": described,
-            }
-        )
-        result.synced.add(side.inbound)
-        if isinstance(written, GhlContact):
-            return parse_instant(written.date_updated)
-        return written.last_modified
+        if company is None:
+            result.audits.append(
+                {
+                    **self._audit_ids(link, Side.GHL, record_id),
+                    "action": "update",
+                    "changes": mapping.describe({COMPANY: fields[COMPANY]}, before),
+                    "result": "error",
+                    "detail": "GHL sets companyName only by upsert, and this contact has no email or phone "
+                    "that identifies it; the company name was not written",
+                }
+            )
+            return written, rest
+        return company, fields
 
     async def _update(
         self, job: Job, connection: Connection, up: Upstreams, seen: Observed, link: Link
@@ -457,7 +520,7 @@ class ContactSync(Handler):
         target_id = getattr(link, f"{target.value}_id")
         result = Settlement(link_id=link.id)
         try:
-            target_modified = await self._update_side(
+            target_modified, update = await self._update_side(
                 job, connection, up, target, target_id, update, link.snapshot, link, result
             )
         except UpstreamNotFound:
@@ -470,7 +533,7 @@ class ContactSync(Handler):
         fields = {**(link.snapshot or {}), **update}
         values.update(
             {
-                _modified_column(target): target_modified,
+                _modified_column(target): _newest(getattr(link, _modified_column(target)), target_modified),
                 "synced_at": self._clock(),
                 **_snapshot_values(fields),
             }

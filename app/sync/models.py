@@ -61,7 +61,7 @@ class Link(Base):
     # Normalised email and phone of the snapshot: how the same person is recognised on both sides.
     match_email: Mapped[str | None] = mapped_column(String(320), default=None)
     match_phone: Mapped[str | None] = mapped_column(String(32), default=None)
-    lease_owner: Mapped[str | None] = mapped_column(String(64), default=None)
+    lease_owner: Mapped[str | None] = mapped_column(String(96), default=None)
     lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())

@@ -83,7 +83,7 @@ def upgrade() -> None:
         sa.Column("synced_hash", sa.String(length=64), nullable=True),
         sa.Column("match_email", sa.String(length=320), nullable=True),
         sa.Column("match_phone", sa.String(length=32), nullable=True),
-        sa.Column("lease_owner", sa.String(length=64), nullable=True),
+        sa.Column("lease_owner", sa.String(length=96), nullable=True),
         sa.Column("lease_until", TIMESTAMP, nullable=True),
         sa.Column("created_at", TIMESTAMP, nullable=False),
         sa.Column("updated_at", TIMESTAMP, nullable=False),

@@ -92,6 +92,42 @@ class GhlClient(UpstreamClient):
     async def update_contact(self, contact_id: str, fields: dict[str, Any]) -> GhlContact:
         return self._contact(await self._call("PUT", f"/contacts/{contact_id}", json=fields))
 
+    async def find_duplicate(
+        self, *, email: str | None = None, phone: str | None = None
+    ) -> GhlContact | None:
+        """The contact GHL's duplicate rules match to this email or phone, if any."""
+        params = {"locationId": self.location_id}
+        if email:
+            params["email"] = email
+        if phone:
+            params["number"] = phone
+        body = await self._call("GET", "/contacts/search/duplicate", params=params)
+        contact = body.get("contact") if isinstance(body, dict) else None
+        return GhlContact.model_validate(contact) if isinstance(contact, dict) else None
+
+    async def set_company_name(
+        self, contact_id: str, company_name: str | None, *, email: str | None, phone: str | None
+    ) -> GhlContact | None:
+        """Set ``companyName``, which GHL's update endpoint does not accept (it is not in UpdateContactDto).
+
+        Only the upsert endpoint sets it, and upsert finds its contact by email or phone. So the
+        identifier is first confirmed, by the duplicate search, to lead to this very contact. None when
+        the contact has no such identifier (the name then cannot be written through the API).
+        """
+        for field, value in (("email", email), ("phone", phone)):
+            if not value:
+                continue
+            found = await self.find_duplicate(**{field: value})
+            if found is None or found.id != contact_id:
+                continue
+            contact, _ = await self.upsert_contact({field: value, "companyName": company_name})
+            if contact.id != contact_id:
+                raise PermanentUpstreamError(
+                    "ghl", f"upsert by {field} reached contact {contact.id}, not {contact_id}"
+                )
+            return contact
+        return None
+
     async def delete_contact(self, contact_id: str) -> None:
         try:
             await self._call("DELETE", f"/contacts/{contact_id}")

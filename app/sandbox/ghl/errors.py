@@ -53,7 +53,9 @@ def unauthorized(message: str) -> GhlApiError:
 
 
 def forbidden_location() -> GhlApiError:
-    return GhlApiError(403, {"statusCode": 403, "message": "The token does not have access to this location."})
+    return GhlApiError(
+        403, {"statusCode": 403, "message": "The token does not have access to this location."}
+    )
 
 
 def unprocessable(messages: list[str]) -> GhlApiError:

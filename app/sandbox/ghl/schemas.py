@@ -63,6 +63,8 @@ class GhlDto(BaseModel):
 
 
 class DndChannel(GhlDto):
+    """One channel of DndSettingSchema: ``status`` active, inactive or permanent."""
+
     status: Literal["active", "inactive", "permanent"]
     message: str | None = None
     code: str | None = None
@@ -80,11 +82,15 @@ class DndSettings(GhlDto):
 
 
 class InboundDndChannel(GhlDto):
+    """InboundDndSettingSchema: ``status`` active or inactive."""
+
     status: Literal["active", "inactive"]
     message: str | None = None
 
 
 class InboundDndSettings(GhlDto):
+    """InboundDndSettingsSchema (``all`` channels at once)."""
+
     all: InboundDndChannel | None = None
 
 
@@ -157,6 +163,8 @@ class _ContactFields(GhlDto):
 
 
 class CreateContactDto(_ContactFields):
+    """POST /contacts/: ``locationId`` required; a duplicate email or phone answers 400."""
+
     location_id: str
     gender: str | None = None
     company_name: str | None = None
@@ -167,6 +175,8 @@ class UpdateContactDto(_ContactFields):
 
 
 class UpsertContactDto(CreateContactDto):
+    """POST /contacts/upsert: matched by email, then phone; else created."""
+
     create_new_if_duplicate_allowed: bool | None = None
 
 
@@ -177,6 +187,8 @@ def _check_instant(field: str, value: str | None) -> str | None:
 
 
 class CreateTaskParams(GhlDto):
+    """POST /contacts/{id}/tasks: ``title``, ``dueDate`` and ``completed`` are required."""
+
     title: str
     body: str | None = None
     due_date: str
@@ -190,6 +202,8 @@ class CreateTaskParams(GhlDto):
 
 
 class UpdateTaskBody(GhlDto):
+    """PUT /contacts/{id}/tasks/{taskId}: partial."""
+
     title: str | None = None
     body: str | None = None
     due_date: str | None = None
@@ -203,10 +217,14 @@ class UpdateTaskBody(GhlDto):
 
 
 class UpdateTaskStatusParams(GhlDto):
+    """PUT /contacts/{id}/tasks/{taskId}/completed."""
+
     completed: bool
 
 
 class NotesDTO(GhlDto):
+    """POST /contacts/{id}/notes: ``body`` required."""
+
     user_id: str | None = None
     body: str
     title: str | None = None
@@ -215,6 +233,8 @@ class NotesDTO(GhlDto):
 
 
 class UpdateNoteDTO(GhlDto):
+    """PUT /contacts/{id}/notes/{id}: partial."""
+
     user_id: str | None = None
     body: str | None = None
     title: str | None = None
@@ -223,6 +243,8 @@ class UpdateNoteDTO(GhlDto):
 
 
 class TagsDTO(GhlDto):
+    """POST and DELETE /contacts/{id}/tags."""
+
     tags: list[str]
 
 
@@ -237,6 +259,8 @@ class SearchFilter(GhlDto):
 
 
 class SearchSort(GhlDto):
+    """One sort key of POST /contacts/search."""
+
     field: str
     direction: Literal["asc", "desc"] = "desc"
 
@@ -294,3 +318,19 @@ def nest_messages(exc: ValidationError) -> list[str]:
         if text not in messages:
             messages.append(text)
     return messages
+
+
+class AppointmentSeed(BaseModel):
+    """Body of the sandbox-only ``POST /ghl/_sandbox/appointments`` (the API cannot create them)."""
+
+    model_config = ConfigDict(extra="forbid", alias_generator=to_camel, populate_by_name=False)
+
+    contact_id: str
+    title: str = "Appointment"
+    start_time: datetime
+    end_time: datetime | None = None  # default: 30 minutes after the start
+    calendar_id: str | None = None
+    status: str = "booked"
+    assigned_user_id: str | None = None
+    notes: str | None = None
+    address: str | None = None

@@ -99,7 +99,9 @@ def _compile_leaf(item: SearchFilter) -> Callable[[GhlContact], bool]:
     raise SearchError(f"filters: operator {operator} is not supported")
 
 
-def compile_filters(filters: Sequence[SearchFilter] | None, group: str = "AND") -> Callable[[GhlContact], bool]:
+def compile_filters(
+    filters: Sequence[SearchFilter] | None, group: str = "AND"
+) -> Callable[[GhlContact], bool]:
     parts: list[Callable[[GhlContact], bool]] = []
     for item in filters or []:
         if item.group is not None:
@@ -118,8 +120,12 @@ def matches_query(contact: GhlContact, query: str | None) -> bool:
     if not query:
         return True
     needle = query.strip().lower()
-    haystack = [contact.name or "", contact.email_lower or "", contact.text.get("phone", ""),
-                contact.text.get("companyName", "")]
+    haystack = [
+        contact.name or "",
+        contact.email_lower or "",
+        contact.text.get("phone", ""),
+        contact.text.get("companyName", ""),
+    ]
     return any(needle in part.lower() for part in haystack)
 
 

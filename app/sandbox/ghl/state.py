@@ -21,7 +21,8 @@ due date or assignee, or re-opening it, sends nothing, as in GHL):
 
 Assumptions where GHL documents nothing: every accepted PUT counts as a write (``dateUpdated`` moves
 and ContactUpdate is sent even when no value changed); phone numbers are stored in E.164 with +1 as
-the default country, as GHL shows them; a custom field written by ``key`` gets an id the first time.
+the default country, as GHL shows them; a custom field written by ``key`` gets an id the first time;
+an upsert with neither email nor phone creates a contact.
 """
 
 from __future__ import annotations
@@ -165,7 +166,9 @@ class GhlStore:
     def create_contact(self, changes: dict[str, Any]) -> GhlContact:
         with self._lock:
             stamp = next_stamp(self._clock(), None)
-            contact = GhlContact(id=ghl_id(), location_id=self.location_id, date_added=stamp, date_updated=stamp)
+            contact = GhlContact(
+                id=ghl_id(), location_id=self.location_id, date_added=stamp, date_updated=stamp
+            )
             self._apply(contact, changes)
             self._refuse_duplicates(contact, exclude=None)
             self.contacts[contact.id] = contact
@@ -362,7 +365,12 @@ class GhlStore:
     def _apply_note(note: GhlNote, changes: dict[str, Any]) -> None:
         if changes.get("body") is not None:
             note.body = changes["body"]
-        for key, attr in (("userId", "user_id"), ("title", "title"), ("color", "color"), ("pinned", "pinned")):
+        for key, attr in (
+            ("userId", "user_id"),
+            ("title", "title"),
+            ("color", "color"),
+            ("pinned", "pinned"),
+        ):
             if key in changes:
                 setattr(note, attr, changes[key])
 
@@ -491,7 +499,10 @@ class GhlStore:
             self._by_phone.setdefault(phone, set()).add(contact.id)
 
     def _unindex(self, contact: GhlContact) -> None:
-        for index, value in ((self._by_email, contact.email_lower), (self._by_phone, contact.text.get("phone"))):
+        for index, value in (
+            (self._by_email, contact.email_lower),
+            (self._by_phone, contact.text.get("phone")),
+        ):
             if value and value in index:
                 index[value].discard(contact.id)
                 if not index[value]:
@@ -506,7 +517,11 @@ class GhlStore:
         self._emit(event_type, contact.id, contact.id, serialize.contact_webhook(contact, event_type))
 
     def _emit_task(self, task: GhlTask, event_type: str) -> None:
-        self._emit(event_type, task.contact_id, task.id, serialize.task_webhook(task, event_type, self.location_id))
+        self._emit(
+            event_type, task.contact_id, task.id, serialize.task_webhook(task, event_type, self.location_id)
+        )
 
     def _emit_note(self, note: GhlNote, event_type: str) -> None:
-        self._emit(event_type, note.contact_id, note.id, serialize.note_webhook(note, event_type, self.location_id))
+        self._emit(
+            event_type, note.contact_id, note.id, serialize.note_webhook(note, event_type, self.location_id)
+        )

@@ -1,0 +1,41 @@
+# The two commands of the README: `make run` and `make test`. Both install what they need first.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.install-stamp
+
+.PHONY: install run test lint typecheck migrations-check unit clean
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@touch $(STAMP)
+
+install: $(STAMP)
+
+## The service on the embedded SQLite database with both sandboxes, worker in-process.
+run: install
+	$(BIN)/rankr-ghl-sync migrate
+	$(BIN)/rankr-ghl-sync serve --host 127.0.0.1 --port 8000
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: install
+	$(BIN)/mypy --strict app
+
+## Models and migrations never drift: upgrade a scratch SQLite database, then `alembic check`.
+migrations-check: install
+	@rm -f .migrations-check.db
+	DATABASE_URL=sqlite:///.migrations-check.db $(BIN)/alembic upgrade head
+	DATABASE_URL=sqlite:///.migrations-check.db $(BIN)/alembic check
+	@rm -f .migrations-check.db
+
+## Everything: lint, types, migrations, and the whole suite on SQLite and Postgres.
+test: lint typecheck migrations-check
+	$(BIN)/pytest
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache rankr_ghl_sync.db*

@@ -1,0 +1,5 @@
+"""``python -m app`` is the ``rankr-ghl-sync`` command."""
+
+from app.cli import main
+
+main()

@@ -1,0 +1,1 @@
+"""The GHL (LeadConnector) Contacts API emulator."""

@@ -1,0 +1,210 @@
+"""``GhlSandbox``: the GHL side of the sandboxes (API, controls, UI, webhooks), served under ``/ghl``.
+
+Webhooks go to ``{webhook_target}/webhooks/ghl`` as GHL sends them: the event body plus top-level
+``timestamp`` and ``webhookId`` (docs/oauth/WebhookAuthentication.md), signed over the exact bytes
+with both ``x-ghl-signature`` (Ed25519) and ``x-wh-signature`` (RSA-SHA256). Like GHL's marketplace
+delivery, only a 429 answer is retried (help.gohighlevel.com "Automated Webhook Retries": up to six
+re-sends, ten minutes apart; sped up here), any other answer or a timeout ends the delivery.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import random
+import uuid
+from collections.abc import Mapping
+from datetime import UTC, timedelta
+from typing import Any
+
+from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
+from fastapi import APIRouter, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.datastructures import Headers
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import Response
+
+from app.kit.clock import format_instant
+from app.kit.signatures import load_private_key, sign_ghl_ed25519, sign_ghl_rsa
+from app.sandbox import keys
+from app.sandbox.config import SandboxConfig
+from app.sandbox.control import control_router
+from app.sandbox.ghl import errors, serialize
+from app.sandbox.ghl.routes import api_router
+from app.sandbox.ghl.schemas import AppointmentSeed
+from app.sandbox.ghl.state import DuplicateContact, GhlStore, RecordNotFound
+from app.sandbox.ghl.ui import ui_router
+from app.sandbox.ratelimit import RateDecision
+from app.sandbox.side import CONTROL_PREFIX, Principal, SandboxSide, route_path
+from app.sandbox.webhooks import Delivery, RetryPolicy, Signer, WebhookDispatcher
+
+
+def _retry_only_429(status: int | None) -> bool:
+    return status == 429
+
+
+class GhlSandbox(SandboxSide):
+    """The emulated GHL location: its store, its API app and its webhook sender."""
+
+    name = "ghl"
+
+    def __init__(self, config: SandboxConfig, dispatcher: WebhookDispatcher, dice: random.Random) -> None:
+        super().__init__(config, dispatcher, dice)
+        ed_key = load_private_key(keys.GHL_ED25519_PRIVATE_PEM)
+        rsa_key = load_private_key(keys.GHL_RSA_PRIVATE_PEM)
+        if not isinstance(ed_key, ed25519.Ed25519PrivateKey) or not isinstance(rsa_key, rsa.RSAPrivateKey):
+            raise TypeError("the GHL sandbox keys must be an Ed25519 and an RSA private key")
+        self._ed25519_key = ed_key
+        self._rsa_key = rsa_key
+        self._retry = RetryPolicy(config.ghl_webhook_retry_delays, _retry_only_429)
+        self.store = GhlStore(
+            config.ghl_location_id,
+            config.clock,
+            self._on_event,
+            allow_duplicates=config.ghl_allow_duplicate_contacts,
+        )
+        self.app.add_exception_handler(errors.GhlApiError, _ghl_error)
+        self.app.add_exception_handler(RecordNotFound, _not_found)
+        self.app.add_exception_handler(DuplicateContact, _duplicate)
+        self.app.add_exception_handler(StarletteHTTPException, _unrouted)
+        self.app.add_exception_handler(RequestValidationError, _invalid_request)
+        self.app.include_router(control_router(self))
+        self.app.include_router(self._appointment_router())
+        self.app.include_router(ui_router(self))
+        self.app.include_router(api_router(self))
+
+    def _appointment_router(self) -> APIRouter:
+        router = APIRouter(prefix=CONTROL_PREFIX)
+
+        @router.post("/appointments", status_code=201)
+        async def add_appointment(seed: AppointmentSeed) -> dict[str, Any]:
+            """Book an appointment for a contact (emits AppointmentCreate), as a person would in GHL."""
+            start = seed.start_time if seed.start_time.tzinfo else seed.start_time.replace(tzinfo=UTC)
+            end = seed.end_time or start + timedelta(minutes=30)
+            appointment = self.store.add_appointment(
+                seed.contact_id,
+                title=seed.title,
+                start_time=start,
+                end_time=end if end.tzinfo else end.replace(tzinfo=UTC),
+                calendar_id=seed.calendar_id,
+                status=seed.status,
+                assigned_user_id=seed.assigned_user_id,
+                notes=seed.notes,
+                address=seed.address,
+            )
+            return {"appointment": serialize.appointment_json(appointment, self.store.location_id)}
+
+        return router
+
+    # -- SandboxSide --------------------------------------------------------------------------------
+
+    def _default_rate(self) -> tuple[int, float, int | None]:
+        return self.config.ghl_rate_max, self.config.ghl_rate_window_seconds, self.config.ghl_daily_limit
+
+    def reset_state(self) -> None:
+        self.store.clear()
+
+    def state_dump(self) -> dict[str, Any]:
+        return self.store.snapshot()
+
+    def authenticate(self, headers: Headers) -> Principal | Response:
+        scheme, _, token = headers.get("authorization", "").partition(" ")
+        expected = self.config.ghl_token.encode()
+        if scheme.lower() != "bearer" or not hmac.compare_digest(token.strip().encode(), expected):
+            return errors.unauthorized("Invalid JWT").response()
+        version = headers.get("version")
+        if version is None:
+            return errors.unauthorized("version header was not found.").response()
+        if version not in self.config.ghl_api_versions:
+            return errors.unauthorized("version header is invalid").response()
+        return Principal(key=self.config.ghl_location_id)
+
+    def default_principal_key(self) -> str:
+        return self.config.ghl_location_id
+
+    def rate_headers(self, decision: RateDecision) -> dict[str, str]:
+        # Names from docs/oauth/Authorization.md ("What are current rate limits for API 2.0?").
+        headers = {
+            "X-RateLimit-Max": str(decision.limit),
+            "X-RateLimit-Remaining": str(decision.remaining),
+            "X-RateLimit-Interval-Milliseconds": str(round(decision.window_seconds * 1000)),
+        }
+        if decision.daily_limit is not None and decision.daily_remaining is not None:
+            headers["X-RateLimit-Limit-Daily"] = str(decision.daily_limit)
+            headers["X-RateLimit-Daily-Remaining"] = str(decision.daily_remaining)
+        return headers
+
+    def too_many_requests(self, decision: RateDecision) -> Response:
+        return JSONResponse(
+            {"statusCode": 429, "message": "Too Many Requests"},
+            status_code=429,
+            headers={"Retry-After": decision.retry_after_header},
+        )
+
+    def injected_error(self, status: int) -> Response:
+        return errors.status_error(status).response()
+
+    # -- webhooks -----------------------------------------------------------------------------------
+
+    def _on_event(self, event_type: str, contact_id: str, record_id: str, payload: dict[str, Any]) -> None:
+        now = self.config.clock()
+        webhook_id = str(uuid.uuid4())
+        body = {**payload, "timestamp": format_instant(now), "webhookId": webhook_id}
+        delivery = Delivery(
+            id=webhook_id,
+            source=self.name,
+            event_type=event_type,
+            record_key=f"{self.name}:{contact_id}",
+            record_id=record_id,
+            url=self.webhook_url,
+            body=json.dumps(body, separators=(",", ":")).encode(),
+            created_at=now,
+        )
+        self.send_webhook(delivery, self._signer(), self._retry)
+
+    def _signer(self) -> Signer:
+        signed: dict[str, str] = {}
+
+        def headers(delivery: Delivery) -> Mapping[str, str]:
+            # Signed lazily, on the sender task, and once: every retry re-sends the same bytes.
+            if not signed:
+                signed["content-type"] = "application/json"
+                signed["x-ghl-signature"] = sign_ghl_ed25519(self._ed25519_key, delivery.body)
+                signed["x-wh-signature"] = sign_ghl_rsa(self._rsa_key, delivery.body)
+            return signed
+
+        return headers
+
+
+async def _ghl_error(request: Request, exc: Exception) -> Response:
+    if not isinstance(exc, errors.GhlApiError):  # pragma: no cover - registered for this type only
+        raise exc
+    return exc.response()
+
+
+async def _not_found(request: Request, exc: Exception) -> Response:
+    if not isinstance(exc, RecordNotFound):  # pragma: no cover
+        raise exc
+    return errors.not_found(exc.kind, exc.record_id).response()
+
+
+async def _duplicate(request: Request, exc: Exception) -> Response:
+    if not isinstance(exc, DuplicateContact):  # pragma: no cover
+        raise exc
+    existing = exc.existing
+    return errors.duplicate_contact(existing.id, existing.name or "", exc.matching_field).response()
+
+
+async def _unrouted(request: Request, exc: Exception) -> Response:
+    # NestJS answers an unknown route (or method) with 404 "Cannot GET /path".
+    if isinstance(exc, StarletteHTTPException) and exc.status_code not in {404, 405}:
+        return errors.status_error(exc.status_code).response()
+    return errors.nest_error(404, f"Cannot {request.method} {route_path(request.scope)}").response()
+
+
+async def _invalid_request(request: Request, exc: Exception) -> Response:
+    if not isinstance(exc, RequestValidationError):  # pragma: no cover
+        raise exc
+    messages = [f"{'.'.join(str(p) for p in e['loc'][1:])} {e['msg']}".strip() for e in exc.errors()]
+    return errors.unprocessable(messages).response()

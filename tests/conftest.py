@@ -1,0 +1,59 @@
+"""Shared fixtures: the reference material in ../shared and real databases (SQLite and Postgres)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.support.databases import PostgresSchema, fresh_sqlite, postgres_available, sqlite_template
+
+SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+
+
+@pytest.fixture(scope="session")
+def shared_dir() -> Path:
+    if not SHARED.is_dir():
+        pytest.fail(f"the reference material is expected at {SHARED}")
+    return SHARED
+
+
+@pytest.fixture(scope="session")
+def sqlite_template_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return sqlite_template(tmp_path_factory.mktemp("sqlite-template"))
+
+
+@pytest.fixture(scope="session")
+def postgres_schema() -> Iterator[PostgresSchema]:
+    if not postgres_available():
+        pytest.fail("Postgres at 127.0.0.1:5432 (database test) is not reachable; .ci/run starts it")
+    schema = PostgresSchema()
+    yield schema
+    schema.drop()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """An empty, migrated database of each kind."""
+    if request.param == "sqlite":
+        return fresh_sqlite(request.getfixturevalue("sqlite_template_path"), tmp_path)
+    schema: PostgresSchema = request.getfixturevalue("postgres_schema")
+    schema.empty()
+    return schema.url
+
+
+@pytest.fixture
+def postgres_url(postgres_schema: PostgresSchema) -> str:
+    postgres_schema.empty()
+    return postgres_schema.url
+
+
+@pytest.fixture
+def sqlite_url(sqlite_template_path: Path, tmp_path: Path) -> str:
+    return fresh_sqlite(sqlite_template_path, tmp_path)
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"

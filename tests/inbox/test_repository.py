@@ -1,0 +1,127 @@
+"""The inbox's SQL on both databases: insert-if-absent, per-record ordering, leases, SKIP LOCKED."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from app.db import create_engine, session_factory, unit_of_work
+from app.inbox import repository
+from app.inbox.models import EventStatus, Source, WebhookEvent
+from app.inbox.service import IncomingEvent, ordering_key, record
+
+pytestmark = pytest.mark.anyio
+NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
+LEASE = timedelta(seconds=60)
+
+
+@pytest.fixture
+async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
+    engine = create_engine(database_url)
+    yield engine
+    await engine.dispose()
+
+
+def event(event_id: str, record_id: str) -> IncomingEvent:
+    return IncomingEvent(
+        source=Source.RANKR,
+        event_id=event_id,
+        type="contact.updated",
+        account_key="acct",
+        ordering_key=ordering_key(Source.RANKR, "acct", "contact", record_id),
+        payload={"id": event_id},
+    )
+
+
+async def claim(
+    sessions: async_sessionmaker[AsyncSession], worker: str, now: datetime = NOW, limit: int = 10
+):
+    async with unit_of_work(sessions) as session:
+        return [
+            e.event_id
+            for e in await repository.claim_due(session, worker=worker, now=now, lease=LEASE, limit=limit)
+        ]
+
+
+async def settle(sessions: async_sessionmaker[AsyncSession], worker: str, event_id: str) -> None:
+    async with unit_of_work(sessions) as session:
+        row = (
+            await session.execute(select(WebhookEvent).where(WebhookEvent.event_id == event_id))
+        ).scalar_one()
+        assert await repository.finish(session, row.id, worker, EventStatus.DONE, NOW, None)
+
+
+async def test_a_redelivery_stores_nothing_new(engine: AsyncEngine) -> None:
+    assert await record(engine, event("e1", "c1"), NOW) is True
+    assert await record(engine, event("e1", "c1"), NOW) is False
+    async with session_factory(engine)() as session:
+        assert len((await session.execute(select(WebhookEvent))).scalars().all()) == 1
+
+
+async def test_events_of_one_record_are_claimed_one_at_a_time_in_order(engine: AsyncEngine) -> None:
+    for event_id, record_id in [("e1", "c1"), ("e2", "c1"), ("e3", "c2"), ("e4", "c1")]:
+        await record(engine, event(event_id, record_id), NOW)
+    sessions = session_factory(engine)
+    assert await claim(sessions, "w1") == ["e1", "e3"]
+    assert await claim(sessions, "w2") == []  # e2 waits for e1, e4 for e2
+    await settle(sessions, "w1", "e1")
+    assert await claim(sessions, "w2") == ["e2"]
+    await settle(sessions, "w2", "e2")
+    assert await claim(sessions, "w1") == ["e4"]
+
+
+async def test_future_events_wait_and_expired_leases_are_taken_over(engine: AsyncEngine) -> None:
+    await record(engine, event("e1", "c1"), NOW)
+    sessions = session_factory(engine)
+    assert await claim(sessions, "w1", now=NOW - timedelta(seconds=1)) == []
+    assert await claim(sessions, "w1") == ["e1"]
+    assert await claim(sessions, "w2", now=NOW + LEASE - timedelta(seconds=1)) == []
+    # w1 died holding the lease: after it expires another worker takes the event over ...
+    assert await claim(sessions, "w2", now=NOW + LEASE + timedelta(seconds=1)) == ["e1"]
+    # ... and w1, should it come back, can no longer settle it.
+    async with unit_of_work(sessions) as session:
+        row = (await session.execute(select(WebhookEvent))).scalar_one()
+        assert row.attempts == 2
+        assert not await repository.finish(session, row.id, "w1", EventStatus.DONE, NOW, None)
+
+
+async def test_a_deferral_does_not_count_as_an_attempt(engine: AsyncEngine) -> None:
+    await record(engine, event("e1", "c1"), NOW)
+    sessions = session_factory(engine)
+    await claim(sessions, "w1")
+    async with unit_of_work(sessions) as session:
+        row = (await session.execute(select(WebhookEvent))).scalar_one()
+        await repository.reschedule(
+            session, row.id, "w1", status=EventStatus.PENDING, at=NOW, error=None, count_attempt=False
+        )
+    async with sessions() as session:
+        row = (await session.execute(select(WebhookEvent))).scalar_one()
+        assert (row.status, row.attempts, row.leased_by) == ("pending", 0, None)
+
+
+@pytest.mark.postgres
+async def test_concurrent_claims_never_overlap_on_postgres(postgres_url: str) -> None:
+    engine_a, engine_b = create_engine(postgres_url), create_engine(postgres_url)
+    try:
+        for number in range(60):
+            await record(engine_a, event(f"e{number}", f"c{number}"), NOW)
+        claimed: dict[str, list[str]] = {"a": [], "b": []}
+
+        async def drain(name: str, sessions: async_sessionmaker[AsyncSession]) -> None:
+            while batch := await claim(sessions, name, limit=3):
+                claimed[name].extend(batch)
+                await asyncio.sleep(0)
+
+        await asyncio.gather(drain("a", session_factory(engine_a)), drain("b", session_factory(engine_b)))
+        assert not set(claimed["a"]) & set(claimed["b"])
+        assert len(claimed["a"]) + len(claimed["b"]) == 60
+        assert claimed["a"]
+        assert claimed["b"]
+    finally:
+        await engine_a.dispose()
+        await engine_b.dispose()
