@@ -77,9 +77,13 @@ class RateLimiter:
             if daily_limit is not None:
                 self.daily_limit = daily_limit
 
-    def reset(self) -> None:
+    def reset(self, max_requests: int, window_seconds: float, daily_limit: int | None) -> None:
+        """Forget every count and set all three limits (a daily limit of None means none)."""
         with self._lock:
             self._buckets.clear()
+            self.max_requests = max_requests
+            self.window_seconds = window_seconds
+            self.daily_limit = daily_limit
 
     def hit(self, key: str) -> RateDecision:
         """Count one request for ``key`` unless the budget is spent; refused requests are not counted."""

@@ -129,8 +129,7 @@ class SandboxSide(ABC):
         self.reset_state()
         self.log.clear()
         self.dispatcher.clear_history(self.name)
-        self.limiter.reset()
-        self.limiter.configure(*self._default_rate())
+        self.limiter.reset(*self._default_rate())
         self.faults.settings = self._default_faults()
         self.webhook_settings = self._default_webhooks()
 

@@ -6,7 +6,6 @@ Tests talk HTTP only, as the service and a person would.
 
 from __future__ import annotations
 
-import socket
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -17,7 +16,7 @@ import pytest
 from app.sandbox import Sandbox, SandboxConfig, create_standalone_app, keys
 from tests.sandbox.capture import Capture
 from tests.sandbox.specs import SHARED
-from tests.support.server import reserve_port, serve
+from tests.support.server import serve
 
 FAST_RETRIES = (0.01, 0.01, 0.01, 0.01, 0.01, 0.01)
 
@@ -96,17 +95,6 @@ class Env:
     _rankr_token: str = ""
 
 
-def quick_socket() -> socket.socket:
-    """A loopback port whose connections send small answers at once.
-
-    Without TCP_NODELAY (inherited by accepted connections on Linux), the stock asyncio loop lets
-    Nagle's algorithm hold an answer's body until the client's delayed ACK: 40 ms per request.
-    """
-    sock = reserve_port()
-    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    return sock
-
-
 @pytest.fixture(scope="session", autouse=True)
 def _shared_material() -> None:
     if not SHARED.is_dir():
@@ -116,7 +104,7 @@ def _shared_material() -> None:
 @pytest.fixture(scope="session")
 def capture() -> Iterator[Capture]:
     receiver = Capture()
-    with serve(receiver.app, quick_socket()) as url:
+    with serve(receiver.app) as url:
         receiver.url = url
         yield receiver
 
@@ -131,7 +119,7 @@ def server(capture: Capture) -> Iterator[Env]:
         random_seed=20240601,
     )
     app = create_standalone_app(config)
-    with serve(app, quick_socket()) as url, httpx.Client(timeout=15) as http:
+    with serve(app) as url, httpx.Client(timeout=15) as http:
         yield Env(app.state.sandbox, url, capture, http)
 
 

@@ -158,6 +158,9 @@ def test_request_log_in_process(env: Env) -> None:
 
 def test_reset_restores_the_configured_state(env: Env) -> None:
     env.control("ghl", rate_max=1, error_rate=0.5)
+    env.control("rankr", daily_limit=10)
     env.http.post(f"{env.ghl_base}/_sandbox/reset").raise_for_status()
+    env.http.post(f"{env.rankr_base}/_sandbox/reset").raise_for_status()
     assert env.http.get(f"{env.ghl_base}/_sandbox/control").json()["rate_max"] == 100
+    assert env.http.get(f"{env.rankr_base}/_sandbox/control").json()["daily_limit"] is None
     assert env.requests("ghl")["requests"] == []

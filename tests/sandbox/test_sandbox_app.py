@@ -13,12 +13,11 @@ from fastapi import FastAPI, Request
 
 from app.sandbox import Sandbox, SandboxConfig, keys
 from tests.sandbox.capture import Capture
-from tests.sandbox.conftest import quick_socket
-from tests.support.server import serve
+from tests.support.server import reserve_port, serve
 
 
 def test_mounted_in_a_service_app_it_delivers_webhooks_to_that_app() -> None:
-    sock = quick_socket()
+    sock = reserve_port()
     sandbox = Sandbox(SandboxConfig(webhook_target=f"http://127.0.0.1:{sock.getsockname()[1]}"))
     received: list[tuple[str, dict[str, Any]]] = []
 

@@ -1,0 +1,110 @@
+"""The command line as a user runs it: help, migrate, serve with the sandboxes, status."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.support.server import reserve_port
+from tests.support.service import wait_for
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run(args: list[str], env: dict[str, str], timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "app", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+@pytest.fixture
+def env(tmp_path: Path) -> dict[str, str]:
+    clean = {
+        key: value for key, value in os.environ.items() if not key.startswith(("GHL_", "RANKR_", "SANDBOX"))
+    }
+    return {**clean, "DATABASE_URL": f"sqlite:///{tmp_path / 'cli.db'}", "LOG_LEVEL": "WARNING"}
+
+
+def test_help_lists_every_command(env: dict[str, str]) -> None:
+    result = run(["--help"], env)
+    assert result.returncode == 0
+    for command in ("serve", "worker", "migrate", "sandbox", "status"):
+        assert command in result.stdout
+    assert run(["worker", "--help"], env).returncode == 0
+
+
+def test_a_bad_setting_is_reported_by_name(env: dict[str, str]) -> None:
+    result = run(["status"], {**env, "RETRY_SCHEDULE": "soon"})
+    assert result.returncode == 2
+    assert "RETRY_SCHEDULE" in result.stderr
+
+
+@pytest.fixture
+def served(env: dict[str, str], tmp_path: Path) -> Iterator[str]:
+    assert run(["migrate"], env).returncode == 0
+    port = reserve_port()
+    number = port.getsockname()[1]
+    port.close()
+    log = (tmp_path / "serve.log").open("w")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "app", "serve", "--port", str(number)],
+        cwd=ROOT,
+        env={**env, "WORKER_POLL_SECONDS": "0.1"},
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{number}"
+    try:
+        wait_for(lambda: _ready(url), timeout=30, what="serve to become ready")
+        yield url
+    finally:
+        process.send_signal(signal.SIGTERM)
+        # uvicorn shuts down gracefully, then re-raises the signal it caught.
+        assert process.wait(timeout=30) in (0, -signal.SIGTERM)
+        log.close()
+        banner = (tmp_path / "serve.log").read_text()
+        assert f"{url}/sandbox/ghl/ui" in banner
+        assert f"{url}/webhooks/rankr" in banner
+
+
+def _ready(url: str) -> bool:
+    try:
+        return httpx.get(f"{url}/readyz").status_code == 200
+    except httpx.TransportError:
+        return False
+
+
+@pytest.mark.slow
+def test_serve_syncs_a_contact_typed_into_the_rankr_page(served: str, env: dict[str, str]) -> None:
+    """What a newcomer does after `make run`: fill in the Rankr form, find the contact in GHL."""
+    with httpx.Client(base_url=served, timeout=10) as http:
+        form = {"firstName": "Newcomer", "lastName": "Test", "email": "newcomer@example.com", "tags": "trial"}
+        answer = http.post("/sandbox/rankr/ui/contacts", data=form)
+        assert answer.status_code in (200, 303)
+
+        def ghl_page() -> str | None:
+            text = http.get("/sandbox/ghl/ui").text
+            return text if "newcomer@example.com" in text else None
+
+        page = wait_for(ghl_page, what="the contact on the GHL page")
+        assert "Newcomer" in page
+        wait_for(
+            lambda: http.get("/status").json()["connections"][0]["linked"]["contacts"] == 1, what="the link"
+        )
+        html = http.get("/status", headers={"accept": "text/html"})
+        assert html.headers["content-type"].startswith("text/html")
+    result = run(["status"], env)
+    assert result.returncode == 0, result.stderr
+    assert "1 contacts" in result.stdout
