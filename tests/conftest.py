@@ -8,14 +8,11 @@ from pathlib import Path
 import pytest
 
 from tests.support.databases import PostgresSchema, fresh_sqlite, postgres_available, sqlite_template
-
-SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+from tests.support.reference import SHARED
 
 
 @pytest.fixture(scope="session")
 def shared_dir() -> Path:
-    if not SHARED.is_dir():
-        pytest.fail(f"the reference material is expected at {SHARED}")
     return SHARED
 
 

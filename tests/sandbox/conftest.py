@@ -15,7 +15,6 @@ import pytest
 
 from app.sandbox import Sandbox, SandboxConfig, create_standalone_app, keys
 from tests.sandbox.capture import Capture
-from tests.sandbox.specs import SHARED
 from tests.support.server import serve
 
 FAST_RETRIES = (0.01, 0.01, 0.01, 0.01, 0.01, 0.01)
@@ -93,12 +92,6 @@ class Env:
         self._rankr_token = self.rankr_token()
 
     _rankr_token: str = ""
-
-
-@pytest.fixture(scope="session", autouse=True)
-def _shared_material() -> None:
-    if not SHARED.is_dir():
-        pytest.fail(f"the reference material is expected at {SHARED}")
 
 
 @pytest.fixture(scope="session")

@@ -12,7 +12,6 @@ import copy
 import json
 import re
 from functools import cache
-from pathlib import Path
 from typing import Any
 
 import yaml
@@ -20,7 +19,8 @@ from jsonschema import Draft7Validator, Draft202012Validator
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT7, DRAFT202012
 
-SHARED = Path(__file__).resolve().parents[2].parent / "shared"
+from tests.support.reference import SHARED
+
 GHL_CONTACTS = SHARED / "ghl" / "openapi" / "contacts.json"
 GHL_COMMON = SHARED / "ghl" / "common" / "common-schemas.json"
 GHL_WEBHOOKS = SHARED / "ghl" / "webhooks"
