@@ -135,6 +135,9 @@ def test_ghl_contact_created_updated_and_deleted_reaches_rankr(service: Service)
     service.settle()
     assert service.rankr.get(contact["contactId"]) is None
     assert service.rankr.writes_since(rankr_mark) == [f"DELETE /contacts/{contact['contactId']}"]
+    # The service's client-credentials token is fetched once and reused (the other one is the test's).
+    tokens = [r for r in service.rankr.requests_since(0) if r["path"] == "/oauth/token"]
+    assert len(tokens) == 2
 
 
 def test_a_redelivered_or_replayed_event_writes_nothing(service: Service) -> None:

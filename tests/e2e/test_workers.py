@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.service import running_service
+from tests.support.service import running_service, wait_for
 
-pytestmark = [pytest.mark.slow, pytest.mark.postgres]
+pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -35,6 +35,7 @@ def start_worker(database_url: str, public_url: str, log: Path) -> subprocess.Po
         )
 
 
+@pytest.mark.postgres
 def test_two_worker_processes_apply_each_event_once(postgres_url: str, tmp_path: Path) -> None:
     with running_service(postgres_url, run_worker_in_process=False) as service:
         workers = [start_worker(postgres_url, service.url, tmp_path / f"worker{n}.log") for n in (1, 2)]
@@ -68,3 +69,27 @@ def test_two_worker_processes_apply_each_event_once(postgres_url: str, tmp_path:
         # Both processes took part.
         for n in (1, 2):
             assert "sync.event_applied" in (tmp_path / f"worker{n}.log").read_text()
+
+
+@pytest.mark.parametrize("database", ["sqlite", "postgres"])
+def test_sigterm_lets_the_worker_finish_the_event_in_hand(
+    database: str, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    database_url = request.getfixturevalue(f"{database}_url")
+    with running_service(database_url, run_worker_in_process=False) as service:
+        service.ghl.control(latency_ms=1500)
+        worker = start_worker(database_url, service.url, tmp_path / "worker.log")
+        try:
+            service.rankr.create(email=f"sigterm.{uuid.uuid4().hex[:8]}@example.com")
+            wait_for(
+                lambda: any(e["status"] == "processing" for e in service.events("rankr")),
+                what="the event in hand",
+            )
+            worker.send_signal(signal.SIGTERM)
+            assert worker.wait(timeout=30) == 0
+        finally:
+            if worker.poll() is None:
+                worker.kill()
+        [event] = service.events("rankr")
+        assert event["status"] == "done", (tmp_path / "worker.log").read_text()
+        assert "worker.stopped" in (tmp_path / "worker.log").read_text()
