@@ -174,7 +174,7 @@ def status(
             f"{entry['linked']['notes']} notes"
         )
         for upstream, budget in entry["rateBudget"].items():
-            typer.echo(f"  {upstream} budget      {budget['remaining']} of {budget['limit']} left")
+            typer.echo(f"  {upstream + ' budget':<16}{budget['remaining']} of {budget['limit']} left")
         for error in entry.get("latestErrors", []):
             typer.echo(f"  ! {error['status']} {error['type']} {error['eventId']}: {error['error']}")
     unrouted = facts["unrouted"]
