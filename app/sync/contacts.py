@@ -77,6 +77,20 @@ def _not_newer(seen: datetime | None, newest: datetime | None) -> bool:
     return seen is not None and newest is not None and seen <= newest
 
 
+def _audit(link: Link, side: Side, action: str, changes: dict[str, Any], **values: Any) -> dict[str, Any]:
+    """An audit entry for a write to ``side``; ids not given are the link's."""
+    return {
+        "link_id": link.id,
+        "kind": KIND,
+        "rankr_id": link.rankr_id,
+        "ghl_id": link.ghl_id,
+        "direction": side.inbound,
+        "action": action,
+        "changes": changes,
+        **values,
+    }
+
+
 def _snapshot_values(fields: Canonical) -> dict[str, Any]:
     email, phone = mapping.match_keys(fields)
     return {
@@ -316,16 +330,9 @@ class ContactSync(Handler):
             link=link,
             changes=mapping.describe(fields, None),
         )
+        action = "create" if created else "link"
         result.audits.append(
-            {
-                "link_id": link.id,
-                "kind": KIND,
-                "rankr_id": seen.record_id,
-                "ghl_id": contact.id,
-                "direction": Side.GHL.inbound,
-                "action": "create" if created else "link",
-                "changes": mapping.describe(fields, None),
-            }
+            _audit(link, Side.GHL, action, mapping.describe(fields, None), ghl_id=contact.id)
         )
         return contact.id, mapping.from_ghl(contact, self._maps), parse_instant(contact.date_updated)
 
@@ -344,18 +351,9 @@ class ContactSync(Handler):
             changes=mapping.describe(fields, None),
         )
         if created.contact is not None:
-            result.audits.append(
-                {
-                    "link_id": link.id,
-                    "kind": KIND,
-                    "rankr_id": created.contact.contact_id,
-                    "ghl_id": seen.record_id,
-                    "direction": Side.RANKR.inbound,
-                    "action": "create",
-                    "changes": mapping.describe(fields, None),
-                }
-            )
             contact = created.contact
+            changes = mapping.describe(fields, None)
+            result.audits.append(_audit(link, Side.RANKR, "create", changes, rankr_id=contact.contact_id))
         else:
             # Rankr already has a contact with this email (409): link to it and bring it up to date.
             existing_id = created.existing_id
@@ -378,17 +376,8 @@ class ContactSync(Handler):
                     link=link,
                     changes=mapping.describe(update, current),
                 )
-            result.audits.append(
-                {
-                    "link_id": link.id,
-                    "kind": KIND,
-                    "rankr_id": existing_id,
-                    "ghl_id": seen.record_id,
-                    "direction": Side.RANKR.inbound,
-                    "action": "link",
-                    "changes": mapping.describe(update, current),
-                }
-            )
+            changes = mapping.describe(update, current)
+            result.audits.append(_audit(link, Side.RANKR, "link", changes, rankr_id=existing_id))
         return contact.contact_id, mapping.from_rankr(contact, self._maps), contact.last_modified
 
     async def _update_side(
@@ -422,25 +411,9 @@ class ContactSync(Handler):
             )
             applied, modified = fields, contact.last_modified
         if applied:
-            result.audits.append(
-                {
-                    **self._audit_ids(link, side, record_id),
-                    "action": "update",
-                    "changes": mapping.describe(applied, before),
-                }
-            )
+            result.audits.append(_audit(link, side, "update", mapping.describe(applied, before)))
             result.synced.add(side.inbound)
         return modified, applied
-
-    @staticmethod
-    def _audit_ids(link: Link, side: Side, record_id: str) -> dict[str, Any]:
-        return {
-            "link_id": link.id,
-            "kind": KIND,
-            "rankr_id": link.rankr_id or (record_id if side is Side.RANKR else None),
-            "ghl_id": link.ghl_id or (record_id if side is Side.GHL else None),
-            "direction": side.inbound,
-        }
 
     async def _write_ghl(
         self,
@@ -484,14 +457,15 @@ class ContactSync(Handler):
         )
         if company is None:
             result.audits.append(
-                {
-                    **self._audit_ids(link, Side.GHL, record_id),
-                    "action": "update",
-                    "changes": mapping.describe({COMPANY: fields[COMPANY]}, before),
-                    "result": "error",
-                    "detail": "GHL sets companyName only by upsert, and this contact has no email or phone "
+                _audit(
+                    link,
+                    Side.GHL,
+                    "update",
+                    mapping.describe({COMPANY: fields[COMPANY]}, before),
+                    result="error",
+                    detail="GHL sets companyName only by upsert, and this contact has no email or phone "
                     "that identifies it; the company name was not written",
-                }
+                )
             )
             return written, rest
         return company, fields
@@ -591,13 +565,6 @@ class ContactSync(Handler):
             result.note = "the contact was never created on the other side"
             await self.settle(job, connection, result)
             return
-        audit = {
-            "link_id": link.id,
-            "kind": KIND,
-            "rankr_id": link.rankr_id,
-            "ghl_id": link.ghl_id,
-            "direction": target.inbound,
-        }
         if self._delete_mode == "delete":
             call = (
                 up.ghl.delete_contact(target_id) if target is Side.GHL else up.rankr.delete_contact(target_id)
@@ -612,13 +579,11 @@ class ContactSync(Handler):
                 link=link,
                 changes={},
             )
-            result.audits.append({**audit, "action": "delete", "changes": {}})
+            result.audits.append(_audit(link, target, "delete", {}))
             result.link_values = {"state": LinkState.DELETED}
         else:
             await self._tag_unlinked(job, connection, up, target, target_id, link)
-            result.audits.append(
-                {**audit, "action": "unlink", "changes": {"tags": {"add": self._unlink_tag}}}
-            )
+            result.audits.append(_audit(link, target, "unlink", {"tags": {"add": self._unlink_tag}}))
             result.link_values = {"state": LinkState.UNLINKED}
         await self.settle(job, connection, result)
 

@@ -75,21 +75,15 @@ def tags(values: list[str] | None) -> list[str]:
 
 
 def from_rankr(contact: RankrContact, maps: FieldMaps) -> Canonical:
-    address = contact.address
+    data = contact.model_dump(by_alias=True)
+    address = data.get("address") or {}
     result: Canonical = {
-        "email": text(contact.email),
-        "phone": text(contact.phone),
-        "firstName": text(contact.first_name),
-        "lastName": text(contact.last_name),
-        "companyName": text(contact.company_name),
-        "website": text(contact.website),
-        "address.line1": text(address.line1) if address else None,
-        "address.city": text(address.city) if address else None,
-        "address.state": text(address.state) if address else None,
-        "address.postalCode": text(address.postal_code) if address else None,
-        "address.country": text(address.country) if address else None,
-        TAGS: tags(contact.tags),
+        name: text(
+            address.get(name.removeprefix("address.")) if name.startswith("address.") else data.get(name)
+        )
+        for name in TEXT_FIELDS
     }
+    result[TAGS] = tags(contact.tags)
     for key in maps.custom_fields:
         result[CUSTOM_PREFIX + key] = text(contact.custom_fields.get(key))
     if maps.users and (contact.owner_id is None or contact.owner_id in maps.users):
@@ -98,20 +92,9 @@ def from_rankr(contact: RankrContact, maps: FieldMaps) -> Canonical:
 
 
 def from_ghl(contact: GhlContact, maps: FieldMaps) -> Canonical:
-    result: Canonical = {
-        "email": text(contact.email),
-        "phone": text(contact.phone),
-        "firstName": text(contact.first_name),
-        "lastName": text(contact.last_name),
-        "companyName": text(contact.company_name),
-        "website": text(contact.website),
-        "address.line1": text(contact.address1),
-        "address.city": text(contact.city),
-        "address.state": text(contact.state),
-        "address.postalCode": text(contact.postal_code),
-        "address.country": text(contact.country),
-        TAGS: tags(contact.tags),
-    }
+    data = contact.model_dump(by_alias=True)
+    result: Canonical = {name: text(data.get(ghl_name)) for name, ghl_name in TEXT_FIELDS.items()}
+    result[TAGS] = tags(contact.tags)
     values = {item.id: item.value for item in contact.custom_fields}
     for key, ghl_id in maps.custom_fields.items():
         result[CUSTOM_PREFIX + key] = text(values.get(ghl_id))
