@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.install-stamp
 
-.PHONY: install run test lint typecheck migrations-check unit clean
+.PHONY: install run test lint typecheck migrations-check bench clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -36,6 +36,12 @@ migrations-check: install
 ## Everything: lint, types, migrations, and the whole suite on SQLite and Postgres.
 test: lint typecheck migrations-check
 	$(BIN)/pytest
+
+## Intake throughput and latency against a bare baseline app, same run (needs wrk: apt-get install wrk).
+bench: install
+	@command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
+	$(BIN)/python -m bench.intake.run --database postgres
+	$(BIN)/python -m bench.intake.run --database sqlite
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache rankr_ghl_sync.db*

@@ -196,6 +196,6 @@ async def _collect(settings: Settings) -> dict[str, Any]:
 
 def main() -> None:
     try:
-        cli()
+        cli(prog_name="rankr-ghl-sync")
     except KeyboardInterrupt:
         sys.exit(130)

@@ -64,7 +64,7 @@ def async_url(database_url: str) -> str:
     raise ValueError(f"unsupported database: {url.drivername}")
 
 
-def _server_settings(options: str) -> dict[str, str]:
+def server_settings(options: str) -> dict[str, str]:
     """libpq's ``options`` (``-c name=value ...``) as asyncpg server settings."""
     settings: dict[str, str] = {}
     for part in options.replace("-c ", "-c").split():
@@ -95,7 +95,7 @@ def create_engine(database_url: str, **kwargs: Any) -> AsyncEngine:
     options = url.query.get("options")
     if isinstance(options, str):
         url = url.difference_update_query(["options"])
-        kwargs.setdefault("connect_args", {})["server_settings"] = _server_settings(options)
+        kwargs.setdefault("connect_args", {})["server_settings"] = server_settings(options)
     if "poolclass" not in kwargs:
         kwargs.setdefault("pool_size", 10)
         kwargs.setdefault("max_overflow", 10)

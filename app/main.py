@@ -15,6 +15,7 @@ from app.db import create_engine, session_factory, unit_of_work
 from app.health import head_revision, schema_problem
 from app.health import router as health_router
 from app.inbox.intake import IntakeContext
+from app.inbox.writer import open_writer
 from app.integrations.ghl.endpoints import router as ghl_router
 from app.integrations.rankr.endpoints import router as rankr_router
 from app.integrations.registry import UpstreamRegistry
@@ -54,6 +55,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock = utcnow) -> Fa
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         engine = create_engine(settings.database_url)
         sessions = session_factory(engine)
+        writer = await open_writer(settings.database_url)
         registry = UpstreamRegistry(settings, clock)
         worker: Worker | None = None
         if settings.run_worker_in_process:
@@ -71,7 +73,11 @@ def create_app(settings: Settings | None = None, *, clock: Clock = utcnow) -> Fa
         app.state.head_revision = head_revision()
         app.state.worker = worker
         app.state.intake = IntakeContext(
-            engine=engine, clock=clock, on_stored=worker.wake if worker else _nothing
+            writer=writer,
+            clock=clock,
+            on_stored=worker.wake if worker else _nothing,
+            rankr_secrets=settings.rankr_secrets,
+            ghl_verifier=settings.ghl_verifier,
         )
         problem = await schema_problem(sessions, app.state.head_revision)
         if problem is None:
@@ -90,6 +96,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock = utcnow) -> Fa
             if sandbox is not None:
                 await sandbox.stop()
             await registry.aclose()
+            await writer.close()
             await engine.dispose()
 
     app = FastAPI(

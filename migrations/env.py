@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from concurrent.futures import ThreadPoolExecutor
 
 from alembic import context
 from sqlalchemy import pool
@@ -43,4 +44,11 @@ if context.is_offline_mode():
     with context.begin_transaction():
         context.run_migrations()
 else:
-    asyncio.run(run_online())
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        asyncio.run(run_online())
+    else:
+        # Called from async code (a running loop): migrate on a thread with a loop of its own.
+        with ThreadPoolExecutor(max_workers=1) as executor:
+            executor.submit(asyncio.run, run_online()).result()

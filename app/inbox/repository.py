@@ -1,4 +1,7 @@
-"""SQL of the inbox: insert-if-absent at intake, claim due events, settle them. Never commits."""
+"""SQL of the inbox: claim due events, settle them, count them. Never commits.
+
+The intake's insert lives in ``app.inbox.writer`` (on the driver itself, for speed).
+"""
 
 from __future__ import annotations
 
@@ -7,25 +10,10 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import and_, delete, exists, func, or_, select, update
-from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
 from app.inbox.models import OPEN_STATUSES, EventStatus, WebhookEvent
-
-_table = WebhookEvent.__table__
-
-
-def insert_if_absent_statement(dialect: str) -> Any:
-    """``INSERT ... ON CONFLICT (source, event_id) DO NOTHING`` for the given dialect."""
-    module: Any = postgresql if dialect == "postgresql" else sqlite
-    return module.insert(_table).on_conflict_do_nothing(index_elements=["source", "event_id"])
-
-
-async def insert_if_absent(conn: AsyncConnection, row: dict[str, Any]) -> bool:
-    """Store one event unless its (source, event_id) is already stored; True when it was new."""
-    result = await conn.execute(insert_if_absent_statement(conn.dialect.name), row)
-    return bool(result.rowcount)
 
 
 async def claim_due(

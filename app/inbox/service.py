@@ -6,10 +6,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncEngine
-
-from app.inbox import repository
 from app.inbox.models import EventStatus, Source
+from app.inbox.writer import InboxWriter
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,10 +22,10 @@ class IncomingEvent:
     payload: dict[str, Any]
 
 
-async def record(engine: AsyncEngine, event: IncomingEvent, now: datetime) -> bool:
+async def record(writer: InboxWriter, event: IncomingEvent, now: datetime) -> bool:
     """Store the event durably (committed) unless it is already stored; True when it was new.
 
-    One statement in its own transaction: the intake does no other database work.
+    One autocommitted statement: the intake does no other database work.
     """
     row = {
         "source": event.source.value,
@@ -41,8 +39,7 @@ async def record(engine: AsyncEngine, event: IncomingEvent, now: datetime) -> bo
         "attempts": 0,
         "next_attempt_at": now,
     }
-    async with engine.begin() as conn:
-        return await repository.insert_if_absent(conn, row)
+    return await writer.insert(row)
 
 
 def ordering_key(source: Source, account: str, kind: str, record_id: str) -> str:

@@ -92,13 +92,20 @@ class Handler:
         self._clock = clock
         self._lease = lease
 
-    async def acquire(self, job: Job, link: Link) -> None:
-        """Take the link's lease, or defer the event while another worker holds it."""
+    async def acquire(self, job: Job, link: Link) -> Link:
+        """Take the link's lease and return the link as it is now, or defer while another job holds it.
+
+        The link must be read again once the lease is ours: the copy read before may predate the
+        work of the job that held the lease until now, and diffing against its old snapshot would
+        write stale values back.
+        """
         now = self._clock()
         async with unit_of_work(self._sessions) as session:
             taken = await links.acquire_lease(session, link.id, job.holder, now, now + self._lease)
-        if not taken:
+            current = await links.get(session, link.id) if taken else None
+        if current is None:
             raise Deferred(f"link {link.id} is being synced by another worker")
+        return current
 
     async def release(self, job: Job, link_id: int) -> None:
         async with unit_of_work(self._sessions) as session:

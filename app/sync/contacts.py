@@ -21,9 +21,11 @@ How the guarantees hold:
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from contextlib import suppress
 from dataclasses import dataclass
 from datetime import datetime
+from functools import partial
 from typing import Any
 
 from pydantic import ValidationError
@@ -71,6 +73,10 @@ def _newest(a: datetime | None, b: datetime | None) -> datetime | None:
     if a is None or b is None:
         return a or b
     return max(a, b)
+
+
+async def _given(observed: Observed) -> Observed:
+    return observed
 
 
 def _not_newer(seen: datetime | None, newest: datetime | None) -> bool:
@@ -126,7 +132,7 @@ class ContactSync(Handler):
                 ) from exc
             fields = mapping.from_rankr(contact, self._maps)
             observed = Observed(Side.RANKR, contact.contact_id, contact.last_modified, fields, current=False)
-            await self._sync(job, connection, up, observed)
+            await self._sync(job, connection, up, Side.RANKR, contact.contact_id, partial(_given, observed))
             return
         contact_id = str(job.payload["id"])
         if job.type == GHL_DELETE:
@@ -153,11 +159,9 @@ class ContactSync(Handler):
                 )
                 return
         # GHL webhooks carry no dateUpdated and may omit fields: the current record is the truth.
-        observed = await self._fetch(up, Side.GHL, contact_id)
-        if observed is None:
-            await self.settle(job, connection, Settlement(note="contact no longer exists in GHL"))
-            return
-        await self._sync(job, connection, up, observed)
+        await self._sync(
+            job, connection, up, Side.GHL, contact_id, lambda: self._fetch(up, Side.GHL, contact_id)
+        )
 
     async def _fetch(self, up: Upstreams, side: Side, record_id: str) -> Observed | None:
         """The record as its side holds it now (one API read), or None when it no longer exists."""
@@ -176,12 +180,23 @@ class ContactSync(Handler):
 
     # --- create or update --------------------------------------------------------------------------
 
-    async def _sync(self, job: Job, connection: Connection, up: Upstreams, seen: Observed) -> None:
+    async def _sync(
+        self,
+        job: Job,
+        connection: Connection,
+        up: Upstreams,
+        side: Side,
+        record_id: str,
+        observe: Callable[[], Awaitable[Observed | None]],
+    ) -> None:
+        """Create or update the record's counterpart from the state ``observe`` returns."""
         async with self._sessions() as session:
-            link, in_flight = await links.find_with_pending(
-                session, connection.id, KIND, seen.side, seen.record_id
-            )
+            link, in_flight = await links.find_with_pending(session, connection.id, KIND, side, record_id)
         if link is None:
+            seen = await observe()
+            if seen is None:
+                await self.settle(job, connection, Settlement(note=f"{side.value} contact no longer exists"))
+                return
             candidates = [pending for pending in in_flight if self._may_be_echo(pending, seen)]
             if candidates:
                 # Wait until the create finishes and links both records; poll slowly when its
@@ -197,16 +212,33 @@ class ContactSync(Handler):
         if link.state in (LinkState.DELETED, LinkState.UNLINKED):
             await self.settle(job, connection, Settlement(note=f"contact is {link.state}; nothing to apply"))
             return
-        await self.acquire(job, link)
-        if link.state == LinkState.PENDING:
-            # An earlier attempt began the create and did not finish: finish it (idempotently).
-            await self._create(job, connection, up, seen, link)
-            return
+        link = await self.acquire(job, link)
         try:
+            if await self._settled_meanwhile(job, connection, link):
+                return
+            # Observe only now, holding the lease: a state read before it could predate the writes of
+            # the job that held the lease until now, and applying it would undo them.
+            seen = await observe()
+            if seen is None:
+                note = f"{side.value} contact no longer exists"
+                await self.settle(job, connection, Settlement(note=note, link_id=link.id, link_values={}))
+                return
+            if link.state == LinkState.PENDING:
+                # An earlier attempt began the create and did not finish: finish it (idempotently).
+                await self._create(job, connection, up, seen, link)
+                return
             await self._update(job, connection, up, seen, link)
         except BaseException:
             await self.release(job, link.id)
             raise
+
+    async def _settled_meanwhile(self, job: Job, connection: Connection, link: Link) -> bool:
+        """Whether the (leased, freshly read) link was deleted or unlinked while the event waited."""
+        if link.state not in (LinkState.DELETED, LinkState.UNLINKED):
+            return False
+        note = f"contact is {link.state}; nothing to apply"
+        await self.settle(job, connection, Settlement(note=note, link_id=link.id, link_values={}))
+        return True
 
     def _may_be_echo(self, pending: Link, seen: Observed) -> bool:
         snapshot = pending.snapshot or {}
@@ -528,8 +560,10 @@ class ContactSync(Handler):
         if link.state in (LinkState.DELETED, LinkState.UNLINKED):
             await self.settle(job, connection, Settlement(note=f"contact already {link.state}"))
             return
-        await self.acquire(job, link)
+        link = await self.acquire(job, link)
         try:
+            if await self._settled_meanwhile(job, connection, link):
+                return
             await self._settle_delete(job, connection, up, side, link)
         except BaseException:
             await self.release(job, link.id)

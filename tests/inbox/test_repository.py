@@ -14,6 +14,7 @@ from app.db import create_engine, session_factory, unit_of_work
 from app.inbox import repository
 from app.inbox.models import EventStatus, Source, WebhookEvent
 from app.inbox.service import IncomingEvent, ordering_key, record
+from app.inbox.writer import InboxWriter, open_writer
 
 pytestmark = pytest.mark.anyio
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
@@ -25,6 +26,13 @@ async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
     engine = create_engine(database_url)
     yield engine
     await engine.dispose()
+
+
+@pytest.fixture
+async def writer(database_url: str) -> AsyncIterator[InboxWriter]:
+    writer = await open_writer(database_url)
+    yield writer
+    await writer.close()
 
 
 def event(event_id: str, record_id: str) -> IncomingEvent:
@@ -56,16 +64,18 @@ async def settle(sessions: async_sessionmaker[AsyncSession], worker: str, event_
         assert await repository.finish(session, row.id, worker, EventStatus.DONE, NOW, None)
 
 
-async def test_a_redelivery_stores_nothing_new(engine: AsyncEngine) -> None:
-    assert await record(engine, event("e1", "c1"), NOW) is True
-    assert await record(engine, event("e1", "c1"), NOW) is False
+async def test_a_redelivery_stores_nothing_new(engine: AsyncEngine, writer: InboxWriter) -> None:
+    assert await record(writer, event("e1", "c1"), NOW) is True
+    assert await record(writer, event("e1", "c1"), NOW) is False
     async with session_factory(engine)() as session:
         assert len((await session.execute(select(WebhookEvent))).scalars().all()) == 1
 
 
-async def test_events_of_one_record_are_claimed_one_at_a_time_in_order(engine: AsyncEngine) -> None:
+async def test_events_of_one_record_are_claimed_one_at_a_time_in_order(
+    engine: AsyncEngine, writer: InboxWriter
+) -> None:
     for event_id, record_id in [("e1", "c1"), ("e2", "c1"), ("e3", "c2"), ("e4", "c1")]:
-        await record(engine, event(event_id, record_id), NOW)
+        await record(writer, event(event_id, record_id), NOW)
     sessions = session_factory(engine)
     assert await claim(sessions, "w1") == ["e1", "e3"]
     assert await claim(sessions, "w2") == []  # e2 waits for e1, e4 for e2
@@ -75,8 +85,10 @@ async def test_events_of_one_record_are_claimed_one_at_a_time_in_order(engine: A
     assert await claim(sessions, "w1") == ["e4"]
 
 
-async def test_future_events_wait_and_expired_leases_are_taken_over(engine: AsyncEngine) -> None:
-    await record(engine, event("e1", "c1"), NOW)
+async def test_future_events_wait_and_expired_leases_are_taken_over(
+    engine: AsyncEngine, writer: InboxWriter
+) -> None:
+    await record(writer, event("e1", "c1"), NOW)
     sessions = session_factory(engine)
     assert await claim(sessions, "w1", now=NOW - timedelta(seconds=1)) == []
     assert await claim(sessions, "w1") == ["e1"]
@@ -90,8 +102,8 @@ async def test_future_events_wait_and_expired_leases_are_taken_over(engine: Asyn
         assert not await repository.finish(session, row.id, "w1", EventStatus.DONE, NOW, None)
 
 
-async def test_a_deferral_does_not_count_as_an_attempt(engine: AsyncEngine) -> None:
-    await record(engine, event("e1", "c1"), NOW)
+async def test_a_deferral_does_not_count_as_an_attempt(engine: AsyncEngine, writer: InboxWriter) -> None:
+    await record(writer, event("e1", "c1"), NOW)
     sessions = session_factory(engine)
     await claim(sessions, "w1")
     async with unit_of_work(sessions) as session:
@@ -107,9 +119,10 @@ async def test_a_deferral_does_not_count_as_an_attempt(engine: AsyncEngine) -> N
 @pytest.mark.postgres
 async def test_concurrent_claims_never_overlap_on_postgres(postgres_url: str) -> None:
     engine_a, engine_b = create_engine(postgres_url), create_engine(postgres_url)
+    writer = await open_writer(postgres_url)
     try:
         for number in range(60):
-            await record(engine_a, event(f"e{number}", f"c{number}"), NOW)
+            await record(writer, event(f"e{number}", f"c{number}"), NOW)
         claimed: dict[str, list[str]] = {"a": [], "b": []}
 
         async def drain(name: str, sessions: async_sessionmaker[AsyncSession]) -> None:
@@ -123,5 +136,6 @@ async def test_concurrent_claims_never_overlap_on_postgres(postgres_url: str) ->
         assert claimed["a"]
         assert claimed["b"]
     finally:
+        await writer.close()
         await engine_a.dispose()
         await engine_b.dispose()

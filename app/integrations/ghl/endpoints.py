@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Annotated
-
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
 from app.errors import ProblemError
 from app.inbox.intake import (
-    IntakeContext,
     intake_context,
     parse_object,
     read_body,
@@ -21,7 +18,7 @@ from app.inbox.models import Source
 from app.inbox.service import IncomingEvent, ordering_key
 from app.integrations.ghl.schemas import GhlWebhook
 from app.kit.clock import parse_instant
-from app.kit.signatures import GhlVerifier, SignatureError, check_timestamp
+from app.kit.signatures import SignatureError, check_timestamp
 
 router = APIRouter(tags=["webhooks"])
 
@@ -34,11 +31,6 @@ CHILD_EVENTS = frozenset(
 APPOINTMENT_EVENTS = frozenset({"AppointmentCreate", "AppointmentUpdate", "AppointmentDelete"})
 # GHL's docs name these AppInstall / AppUninstall while the bodies say INSTALL / UNINSTALL.
 APP_EVENTS = frozenset({"INSTALL", "UNINSTALL", "AppInstall", "AppUninstall"})
-
-
-def ghl_verifier(request: Request) -> GhlVerifier:
-    verifier: GhlVerifier = request.app.state.settings.ghl_verifier
-    return verifier
 
 
 def _keys(hook: GhlWebhook) -> tuple[str, str]:
@@ -78,12 +70,13 @@ def _keys(hook: GhlWebhook) -> tuple[str, str]:
 )
 async def receive_ghl_webhook(
     request: Request,
-    context: Annotated[IntakeContext, Depends(intake_context)],
-    verifier: Annotated[GhlVerifier, Depends(ghl_verifier)],
 ) -> JSONResponse:
+    context = intake_context(request)
     body = await read_body(request)
     try:
-        verifier.verify(body, request.headers.get("x-ghl-signature"), request.headers.get("x-wh-signature"))
+        context.ghl_verifier.verify(
+            body, request.headers.get("x-ghl-signature"), request.headers.get("x-wh-signature")
+        )
     except SignatureError as exc:
         raise ProblemError(401, "Unauthorized", str(exc)) from exc
     payload = parse_object(body)

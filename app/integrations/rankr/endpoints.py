@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Annotated
-
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
 from app.errors import ProblemError
 from app.inbox.intake import (
-    IntakeContext,
     intake_context,
     parse_object,
     read_body,
@@ -20,14 +17,9 @@ from app.inbox.intake import (
 from app.inbox.models import Source
 from app.inbox.service import IncomingEvent, ordering_key
 from app.integrations.rankr.schemas import RankrWebhook
-from app.kit.signatures import SignatureError, WebhookSecret, verify_standard
+from app.kit.signatures import SignatureError, verify_standard
 
 router = APIRouter(tags=["webhooks"])
-
-
-def rankr_secrets(request: Request) -> tuple[WebhookSecret, ...]:
-    secrets: tuple[WebhookSecret, ...] = request.app.state.settings.rankr_secrets
-    return secrets
 
 
 @router.post(
@@ -38,15 +30,14 @@ def rankr_secrets(request: Request) -> tuple[WebhookSecret, ...]:
 )
 async def receive_rankr_webhook(
     request: Request,
-    context: Annotated[IntakeContext, Depends(intake_context)],
-    secrets: Annotated[tuple[WebhookSecret, ...], Depends(rankr_secrets)],
 ) -> JSONResponse:
+    context = intake_context(request)
     body = await read_body(request)
     headers = request.headers
     msg_id = headers.get("webhook-id")
     try:
         verify_standard(
-            secrets,
+            context.rankr_secrets,
             msg_id,
             headers.get("webhook-timestamp"),
             headers.get("webhook-signature"),

@@ -1,0 +1,129 @@
+"""The intake's one insert, on the database driver itself (asyncpg on Postgres, aiosqlite on SQLite).
+
+Everything else reads and writes through SQLAlchemy. The intake is the exception because its one
+statement per request *is* its throughput: SQLAlchemy does not cache ``INSERT ... ON CONFLICT``
+(``postgresql.Insert`` sets ``inherit_cache = False``) and its async adaption adds a pool checkout
+and greenlet switches, together about 1 ms of CPU per request here, against 0.2 ms for the driver
+alone (bench/intake measures the effect). The values are encoded the way the ORM reads them back:
+JSON as text, times in UTC (on SQLite as the naive ISO text SQLAlchemy's DateTime stores).
+"""
+
+from __future__ import annotations
+
+import json
+from abc import ABC, abstractmethod
+from datetime import UTC, datetime
+from typing import Any
+
+import aiosqlite
+import asyncpg
+from sqlalchemy.engine import make_url
+
+from app.db import server_settings
+
+COLUMNS = (
+    "source",
+    "event_id",
+    "type",
+    "account_key",
+    "ordering_key",
+    "payload",
+    "received_at",
+    "status",
+    "attempts",
+    "next_attempt_at",
+)
+# The same statement on both databases, but for the placeholders (and the jsonb cast on Postgres).
+_INSERT = (
+    "INSERT INTO webhook_events (source, event_id, type, account_key, ordering_key, payload, received_at, "
+    "status, attempts, next_attempt_at) VALUES ({}) ON CONFLICT (source, event_id) DO NOTHING"
+)
+
+
+class InboxWriter(ABC):
+    """Inserts one event row unless its (source, event_id) is stored; True when it was new."""
+
+    @abstractmethod
+    async def insert(self, row: dict[str, Any]) -> bool: ...
+
+    @abstractmethod
+    async def close(self) -> None: ...
+
+
+async def _no_reset(_connection: asyncpg.Connection) -> None:
+    """Skip asyncpg's reset query on release (a round trip per request): these connections only run
+    one autocommitted INSERT, so they hold no transaction, locks, listeners or settings to reset."""
+
+
+class PostgresWriter(InboxWriter):
+    SQL = _INSERT.format("$1, $2, $3, $4, $5, $6::jsonb, $7, $8, $9, $10")
+
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self._pool = pool
+
+    @classmethod
+    async def open(cls, database_url: str, max_size: int) -> PostgresWriter:
+        url = make_url(database_url.replace("postgres://", "postgresql://", 1))
+        options = url.query.get("options")
+        ssl = url.query.get("sslmode")
+        pool = await asyncpg.create_pool(
+            host=url.host,
+            port=url.port,
+            user=url.username,
+            password=url.password,
+            database=url.database,
+            ssl=ssl if isinstance(ssl, str) else None,
+            server_settings=server_settings(options) if isinstance(options, str) else None,
+            min_size=1,
+            max_size=max_size,
+            reset=_no_reset,
+        )
+        return cls(pool)
+
+    async def insert(self, row: dict[str, Any]) -> bool:
+        values = [json.dumps(row[name]) if name == "payload" else row[name] for name in COLUMNS]
+        async with self._pool.acquire() as connection:
+            status: str = await connection.execute(self.SQL, *values)
+        return status.endswith(" 1")
+
+    async def close(self) -> None:
+        await self._pool.close()
+
+
+def _sqlite_value(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.astimezone(UTC).replace(tzinfo=None).isoformat(sep=" ", timespec="microseconds")
+    if isinstance(value, dict):
+        return json.dumps(value)
+    return value
+
+
+class SqliteWriter(InboxWriter):
+    SQL = _INSERT.format(", ".join("?" * len(COLUMNS)))
+
+    def __init__(self, connection: aiosqlite.Connection) -> None:
+        self._connection = connection
+
+    @classmethod
+    async def open(cls, database_url: str) -> SqliteWriter:
+        path = make_url(database_url).database or ":memory:"
+        connection = await aiosqlite.connect(path, isolation_level=None)
+        for pragma in ("journal_mode=WAL", "busy_timeout=30000", "synchronous=NORMAL"):
+            await connection.execute(f"PRAGMA {pragma}")
+        return cls(connection)
+
+    async def insert(self, row: dict[str, Any]) -> bool:
+        values = [_sqlite_value(row[name]) for name in COLUMNS]
+        cursor = await self._connection.execute(self.SQL, values)
+        inserted = cursor.rowcount == 1
+        await cursor.close()
+        return inserted
+
+    async def close(self) -> None:
+        await self._connection.close()
+
+
+async def open_writer(database_url: str, *, max_connections: int = 16) -> InboxWriter:
+    if database_url.startswith("sqlite"):
+        return await SqliteWriter.open(database_url)
+    return await PostgresWriter.open(database_url, max_connections)

@@ -1,0 +1,189 @@
+"""Intake benchmark: signed Rankr webhooks against ``serve`` and against the bare baseline, same run.
+
+    python -m bench.intake.run [--database postgres|sqlite] [--seconds 10] [--connections 32] [--rounds 2]
+
+Both servers run as one uvicorn process each (worker off), on a fresh database of their own; wrk
+replays pre-signed webhooks with distinct ids. Figures are ratios to the baseline measured in the
+same run, alternating the two so drift on a shared machine hits both.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import secrets
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import httpx
+
+from app.kit.signatures import WebhookSecret, sign_standard
+from app.sandbox import keys
+from tests.support.databases import PostgresSchema, migrate
+from tests.support.server import reserve_port
+
+ROOT = Path(__file__).resolve().parents[2]
+LUA = Path(__file__).with_name("requests.lua")
+
+
+def signed_requests(path: Path, count: int) -> None:
+    secret = WebhookSecret.parse(keys.RANKR_WEBHOOK_SECRET)
+    stamp = int(datetime.now(UTC).timestamp())
+    run = secrets.token_hex(4)
+    with path.open("w") as out:
+        for number in range(count):
+            body = json.dumps(
+                {
+                    "type": "contact.updated",
+                    "timestamp": datetime.now(UTC).isoformat(),
+                    "accountId": keys.RANKR_ACCOUNT_ID,
+                    "data": {
+                        "contactId": f"con_{number % 5000}",
+                        "accountId": keys.RANKR_ACCOUNT_ID,
+                        "email": f"bench{number}@example.com",
+                        "firstName": "Bench",
+                        "lastName": f"Mark {number}",
+                        "tags": ["bench"],
+                        "lastModified": "2026-11-26T08:00:00.000Z",
+                    },
+                },
+                separators=(",", ":"),
+            )
+            msg_id = f"msg_{run}_{number}"
+            out.write(f"{msg_id}\t{stamp}\t{sign_standard(secret, msg_id, stamp, body.encode())}\t{body}\n")
+
+
+def start(command: list[str], env: dict[str, str], port: int) -> subprocess.Popen[bytes]:
+    process = subprocess.Popen(
+        command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT
+    )
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/docs", timeout=1).status_code < 500:
+                return process
+        except httpx.TransportError:
+            time.sleep(0.2)
+    process.kill()
+    raise RuntimeError(f"{command} did not start")
+
+
+def wrk(port: int, data: Path, seconds: int, connections: int) -> dict[str, float]:
+    output = subprocess.run(
+        ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", str(LUA),
+         f"http://127.0.0.1:{port}", "--", str(data), "2"],
+        capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+    rate = float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1))  # type: ignore[union-attr]
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
+
+    def percentile(name: str) -> float:
+        value, unit = re.search(rf"\s{name}%\s+([\d.]+)(us|ms|s)", output).groups()  # type: ignore[union-attr]
+        return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
+
+    return {
+        "rps": rate,
+        "p50_ms": percentile("50"),
+        "p99_ms": percentile("99"),
+        "non2xx": int(errors.group(1)) if errors else 0,
+    }
+
+
+def database(kind: str, directory: Path, name: str) -> tuple[str, PostgresSchema | None]:
+    if kind == "sqlite":
+        url = f"sqlite:///{directory / name}.db"
+        migrate(url)
+        return url, None
+    schema = PostgresSchema()
+    return schema.url, schema
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--database", choices=["postgres", "sqlite"], default="postgres")
+    parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--rounds", type=int, default=2)
+    args = parser.parse_args()
+    if shutil.which("wrk") is None:
+        sys.exit("wrk is needed: apt-get install wrk")
+    work = Path(tempfile.mkdtemp(prefix="bench-intake-"))
+    results: dict[str, list[dict[str, float]]] = {"baseline": [], "service": []}
+    schemas: list[PostgresSchema] = []
+    try:
+        for round_number in range(args.rounds):
+            for target in ("baseline", "service"):
+                url, schema = database(args.database, work, f"{target}{round_number}")
+                if schema is not None:
+                    schemas.append(schema)
+                sock = reserve_port()
+                port = sock.getsockname()[1]
+                sock.close()
+                env = {
+                    **os.environ,
+                    "DATABASE_URL": url,
+                    "RANKR_WEBHOOK_SECRETS": keys.RANKR_WEBHOOK_SECRET,
+                    "RUN_WORKER_IN_PROCESS": "false",
+                    # Production configuration: no sandboxes mounted, intake only.
+                    "SANDBOX": "false",
+                    "GHL_PRIVATE_TOKEN": "bench-unused",
+                    "RANKR_API_BASE_URL": "http://127.0.0.1:9/unused",
+                    "LOG_LEVEL": "WARNING",
+                    "PYTHONPATH": str(ROOT),
+                }
+                if target == "baseline":
+                    app = "bench.intake.baseline_app:app"
+                    command = [
+                        sys.executable,
+                        "-m",
+                        "uvicorn",
+                        app,
+                        "--port",
+                        str(port),
+                        "--log-level",
+                        "warning",
+                    ]
+                else:
+                    command = [sys.executable, "-m", "app", "serve", "--port", str(port)]
+                data = work / f"{target}{round_number}.tsv"
+                signed_requests(data, 80_000)
+                process = start(command, env, port)
+                try:
+                    results[target].append(wrk(port, data, args.seconds, args.connections))
+                finally:
+                    process.terminate()
+                    process.wait(timeout=30)
+    finally:
+        for schema in schemas:
+            schema.drop()
+        shutil.rmtree(work, ignore_errors=True)
+
+    def best(target: str, key: str) -> float:
+        values = [run[key] for run in results[target]]
+        return max(values) if key == "rps" else min(values)
+
+    summary = {
+        "database": args.database,
+        "connections": args.connections,
+        "baseline_rps": best("baseline", "rps"),
+        "service_rps": best("service", "rps"),
+        "throughput_ratio": round(best("service", "rps") / best("baseline", "rps"), 3),
+        "baseline_p50_ms": best("baseline", "p50_ms"),
+        "baseline_p99_ms": best("baseline", "p99_ms"),
+        "service_p50_ms": best("service", "p50_ms"),
+        "service_p99_ms": best("service", "p99_ms"),
+        "non2xx": sum(run["non2xx"] for runs in results.values() for run in runs),
+        "runs": results,
+    }
+    print(json.dumps(summary, indent=2))
+
+
+if __name__ == "__main__":
+    main()
