@@ -87,6 +87,8 @@ class LeaseLost(TransientUpstreamError):
 class Handler:
     """Base of the record handlers: leases, audited upstream writes and the final commit."""
 
+    kind: str  # the record kind the handler syncs (``contact``, ...)
+
     def __init__(self, sessions: async_sessionmaker[AsyncSession], *, clock: Clock, lease: timedelta) -> None:
         self._sessions = sessions
         self._clock = clock
@@ -115,13 +117,11 @@ class Handler:
         self,
         job: Job,
         connection: Connection,
-        call: Awaitable[T],
-        *,
-        direction: Direction,
-        action: str,
-        kind: str,
         link: Link | None,
+        side: Side,
+        action: str,
         changes: dict[str, Any],
+        call: Awaitable[T],
     ) -> T:
         """Run one upstream write; a failed one is audited at once (the event's commit will not happen)."""
         try:
@@ -134,10 +134,10 @@ class Handler:
                     connection_id=connection.id,
                     event_id=job.event_id,
                     link_id=link.id if link else None,
-                    kind=kind,
+                    kind=self.kind,
                     rankr_id=link.rankr_id if link else None,
                     ghl_id=link.ghl_id if link else None,
-                    direction=direction,
+                    direction=side.inbound,
                     action=action,
                     changes=changes,
                     result="error",

@@ -110,6 +110,8 @@ def _snapshot_values(fields: Canonical) -> dict[str, Any]:
 class ContactSync(Handler):
     """Applies contact events of one connection to the other side."""
 
+    kind = KIND
+
     def __init__(
         self, *args: Any, maps: FieldMaps, delete_mode: DeleteMode, unlink_tag: str, **kwargs: Any
     ) -> None:
@@ -352,39 +354,22 @@ class ContactSync(Handler):
         self, job: Job, connection: Connection, up: Upstreams, seen: Observed, link: Link, result: Settlement
     ) -> tuple[str, Canonical, datetime | None]:
         fields = mapping.present(seen.fields)
-        contact, created = await self.write(
-            job,
-            connection,
-            up.ghl.upsert_contact(mapping.ghl_body(fields, self._maps)),
-            direction=Side.GHL.inbound,
-            action="create",
-            kind=KIND,
-            link=link,
-            changes=mapping.describe(fields, None),
-        )
+        changes = mapping.describe(fields, None)
+        upsert = up.ghl.upsert_contact(mapping.ghl_body(fields, self._maps))
+        contact, created = await self.write(job, connection, link, Side.GHL, "create", changes, upsert)
         action = "create" if created else "link"
-        result.audits.append(
-            _audit(link, Side.GHL, action, mapping.describe(fields, None), ghl_id=contact.id)
-        )
+        result.audits.append(_audit(link, Side.GHL, action, changes, ghl_id=contact.id))
         return contact.id, mapping.from_ghl(contact, self._maps), parse_instant(contact.date_updated)
 
     async def _create_in_rankr(
         self, job: Job, connection: Connection, up: Upstreams, seen: Observed, link: Link, result: Settlement
     ) -> tuple[str, Canonical, datetime | None]:
         fields = mapping.present(seen.fields)
-        created = await self.write(
-            job,
-            connection,
-            up.rankr.create_contact(mapping.rankr_body(fields, self._maps)),
-            direction=Side.RANKR.inbound,
-            action="create",
-            kind=KIND,
-            link=link,
-            changes=mapping.describe(fields, None),
-        )
+        changes = mapping.describe(fields, None)
+        create = up.rankr.create_contact(mapping.rankr_body(fields, self._maps))
+        created = await self.write(job, connection, link, Side.RANKR, "create", changes, create)
         if created.contact is not None:
             contact = created.contact
-            changes = mapping.describe(fields, None)
             result.audits.append(_audit(link, Side.RANKR, "create", changes, rankr_id=contact.contact_id))
         else:
             # Rankr already has a contact with this email (409): link to it and bring it up to date.
@@ -396,19 +381,11 @@ class ContactSync(Handler):
                 raise Deferred("Rankr named an existing contact that is gone; trying again", delay=2.0)
             current = mapping.from_rankr(existing, self._maps)
             update = mapping.changes(fields, current)
+            changes = mapping.describe(update, current)
             contact = existing
             if update:
-                contact = await self.write(
-                    job,
-                    connection,
-                    up.rankr.update_contact(existing_id, mapping.rankr_body(update, self._maps)),
-                    direction=Side.RANKR.inbound,
-                    action="update",
-                    kind=KIND,
-                    link=link,
-                    changes=mapping.describe(update, current),
-                )
-            changes = mapping.describe(update, current)
+                put = up.rankr.update_contact(existing_id, mapping.rankr_body(update, self._maps))
+                contact = await self.write(job, connection, link, Side.RANKR, "update", changes, put)
             result.audits.append(_audit(link, Side.RANKR, "link", changes, rankr_id=existing_id))
         return contact.contact_id, mapping.from_rankr(contact, self._maps), contact.last_modified
 
@@ -431,16 +408,9 @@ class ContactSync(Handler):
             )
             modified = parse_instant(written.date_updated) if written is not None else None
         else:
-            contact = await self.write(
-                job,
-                connection,
-                up.rankr.update_contact(record_id, mapping.rankr_body(fields, self._maps)),
-                direction=side.inbound,
-                action="update",
-                kind=KIND,
-                link=link,
-                changes=mapping.describe(fields, before),
-            )
+            put = up.rankr.update_contact(record_id, mapping.rankr_body(fields, self._maps))
+            changes = mapping.describe(fields, before)
+            contact = await self.write(job, connection, link, side, "update", changes, put)
             applied, modified = fields, contact.last_modified
         if applied:
             result.audits.append(_audit(link, side, "update", mapping.describe(applied, before)))
@@ -462,38 +432,24 @@ class ContactSync(Handler):
         rest = {name: value for name, value in fields.items() if name != COMPANY}
         written: GhlContact | None = None
         if rest:
-            written = await self.write(
-                job,
-                connection,
-                up.ghl.update_contact(record_id, mapping.ghl_body(rest, self._maps)),
-                direction=Side.GHL.inbound,
-                action="update",
-                kind=KIND,
-                link=link,
-                changes=mapping.describe(rest, before),
-            )
+            put = up.ghl.update_contact(record_id, mapping.ghl_body(rest, self._maps))
+            changes = mapping.describe(rest, before)
+            written = await self.write(job, connection, link, Side.GHL, "update", changes, put)
         if COMPANY not in fields:
             return written, rest
         after = {**(before or {}), **fields}
-        company = await self.write(
-            job,
-            connection,
-            up.ghl.set_company_name(
-                record_id, fields[COMPANY], email=after.get("email"), phone=after.get("phone")
-            ),
-            direction=Side.GHL.inbound,
-            action="update",
-            kind=KIND,
-            link=link,
-            changes=mapping.describe({COMPANY: fields[COMPANY]}, before),
+        changes = mapping.describe({COMPANY: fields[COMPANY]}, before)
+        upsert = up.ghl.set_company_name(
+            record_id, fields[COMPANY], email=after.get("email"), phone=after.get("phone")
         )
+        company = await self.write(job, connection, link, Side.GHL, "update", changes, upsert)
         if company is None:
             result.audits.append(
                 _audit(
                     link,
                     Side.GHL,
                     "update",
-                    mapping.describe({COMPANY: fields[COMPANY]}, before),
+                    changes,
                     result="error",
                     detail="GHL sets companyName only by upsert, and this contact has no email or phone "
                     "that identifies it; the company name was not written",
@@ -603,16 +559,7 @@ class ContactSync(Handler):
             call = (
                 up.ghl.delete_contact(target_id) if target is Side.GHL else up.rankr.delete_contact(target_id)
             )
-            await self.write(
-                job,
-                connection,
-                call,
-                direction=target.inbound,
-                action="delete",
-                kind=KIND,
-                link=link,
-                changes={},
-            )
+            await self.write(job, connection, link, target, "delete", {}, call)
             result.audits.append(_audit(link, target, "delete", {}))
             result.link_values = {"state": LinkState.DELETED}
         else:
@@ -630,16 +577,7 @@ class ContactSync(Handler):
         if target is Side.GHL:
             call = up.ghl.add_tags(target_id, tag)
             with suppress(UpstreamNotFound):
-                await self.write(
-                    job,
-                    connection,
-                    call,
-                    direction=target.inbound,
-                    action="unlink",
-                    kind=KIND,
-                    link=link,
-                    changes=changes,
-                )
+                await self.write(job, connection, link, target, "unlink", changes, call)
             return
         current = await up.rankr.get_contact(target_id)
         if current is None:
@@ -648,10 +586,9 @@ class ContactSync(Handler):
         await self.write(
             job,
             connection,
+            link,
+            target,
+            "unlink",
+            changes,
             up.rankr.update_contact(target_id, {"tags": merged}),
-            direction=target.inbound,
-            action="unlink",
-            kind=KIND,
-            link=link,
-            changes=changes,
         )
