@@ -108,3 +108,38 @@ def test_serve_syncs_a_contact_typed_into_the_rankr_page(served: str, env: dict[
     result = run(["status"], env)
     assert result.returncode == 0, result.stderr
     assert "1 contacts" in result.stdout
+
+
+def test_the_sandboxes_run_on_their_own_port(env: dict[str, str], tmp_path: Path) -> None:
+    sock = reserve_port()
+    port = sock.getsockname()[1]
+    sock.close()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "app", "sandbox", "--port", str(port)],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+
+        def up() -> bool:
+            try:
+                return httpx.get(f"http://127.0.0.1:{port}/sandbox/ghl/ui").status_code == 200
+            except httpx.TransportError:
+                return False
+
+        wait_for(up, timeout=30, what="the sandboxes")
+        token = httpx.post(
+            f"http://127.0.0.1:{port}/sandbox/rankr/oauth/token",
+            data={
+                "grant_type": "client_credentials",
+                "client_id": "sandbox-client",
+                "client_secret": "sandbox-secret",
+            },
+        )
+        assert token.status_code == 200
+        assert token.json()["token_type"].lower() == "bearer"
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=30)
