@@ -7,19 +7,21 @@ logged with its final status. Control, inspection and UI routes bypass the gate 
 not API traffic, need no credentials and do not spend the rate budget.
 
 A side only supplies what differs: how it authenticates, how its errors and rate-limit headers look,
-and how its records are stored and turned into webhooks.
+and how its records are stored and turned into webhooks (bodies, signatures, retry rules).
 """
 
 from __future__ import annotations
 
+import json
 import random
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from datetime import datetime
+from typing import Any, TypeVar
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
 from starlette.datastructures import Headers
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -32,6 +34,8 @@ from app.sandbox.webhooks import Delivery, RetryPolicy, Signer, WebhookDispatche
 
 CONTROL_PREFIX = "/_sandbox"
 UI_PREFIX = "/ui"
+
+ExcT = TypeVar("ExcT", bound=Exception)
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +78,16 @@ class SandboxSide(ABC):
         self.webhook_settings = self._default_webhooks()
         self.app = FastAPI(title=f"{self.name} sandbox", docs_url=None, redoc_url=None, openapi_url=None)
         self.app.add_middleware(ApiGate, side=self)
+
+    def on_error(self, exc_type: type[ExcT], answer: Callable[[Request, ExcT], Response]) -> None:
+        """Answer an ``exc_type`` raised while serving a request with ``answer`` (the product's shape)."""
+
+        async def handler(request: Request, exc: Exception) -> Response:
+            if not isinstance(exc, exc_type):  # pragma: no cover - registered for this type only
+                raise exc
+            return answer(request, exc)
+
+        self.app.add_exception_handler(exc_type, handler)
 
     # -- defaults and controls ----------------------------------------------------------------------
 
@@ -167,8 +181,32 @@ class SandboxSide(ABC):
     def deliveries(self) -> list[Delivery]:
         return self.dispatcher.deliveries(self.name)
 
-    def send_webhook(self, delivery: Delivery, signer: Signer, policy: RetryPolicy) -> None:
-        """Queue a delivery unless the target is unset, delivery is off, or the dice drop it."""
+    def send_webhook(
+        self,
+        event_type: str,
+        contact_id: str,
+        record_id: str,
+        body: dict[str, Any],
+        *,
+        delivery_id: str,
+        at: datetime,
+        signer: Signer,
+        policy: RetryPolicy,
+    ) -> None:
+        """Queue ``body`` (compact JSON) unless the target is unset, delivery is off, or the dice drop it.
+
+        Deliveries of one contact's records share a ``record_key``, so they arrive in the order made.
+        """
+        delivery = Delivery(
+            id=delivery_id,
+            source=self.name,
+            event_type=event_type,
+            record_key=f"{self.name}:{contact_id}",
+            record_id=record_id,
+            url=self.webhook_url,
+            body=json.dumps(body, separators=(",", ":")).encode(),
+            created_at=at,
+        )
         if delivery.url is None:
             self.dispatcher.record_unsent(delivery, "no_target")
         elif not self.webhook_settings.enabled:

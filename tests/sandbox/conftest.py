@@ -19,6 +19,23 @@ from tests.support.server import serve
 
 FAST_RETRIES = (0.01, 0.01, 0.01, 0.01, 0.01, 0.01)
 
+# The webhooks of one Rankr contact's life, the same whether a client (API) or a person (pages) acts:
+# create, update; a task created, edited, completed, reopened, deleted; a note created, edited,
+# deleted; the contact deleted.
+RANKR_LIFE_CYCLE_EVENTS = [
+    "contact.created",
+    "contact.updated",
+    "task.created",
+    "task.updated",
+    "task.completed",
+    "task.updated",
+    "task.deleted",
+    "note.created",
+    "note.updated",
+    "note.deleted",
+    "contact.deleted",
+]
+
 
 @dataclass
 class Env:

@@ -15,7 +15,7 @@ from app.sandbox import keys
 from app.sandbox.config import SandboxConfig
 from app.sandbox.webhooks import Delivery, RetryPolicy, WebhookDispatcher
 from tests.sandbox.capture import Received
-from tests.sandbox.conftest import Env
+from tests.sandbox.conftest import RANKR_LIFE_CYCLE_EVENTS, Env
 from tests.sandbox.specs import ghl_validate_webhook, rankr_validate
 
 LOCATION = {"locationId": keys.GHL_LOCATION_ID}
@@ -139,19 +139,7 @@ def test_rankr_sends_every_event_validly_signed(env: Env) -> None:
     env.drain()
     received = env.capture.received("rankr")
     bodies = [check_rankr_delivery(r) for r in received]
-    assert [b["type"] for b in bodies] == [
-        "contact.created",
-        "contact.updated",
-        "task.created",
-        "task.updated",
-        "task.completed",
-        "task.updated",
-        "task.deleted",
-        "note.created",
-        "note.updated",
-        "note.deleted",
-        "contact.deleted",
-    ]
+    assert [b["type"] for b in bodies] == RANKR_LIFE_CYCLE_EVENTS
     assert len({r.headers["webhook-id"] for r in received}) == len(received)
     assert bodies[1]["data"]["firstName"] == "Ada"  # the object right after the change
     stamps = [b["data"]["lastModified"] for b in bodies if b["type"].startswith("task.")]

@@ -10,7 +10,6 @@ re-sends, ten minutes apart; sped up here), any other answer or a timeout ends t
 from __future__ import annotations
 
 import hmac
-import json
 import random
 import uuid
 from collections.abc import Mapping
@@ -33,10 +32,11 @@ from app.sandbox.control import control_router
 from app.sandbox.ghl import errors, serialize
 from app.sandbox.ghl.routes import api_router
 from app.sandbox.ghl.schemas import AppointmentSeed
-from app.sandbox.ghl.state import DuplicateContact, GhlStore, RecordNotFound
+from app.sandbox.ghl.state import DuplicateContact, GhlStore
 from app.sandbox.ghl.ui import ui_router
 from app.sandbox.ratelimit import RateDecision
 from app.sandbox.side import CONTROL_PREFIX, Principal, SandboxSide, route_path
+from app.sandbox.store import RecordNotFound
 from app.sandbox.webhooks import Delivery, RetryPolicy, Signer, WebhookDispatcher
 
 
@@ -64,11 +64,13 @@ class GhlSandbox(SandboxSide):
             self._on_event,
             allow_duplicates=config.ghl_allow_duplicate_contacts,
         )
-        self.app.add_exception_handler(errors.GhlApiError, _ghl_error)
-        self.app.add_exception_handler(RecordNotFound, _not_found)
-        self.app.add_exception_handler(DuplicateContact, _duplicate)
-        self.app.add_exception_handler(StarletteHTTPException, _unrouted)
-        self.app.add_exception_handler(RequestValidationError, _invalid_request)
+        self.on_error(errors.GhlApiError, lambda request, exc: exc.response())
+        self.on_error(
+            RecordNotFound, lambda request, exc: errors.not_found(exc.kind, exc.record_id).response()
+        )
+        self.on_error(DuplicateContact, _duplicate)
+        self.on_error(StarletteHTTPException, _unrouted)
+        self.on_error(RequestValidationError, _invalid_request)
         self.app.include_router(control_router(self))
         self.app.include_router(self._appointment_router())
         self.app.include_router(ui_router(self))
@@ -151,17 +153,16 @@ class GhlSandbox(SandboxSide):
         now = self.config.clock()
         webhook_id = str(uuid.uuid4())
         body = {**payload, "timestamp": format_instant(now), "webhookId": webhook_id}
-        delivery = Delivery(
-            id=webhook_id,
-            source=self.name,
-            event_type=event_type,
-            record_key=f"{self.name}:{contact_id}",
-            record_id=record_id,
-            url=self.webhook_url,
-            body=json.dumps(body, separators=(",", ":")).encode(),
-            created_at=now,
+        self.send_webhook(
+            event_type,
+            contact_id,
+            record_id,
+            body,
+            delivery_id=webhook_id,
+            at=now,
+            signer=self._signer(),
+            policy=self._retry,
         )
-        self.send_webhook(delivery, self._signer(), self._retry)
 
     def _signer(self) -> Signer:
         signed: dict[str, str] = {}
@@ -177,34 +178,18 @@ class GhlSandbox(SandboxSide):
         return headers
 
 
-async def _ghl_error(request: Request, exc: Exception) -> Response:
-    if not isinstance(exc, errors.GhlApiError):  # pragma: no cover - registered for this type only
-        raise exc
-    return exc.response()
-
-
-async def _not_found(request: Request, exc: Exception) -> Response:
-    if not isinstance(exc, RecordNotFound):  # pragma: no cover
-        raise exc
-    return errors.not_found(exc.kind, exc.record_id).response()
-
-
-async def _duplicate(request: Request, exc: Exception) -> Response:
-    if not isinstance(exc, DuplicateContact):  # pragma: no cover
-        raise exc
+def _duplicate(request: Request, exc: DuplicateContact) -> Response:
     existing = exc.existing
     return errors.duplicate_contact(existing.id, existing.name or "", exc.matching_field).response()
 
 
-async def _unrouted(request: Request, exc: Exception) -> Response:
+def _unrouted(request: Request, exc: StarletteHTTPException) -> Response:
     # NestJS answers an unknown route (or method) with 404 "Cannot GET /path".
-    if isinstance(exc, StarletteHTTPException) and exc.status_code not in {404, 405}:
+    if exc.status_code not in {404, 405}:
         return errors.status_error(exc.status_code).response()
     return errors.nest_error(404, f"Cannot {request.method} {route_path(request.scope)}").response()
 
 
-async def _invalid_request(request: Request, exc: Exception) -> Response:
-    if not isinstance(exc, RequestValidationError):  # pragma: no cover
-        raise exc
+def _invalid_request(request: Request, exc: RequestValidationError) -> Response:
     messages = [f"{'.'.join(str(p) for p in e['loc'][1:])} {e['msg']}".strip() for e in exc.errors()]
     return errors.unprocessable(messages).response()

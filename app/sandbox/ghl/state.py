@@ -1,9 +1,8 @@
 """The GHL sandbox's records and every change to them, with the webhook each change makes GHL send.
 
 API routes and UI forms both change records only through ``GhlStore``, so a person editing in the UI
-causes the same webhooks as an API call, as in the product. Each public method is one critical
-section under a lock with no ``await`` inside: concurrent requests on the event loop (and tests
-peeking from another thread) never see half a change.
+causes the same webhooks as an API call, as in the product. Locking, look-ups and the bookkeeping of a
+contact's records are ``ContactStore``'s (``app/sandbox/store.py``).
 
 Webhooks per change (GHL's event catalogue has no TaskUpdate event, so editing a task's title, body,
 due date or assignee, or re-opening it, sends nothing, as in GHL):
@@ -29,8 +28,7 @@ from __future__ import annotations
 
 import copy
 import re
-import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -39,19 +37,7 @@ from app.sandbox.ghl import serialize
 from app.sandbox.ghl.records import CONTACT_TEXT_FIELDS, GhlAppointment, GhlContact, GhlNote, GhlTask
 from app.sandbox.ghl.schemas import parse_date_of_birth
 from app.sandbox.ids import ghl_id
-from app.sandbox.stamps import next_stamp
-
-# (event type, contact id, record id, payload without envelope)
-EventSink = Callable[[str, str, str, dict[str, Any]], None]
-
-
-class RecordNotFound(Exception):
-    """No such contact, task, note (or not of that contact)."""
-
-    def __init__(self, kind: str, record_id: str) -> None:
-        super().__init__(f"{kind} {record_id} not found")
-        self.kind = kind
-        self.record_id = record_id
+from app.sandbox.store import ContactStore, EventSink, put_text
 
 
 class DuplicateContact(Exception):
@@ -105,16 +91,15 @@ def _merge_channels(current: dict[str, dict[str, Any]], given: dict[str, Any] | 
     return merged
 
 
-class GhlStore:
+class GhlStore(ContactStore[GhlContact]):
     """Contacts, tasks, notes and appointments of one location, and the events their changes emit."""
 
+    not_found_wording = "{kind} {record_id} not found"
+
     def __init__(self, location_id: str, clock: Clock, emit: EventSink, *, allow_duplicates: bool) -> None:
+        super().__init__(clock, emit)
         self.location_id = location_id
         self.allow_duplicates = allow_duplicates
-        self._clock = clock
-        self._emit = emit
-        self._lock = threading.RLock()
-        self.contacts: dict[str, GhlContact] = {}
         self.tasks: dict[str, GhlTask] = {}
         self.notes: dict[str, GhlNote] = {}
         self.appointments: dict[str, GhlAppointment] = {}
@@ -122,41 +107,24 @@ class GhlStore:
         self._by_phone: dict[str, set[str]] = {}
         self._custom_field_ids: dict[str, str] = {}  # custom field key -> id
 
-    def clear(self) -> None:
-        with self._lock:
-            self.contacts.clear()
-            self.tasks.clear()
-            self.notes.clear()
-            self.appointments.clear()
-            self._by_email.clear()
-            self._by_phone.clear()
-            self._custom_field_ids.clear()
+    def _record_tables(self) -> tuple[dict[str, Any], ...]:
+        return self.tasks, self.notes, self.appointments
 
-    def snapshot(self) -> dict[str, Any]:
-        """Every record in API shape (one consistent view)."""
-        with self._lock:
-            return {
-                "locationId": self.location_id,
-                "contacts": [serialize.contact_json(c) for c in self.contacts.values()],
-                "tasks": [serialize.task_json(t) for t in self.tasks.values()],
-                "notes": [serialize.note_json(n) for n in self.notes.values()],
-                "appointments": [
-                    serialize.appointment_json(a, self.location_id) for a in self.appointments.values()
-                ],
-            }
+    def _lookups(self) -> tuple[dict[str, Any], ...]:
+        return self._by_email, self._by_phone, self._custom_field_ids
+
+    def _dump(self) -> dict[str, Any]:
+        return {
+            "locationId": self.location_id,
+            "contacts": [serialize.contact_json(c) for c in self.contacts.values()],
+            "tasks": [serialize.task_json(t) for t in self.tasks.values()],
+            "notes": [serialize.note_json(n) for n in self.notes.values()],
+            "appointments": [
+                serialize.appointment_json(a, self.location_id) for a in self.appointments.values()
+            ],
+        }
 
     # -- contacts -----------------------------------------------------------------------------------
-
-    def get_contact(self, contact_id: str) -> GhlContact:
-        with self._lock:
-            contact = self.contacts.get(contact_id)
-            if contact is None:
-                raise RecordNotFound("contact", contact_id)
-            return contact
-
-    def list_contacts(self) -> list[GhlContact]:
-        with self._lock:
-            return list(self.contacts.values())
 
     def find_duplicate(self, email: str | None, phone: str | None) -> tuple[GhlContact, str] | None:
         """The oldest contact with this email (case-insensitive), else with this phone."""
@@ -165,14 +133,13 @@ class GhlStore:
 
     def create_contact(self, changes: dict[str, Any]) -> GhlContact:
         with self._lock:
-            stamp = next_stamp(self._clock(), None)
+            stamp = self._stamp()
             contact = GhlContact(
                 id=ghl_id(), location_id=self.location_id, date_added=stamp, date_updated=stamp
             )
             self._apply(contact, changes)
             self._refuse_duplicates(contact, exclude=None)
-            self.contacts[contact.id] = contact
-            self._index(contact)
+            self._commit(contact.id, contact)
             self._emit_contact(contact, "ContactCreate")
             return contact
 
@@ -182,8 +149,8 @@ class GhlStore:
             draft = copy.deepcopy(current)
             tags_changed, dnd_changed = self._apply(draft, changes)
             self._refuse_duplicates(draft, exclude=contact_id)
-            draft.date_updated = next_stamp(self._clock(), current.date_updated)
-            self._commit(current, draft)
+            draft.date_updated = self._stamp(current.date_updated)
+            self._commit(contact_id, draft, current)
             self._emit_contact(draft, "ContactUpdate")
             if tags_changed:
                 self._emit_contact(draft, "ContactTagUpdate")
@@ -212,12 +179,7 @@ class GhlStore:
 
     def delete_contact(self, contact_id: str) -> GhlContact:
         with self._lock:
-            contact = self.get_contact(contact_id)
-            self._unindex(contact)
-            del self.contacts[contact_id]
-            for store in (self.tasks, self.notes, self.appointments):
-                for record_id in [rid for rid, rec in store.items() if rec.contact_id == contact_id]:
-                    del store[record_id]
+            contact = self._drop_contact(contact_id)
             self._emit_contact(contact, "ContactDelete")
             return contact
 
@@ -237,8 +199,8 @@ class GhlStore:
             return current
         draft = copy.deepcopy(current)
         draft.tags = tags
-        draft.date_updated = next_stamp(self._clock(), current.date_updated)
-        self._commit(current, draft)
+        draft.date_updated = self._stamp(current.date_updated)
+        self._commit(draft.id, draft, current)
         self._emit_contact(draft, "ContactTagUpdate")
         return draft
 
@@ -246,17 +208,12 @@ class GhlStore:
 
     def list_tasks(self, contact_id: str) -> list[GhlTask]:
         with self._lock:
-            self.get_contact(contact_id)
-            found = [t for t in self.tasks.values() if t.contact_id == contact_id]
+            found = self._records_of(self.tasks, contact_id)
             return sorted(found, key=lambda t: (t.date_added, t.id))
 
     def get_task(self, contact_id: str, task_id: str) -> GhlTask:
         with self._lock:
-            self.get_contact(contact_id)
-            task = self.tasks.get(task_id)
-            if task is None or task.contact_id != contact_id:
-                raise RecordNotFound("task", task_id)
-            return task
+            return self._record(self.tasks, "task", contact_id, task_id)
 
     def create_task(
         self,
@@ -270,7 +227,7 @@ class GhlStore:
     ) -> GhlTask:
         with self._lock:
             self.get_contact(contact_id)
-            stamp = next_stamp(self._clock(), None)
+            stamp = self._stamp()
             task = GhlTask(
                 id=ghl_id(),
                 contact_id=contact_id,
@@ -301,15 +258,14 @@ class GhlStore:
                 task.completed = bool(changes["completed"])
             if "assignedTo" in changes:
                 task.assigned_to = changes["assignedTo"]
-            task.date_updated = next_stamp(self._clock(), task.date_updated)
+            task.date_updated = self._stamp(task.date_updated)
             if task.completed and not was_completed:
                 self._emit_task(task, "TaskComplete")
             return task
 
     def delete_task(self, contact_id: str, task_id: str) -> GhlTask:
         with self._lock:
-            task = self.get_task(contact_id, task_id)
-            del self.tasks[task_id]
+            task = self._drop_record(self.tasks, "task", contact_id, task_id)
             self._emit_task(task, "TaskDelete")
             return task
 
@@ -317,23 +273,18 @@ class GhlStore:
 
     def list_notes(self, contact_id: str) -> list[GhlNote]:
         with self._lock:
-            self.get_contact(contact_id)
-            found = [n for n in self.notes.values() if n.contact_id == contact_id]
+            found = self._records_of(self.notes, contact_id)
             # GHL lists the newest note first.
             return sorted(found, key=lambda n: (n.date_added, n.id), reverse=True)
 
     def get_note(self, contact_id: str, note_id: str) -> GhlNote:
         with self._lock:
-            self.get_contact(contact_id)
-            note = self.notes.get(note_id)
-            if note is None or note.contact_id != contact_id:
-                raise RecordNotFound("note", note_id)
-            return note
+            return self._record(self.notes, "note", contact_id, note_id)
 
     def create_note(self, contact_id: str, changes: dict[str, Any]) -> GhlNote:
         with self._lock:
             self.get_contact(contact_id)
-            stamp = next_stamp(self._clock(), None)
+            stamp = self._stamp()
             note = GhlNote(
                 id=ghl_id(),
                 contact_id=contact_id,
@@ -350,14 +301,13 @@ class GhlStore:
         with self._lock:
             note = self.get_note(contact_id, note_id)
             self._apply_note(note, changes)
-            note.date_updated = next_stamp(self._clock(), note.date_updated)
+            note.date_updated = self._stamp(note.date_updated)
             self._emit_note(note, "NoteUpdate")
             return note
 
     def delete_note(self, contact_id: str, note_id: str) -> GhlNote:
         with self._lock:
-            note = self.get_note(contact_id, note_id)
-            del self.notes[note_id]
+            note = self._drop_record(self.notes, "note", contact_id, note_id)
             self._emit_note(note, "NoteDelete")
             return note
 
@@ -378,8 +328,7 @@ class GhlStore:
 
     def list_appointments(self, contact_id: str) -> list[GhlAppointment]:
         with self._lock:
-            self.get_contact(contact_id)
-            found = [a for a in self.appointments.values() if a.contact_id == contact_id]
+            found = self._records_of(self.appointments, contact_id)
             return sorted(found, key=lambda a: (a.start_time, a.id))
 
     def add_appointment(
@@ -397,7 +346,7 @@ class GhlStore:
     ) -> GhlAppointment:
         with self._lock:
             self.get_contact(contact_id)
-            stamp = next_stamp(self._clock(), None)
+            stamp = self._stamp()
             appointment = GhlAppointment(
                 id=ghl_id(),
                 contact_id=contact_id,
@@ -465,10 +414,7 @@ class GhlStore:
             text = normalize_phone(text)
         elif key == "dateOfBirth" and text:
             text = _format_date_of_birth(text)
-        if text:
-            contact.text[key] = text
-        else:
-            contact.text.pop(key, None)
+        put_text(contact.text, key, text)
 
     def _find_duplicate(
         self, email: str | None, phone: str | None, exclude: str | None
@@ -507,11 +453,6 @@ class GhlStore:
                 index[value].discard(contact.id)
                 if not index[value]:
                     del index[value]
-
-    def _commit(self, current: GhlContact, draft: GhlContact) -> None:
-        self._unindex(current)
-        self.contacts[draft.id] = draft
-        self._index(draft)
 
     def _emit_contact(self, contact: GhlContact, event_type: str) -> None:
         self._emit(event_type, contact.id, contact.id, serialize.contact_webhook(contact, event_type))

@@ -1,7 +1,8 @@
 """The GHL sandbox's pages: contacts, their tasks, notes and appointments, editable with plain forms.
 
 Every form calls ``GhlStore`` exactly as the API routes do, so an edit here sends the same webhooks
-a person's edit in GHL would. A form shows every field, so an emptied field is cleared on save.
+a person's edit in GHL would. A form shows every field, so an emptied field is cleared on save. The
+pages and routes are the shared ones (``app/sandbox/ui.py``) plus booking an appointment.
 """
 
 from __future__ import annotations
@@ -10,20 +11,27 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from fastapi import APIRouter, Request
-from fastapi.responses import HTMLResponse, RedirectResponse
+from fastapi.responses import RedirectResponse
+from starlette.datastructures import FormData
 
 from app.kit.clock import format_instant
 from app.sandbox.ghl.records import GhlContact, GhlNote, GhlTask
-from app.sandbox.ghl.state import DuplicateContact, RecordNotFound
+from app.sandbox.ghl.state import DuplicateContact, GhlStore
 from app.sandbox.ui import (
+    ContactForms,
+    FormError,
     FormField,
     Row,
     UiKit,
+    contact_ui_router,
+    custom_field_changes,
     datetime_local,
     form_text,
+    note_text,
+    optional_text,
     parse_datetime_local,
-    parse_pairs,
     split_tags,
+    tag_and_custom_inputs,
 )
 
 if TYPE_CHECKING:
@@ -49,23 +57,18 @@ _TEXT_INPUTS = (
 def _contact_fields(contact: GhlContact | None) -> list[FormField]:
     text = contact.text if contact else {}
     fields = [FormField(key, label, text.get(key, "")) for key, label in _TEXT_INPUTS]
-    fields.append(
-        FormField("tags", "Tags", ", ".join(contact.tags) if contact else "", hint="comma-separated")
-    )
-    custom = "\n".join(f"{k}={v}" for k, v in contact.custom_fields.items()) if contact else ""
-    fields.append(
-        FormField("customFields", "Custom fields", custom, kind="textarea", hint="one id=value a line")
+    fields += tag_and_custom_inputs(
+        contact.tags if contact else [], contact.custom_fields if contact else {}, "id"
     )
     fields.append(FormField("dnd", "Do not disturb", kind="checkbox", checked=bool(contact and contact.dnd)))
     return fields
 
 
 def _contact_changes(form: Any, contact: GhlContact | None) -> dict[str, Any]:
-    changes: dict[str, Any] = {key: form_text(form, key).strip() or None for key, _ in _TEXT_INPUTS}
+    changes: dict[str, Any] = {key: optional_text(form, key) for key, _ in _TEXT_INPUTS}
     changes["tags"] = split_tags(form_text(form, "tags"))
-    given = parse_pairs(form_text(form, "customFields"))
-    removed = [k for k in (contact.custom_fields if contact else {}) if k not in given]
-    changes["customFields"] = [(k, None, v) for k, v in given.items()] + [(k, None, None) for k in removed]
+    custom = custom_field_changes(form, contact.custom_fields if contact else {})
+    changes["customFields"] = [(key, None, value) for key, value in custom.items()]  # (id, key, value)
     changes["dnd"] = form.get("dnd") == "on"
     return changes
 
@@ -110,20 +113,20 @@ def _note_row(note: GhlNote) -> Row:
     return Row(note.id, cells, fields=_note_fields(note))
 
 
-def ui_router(side: GhlSandbox) -> APIRouter:
-    """The pages under ``/ghl/ui``."""
-    router = APIRouter(prefix="/ui")
-    kit = UiKit(side, "GHL sandbox")
-    store = side.store
+def _duplicate(exc: DuplicateContact) -> FormError:
+    return FormError(f"Duplicate {exc.matching_field}: contact {exc.existing.id}.")
 
-    def contact_page(contact_id: str) -> str:
-        return f"/ui/contacts/{contact_id}"
 
-    @router.get("", response_class=HTMLResponse)
-    async def index(request: Request) -> HTMLResponse:
-        contacts = sorted(store.list_contacts(), key=lambda c: (c.date_added, c.id), reverse=True)
-        base = kit.base(request)
-        rows = [
+class GhlForms(ContactForms[GhlStore]):
+    """GHL's contacts as pages, and its forms as calls on ``GhlStore``."""
+
+    def __init__(self, side: GhlSandbox) -> None:
+        super().__init__(side.store)
+        self._clock = side.config.clock
+
+    def contact_rows(self) -> list[Row]:
+        contacts = sorted(self.store.list_contacts(), key=lambda c: (c.date_added, c.id), reverse=True)
+        return [
             Row(
                 c.id,
                 [
@@ -133,49 +136,31 @@ def ui_router(side: GhlSandbox) -> APIRouter:
                     ("Tags", ", ".join(c.tags)),
                     ("Updated", format_instant(c.date_updated)),
                 ],
-                link=f"{base}{contact_page(c.id)}",
             )
             for c in contacts
         ]
-        return kit.render(request, "index.html", rows=rows, contact_fields=_contact_fields(None))
 
-    @router.post("/contacts")
-    async def create_contact(request: Request) -> RedirectResponse:
-        changes = _contact_changes(await request.form(), None)
-        changes["customFields"] = [entry for entry in changes["customFields"] if entry[2] is not None]
-        try:
-            contact = store.create_contact(changes)
-        except DuplicateContact as exc:
-            return kit.redirect(
-                request, "/ui", error=f"Duplicate {exc.matching_field}: contact {exc.existing.id}."
-            )
-        return kit.redirect(request, contact_page(contact.id), msg="Contact created.")
+    def new_contact_fields(self) -> list[FormField]:
+        return _contact_fields(None)
 
-    @router.get("/contacts/{contact_id}", response_class=HTMLResponse, response_model=None)
-    async def contact(request: Request, contact_id: str) -> HTMLResponse | RedirectResponse:
-        try:
-            record = store.get_contact(contact_id)
-            tasks, notes = store.list_tasks(contact_id), store.list_notes(contact_id)
-            appointments = store.list_appointments(contact_id)
-        except RecordNotFound:
-            return kit.redirect(request, "/ui", error=f"No contact {contact_id}.")
-        now = side.config.clock()
-        return kit.render(
-            request,
-            "contact.html",
-            page_title=record.name or record.id,
-            contact_id=record.id,
-            facts=[
+    def page_context(self, contact_id: str) -> dict[str, Any]:
+        record = self.store.get_contact(contact_id)
+        tasks, notes = self.store.list_tasks(contact_id), self.store.list_notes(contact_id)
+        appointments = self.store.list_appointments(contact_id)
+        now = self._clock()
+        return {
+            "page_title": record.name or record.id,
+            "facts": [
                 ("Added", format_instant(record.date_added)),
                 ("Updated", format_instant(record.date_updated)),
                 ("Location", record.location_id),
             ],
-            contact_fields=_contact_fields(record),
-            tasks=[_task_row(t) for t in tasks],
-            task_fields=_task_fields(None),
-            notes=[_note_row(n) for n in notes],
-            note_fields=_note_fields(None),
-            appointments=[
+            "contact_fields": _contact_fields(record),
+            "tasks": [_task_row(t) for t in tasks],
+            "task_fields": _task_fields(None),
+            "notes": [_note_row(n) for n in notes],
+            "note_fields": _note_fields(None),
+            "appointments": [
                 Row(
                     a.id,
                     [
@@ -187,7 +172,7 @@ def ui_router(side: GhlSandbox) -> APIRouter:
                 )
                 for a in appointments
             ],
-            appointment_fields=[
+            "appointment_fields": [
                 FormField("title", "Title", "Consultation", required=True),
                 FormField(
                     "startTime", "Starts (UTC)", datetime_local(now + timedelta(days=1)), kind="datetime"
@@ -200,148 +185,82 @@ def ui_router(side: GhlSandbox) -> APIRouter:
                 ),
                 FormField("notes", "Notes"),
             ],
-        )
+        }
 
-    @router.post("/contacts/{contact_id}")
-    async def update_contact(request: Request, contact_id: str) -> RedirectResponse:
+    def create_contact(self, form: FormData) -> str:
+        changes = _contact_changes(form, None)
+        changes["customFields"] = [entry for entry in changes["customFields"] if entry[2] is not None]
         try:
-            current = store.get_contact(contact_id)
-            store.update_contact(contact_id, _contact_changes(await request.form(), current))
-        except RecordNotFound:
-            return kit.redirect(request, "/ui", error=f"No contact {contact_id}.")
+            return self.store.create_contact(changes).id
         except DuplicateContact as exc:
-            return kit.redirect(
-                request,
-                contact_page(contact_id),
-                error=f"Duplicate {exc.matching_field}: contact {exc.existing.id}.",
-            )
-        return kit.redirect(request, contact_page(contact_id), msg="Contact saved.")
+            raise _duplicate(exc) from exc
 
-    @router.post("/contacts/{contact_id}/delete")
-    async def delete_contact(request: Request, contact_id: str) -> RedirectResponse:
+    def update_contact(self, contact_id: str, form: FormData) -> None:
+        current = self.store.get_contact(contact_id)
         try:
-            store.delete_contact(contact_id)
-        except RecordNotFound:
-            return kit.redirect(request, "/ui", error=f"No contact {contact_id}.")
-        return kit.redirect(request, "/ui", msg="Contact deleted.")
+            self.store.update_contact(contact_id, _contact_changes(form, current))
+        except DuplicateContact as exc:
+            raise _duplicate(exc) from exc
 
-    @router.post("/contacts/{contact_id}/tasks")
-    async def create_task(request: Request, contact_id: str) -> RedirectResponse:
-        form = await request.form()
+    def create_task(self, contact_id: str, form: FormData) -> None:
         due = parse_datetime_local(form_text(form, "dueDate"))
         title = form_text(form, "title").strip()
         if not title or due is None:
-            return kit.redirect(
-                request, contact_page(contact_id), error="A task needs a title and a due date."
-            )
-        try:
-            store.create_task(
-                contact_id,
-                title=title,
-                due_date=due,
-                completed=form.get("completed") == "on",
-                body=form_text(form, "body").strip() or None,
-                assigned_to=form_text(form, "assignedTo").strip() or None,
-            )
-        except RecordNotFound:
-            return kit.redirect(request, "/ui", error=f"No contact {contact_id}.")
-        return kit.redirect(request, contact_page(contact_id), msg="Task added.")
-
-    @router.post("/contacts/{contact_id}/tasks/{task_id}")
-    async def update_task(request: Request, contact_id: str, task_id: str) -> RedirectResponse:
-        form = await request.form()
-        changes: dict[str, Any] = {
-            "title": form_text(form, "title").strip() or None,
-            "body": form_text(form, "body").strip() or None,
-            "dueDate": parse_datetime_local(form_text(form, "dueDate")),
-            "assignedTo": form_text(form, "assignedTo").strip() or None,
-        }
-        try:
-            store.update_task(contact_id, task_id, changes)
-        except RecordNotFound as exc:
-            return kit.redirect(request, contact_page(contact_id), error=str(exc))
-        return kit.redirect(request, contact_page(contact_id), msg="Task saved.")
-
-    @router.post("/contacts/{contact_id}/tasks/{task_id}/complete")
-    async def complete_task(request: Request, contact_id: str, task_id: str) -> RedirectResponse:
-        completed = form_text(await request.form(), "completed") != "false"
-        try:
-            store.update_task(contact_id, task_id, {"completed": completed})
-        except RecordNotFound as exc:
-            return kit.redirect(request, contact_page(contact_id), error=str(exc))
-        return kit.redirect(
-            request, contact_page(contact_id), msg="Task completed." if completed else "Task reopened."
+            raise FormError("A task needs a title and a due date.")
+        self.store.create_task(
+            contact_id,
+            title=title,
+            due_date=due,
+            completed=form.get("completed") == "on",
+            body=optional_text(form, "body"),
+            assigned_to=optional_text(form, "assignedTo"),
         )
 
-    @router.post("/contacts/{contact_id}/tasks/{task_id}/delete")
-    async def delete_task(request: Request, contact_id: str, task_id: str) -> RedirectResponse:
-        try:
-            store.delete_task(contact_id, task_id)
-        except RecordNotFound as exc:
-            return kit.redirect(request, contact_page(contact_id), error=str(exc))
-        return kit.redirect(request, contact_page(contact_id), msg="Task deleted.")
-
-    @router.post("/contacts/{contact_id}/notes")
-    async def create_note(request: Request, contact_id: str) -> RedirectResponse:
-        form = await request.form()
-        body = form_text(form, "body").strip()
-        if not body:
-            return kit.redirect(request, contact_page(contact_id), error="A note needs a text.")
-        try:
-            store.create_note(contact_id, {"body": body, "userId": form_text(form, "userId").strip() or None})
-        except RecordNotFound:
-            return kit.redirect(request, "/ui", error=f"No contact {contact_id}.")
-        return kit.redirect(request, contact_page(contact_id), msg="Note added.")
-
-    @router.post("/contacts/{contact_id}/notes/{note_id}")
-    async def update_note(request: Request, contact_id: str, note_id: str) -> RedirectResponse:
-        form = await request.form()
-        changes = {
-            "body": form_text(form, "body").strip() or None,
-            "userId": form_text(form, "userId").strip() or None,
+    def update_task(self, contact_id: str, task_id: str, form: FormData) -> None:
+        changes: dict[str, Any] = {
+            "title": optional_text(form, "title"),
+            "body": optional_text(form, "body"),
+            "dueDate": parse_datetime_local(form_text(form, "dueDate")),
+            "assignedTo": optional_text(form, "assignedTo"),
         }
-        try:
-            store.update_note(contact_id, note_id, changes)
-        except RecordNotFound as exc:
-            return kit.redirect(request, contact_page(contact_id), error=str(exc))
-        return kit.redirect(request, contact_page(contact_id), msg="Note saved.")
+        self.store.update_task(contact_id, task_id, changes)
 
-    @router.post("/contacts/{contact_id}/notes/{note_id}/delete")
-    async def delete_note(request: Request, contact_id: str, note_id: str) -> RedirectResponse:
-        try:
-            store.delete_note(contact_id, note_id)
-        except RecordNotFound as exc:
-            return kit.redirect(request, contact_page(contact_id), error=str(exc))
-        return kit.redirect(request, contact_page(contact_id), msg="Note deleted.")
+    def set_task_completed(self, contact_id: str, task_id: str, completed: bool) -> None:
+        self.store.update_task(contact_id, task_id, {"completed": completed})
+
+    def create_note(self, contact_id: str, form: FormData) -> None:
+        self.store.create_note(contact_id, {"body": note_text(form), "userId": optional_text(form, "userId")})
+
+    def update_note(self, contact_id: str, note_id: str, form: FormData) -> None:
+        # An emptied text leaves the note's text as it was.
+        changes = {"body": optional_text(form, "body"), "userId": optional_text(form, "userId")}
+        self.store.update_note(contact_id, note_id, changes)
+
+    def book(self, contact_id: str, form: FormData) -> None:
+        start = parse_datetime_local(form_text(form, "startTime"))
+        end = parse_datetime_local(form_text(form, "endTime"))
+        if start is None or end is None or end < start:
+            raise FormError("An appointment needs a start and a later end.")
+        self.store.add_appointment(
+            contact_id,
+            title=optional_text(form, "title") or "Appointment",
+            start_time=start,
+            end_time=end,
+            notes=optional_text(form, "notes"),
+        )
+
+
+def ui_router(side: GhlSandbox) -> APIRouter:
+    """The pages under ``/ghl/ui``: the shared ones, and a form to book an appointment."""
+    kit = UiKit(side, "GHL sandbox")
+    forms = GhlForms(side)
+    router = contact_ui_router(kit, forms)
 
     @router.post("/contacts/{contact_id}/appointments")
     async def book(request: Request, contact_id: str) -> RedirectResponse:
         form = await request.form()
-        start = parse_datetime_local(form_text(form, "startTime"))
-        end = parse_datetime_local(form_text(form, "endTime"))
-        if start is None or end is None or end < start:
-            return kit.redirect(
-                request, contact_page(contact_id), error="An appointment needs a start and a later end."
-            )
-        try:
-            store.add_appointment(
-                contact_id,
-                title=form_text(form, "title").strip() or "Appointment",
-                start_time=start,
-                end_time=end,
-                notes=form_text(form, "notes").strip() or None,
-            )
-        except RecordNotFound:
-            return kit.redirect(request, "/ui", error=f"No contact {contact_id}.")
-        return kit.redirect(request, contact_page(contact_id), msg="Appointment booked.")
-
-    @router.post("/control")
-    async def control(request: Request) -> RedirectResponse:
-        return await kit.apply_control_form(request)
-
-    @router.post("/reset")
-    async def reset(request: Request) -> RedirectResponse:
-        side.reset()
-        return kit.redirect(request, "/ui", msg="Sandbox reset.")
+        return kit.after_change(
+            request, contact_id, lambda: forms.book(contact_id, form), "Appointment booked."
+        )
 
     return router

@@ -10,7 +10,9 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from typing import TYPE_CHECKING, Any, TypeVar
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
@@ -26,9 +28,11 @@ from app.sandbox.side import Principal
 if TYPE_CHECKING:
     from datetime import datetime
 
+    from app.sandbox.rankr.records import RankrNote, RankrTask
     from app.sandbox.rankr.sandbox import RankrSandbox
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
+RecordT = TypeVar("RecordT")
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 200
 
@@ -81,6 +85,69 @@ def _task_changes(body: TaskWrite) -> dict[str, Any]:
     if changes.get("dueDate") is not None:
         changes["dueDate"] = parse_instant(changes["dueDate"])
     return changes
+
+
+def _new_task(body: TaskWrite) -> dict[str, Any]:
+    if body.title is None:
+        raise validation([{"field": "title", "message": "is required"}])
+    return _task_changes(body)
+
+
+@dataclass(frozen=True)
+class ContactRecords(Generic[RecordT, ModelT]):
+    """One kind of record that belongs to a contact (tasks, notes): its store calls and wire shape.
+
+    ``kind`` "task" gives the paths ``/contacts/{contact_id}/tasks`` and ``.../tasks/{task_id}`` and
+    the scopes ``tasks.read`` and ``tasks.write``; ``model`` validates the bodies of POST and PUT.
+    """
+
+    kind: str
+    model: type[ModelT]
+    page: Callable[..., tuple[list[RecordT], str | None]]  # (contact_id, *, updated_since, cursor, limit)
+    get: Callable[[str, str], RecordT]
+    create: Callable[[str, ModelT], RecordT]
+    update: Callable[[str, str, ModelT], RecordT]
+    delete: Callable[[str, str], object]
+    to_json: Callable[[RecordT], dict[str, Any]]
+
+
+def add_record_routes(router: APIRouter, records: ContactRecords[Any, Any]) -> None:
+    """List (paged), create, get, update and delete one kind of a contact's records."""
+    plural = f"{records.kind}s"
+    id_param = f"{records.kind}_id"
+    collection = f"/contacts/{{contact_id}}/{plural}"
+    one = f"{collection}/{{{id_param}}}"
+    read, write = f"{plural}.read", f"{plural}.write"
+
+    @router.get(collection)
+    async def list_records(request: Request, contact_id: str) -> dict[str, Any]:
+        require(request, read)
+        since, cursor, limit = paging(request)
+        found, next_cursor = records.page(contact_id, updated_since=since, cursor=cursor, limit=limit)
+        return {"data": [records.to_json(r) for r in found], "nextCursor": next_cursor}
+
+    @router.post(collection, status_code=201)
+    async def create_record(request: Request, contact_id: str) -> dict[str, Any]:
+        require(request, write)
+        body = validate(records.model, await read_json(request))
+        return records.to_json(records.create(contact_id, body))
+
+    @router.get(one)
+    async def get_record(request: Request, contact_id: str) -> dict[str, Any]:
+        require(request, read)
+        return records.to_json(records.get(contact_id, request.path_params[id_param]))
+
+    @router.put(one)
+    async def update_record(request: Request, contact_id: str) -> dict[str, Any]:
+        require(request, write)
+        body = validate(records.model, await read_json(request))
+        return records.to_json(records.update(contact_id, request.path_params[id_param], body))
+
+    @router.delete(one, status_code=204)
+    async def delete_record(request: Request, contact_id: str) -> Response:
+        require(request, write)
+        records.delete(contact_id, request.path_params[id_param])
+        return Response(status_code=204)
 
 
 def api_router(side: RankrSandbox) -> APIRouter:
@@ -159,70 +226,29 @@ def api_router(side: RankrSandbox) -> APIRouter:
         store.delete_contact(contact_id)
         return Response(status_code=204)
 
-    # -- tasks --------------------------------------------------------------------------------------
+    # -- tasks and notes ----------------------------------------------------------------------------
 
-    @router.get("/contacts/{contact_id}/tasks")
-    async def list_tasks(request: Request, contact_id: str) -> dict[str, Any]:
-        require(request, "tasks.read")
-        since, cursor, limit = paging(request)
-        tasks, next_cursor = store.page_tasks(contact_id, updated_since=since, cursor=cursor, limit=limit)
-        return {"data": [serialize.task_json(t) for t in tasks], "nextCursor": next_cursor}
-
-    @router.post("/contacts/{contact_id}/tasks", status_code=201)
-    async def create_task(request: Request, contact_id: str) -> dict[str, Any]:
-        require(request, "tasks.write")
-        body = validate(TaskWrite, await read_json(request))
-        if body.title is None:
-            raise validation([{"field": "title", "message": "is required"}])
-        return serialize.task_json(store.create_task(contact_id, _task_changes(body)))
-
-    @router.get("/contacts/{contact_id}/tasks/{task_id}")
-    async def get_task(request: Request, contact_id: str, task_id: str) -> dict[str, Any]:
-        require(request, "tasks.read")
-        return serialize.task_json(store.get_task(contact_id, task_id))
-
-    @router.put("/contacts/{contact_id}/tasks/{task_id}")
-    async def update_task(request: Request, contact_id: str, task_id: str) -> dict[str, Any]:
-        require(request, "tasks.write")
-        body = validate(TaskWrite, await read_json(request))
-        return serialize.task_json(store.update_task(contact_id, task_id, _task_changes(body)))
-
-    @router.delete("/contacts/{contact_id}/tasks/{task_id}", status_code=204)
-    async def delete_task(request: Request, contact_id: str, task_id: str) -> Response:
-        require(request, "tasks.write")
-        store.delete_task(contact_id, task_id)
-        return Response(status_code=204)
-
-    # -- notes --------------------------------------------------------------------------------------
-
-    @router.get("/contacts/{contact_id}/notes")
-    async def list_notes(request: Request, contact_id: str) -> dict[str, Any]:
-        require(request, "notes.read")
-        since, cursor, limit = paging(request)
-        notes, next_cursor = store.page_notes(contact_id, updated_since=since, cursor=cursor, limit=limit)
-        return {"data": [serialize.note_json(n) for n in notes], "nextCursor": next_cursor}
-
-    @router.post("/contacts/{contact_id}/notes", status_code=201)
-    async def create_note(request: Request, contact_id: str) -> dict[str, Any]:
-        require(request, "notes.write")
-        body = validate(NoteWrite, await read_json(request))
-        return serialize.note_json(store.create_note(contact_id, body.body))
-
-    @router.get("/contacts/{contact_id}/notes/{note_id}")
-    async def get_note(request: Request, contact_id: str, note_id: str) -> dict[str, Any]:
-        require(request, "notes.read")
-        return serialize.note_json(store.get_note(contact_id, note_id))
-
-    @router.put("/contacts/{contact_id}/notes/{note_id}")
-    async def update_note(request: Request, contact_id: str, note_id: str) -> dict[str, Any]:
-        require(request, "notes.write")
-        body = validate(NoteWrite, await read_json(request))
-        return serialize.note_json(store.update_note(contact_id, note_id, body.body))
-
-    @router.delete("/contacts/{contact_id}/notes/{note_id}", status_code=204)
-    async def delete_note(request: Request, contact_id: str, note_id: str) -> Response:
-        require(request, "notes.write")
-        store.delete_note(contact_id, note_id)
-        return Response(status_code=204)
+    tasks: ContactRecords[RankrTask, TaskWrite] = ContactRecords(
+        kind="task",
+        model=TaskWrite,
+        page=store.page_tasks,
+        get=store.get_task,
+        create=lambda contact_id, body: store.create_task(contact_id, _new_task(body)),
+        update=lambda contact_id, task_id, body: store.update_task(contact_id, task_id, _task_changes(body)),
+        delete=store.delete_task,
+        to_json=serialize.task_json,
+    )
+    notes: ContactRecords[RankrNote, NoteWrite] = ContactRecords(
+        kind="note",
+        model=NoteWrite,
+        page=store.page_notes,
+        get=store.get_note,
+        create=lambda contact_id, body: store.create_note(contact_id, body.body),
+        update=lambda contact_id, note_id, body: store.update_note(contact_id, note_id, body.body),
+        delete=store.delete_note,
+        to_json=serialize.note_json,
+    )
+    add_record_routes(router, tasks)
+    add_record_routes(router, notes)
 
     return router

@@ -8,7 +8,6 @@ yaml's schedule, sped up (``rankr_webhook_retry_delays``).
 
 from __future__ import annotations
 
-import json
 import math
 import random
 import uuid
@@ -29,11 +28,12 @@ from app.sandbox.control import control_router
 from app.sandbox.rankr import problems
 from app.sandbox.rankr.problems import RankrProblem
 from app.sandbox.rankr.routes import api_router
-from app.sandbox.rankr.state import BadCursor, EmailTaken, RankrStore, RecordNotFound
+from app.sandbox.rankr.state import BadCursor, EmailTaken, RankrStore
 from app.sandbox.rankr.tokens import TokenIssuer
 from app.sandbox.rankr.ui import ui_router
 from app.sandbox.ratelimit import RateDecision
 from app.sandbox.side import Principal, SandboxSide
+from app.sandbox.store import RecordNotFound
 from app.sandbox.webhooks import Delivery, RetryPolicy, WebhookDispatcher
 
 OAUTH_ENDPOINT = "/oauth/token"
@@ -60,12 +60,14 @@ class RankrSandbox(SandboxSide):
             config.monotonic,
         )
         self.store = RankrStore(config.rankr_account_id, config.clock, self._on_event)
-        self.app.add_exception_handler(RankrProblem, _problem)
-        self.app.add_exception_handler(RecordNotFound, _not_found)
-        self.app.add_exception_handler(EmailTaken, _email_taken)
-        self.app.add_exception_handler(BadCursor, _bad_cursor)
-        self.app.add_exception_handler(StarletteHTTPException, _http_error)
-        self.app.add_exception_handler(RequestValidationError, _invalid_request)
+        self.on_error(RankrProblem, lambda request, exc: exc.response())
+        self.on_error(
+            RecordNotFound, lambda request, exc: problems.not_found(exc.kind, exc.record_id).response()
+        )
+        self.on_error(EmailTaken, _email_taken)
+        self.on_error(BadCursor, _bad_cursor)
+        self.on_error(StarletteHTTPException, _http_error)
+        self.on_error(RequestValidationError, _invalid_request)
         self.app.include_router(control_router(self))
         self.app.include_router(ui_router(self))
         self.app.include_router(api_router(self))
@@ -126,17 +128,16 @@ class RankrSandbox(SandboxSide):
             "accountId": self.config.rankr_account_id,
             "data": data,
         }
-        delivery = Delivery(
-            id=f"msg_{uuid.uuid4().hex}",
-            source=self.name,
-            event_type=event_type,
-            record_key=f"{self.name}:{contact_id}",
-            record_id=record_id,
-            url=self.webhook_url,
-            body=json.dumps(body, separators=(",", ":")).encode(),
-            created_at=now,
+        self.send_webhook(
+            event_type,
+            contact_id,
+            record_id,
+            body,
+            delivery_id=f"msg_{uuid.uuid4().hex}",
+            at=now,
+            signer=self._sign,
+            policy=self._retry,
         )
-        self.send_webhook(delivery, self._sign, self._retry)
 
     def _sign(self, delivery: Delivery) -> Mapping[str, str]:
         timestamp = int(self.config.clock().timestamp())
@@ -148,38 +149,22 @@ class RankrSandbox(SandboxSide):
         }
 
 
-async def _problem(request: Request, exc: Exception) -> Response:
-    if not isinstance(exc, RankrProblem):  # pragma: no cover - registered for this type only
-        raise exc
-    return exc.response()
-
-
-async def _not_found(request: Request, exc: Exception) -> Response:
-    if not isinstance(exc, RecordNotFound):  # pragma: no cover
-        raise exc
-    return problems.not_found(exc.kind, exc.record_id).response()
-
-
-async def _email_taken(request: Request, exc: Exception) -> Response:
-    if not isinstance(exc, EmailTaken):  # pragma: no cover
-        raise exc
+def _email_taken(request: Request, exc: EmailTaken) -> Response:
     detail = "another contact of this account has this email"
     return RankrProblem(409, "email-taken", detail, extra={"contactId": exc.contact_id}).response()
 
 
-async def _bad_cursor(request: Request, exc: Exception) -> Response:
+def _bad_cursor(request: Request, exc: BadCursor) -> Response:
     return problems.validation([{"field": "cursor", "message": str(exc)}]).response()
 
 
-async def _http_error(request: Request, exc: Exception) -> Response:
-    status = exc.status_code if isinstance(exc, StarletteHTTPException) else 500
+def _http_error(request: Request, exc: StarletteHTTPException) -> Response:
+    status = exc.status_code
     detail = "no such route" if status == 404 else ("method not allowed" if status == 405 else str(exc))
     return RankrProblem(status, "http-error", detail).response()
 
 
-async def _invalid_request(request: Request, exc: Exception) -> Response:
-    if not isinstance(exc, RequestValidationError):  # pragma: no cover
-        raise exc
+def _invalid_request(request: Request, exc: RequestValidationError) -> Response:
     found = [
         {"field": ".".join(str(p) for p in e["loc"][1:]) or "body", "message": str(e["msg"]).lower()}
         for e in exc.errors()

@@ -2,8 +2,8 @@
 
 Semantics from rankr/openapi.yaml: ``lastModified`` is set on every write and only grows per object
 (two writes in one millisecond are a millisecond apart); a contact's email is unique per account,
-case-insensitively; lists are ordered oldest ``lastModified`` first. As in the GHL store, each public
-method is one critical section with no ``await`` inside.
+case-insensitively; lists are ordered oldest ``lastModified`` first. Locking, look-ups and the
+bookkeeping of a contact's records are ``ContactStore``'s (``app/sandbox/store.py``), as in the GHL store.
 
 Where the yaml is silent, the sandbox assumes:
 - PUT merges ``address`` sub-field by sub-field and ``customFields`` key by key, a null value removing
@@ -22,7 +22,6 @@ import base64
 import binascii
 import copy
 import json
-import threading
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any, TypeVar
@@ -31,20 +30,9 @@ from app.kit.clock import Clock, format_instant, parse_instant
 from app.sandbox.ids import prefixed_id
 from app.sandbox.rankr import serialize
 from app.sandbox.rankr.records import ADDRESS_FIELDS, CONTACT_TEXT_FIELDS, RankrContact, RankrNote, RankrTask
-from app.sandbox.stamps import next_stamp
+from app.sandbox.store import ContactStore, EventSink, put_text
 
-# (event type, contact id, record id, data)
-EventSink = Callable[[str, str, str, dict[str, Any]], None]
 RecordT = TypeVar("RecordT", RankrContact, RankrTask, RankrNote)
-
-
-class RecordNotFound(Exception):
-    """No such contact, task or note (or not of that contact)."""
-
-    def __init__(self, kind: str, record_id: str) -> None:
-        super().__init__(f"no {kind} {record_id}")
-        self.kind = kind
-        self.record_id = record_id
 
 
 class EmailTaken(Exception):
@@ -96,47 +84,33 @@ def page(
     return window, next_cursor
 
 
-class RankrStore:
+class RankrStore(ContactStore[RankrContact]):
     """Contacts, tasks and notes of one account, and the events their changes emit."""
 
+    not_found_wording = "no {kind} {record_id}"
+
     def __init__(self, account_id: str, clock: Clock, emit: EventSink) -> None:
+        super().__init__(clock, emit)
         self.account_id = account_id
-        self._clock = clock
-        self._emit = emit
-        self._lock = threading.RLock()
-        self.contacts: dict[str, RankrContact] = {}
         self.tasks: dict[str, RankrTask] = {}
         self.notes: dict[str, RankrNote] = {}
         self._by_email: dict[str, str] = {}
 
-    def clear(self) -> None:
-        with self._lock:
-            self.contacts.clear()
-            self.tasks.clear()
-            self.notes.clear()
-            self._by_email.clear()
+    def _record_tables(self) -> tuple[dict[str, Any], ...]:
+        return self.tasks, self.notes
 
-    def snapshot(self) -> dict[str, Any]:
-        with self._lock:
-            return {
-                "accountId": self.account_id,
-                "contacts": [serialize.contact_json(c) for c in self.contacts.values()],
-                "tasks": [serialize.task_json(t) for t in self.tasks.values()],
-                "notes": [serialize.note_json(n) for n in self.notes.values()],
-            }
+    def _lookups(self) -> tuple[dict[str, Any], ...]:
+        return (self._by_email,)
+
+    def _dump(self) -> dict[str, Any]:
+        return {
+            "accountId": self.account_id,
+            "contacts": [serialize.contact_json(c) for c in self.contacts.values()],
+            "tasks": [serialize.task_json(t) for t in self.tasks.values()],
+            "notes": [serialize.note_json(n) for n in self.notes.values()],
+        }
 
     # -- contacts -----------------------------------------------------------------------------------
-
-    def get_contact(self, contact_id: str) -> RankrContact:
-        with self._lock:
-            contact = self.contacts.get(contact_id)
-            if contact is None:
-                raise RecordNotFound("contact", contact_id)
-            return contact
-
-    def list_contacts(self) -> list[RankrContact]:
-        with self._lock:
-            return list(self.contacts.values())
 
     def page_contacts(
         self, *, updated_since: datetime | None, cursor: str | None, limit: int
@@ -152,12 +126,11 @@ class RankrStore:
 
     def create_contact(self, changes: dict[str, Any]) -> RankrContact:
         with self._lock:
-            stamp = next_stamp(self._clock(), None)
+            stamp = self._stamp()
             contact = RankrContact(prefixed_id("con"), self.account_id, created_at=stamp, last_modified=stamp)
             self._apply(contact, changes)
             self._refuse_taken_email(contact, exclude=None)
-            self.contacts[contact.contact_id] = contact
-            self._index(contact)
+            self._commit(contact.contact_id, contact)
             self._emit_contact(contact, "contact.created")
             return contact
 
@@ -167,28 +140,16 @@ class RankrStore:
             draft = copy.deepcopy(current)
             self._apply(draft, changes)
             self._refuse_taken_email(draft, exclude=contact_id)
-            draft.last_modified = next_stamp(self._clock(), current.last_modified)
-            self._unindex(current)
-            self.contacts[contact_id] = draft
-            self._index(draft)
+            draft.last_modified = self._stamp(current.last_modified)
+            self._commit(contact_id, draft, current)
             self._emit_contact(draft, "contact.updated")
             return draft
 
     def delete_contact(self, contact_id: str) -> RankrContact:
         with self._lock:
-            contact = self.get_contact(contact_id)
-            self._unindex(contact)
-            del self.contacts[contact_id]
-            for store in (self.tasks, self.notes):
-                for record_id in [rid for rid, rec in store.items() if rec.contact_id == contact_id]:
-                    del store[record_id]
-            stamp = next_stamp(self._clock(), contact.last_modified)
-            data = {
-                "contactId": contact_id,
-                "accountId": self.account_id,
-                "lastModified": format_instant(stamp),
-            }
-            self._emit("contact.deleted", contact_id, contact_id, data)
+            contact = self._drop_contact(contact_id)
+            ids = {"contactId": contact_id, "accountId": self.account_id}
+            self._emit_deletion("contact.deleted", contact, contact_id, ids)
             return contact
 
     # -- tasks --------------------------------------------------------------------------------------
@@ -197,23 +158,18 @@ class RankrStore:
         self, contact_id: str, *, updated_since: datetime | None, cursor: str | None, limit: int
     ) -> tuple[list[RankrTask], str | None]:
         with self._lock:
-            self.get_contact(contact_id)
-            tasks = [t for t in self.tasks.values() if t.contact_id == contact_id]
+            tasks = self._records_of(self.tasks, contact_id)
             return page(tasks, lambda t: t.task_id, updated_since=updated_since, cursor=cursor, limit=limit)
 
     def get_task(self, contact_id: str, task_id: str) -> RankrTask:
         with self._lock:
-            self.get_contact(contact_id)
-            task = self.tasks.get(task_id)
-            if task is None or task.contact_id != contact_id:
-                raise RecordNotFound("task", task_id)
-            return task
+            return self._record(self.tasks, "task", contact_id, task_id)
 
     def create_task(self, contact_id: str, changes: dict[str, Any]) -> RankrTask:
         """``changes`` must hold ``title``; ``dueDate`` is a datetime or None."""
         with self._lock:
             self.get_contact(contact_id)
-            stamp = next_stamp(self._clock(), None)
+            stamp = self._stamp()
             task = RankrTask(
                 prefixed_id("tsk"), contact_id, title=changes["title"], status="open", last_modified=stamp
             )
@@ -227,18 +183,15 @@ class RankrStore:
             task = self.get_task(contact_id, task_id)
             was = task.status
             self._apply_task(task, changes)
-            task.last_modified = next_stamp(self._clock(), task.last_modified)
+            task.last_modified = self._stamp(task.last_modified)
             completed_now = was != "completed" and task.status == "completed"
             self._emit_task(task, "task.completed" if completed_now else "task.updated")
             return task
 
     def delete_task(self, contact_id: str, task_id: str) -> RankrTask:
         with self._lock:
-            task = self.get_task(contact_id, task_id)
-            del self.tasks[task_id]
-            stamp = next_stamp(self._clock(), task.last_modified)
-            data = {"taskId": task_id, "contactId": contact_id, "lastModified": format_instant(stamp)}
-            self._emit("task.deleted", contact_id, task_id, data)
+            task = self._drop_record(self.tasks, "task", contact_id, task_id)
+            self._emit_deletion("task.deleted", task, task_id, {"taskId": task_id, "contactId": contact_id})
             return task
 
     @staticmethod
@@ -260,22 +213,17 @@ class RankrStore:
         self, contact_id: str, *, updated_since: datetime | None, cursor: str | None, limit: int
     ) -> tuple[list[RankrNote], str | None]:
         with self._lock:
-            self.get_contact(contact_id)
-            notes = [n for n in self.notes.values() if n.contact_id == contact_id]
+            notes = self._records_of(self.notes, contact_id)
             return page(notes, lambda n: n.note_id, updated_since=updated_since, cursor=cursor, limit=limit)
 
     def get_note(self, contact_id: str, note_id: str) -> RankrNote:
         with self._lock:
-            self.get_contact(contact_id)
-            note = self.notes.get(note_id)
-            if note is None or note.contact_id != contact_id:
-                raise RecordNotFound("note", note_id)
-            return note
+            return self._record(self.notes, "note", contact_id, note_id)
 
     def create_note(self, contact_id: str, body: str, author_id: str | None = None) -> RankrNote:
         with self._lock:
             self.get_contact(contact_id)
-            stamp = next_stamp(self._clock(), None)
+            stamp = self._stamp()
             note = RankrNote(
                 prefixed_id("note"),
                 contact_id,
@@ -292,17 +240,14 @@ class RankrStore:
         with self._lock:
             note = self.get_note(contact_id, note_id)
             note.body = body
-            note.last_modified = next_stamp(self._clock(), note.last_modified)
+            note.last_modified = self._stamp(note.last_modified)
             self._emit_note(note, "note.updated")
             return note
 
     def delete_note(self, contact_id: str, note_id: str) -> RankrNote:
         with self._lock:
-            note = self.get_note(contact_id, note_id)
-            del self.notes[note_id]
-            stamp = next_stamp(self._clock(), note.last_modified)
-            data = {"noteId": note_id, "contactId": contact_id, "lastModified": format_instant(stamp)}
-            self._emit("note.deleted", contact_id, note_id, data)
+            note = self._drop_record(self.notes, "note", contact_id, note_id)
+            self._emit_deletion("note.deleted", note, note_id, {"noteId": note_id, "contactId": contact_id})
             return note
 
     # -- internals ----------------------------------------------------------------------------------
@@ -311,19 +256,11 @@ class RankrStore:
     def _apply(contact: RankrContact, changes: dict[str, Any]) -> None:
         for key, value in changes.items():
             if key in CONTACT_TEXT_FIELDS:
-                text = value.strip() if isinstance(value, str) else None
-                if text:
-                    contact.text[key] = text
-                else:
-                    contact.text.pop(key, None)
+                put_text(contact.text, key, value)
             elif key == "address":
                 for sub in ADDRESS_FIELDS:
                     if sub in value:
-                        sub_value = value[sub].strip() if isinstance(value[sub], str) else None
-                        if sub_value:
-                            contact.address[sub] = sub_value
-                        else:
-                            contact.address.pop(sub, None)
+                        put_text(contact.address, sub, value[sub])
             elif key == "tags":
                 contact.tags = list(dict.fromkeys(tag.strip() for tag in value if tag.strip()))
             elif key == "customFields":
@@ -346,6 +283,11 @@ class RankrStore:
     def _unindex(self, contact: RankrContact) -> None:
         if contact.email_lower and self._by_email.get(contact.email_lower) == contact.contact_id:
             del self._by_email[contact.email_lower]
+
+    def _emit_deletion(self, event_type: str, gone: RecordT, record_id: str, ids: dict[str, str]) -> None:
+        """A ``*.deleted`` event: the id fields and a ``lastModified`` past the record's last write."""
+        stamp = self._stamp(gone.last_modified)
+        self._emit(event_type, gone.contact_id, record_id, {**ids, "lastModified": format_instant(stamp)})
 
     def _emit_contact(self, contact: RankrContact, event_type: str) -> None:
         self._emit(event_type, contact.contact_id, contact.contact_id, serialize.contact_json(contact))
