@@ -147,9 +147,6 @@ class ContactSync(Handler):
     async def _ghl_change(self, job: Job, connection: Connection, up: Upstreams, contact_id: str) -> None:
         async with self._sessions() as session:
             link = await links.find(session, connection.id, KIND, Side.GHL, contact_id)
-        if link is not None and link.state in (LinkState.DELETED, LinkState.UNLINKED):
-            await self.settle(job, connection, Settlement(note=f"contact is {link.state}; nothing to apply"))
-            return
         if link is not None and link.state == LinkState.LINKED:
             try:
                 shown = mapping.from_ghl(GhlContact.model_validate(job.payload), self._maps)
@@ -211,36 +208,41 @@ class ContactSync(Handler):
             link = await self._claim_new(job, connection, seen)
             await self._create(job, connection, up, seen, link)
             return
-        if link.state in (LinkState.DELETED, LinkState.UNLINKED):
-            await self.settle(job, connection, Settlement(note=f"contact is {link.state}; nothing to apply"))
-            return
-        link = await self.acquire(job, link)
-        try:
-            if await self._settled_meanwhile(job, connection, link):
-                return
+
+        async def apply(link: Link) -> None:
             # Observe only now, holding the lease: a state read before it could predate the writes of
             # the job that held the lease until now, and applying it would undo them.
             seen = await observe()
             if seen is None:
                 note = f"{side.value} contact no longer exists"
                 await self.settle(job, connection, Settlement(note=note, link_id=link.id, link_values={}))
-                return
-            if link.state == LinkState.PENDING:
+            elif link.state == LinkState.PENDING:
                 # An earlier attempt began the create and did not finish: finish it (idempotently).
                 await self._create(job, connection, up, seen, link)
-                return
-            await self._update(job, connection, up, seen, link)
+            else:
+                await self._update(job, connection, up, seen, link)
+
+        await self._leased(job, connection, link, apply)
+
+    async def _leased(
+        self, job: Job, connection: Connection, link: Link, work: Callable[[Link], Awaitable[None]]
+    ) -> None:
+        """Run ``work`` on the freshly read link while holding its lease, unless the contact is (or
+        became, while the event waited for the lease) deleted or unlinked; release it on failure."""
+        ended = (LinkState.DELETED, LinkState.UNLINKED)
+        if link.state in ended:
+            await self.settle(job, connection, Settlement(note=f"contact is {link.state}; nothing to apply"))
+            return
+        link = await self.acquire(job, link)
+        if link.state in ended:
+            note = f"contact is {link.state}; nothing to apply"
+            await self.settle(job, connection, Settlement(note=note, link_id=link.id, link_values={}))
+            return
+        try:
+            await work(link)
         except BaseException:
             await self.release(job, link.id)
             raise
-
-    async def _settled_meanwhile(self, job: Job, connection: Connection, link: Link) -> bool:
-        """Whether the (leased, freshly read) link was deleted or unlinked while the event waited."""
-        if link.state not in (LinkState.DELETED, LinkState.UNLINKED):
-            return False
-        note = f"contact is {link.state}; nothing to apply"
-        await self.settle(job, connection, Settlement(note=note, link_id=link.id, link_values={}))
-        return True
 
     def _may_be_echo(self, pending: Link, seen: Observed) -> bool:
         snapshot = pending.snapshot or {}
@@ -513,17 +515,7 @@ class ContactSync(Handler):
         if link is None:
             await self._tombstone(job, connection, side, record_id)
             return
-        if link.state in (LinkState.DELETED, LinkState.UNLINKED):
-            await self.settle(job, connection, Settlement(note=f"contact already {link.state}"))
-            return
-        link = await self.acquire(job, link)
-        try:
-            if await self._settled_meanwhile(job, connection, link):
-                return
-            await self._settle_delete(job, connection, up, side, link)
-        except BaseException:
-            await self.release(job, link.id)
-            raise
+        await self._leased(job, connection, link, partial(self._settle_delete, job, connection, up, side))
 
     async def _tombstone(self, job: Job, connection: Connection, side: Side, record_id: str) -> None:
         """Remember a deletion of a record never linked, so a late create event for it is not applied."""
