@@ -85,9 +85,12 @@ class Deferred(SyncError):
 class ProblemError(Exception):
     """An HTTP error answer of the service, rendered as problem+json."""
 
-    def __init__(self, status: int, title: str, detail: str, **extra: Any) -> None:
+    def __init__(
+        self, status: int, title: str, detail: str, *, headers: dict[str, str] | None = None, **extra: Any
+    ) -> None:
         self.status = status
         self.title = title
         self.detail = detail
+        self.headers = headers
         self.extra = extra
         super().__init__(f"{status} {title}: {detail}")

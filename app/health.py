@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hmac
 from datetime import datetime
 from html import escape
 from pathlib import Path
@@ -15,6 +14,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from app.admin import is_admin
 from app.config import Settings
 from app.connections import repository as connections
 from app.errors import ProblemError
@@ -153,14 +153,6 @@ async def collect_status(
     }
 
 
-def _is_admin(settings: Settings, authorization: str | None) -> bool:
-    if settings.admin_token is None:
-        # With no admin token the details are open only in sandbox mode (a local playground).
-        return settings.sandbox_mode
-    expected = f"Bearer {settings.admin_token.get_secret_value()}"
-    return authorization is not None and hmac.compare_digest(authorization.encode(), expected.encode())
-
-
 @router.get("/healthz", summary="Liveness: 200 while the process runs")
 async def healthz() -> dict[str, str]:
     return {"status": "ok"}
@@ -181,7 +173,7 @@ async def status(
     accept: Annotated[str, Header()] = "",
 ) -> Response:
     settings: Settings = request.app.state.settings
-    detailed = _is_admin(settings, authorization)
+    detailed = is_admin(settings, authorization)
     registry = request.app.state.registry
     expiry = {
         connection_id: registry.rankr_token_expiry(connection_id) for connection_id in registry.connection_ids

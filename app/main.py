@@ -10,6 +10,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
+from app.admin import router as admin_router
 from app.config import Settings
 from app.connections import repository as connections
 from app.db import create_engine, session_factory, unit_of_work
@@ -112,6 +113,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock = utcnow) -> Fa
     app.include_router(rankr_router)
     app.include_router(ghl_router)
     app.include_router(health_router)
+    app.include_router(admin_router)
     if sandbox is not None:
         app.state.sandbox = sandbox
         app.mount("/sandbox", sandbox.app)
