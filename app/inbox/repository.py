@@ -148,3 +148,24 @@ async def purge_finished(session: AsyncSession, before: datetime) -> int:
         )
     )
     return int(result.rowcount)  # type: ignore[attr-defined]
+
+
+async def replay_dead(
+    session: AsyncSession,
+    now: datetime,
+    *,
+    event_ids: Sequence[int] | None = None,
+    account_keys: Sequence[str] | None = None,
+) -> int:
+    """Put dead events back in the queue as new (all of them, or only these ids / these accounts)."""
+    statement = update(WebhookEvent).where(WebhookEvent.status == EventStatus.DEAD)
+    if event_ids is not None:
+        statement = statement.where(WebhookEvent.id.in_(event_ids))
+    if account_keys is not None:
+        statement = statement.where(WebhookEvent.account_key.in_(account_keys))
+    result = await session.execute(
+        statement.values(
+            status=EventStatus.PENDING, attempts=0, next_attempt_at=now, finished_at=None, last_error=None
+        )
+    )
+    return int(result.rowcount)  # type: ignore[attr-defined]
