@@ -83,6 +83,7 @@ class Settings(BaseSettings):
 
     contact_delete_mode: DeleteMode = "delete"
     unlink_tag: str = "sync-unlinked"
+    task_default_due_hours: float = Field(default=24.0, gt=0)
     custom_field_map: str = ""
     user_map: str = ""
 

@@ -10,7 +10,7 @@ to be claimed again, and the writes it repeats are idempotent (they set the same
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -26,10 +26,23 @@ from app.inbox import repository as inbox
 from app.inbox.models import EventStatus
 from app.integrations.registry import Upstreams
 from app.kit.clock import Clock
+from app.sync import mapping
 from app.sync import repository as links
-from app.sync.models import Direction, Link
+from app.sync.mapping import Canonical
+from app.sync.models import Direction, Link, LinkState
 
-__all__ = ["Handler", "Job", "LeaseLost", "Settlement", "Side", "Upstreams"]
+__all__ = [
+    "Handler",
+    "Job",
+    "LeaseLost",
+    "Settlement",
+    "Side",
+    "Upstreams",
+    "modified_column",
+    "newest",
+    "not_newer",
+    "snapshot_values",
+]
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -47,6 +60,35 @@ class Side(StrEnum):
     def inbound(self) -> Direction:
         """The direction of a write that lands on this side."""
         return Direction.TO_GHL if self is Side.GHL else Direction.TO_RANKR
+
+
+ENDED = (LinkState.DELETED, LinkState.UNLINKED)
+
+
+def modified_column(side: Side) -> str:
+    """The link column holding the newest modification time seen on ``side``."""
+    return f"{side.value}_modified_at"
+
+
+def newest(a: datetime | None, b: datetime | None) -> datetime | None:
+    if a is None or b is None:
+        return a or b
+    return max(a, b)
+
+
+def not_newer(seen: datetime | None, newest: datetime | None) -> bool:
+    return seen is not None and newest is not None and seen <= newest
+
+
+def snapshot_values(fields: Canonical) -> dict[str, Any]:
+    """The link columns that record ``fields`` as what both sides hold."""
+    email, phone = mapping.match_keys(fields)
+    return {
+        "snapshot": fields,
+        "synced_hash": mapping.fingerprint(fields),
+        "match_email": email,
+        "match_phone": phone,
+    }
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +117,8 @@ class Settlement:
     link_values: dict[str, Any] | None = None
     audits: list[dict[str, Any]] = field(default_factory=list)
     synced: set[Direction] = field(default_factory=set)
+    # A new state for the links hanging off ``link_id`` (a deleted contact's tasks and notes).
+    children_state: LinkState | None = None
 
 
 class LeaseLost(TransientUpstreamError):
@@ -112,6 +156,41 @@ class Handler:
     async def release(self, job: Job, link_id: int) -> None:
         async with unit_of_work(self._sessions) as session:
             await links.release_lease(session, link_id, job.holder)
+
+    def audit(
+        self, link: Link, side: Side, action: str, changes: dict[str, Any], **values: Any
+    ) -> dict[str, Any]:
+        """An audit entry for a write to ``side``; ids not given are the link's."""
+        return {
+            "link_id": link.id,
+            "kind": self.kind,
+            "rankr_id": link.rankr_id,
+            "ghl_id": link.ghl_id,
+            "direction": side.inbound,
+            "action": action,
+            "changes": changes,
+            **values,
+        }
+
+    async def leased(
+        self, job: Job, connection: Connection, link: Link, work: Callable[[Link], Awaitable[None]]
+    ) -> None:
+        """Run ``work`` on the freshly read link while holding its lease, unless the record is (or
+        became, while the event waited for the lease) deleted or unlinked; release it on failure."""
+        note = f"{self.kind} is {link.state}; nothing to apply"
+        if link.state in ENDED:
+            await self.settle(job, connection, Settlement(note=note))
+            return
+        link = await self.acquire(job, link)
+        if link.state in ENDED:
+            note = f"{self.kind} is {link.state}; nothing to apply"
+            await self.settle(job, connection, Settlement(note=note, link_id=link.id, link_values={}))
+            return
+        try:
+            await work(link)
+        except BaseException:
+            await self.release(job, link.id)
+            raise
 
     async def write(
         self,
@@ -153,6 +232,8 @@ class Handler:
                 values = {**result.link_values, "updated_at": now}
                 if not await links.save(session, result.link_id, job.holder, values):
                     raise LeaseLost()
+                if result.children_state is not None:
+                    await links.set_children_state(session, result.link_id, result.children_state, now)
             for audit in result.audits:
                 links.add_audit(
                     session,

@@ -40,7 +40,17 @@ from app.integrations.rankr.schemas import RankrContact
 from app.kit.clock import parse_instant
 from app.sync import mapping
 from app.sync import repository as links
-from app.sync.base import Handler, Job, Settlement, Side, Upstreams
+from app.sync.base import (
+    Handler,
+    Job,
+    Settlement,
+    Side,
+    Upstreams,
+    modified_column,
+    newest,
+    not_newer,
+    snapshot_values,
+)
 from app.sync.mapping import Canonical, FieldMaps
 from app.sync.models import Kind, Link, LinkState
 
@@ -65,46 +75,8 @@ class Observed:
     current: bool
 
 
-def _modified_column(side: Side) -> str:
-    return f"{side.value}_modified_at"
-
-
-def _newest(a: datetime | None, b: datetime | None) -> datetime | None:
-    if a is None or b is None:
-        return a or b
-    return max(a, b)
-
-
 async def _given(observed: Observed) -> Observed:
     return observed
-
-
-def _not_newer(seen: datetime | None, newest: datetime | None) -> bool:
-    return seen is not None and newest is not None and seen <= newest
-
-
-def _audit(link: Link, side: Side, action: str, changes: dict[str, Any], **values: Any) -> dict[str, Any]:
-    """An audit entry for a write to ``side``; ids not given are the link's."""
-    return {
-        "link_id": link.id,
-        "kind": KIND,
-        "rankr_id": link.rankr_id,
-        "ghl_id": link.ghl_id,
-        "direction": side.inbound,
-        "action": action,
-        "changes": changes,
-        **values,
-    }
-
-
-def _snapshot_values(fields: Canonical) -> dict[str, Any]:
-    email, phone = mapping.match_keys(fields)
-    return {
-        "snapshot": fields,
-        "synced_hash": mapping.fingerprint(fields),
-        "match_email": email,
-        "match_phone": phone,
-    }
 
 
 class ContactSync(Handler):
@@ -222,27 +194,7 @@ class ContactSync(Handler):
             else:
                 await self._update(job, connection, up, seen, link)
 
-        await self._leased(job, connection, link, apply)
-
-    async def _leased(
-        self, job: Job, connection: Connection, link: Link, work: Callable[[Link], Awaitable[None]]
-    ) -> None:
-        """Run ``work`` on the freshly read link while holding its lease, unless the contact is (or
-        became, while the event waited for the lease) deleted or unlinked; release it on failure."""
-        ended = (LinkState.DELETED, LinkState.UNLINKED)
-        if link.state in ended:
-            await self.settle(job, connection, Settlement(note=f"contact is {link.state}; nothing to apply"))
-            return
-        link = await self.acquire(job, link)
-        if link.state in ended:
-            note = f"contact is {link.state}; nothing to apply"
-            await self.settle(job, connection, Settlement(note=note, link_id=link.id, link_values={}))
-            return
-        try:
-            await work(link)
-        except BaseException:
-            await self.release(job, link.id)
-            raise
+        await self.leased(job, connection, link, apply)
 
     def _may_be_echo(self, pending: Link, seen: Observed) -> bool:
         snapshot = pending.snapshot or {}
@@ -268,7 +220,7 @@ class ContactSync(Handler):
             created_at=now,
             updated_at=now,
             **{f"{seen.side.value}_id": seen.record_id},
-            **_snapshot_values(seen.fields),
+            **snapshot_values(seen.fields),
         )
         try:
             async with unit_of_work(self._sessions) as session:
@@ -329,16 +281,16 @@ class ContactSync(Handler):
             written_at, back = await self._update_side(
                 job, connection, up, seen.side, seen.record_id, back, seen.fields, link, result
             )
-            origin_modified = _newest(origin_modified, written_at)
+            origin_modified = newest(origin_modified, written_at)
         values: dict[str, Any] = {
             "state": LinkState.LINKED,
             f"{target.value}_id": target_id,
-            _modified_column(target): target_modified,
-            _modified_column(seen.side): origin_modified,
+            modified_column(target): target_modified,
+            modified_column(seen.side): origin_modified,
             "synced_at": self._clock(),
             # What both sides hold now. Where the target dropped a value the origin has, the target's
             # emptiness is recorded, so a later target event can never clear the origin's value.
-            **_snapshot_values({**seen.fields, **target_fields}),
+            **snapshot_values({**seen.fields, **target_fields}),
         }
         result.link_values = values
         await self.settle(job, connection, result)
@@ -360,7 +312,7 @@ class ContactSync(Handler):
         upsert = up.ghl.upsert_contact(mapping.ghl_body(fields, self._maps))
         contact, created = await self.write(job, connection, link, Side.GHL, "create", changes, upsert)
         action = "create" if created else "link"
-        result.audits.append(_audit(link, Side.GHL, action, changes, ghl_id=contact.id))
+        result.audits.append(self.audit(link, Side.GHL, action, changes, ghl_id=contact.id))
         return contact.id, mapping.from_ghl(contact, self._maps), parse_instant(contact.date_updated)
 
     async def _create_in_rankr(
@@ -372,7 +324,7 @@ class ContactSync(Handler):
         created = await self.write(job, connection, link, Side.RANKR, "create", changes, create)
         if created.contact is not None:
             contact = created.contact
-            result.audits.append(_audit(link, Side.RANKR, "create", changes, rankr_id=contact.contact_id))
+            result.audits.append(self.audit(link, Side.RANKR, "create", changes, rankr_id=contact.contact_id))
         else:
             # Rankr already has a contact with this email (409): link to it and bring it up to date.
             existing_id = created.existing_id
@@ -388,7 +340,7 @@ class ContactSync(Handler):
             if update:
                 put = up.rankr.update_contact(existing_id, mapping.rankr_body(update, self._maps))
                 contact = await self.write(job, connection, link, Side.RANKR, "update", changes, put)
-            result.audits.append(_audit(link, Side.RANKR, "link", changes, rankr_id=existing_id))
+            result.audits.append(self.audit(link, Side.RANKR, "link", changes, rankr_id=existing_id))
         return contact.contact_id, mapping.from_rankr(contact, self._maps), contact.last_modified
 
     async def _update_side(
@@ -415,7 +367,7 @@ class ContactSync(Handler):
             contact = await self.write(job, connection, link, side, "update", changes, put)
             applied, modified = fields, contact.last_modified
         if applied:
-            result.audits.append(_audit(link, side, "update", mapping.describe(applied, before)))
+            result.audits.append(self.audit(link, side, "update", mapping.describe(applied, before)))
             result.synced.add(side.inbound)
         return modified, applied
 
@@ -447,7 +399,7 @@ class ContactSync(Handler):
         company = await self.write(job, connection, link, Side.GHL, "update", changes, upsert)
         if company is None:
             result.audits.append(
-                _audit(
+                self.audit(
                     link,
                     Side.GHL,
                     "update",
@@ -463,9 +415,9 @@ class ContactSync(Handler):
     async def _update(
         self, job: Job, connection: Connection, up: Upstreams, seen: Observed, link: Link
     ) -> None:
-        newest: datetime | None = getattr(link, _modified_column(seen.side))
+        latest: datetime | None = getattr(link, modified_column(seen.side))
         update = mapping.changes(seen.fields, link.snapshot)
-        if update and not seen.current and _not_newer(seen.modified_at, newest):
+        if update and not seen.current and not_newer(seen.modified_at, latest):
             # An older state than one already seen (out of order, or overtaken by our own write):
             # its values may be outdated, so read what the record holds now instead.
             fresh = await self._fetch(up, seen.side, seen.record_id)
@@ -475,7 +427,7 @@ class ContactSync(Handler):
                 return
             seen = fresh
             update = mapping.changes(seen.fields, link.snapshot)
-        values: dict[str, Any] = {_modified_column(seen.side): _newest(newest, seen.modified_at)}
+        values: dict[str, Any] = {modified_column(seen.side): newest(latest, seen.modified_at)}
         if not update:
             result = Settlement(note="no mapped field changed", link_id=link.id, link_values=values)
             await self.settle(job, connection, result)
@@ -497,9 +449,9 @@ class ContactSync(Handler):
         fields = {**(link.snapshot or {}), **update}
         values.update(
             {
-                _modified_column(target): _newest(getattr(link, _modified_column(target)), target_modified),
+                modified_column(target): newest(getattr(link, modified_column(target)), target_modified),
                 "synced_at": self._clock(),
-                **_snapshot_values(fields),
+                **snapshot_values(fields),
             }
         )
         result.link_values = values
@@ -515,7 +467,7 @@ class ContactSync(Handler):
         if link is None:
             await self._tombstone(job, connection, side, record_id)
             return
-        await self._leased(job, connection, link, partial(self._settle_delete, job, connection, up, side))
+        await self.leased(job, connection, link, partial(self._settle_delete, job, connection, up, side))
 
     async def _tombstone(self, job: Job, connection: Connection, side: Side, record_id: str) -> None:
         """Remember a deletion of a record never linked, so a late create event for it is not applied."""
@@ -544,6 +496,7 @@ class ContactSync(Handler):
         result = Settlement(link_id=link.id, synced={target.inbound})
         if target_id is None:
             result.link_values = {"state": LinkState.DELETED}
+            result.children_state = LinkState.DELETED
             result.note = "the contact was never created on the other side"
             await self.settle(job, connection, result)
             return
@@ -552,12 +505,16 @@ class ContactSync(Handler):
                 up.ghl.delete_contact(target_id) if target is Side.GHL else up.rankr.delete_contact(target_id)
             )
             await self.write(job, connection, link, target, "delete", {}, call)
-            result.audits.append(_audit(link, target, "delete", {}))
+            result.audits.append(self.audit(link, target, "delete", {}))
+            # Both products delete a contact's tasks and notes with it: their links end too.
             result.link_values = {"state": LinkState.DELETED}
+            result.children_state = LinkState.DELETED
         else:
             await self._tag_unlinked(job, connection, up, target, target_id, link)
-            result.audits.append(_audit(link, target, "unlink", {"tags": {"add": self._unlink_tag}}))
+            result.audits.append(self.audit(link, target, "unlink", {"tags": {"add": self._unlink_tag}}))
+            # The kept contact keeps its tasks and notes, which stop syncing with it.
             result.link_values = {"state": LinkState.UNLINKED}
+            result.children_state = LinkState.UNLINKED
         await self.settle(job, connection, result)
 
     async def _tag_unlinked(

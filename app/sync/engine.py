@@ -17,6 +17,7 @@ from app.inbox.models import EventStatus
 from app.integrations.registry import Upstreams
 from app.kit.clock import Clock
 from app.sync.base import Job, LeaseLost
+from app.sync.children import ChildSync, NoteSync, TaskSync
 from app.sync.contacts import ContactSync
 from app.sync.mapping import FieldMaps
 
@@ -33,6 +34,23 @@ CONTACT_TYPES = frozenset(
     }
 )
 
+# GHL has no TaskUpdate event in its catalogue; it is accepted should it ever be sent.
+TASK_TYPES = frozenset(
+    {
+        "task.created",
+        "task.updated",
+        "task.completed",
+        "task.deleted",
+        "TaskCreate",
+        "TaskUpdate",
+        "TaskComplete",
+        "TaskDelete",
+    }
+)
+NOTE_TYPES = frozenset(
+    {"note.created", "note.updated", "note.deleted", "NoteCreate", "NoteUpdate", "NoteDelete"}
+)
+
 
 class SyncEngine:
     def __init__(
@@ -47,14 +65,22 @@ class SyncEngine:
         self._upstreams = upstreams
         self._clock = clock
         maps = FieldMaps(custom_fields=settings.custom_fields, users=settings.users)
+        lease = timedelta(seconds=settings.worker_lease_seconds)
         self.contacts = ContactSync(
             sessions,
             clock=clock,
-            lease=timedelta(seconds=settings.worker_lease_seconds),
+            lease=lease,
             maps=maps,
             delete_mode=settings.contact_delete_mode,
             unlink_tag=settings.unlink_tag,
         )
+        due = timedelta(hours=settings.task_default_due_hours)
+        self.children: dict[str, ChildSync] = {
+            **dict.fromkeys(
+                TASK_TYPES, TaskSync(sessions, clock=clock, lease=lease, maps=maps, default_due=due)
+            ),
+            **dict.fromkeys(NOTE_TYPES, NoteSync(sessions, clock=clock, lease=lease, maps=maps)),
+        }
 
     async def handle(self, job: Job) -> None:
         """Apply one event; raises the errors of ``app.errors`` for the worker to act on."""
@@ -65,6 +91,10 @@ class SyncEngine:
             raise UnroutableEvent(f"{state} connection for {job.source.value} account {job.account_key}")
         if job.type in CONTACT_TYPES:
             await self.contacts.handle(job, connection, self._upstreams(connection))
+            return
+        child = self.children.get(job.type)
+        if child is not None:
+            await child.handle(job, connection, self._upstreams(connection))
             return
         await self._skip(job, f"{job.type} events are not synced by this version")
 

@@ -14,10 +14,14 @@ import hashlib
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
-from app.integrations.ghl.schemas import GhlContact
-from app.integrations.rankr.schemas import RankrContact
+from pydantic.alias_generators import to_snake
+
+from app.integrations.ghl.schemas import GhlContact, GhlNote, GhlTask
+from app.integrations.rankr.schemas import RankrContact, RankrNote, RankrTask
+from app.kit.clock import format_instant, parse_instant
 
 Canonical = dict[str, Any]
 
@@ -185,3 +189,89 @@ def match_keys(fields: Canonical) -> tuple[str | None, str | None]:
     phone = fields.get("phone")
     digits = "".join(ch for ch in phone if ch.isdigit()) if isinstance(phone, str) else ""
     return (email.lower() if isinstance(email, str) else None), (digits or None)
+
+
+# --- tasks and notes ------------------------------------------------------------------------------
+#
+# Canonical task fields are Rankr's names: title, description, dueDate (RFC 3339, milliseconds, UTC),
+# completed (bool; Rankr status open/completed) and assigneeId (through the user map, present only when
+# a map is configured). A Rankr task without a due date leaves ``dueDate`` out (unknown): GHL cannot
+# clear a task's due date, so Rankr's "none" is never written over GHL's date. Notes have one field,
+# ``body``; the author is passed on create only (Rankr's NoteWrite takes the body alone).
+
+# Canonical task field -> GHL task field.
+TASK_FIELDS: dict[str, str] = {
+    "title": "title",
+    "description": "body",
+    "dueDate": "dueDate",
+    "completed": "completed",
+    "assigneeId": "assignedTo",
+}
+
+
+def instant(value: datetime | str | None) -> str | None:
+    """An instant in one text form for both sides (``2026-01-02T03:04:05.000Z``); None when empty."""
+    parsed = parse_instant(value) if isinstance(value, str) else value
+    return format_instant(parsed) if parsed is not None else None
+
+
+def task_from_rankr(task: RankrTask, maps: FieldMaps) -> Canonical:
+    result: Canonical = {
+        "title": text(task.title),
+        "description": text(task.description),
+        "completed": task.status == "completed",
+    }
+    if task.due_date is not None:
+        result["dueDate"] = instant(task.due_date)
+    if maps.users and (task.assignee_id is None or task.assignee_id in maps.users):
+        result["assigneeId"] = task.assignee_id
+    return result
+
+
+def task_from_ghl(task: GhlTask, maps: FieldMaps, *, partial: bool = False) -> Canonical:
+    """A GHL task in canonical form; ``partial`` (a webhook body) keeps only the fields it carries."""
+    given = task.model_fields_set
+    result: Canonical = {
+        "title": text(task.title),
+        "description": text(task.body),
+        "dueDate": instant(task.due_date),
+        "completed": bool(task.completed),
+    }
+    if maps.users:
+        assigned = text(task.assigned_to)
+        owners = maps.users_by_ghl_id
+        if assigned is None:
+            result["assigneeId"] = None
+        elif assigned in owners:
+            result["assigneeId"] = owners[assigned]
+    if partial:
+        known = {name for name, ghl in TASK_FIELDS.items() if to_snake(ghl) in given}
+        result = {name: value for name, value in result.items() if name in known}
+    return result
+
+
+def task_ghl_body(fields: Canonical, maps: FieldMaps) -> dict[str, Any]:
+    body: dict[str, Any] = {}
+    for name, value in fields.items():
+        if name == "assigneeId":
+            body["assignedTo"] = maps.users.get(value) if value is not None else None
+        else:
+            body[TASK_FIELDS[name]] = value
+    return body
+
+
+def task_rankr_body(fields: Canonical) -> dict[str, Any]:
+    body = {name: value for name, value in fields.items() if name != "completed"}
+    if "completed" in fields:
+        body["status"] = "completed" if fields["completed"] else "open"
+    return body
+
+
+def note_from_rankr(note: RankrNote) -> Canonical:
+    return {"body": text(note.body)}
+
+
+def note_from_ghl(note: GhlNote, *, partial: bool = False) -> Canonical:
+    if partial and "body" not in note.model_fields_set:
+        return {}
+    return {"body": text(note.body)}

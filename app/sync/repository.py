@@ -32,19 +32,27 @@ async def find(
 
 
 async def find_with_pending(
-    session: AsyncSession, connection_id: int, kind: str, side: str, record_id: str
+    session: AsyncSession,
+    connection_id: int,
+    kind: str,
+    side: str,
+    record_id: str,
+    *,
+    parent_id: int | None = None,
 ) -> tuple[Link | None, list[Link]]:
-    """The link of a record, and the links still being created toward the record's side.
+    """The link of a record, and the links still being created toward the record's side (only those
+    under ``parent_id`` when given: the tasks or notes of one contact).
 
     One statement, so the answer is one consistent snapshot: a create that finishes between two
     separate queries could otherwise be missed by both.
     """
     column = side_column(side)
+    in_flight = and_(Link.state == LinkState.PENDING, column.is_(None))
+    if parent_id is not None:
+        in_flight = and_(in_flight, Link.parent_id == parent_id)
     rows = await session.execute(
         select(Link).where(
-            Link.connection_id == connection_id,
-            Link.kind == kind,
-            or_(column == record_id, and_(Link.state == LinkState.PENDING, column.is_(None))),
+            Link.connection_id == connection_id, Link.kind == kind, or_(column == record_id, in_flight)
         )
     )
     found: Link | None = None
@@ -129,3 +137,12 @@ async def link_counts(session: AsyncSession) -> dict[tuple[int, str], int]:
         .group_by(Link.connection_id, Link.kind)
     )
     return {(connection_id, kind): count for connection_id, kind, count in rows.all()}
+
+
+async def set_children_state(session: AsyncSession, parent_id: int, state: str, now: datetime) -> None:
+    """End the links of a record's tasks and notes (their contact was deleted or unlinked)."""
+    await session.execute(
+        update(Link)
+        .where(Link.parent_id == parent_id, Link.state.in_((LinkState.LINKED, LinkState.PENDING)))
+        .values(state=state, lease_owner=None, lease_until=None, updated_at=now)
+    )

@@ -8,15 +8,30 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
+from pydantic import BaseModel
 
 from app.errors import PermanentUpstreamError, UpstreamNotFound
-from app.integrations.ghl.schemas import GhlContact
+from app.integrations.ghl.schemas import GhlContact, GhlNote, GhlTask
 from app.kit.http import RateLimitSnapshot, UpstreamClient, ghl_rate_limit
 
 TokenSource = Callable[[], Awaitable[str]]
+ModelT = TypeVar("ModelT", bound=BaseModel)
+
+
+def _member(body: Any, key: str, model: type[ModelT]) -> ModelT:
+    """The record under ``key`` of an answer (``{"task": {...}}``), validated."""
+    value = body.get(key) if isinstance(body, dict) else None
+    if not isinstance(value, dict):
+        raise PermanentUpstreamError("ghl", f"the answer carries no {key}")
+    return model.model_validate(value)
+
+
+def _members(body: Any, key: str, model: type[ModelT]) -> list[ModelT]:
+    values = body.get(key) if isinstance(body, dict) else None
+    return [model.model_validate(value) for value in values or () if isinstance(value, dict)]
 
 
 def static_token(token: str) -> TokenSource:
@@ -73,10 +88,7 @@ class GhlClient(UpstreamClient):
 
     @staticmethod
     def _contact(body: Any) -> GhlContact:
-        contact = body.get("contact") if isinstance(body, dict) else None
-        if not isinstance(contact, dict):
-            raise PermanentUpstreamError("ghl", "the answer carries no contact")
-        return GhlContact.model_validate(contact)
+        return _member(body, "contact", GhlContact)
 
     async def get_contact(self, contact_id: str) -> GhlContact | None:
         try:
@@ -136,3 +148,80 @@ class GhlClient(UpstreamClient):
 
     async def add_tags(self, contact_id: str, tags: list[str]) -> None:
         await self._call("POST", f"/contacts/{contact_id}/tags", json={"tags": tags})
+
+    # --- tasks -------------------------------------------------------------------------------------
+
+    async def get_task(self, contact_id: str, task_id: str) -> GhlTask | None:
+        try:
+            return _member(
+                await self._call("GET", f"/contacts/{contact_id}/tasks/{task_id}"), "task", GhlTask
+            )
+        except UpstreamNotFound:
+            return None
+
+    async def list_tasks(self, contact_id: str) -> list[GhlTask]:
+        return _members(await self._call("GET", f"/contacts/{contact_id}/tasks"), "tasks", GhlTask)
+
+    async def find_task(self, task_id: str, title: str | None) -> GhlTask | None:
+        """Find a task of this location by id when its contact is unknown (the location task search)."""
+        body: dict[str, Any] = {"limit": 100}
+        if title:
+            body["query"] = title
+        found = await self._call("POST", f"/locations/{self.location_id}/tasks/search", json=body)
+        for task in _members(found, "tasks", GhlTask):
+            if task.id == task_id:
+                return task
+        return None
+
+    async def create_task(self, contact_id: str, fields: dict[str, Any]) -> GhlTask:
+        body = await self._call("POST", f"/contacts/{contact_id}/tasks", json=fields, idempotent=False)
+        return _member(body, "task", GhlTask)
+
+    async def update_task(self, contact_id: str, task_id: str, fields: dict[str, Any]) -> GhlTask:
+        body = await self._call("PUT", f"/contacts/{contact_id}/tasks/{task_id}", json=fields)
+        return _member(body, "task", GhlTask)
+
+    async def set_task_completed(self, contact_id: str, task_id: str, completed: bool) -> GhlTask:
+        path = f"/contacts/{contact_id}/tasks/{task_id}/completed"
+        return _member(await self._call("PUT", path, json={"completed": completed}), "task", GhlTask)
+
+    async def delete_task(self, contact_id: str, task_id: str) -> None:
+        try:
+            await self._call("DELETE", f"/contacts/{contact_id}/tasks/{task_id}")
+        except UpstreamNotFound:
+            return
+
+    # --- notes -------------------------------------------------------------------------------------
+
+    async def get_note(self, contact_id: str, note_id: str) -> GhlNote | None:
+        try:
+            return _member(
+                await self._call("GET", f"/contacts/{contact_id}/notes/{note_id}"), "note", GhlNote
+            )
+        except UpstreamNotFound:
+            return None
+
+    async def list_notes(self, contact_id: str) -> list[GhlNote]:
+        return _members(await self._call("GET", f"/contacts/{contact_id}/notes"), "notes", GhlNote)
+
+    async def create_note(self, contact_id: str, fields: dict[str, Any]) -> GhlNote:
+        body = await self._call("POST", f"/contacts/{contact_id}/notes", json=fields, idempotent=False)
+        return _member(body, "note", GhlNote)
+
+    async def update_note(self, contact_id: str, note_id: str, fields: dict[str, Any]) -> GhlNote:
+        body = await self._call("PUT", f"/contacts/{contact_id}/notes/{note_id}", json=fields)
+        return _member(body, "note", GhlNote)
+
+    async def delete_note(self, contact_id: str, note_id: str) -> None:
+        try:
+            await self._call("DELETE", f"/contacts/{contact_id}/notes/{note_id}")
+        except UpstreamNotFound:
+            return
+
+    # --- appointments (read-only) --------------------------------------------------------------------
+
+    async def list_appointments(self, contact_id: str) -> list[dict[str, Any]]:
+        """The contact's appointments as GHL shows them (GetEventSchema objects, passed through)."""
+        body = await self._call("GET", f"/contacts/{contact_id}/appointments")
+        events = body.get("events") if isinstance(body, dict) else None
+        return [event for event in events or () if isinstance(event, dict)]

@@ -54,9 +54,7 @@ def _keys(hook: GhlWebhook) -> tuple[str, str]:
     if hook.id is None:
         raise unprocessable(f"id is required for {hook.type}")
     if hook.type in CHILD_EVENTS:
-        # Real TaskCreate bodies have been seen without contactId: order by the task itself then.
-        if hook.contact_id is not None:
-            return location, ordering_key(Source.GHL, location, "contact", hook.contact_id)
+        # By the task or note itself (real TaskCreate bodies have been seen without contactId).
         kind = "task" if hook.type.startswith("Task") else "note"
         return location, ordering_key(Source.GHL, location, kind, hook.id)
     return location, ordering_key(Source.GHL, location, "contact", hook.id)

@@ -37,6 +37,28 @@ class GhlContact(WireModel):
     date_updated: str | None = None
 
 
+class GhlTask(WireModel):
+    """A task as the task endpoints answer it (TaskSchema) and Task* webhooks carry it."""
+
+    id: str
+    contact_id: str | None = None
+    title: str | None = None
+    body: str | None = None
+    due_date: str | None = None
+    completed: bool | None = None
+    assigned_to: str | None = None
+
+
+class GhlNote(WireModel):
+    """A note as the note endpoints answer it (GetNoteSchema) and Note* webhooks carry it."""
+
+    id: str
+    contact_id: str | None = None
+    body: str | None = None
+    user_id: str | None = None
+    date_added: str | None = None
+
+
 class GhlWebhook(WireModel):
     """The fields of a GHL webhook body the intake checks (docs/oauth/WebhookAuthentication.md).
 

@@ -7,7 +7,8 @@ a path). Every answer's ``RateLimit-*`` headers are reported to ``on_rate_limit`
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
+from contextlib import suppress
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -15,7 +16,7 @@ from typing import Any
 import httpx
 
 from app.errors import PermanentUpstreamError, UpstreamError, UpstreamNotFound
-from app.integrations.rankr.schemas import RankrContact
+from app.integrations.rankr.schemas import RankrContact, RankrNote, RankrTask
 from app.kit.http import RateLimitSnapshot, UpstreamClient, rankr_rate_limit
 
 SCOPES = "contacts.read contacts.write tasks.read tasks.write notes.read notes.write"
@@ -122,3 +123,66 @@ class RankrClient(UpstreamClient):
             await self._call("DELETE", f"/contacts/{contact_id}")
         except UpstreamNotFound:
             return
+
+    # --- tasks and notes: ``/contacts/{contactId}/{tasks|notes}[/{id}]`` ----------------------------
+
+    async def get_task(self, contact_id: str, task_id: str) -> RankrTask | None:
+        try:
+            return RankrTask.model_validate(
+                await self._call("GET", f"/contacts/{contact_id}/tasks/{task_id}")
+            )
+        except UpstreamNotFound:
+            return None
+
+    async def list_tasks(self, contact_id: str) -> list[RankrTask]:
+        return [RankrTask.model_validate(item) async for item in self._pages(f"/contacts/{contact_id}/tasks")]
+
+    async def create_task(self, contact_id: str, fields: dict[str, Any]) -> RankrTask:
+        body = await self._call("POST", f"/contacts/{contact_id}/tasks", json=fields, idempotent=False)
+        return RankrTask.model_validate(body)
+
+    async def update_task(self, contact_id: str, task_id: str, fields: dict[str, Any]) -> RankrTask:
+        body = await self._call("PUT", f"/contacts/{contact_id}/tasks/{task_id}", json=fields)
+        return RankrTask.model_validate(body)
+
+    async def delete_task(self, contact_id: str, task_id: str) -> None:
+        with suppress(UpstreamNotFound):
+            await self._call("DELETE", f"/contacts/{contact_id}/tasks/{task_id}")
+
+    async def get_note(self, contact_id: str, note_id: str) -> RankrNote | None:
+        try:
+            return RankrNote.model_validate(
+                await self._call("GET", f"/contacts/{contact_id}/notes/{note_id}")
+            )
+        except UpstreamNotFound:
+            return None
+
+    async def list_notes(self, contact_id: str) -> list[RankrNote]:
+        return [RankrNote.model_validate(item) async for item in self._pages(f"/contacts/{contact_id}/notes")]
+
+    async def create_note(self, contact_id: str, body: str) -> RankrNote:
+        answer = await self._call(
+            "POST", f"/contacts/{contact_id}/notes", json={"body": body}, idempotent=False
+        )
+        return RankrNote.model_validate(answer)
+
+    async def update_note(self, contact_id: str, note_id: str, body: str) -> RankrNote:
+        answer = await self._call("PUT", f"/contacts/{contact_id}/notes/{note_id}", json={"body": body})
+        return RankrNote.model_validate(answer)
+
+    async def delete_note(self, contact_id: str, note_id: str) -> None:
+        with suppress(UpstreamNotFound):
+            await self._call("DELETE", f"/contacts/{contact_id}/notes/{note_id}")
+
+    async def _pages(self, path: str, **params: str) -> AsyncIterator[dict[str, Any]]:
+        """Every item of a paged list (``Page``: ``data`` and ``nextCursor``)."""
+        cursor: str | None = None
+        while True:
+            query = {**params, "limit": "200", **({"cursor": cursor} if cursor else {})}
+            page = await self._call("GET", path, params=query)
+            for item in page.get("data") or ():
+                if isinstance(item, dict):
+                    yield item
+            cursor = page.get("nextCursor")
+            if not cursor:
+                return

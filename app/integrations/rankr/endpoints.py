@@ -54,11 +54,10 @@ async def receive_rankr_webhook(
     kind, record_id = hook.record_id()
     if record_id is None:
         raise unprocessable(f"data.{kind}Id is required for {hook.type}")
-    # Tasks and notes queue behind their contact, so they never overtake its creation.
-    if kind != "contact":
-        if hook.data.contact_id is None:
-            raise unprocessable(f"data.contactId is required for {hook.type}")
-        kind, record_id = "contact", hook.data.contact_id
+    # Each record (contact, task, note) keeps its own order; a task or note whose contact is not
+    # linked yet waits for it in the worker, without holding the contact's events back.
+    if kind != "contact" and hook.data.contact_id is None:
+        raise unprocessable(f"data.contactId is required for {hook.type}")
     event = IncomingEvent(
         source=Source.RANKR,
         event_id=msg_id,

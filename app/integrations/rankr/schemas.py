@@ -40,6 +40,26 @@ class RankrContact(WireModel):
     last_modified: datetime
 
 
+class RankrTask(WireModel):
+    task_id: str
+    contact_id: str
+    title: str
+    description: str | None = None
+    due_date: datetime | None = None
+    status: Literal["open", "completed"]
+    assignee_id: str | None = None
+    last_modified: datetime
+
+
+class RankrNote(WireModel):
+    note_id: str
+    contact_id: str
+    body: str
+    author_id: str | None = None
+    created_at: datetime | None = None
+    last_modified: datetime
+
+
 class RankrEventData(WireModel):
     """The id fields every event's ``data`` must carry (the rest is read by the sync)."""
 

@@ -24,6 +24,7 @@ from app.sandbox.ghl.schemas import (
     NotesDTO,
     SearchBody,
     TagsDTO,
+    TaskSearchParamsDto,
     UpdateContactDto,
     UpdateNoteDTO,
     UpdateTaskBody,
@@ -214,6 +215,18 @@ def api_router(side: GhlSandbox) -> APIRouter:
             assigned_to=body.assigned_to,
         )
         return {"task": serialize.task_json(task)}
+
+    @router.post("/locations/{locationId}/tasks/search")
+    async def search_tasks(locationId: str, request: Request) -> dict[str, Any]:  # noqa: N803
+        check_location(request, locationId)
+        body = validate(TaskSearchParamsDto, await read_json(request))
+        found = store.search_tasks(
+            query=body.query,
+            contact_ids=body.contact_id,
+            completed=body.completed,
+            assigned_to=body.assigned_to,
+        )
+        return {"tasks": [serialize.task_json(t) for t in found[body.skip : body.skip + body.limit]]}
 
     @router.get("/contacts/{contactId}/tasks/{taskId}")
     async def get_task(contactId: str, taskId: str) -> dict[str, Any]:  # noqa: N803

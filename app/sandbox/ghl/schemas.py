@@ -222,6 +222,17 @@ class UpdateTaskStatusParams(GhlDto):
     completed: bool
 
 
+class TaskSearchParamsDto(GhlDto):
+    """POST /locations/{locationId}/tasks/search (locations.json TaskSearchParamsDto)."""
+
+    contact_id: list[str] | None = None
+    completed: bool | None = None
+    assigned_to: list[str] | None = None
+    query: str | None = None
+    limit: int = Field(default=25, ge=1, le=100)
+    skip: int = Field(default=0, ge=0)
+
+
 class NotesDTO(GhlDto):
     """POST /contacts/{id}/notes: ``body`` required."""
 

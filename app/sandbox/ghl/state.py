@@ -211,6 +211,27 @@ class GhlStore(ContactStore[GhlContact]):
             found = self._records_of(self.tasks, contact_id)
             return sorted(found, key=lambda t: (t.date_added, t.id))
 
+    def search_tasks(
+        self,
+        *,
+        query: str | None,
+        contact_ids: list[str] | None,
+        completed: bool | None,
+        assigned_to: list[str] | None,
+    ) -> list[GhlTask]:
+        """The location's tasks, oldest first, filtered as the location task search filters them."""
+        needle = (query or "").strip().lower()
+        with self._lock:
+            found = [
+                task
+                for task in self.tasks.values()
+                if (not needle or needle in task.title.lower() or needle in (task.body or "").lower())
+                and (contact_ids is None or task.contact_id in contact_ids)
+                and (completed is None or task.completed == completed)
+                and (assigned_to is None or task.assigned_to in assigned_to)
+            ]
+            return sorted(found, key=lambda t: (t.date_added, t.id))
+
     def get_task(self, contact_id: str, task_id: str) -> GhlTask:
         with self._lock:
             return self._record(self.tasks, "task", contact_id, task_id)

@@ -1,0 +1,664 @@
+"""Tasks and notes, both directions: Rankr task.* / note.* events -> GHL, GHL Task* / Note* -> Rankr.
+
+A task or note hangs off its contact: its link's parent is the contact's link, and it is written on
+the other side under the contact that link names. The guarantees are the contacts' (``contacts.py``):
+
+- **Waiting for the contact.** An event whose contact is not linked yet is put back (no attempt
+  counted) until it is. When no event of that contact is queued, one is queued for it (an update of
+  the contact, as its side would send), so the contact comes over first and its task or note
+  follows. Nothing is dropped, and nothing is created under a contact the other side does not have.
+- **No duplicates.** A create runs behind a pending link. An event about a record that is new to the
+  service waits while a create toward its side is in flight for the same contact (it may be that
+  create's echo). A create cut short by a crash is resumed by looking for the record among the
+  contact's records on the target side (same fields, not linked yet) before creating it again.
+- **No echoes, no stale overwrites.** The link keeps the fields both sides hold since the last sync;
+  an event that matches them writes nothing. GHL tasks and notes carry no modification time, so a
+  GHL event that differs from the snapshot is applied from the record as GHL holds it now (one read);
+  Rankr events carry ``lastModified`` and one not newer than the newest seen is re-read first.
+- **Deletion** of a task or note deletes its counterpart; deleting a contact ends the links of its
+  tasks and notes (``contacts.py``), as both products delete them with the contact.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+from functools import partial
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ValidationError
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+
+from app.connections.models import Connection
+from app.db import unit_of_work
+from app.errors import Deferred, LinkConflictError, MappingError, PermanentUpstreamError, UpstreamNotFound
+from app.inbox.models import OPEN_STATUSES, EventStatus, Source, WebhookEvent
+from app.inbox.service import ordering_key
+from app.integrations.ghl.schemas import GhlNote, GhlTask
+from app.integrations.rankr.schemas import RankrNote, RankrTask
+from app.kit.clock import format_instant
+from app.sync import mapping
+from app.sync import repository as links
+from app.sync.base import (
+    ENDED,
+    Handler,
+    Job,
+    Settlement,
+    Side,
+    Upstreams,
+    modified_column,
+    newest,
+    not_newer,
+    snapshot_values,
+)
+from app.sync.mapping import Canonical, FieldMaps
+from app.sync.models import Kind, Link, LinkState
+
+ModelT = TypeVar("ModelT", bound=BaseModel)
+CONTACT = Kind.CONTACT.value
+# How long a task or note waits before looking again for its contact's link.
+CONTACT_WAIT_SECONDS = 2.0
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    """A task or note as one side showed it.
+
+    ``current``: read from the API just now (the newest state there is), not from an event body.
+    ``complete``: every mapped field is known (an event body may leave some out).
+    """
+
+    side: Side
+    record_id: str
+    contact_id: str | None
+    modified_at: datetime | None
+    fields: Canonical
+    current: bool
+    complete: bool = True
+    author: str | None = None  # notes: the author's user id on the record's side
+
+
+def _validated(model: type[ModelT], data: Any, what: str) -> ModelT:
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        where = ".".join(str(part) for part in error.get("loc", ()))
+        raise MappingError(f"the {what} in the event cannot be read: {where}: {error['msg']}") from exc
+
+
+class ChildSync(Handler, ABC):
+    """Applies task or note events of one connection to the other side."""
+
+    id_field: str  # the Rankr event's id member (``taskId``)
+    delete_types: frozenset[str]
+
+    def __init__(self, *args: Any, maps: FieldMaps, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._maps = maps
+
+    # --- what each kind provides ---------------------------------------------------------------------
+
+    @abstractmethod
+    def from_rankr(self, data: dict[str, Any]) -> Record: ...
+
+    @abstractmethod
+    def from_ghl(self, event_type: str, payload: dict[str, Any]) -> Record: ...
+
+    @abstractmethod
+    async def fetch(self, up: Upstreams, side: Side, contact_id: str, record_id: str) -> Record | None:
+        """The record as its side holds it now, or None when it is gone."""
+
+    @abstractmethod
+    async def list(self, up: Upstreams, side: Side, contact_id: str) -> list[Record]: ...
+
+    @abstractmethod
+    async def create(self, up: Upstreams, side: Side, contact_id: str, origin: Record) -> Record: ...
+
+    @abstractmethod
+    async def update(
+        self, up: Upstreams, side: Side, contact_id: str, record_id: str, fields: Canonical
+    ) -> Record: ...
+
+    @abstractmethod
+    async def delete(self, up: Upstreams, side: Side, contact_id: str, record_id: str) -> None: ...
+
+    async def locate(self, up: Upstreams, seen: Record) -> Record | None:
+        """Find a GHL record whose event named no contact (None: it cannot be found)."""
+        return None
+
+    # --- routing -------------------------------------------------------------------------------------
+
+    async def handle(self, job: Job, connection: Connection, up: Upstreams) -> None:
+        side = job.source
+        if job.type in self.delete_types:
+            await self._delete(job, connection, up, side, self._deleted_id(job))
+            return
+        if side is Side.RANKR:
+            seen = self.from_rankr(job.payload.get("data") or {})
+        else:
+            seen = self.from_ghl(job.type, job.payload)
+        async with self._sessions() as session:
+            link = await links.find(session, connection.id, self.kind, side, seen.record_id)
+        if link is None:
+            await self._new(job, connection, up, seen)
+        else:
+            await self.leased(job, connection, link, partial(self._changed, job, connection, up, seen))
+
+    def _deleted_id(self, job: Job) -> str:
+        if job.source is Side.RANKR:
+            record_id = (job.payload.get("data") or {}).get(self.id_field)
+        else:
+            record_id = job.payload.get("id")
+        if not isinstance(record_id, str) or not record_id:
+            raise MappingError(f"the {self.kind} deletion names no {self.kind} id")
+        return record_id
+
+    # --- a record new to the service -----------------------------------------------------------------
+
+    async def _new(self, job: Job, connection: Connection, up: Upstreams, seen: Record) -> None:
+        if seen.contact_id is None:
+            found = await self.locate(up, seen)
+            if found is None:
+                raise MappingError(
+                    f"the {seen.side.value} {self.kind} {seen.record_id} names no contact and cannot be found"
+                )
+            seen = found
+        contact_id = seen.contact_id
+        assert contact_id is not None  # noqa: S101 - located records name their contact
+        async with self._sessions() as session:
+            parent = await links.find(session, connection.id, CONTACT, seen.side, contact_id)
+        if parent is None or parent.state == LinkState.PENDING:
+            await self._wait_for_contact(job, connection, up, seen.side, contact_id)
+            return
+        if parent.state in ENDED:
+            note = f"its contact is {parent.state}; the {self.kind} is not synced"
+            await self.settle(job, connection, Settlement(note=note))
+            return
+        async with self._sessions() as session:
+            link, in_flight = await links.find_with_pending(
+                session, connection.id, self.kind, seen.side, seen.record_id, parent_id=parent.id
+            )
+        if link is not None:  # linked meanwhile: this is now a change of a known record
+            await self.leased(job, connection, link, partial(self._changed, job, connection, up, seen))
+            return
+        if in_flight:
+            now = self._clock()
+            active = any(p.lease_until is not None and p.lease_until > now for p in in_flight)
+            raise Deferred(
+                f"a {self.kind} create toward this side is in flight for the contact; this may be its echo",
+                0.5 if active else 5.0,
+            )
+        if not seen.complete:
+            fetched = await self.fetch(up, seen.side, contact_id, seen.record_id)
+            if fetched is None:
+                note = f"{seen.side.value} {self.kind} {seen.record_id} no longer exists"
+                await self.settle(job, connection, Settlement(note=note))
+                return
+            seen = fetched
+        link = await self._claim_new(job, connection, seen, parent)
+        await self._create(job, connection, up, seen, link, parent, resumed=False)
+
+    async def _wait_for_contact(
+        self, job: Job, connection: Connection, up: Upstreams, side: Side, contact_id: str
+    ) -> None:
+        """Defer until the contact is linked, queueing an update of the contact if none is queued.
+
+        Returns only when the event was settled instead (the contact no longer exists).
+        """
+        source = Source(side.value)
+        key = ordering_key(source, job.account_key, CONTACT, contact_id)
+        request_id = f"sync:contact:{contact_id}"
+        async with self._sessions() as session:
+            queued = await session.scalar(
+                select(WebhookEvent.id)
+                .where(WebhookEvent.ordering_key == key, WebhookEvent.status.in_(OPEN_STATUSES))
+                .limit(1)
+            )
+            requested = await session.scalar(
+                select(WebhookEvent.status).where(
+                    WebhookEvent.source == source.value, WebhookEvent.event_id == request_id
+                )
+            )
+        if queued is None and requested is not None:
+            # The contact's own sync ran and did not link it (it failed, or the contact is gone).
+            raise MappingError(
+                f"{side.value} contact {contact_id} of this {self.kind} could not be linked (its sync event "
+                f"'{request_id}' is {requested}); fix or replay that event, then replay this one"
+            )
+        if queued is None:
+            payload = await self._contact_request(job, up, side, contact_id)
+            if payload is None:
+                note = f"{side.value} contact {contact_id} no longer exists; the {self.kind} is not synced"
+                await self.settle(job, connection, Settlement(note=note))
+                return
+            now = self._clock()
+            event = WebhookEvent(
+                source=source.value,
+                event_id=request_id,
+                type=payload["type"],
+                account_key=job.account_key,
+                ordering_key=key,
+                payload=payload,
+                received_at=now,
+                status=EventStatus.PENDING,
+                attempts=0,
+                next_attempt_at=now,
+            )
+            try:
+                async with unit_of_work(self._sessions) as session:
+                    session.add(event)
+            except IntegrityError:
+                pass  # another task of the same contact queued it first
+        raise Deferred(f"waiting for {side.value} contact {contact_id} to be linked", CONTACT_WAIT_SECONDS)
+
+    async def _contact_request(
+        self, job: Job, up: Upstreams, side: Side, contact_id: str
+    ) -> dict[str, Any] | None:
+        """The body of a contact update event as ``side`` would send it (None: the contact is gone)."""
+        now = format_instant(self._clock())
+        if side is Side.GHL:
+            # The contact handler reads a GHL contact it does not know from the API anyway.
+            return {
+                "type": "ContactUpdate",
+                "locationId": job.account_key,
+                "id": contact_id,
+                "timestamp": now,
+            }
+        contact = await up.rankr.get_contact(contact_id)
+        if contact is None:
+            return None
+        data = contact.model_dump(by_alias=True, mode="json")
+        return {"type": "contact.updated", "timestamp": now, "accountId": job.account_key, "data": data}
+
+    async def _claim_new(self, job: Job, connection: Connection, seen: Record, parent: Link) -> Link:
+        now = self._clock()
+        link = Link(
+            connection_id=connection.id,
+            kind=self.kind,
+            parent_id=parent.id,
+            state=LinkState.PENDING,
+            lease_owner=job.holder,
+            lease_until=now + self._lease,
+            created_at=now,
+            updated_at=now,
+            **{f"{seen.side.value}_id": seen.record_id},
+            **snapshot_values(seen.fields),
+        )
+        try:
+            async with unit_of_work(self._sessions) as session:
+                session.add(link)
+        except IntegrityError as exc:
+            raise Deferred(f"another worker is linking this {self.kind}") from exc
+        return link
+
+    async def _create(
+        self,
+        job: Job,
+        connection: Connection,
+        up: Upstreams,
+        seen: Record,
+        link: Link,
+        parent: Link,
+        *,
+        resumed: bool,
+    ) -> None:
+        try:
+            await self._create_and_link(job, connection, up, seen, link, parent, resumed=resumed)
+        except (PermanentUpstreamError, LinkConflictError, MappingError):
+            # Nothing was created that the link could point at: leave no half-written state.
+            async with unit_of_work(self._sessions) as session:
+                await links.remove(session, link.id, job.holder)
+            raise
+        except BaseException:
+            await self.release(job, link.id)
+            raise
+
+    async def _create_and_link(
+        self,
+        job: Job,
+        connection: Connection,
+        up: Upstreams,
+        seen: Record,
+        link: Link,
+        parent: Link,
+        *,
+        resumed: bool,
+    ) -> None:
+        target = seen.side.other
+        target_contact = getattr(parent, f"{target.value}_id")
+        result = Settlement(link_id=link.id, synced={target.inbound})
+        changes = mapping.describe(mapping.present(seen.fields), None)
+        made = await self._created_before(connection, up, target, target_contact, seen) if resumed else None
+        if made is None:
+            call = self.create(up, target, target_contact, seen)
+            made = await self.write(job, connection, link, target, "create", changes, call)
+        result.audits.append(
+            self.audit(link, target, "create", changes, **{f"{target.value}_id": made.record_id})
+        )
+        result.link_values = {
+            "state": LinkState.LINKED,
+            f"{target.value}_id": made.record_id,
+            modified_column(target): made.modified_at,
+            modified_column(seen.side): seen.modified_at,
+            "synced_at": self._clock(),
+            # What both sides hold now (the target may have filled a field, e.g. GHL's due date).
+            **snapshot_values({**seen.fields, **made.fields}),
+        }
+        await self.settle(job, connection, result)
+
+    async def _created_before(
+        self,
+        connection: Connection,
+        up: Upstreams,
+        target: Side,
+        target_contact: str,
+        seen: Record,
+    ) -> Record | None:
+        """The record an earlier, interrupted attempt of this create made on ``target``, if any: one
+        with the same fields (those the origin knows) that is not linked to any record yet."""
+        wanted = mapping.present(seen.fields)
+        for candidate in await self.list(up, target, target_contact):
+            if mapping.changes(wanted, candidate.fields):
+                continue
+            async with self._sessions() as session:
+                taken = await links.find(session, connection.id, self.kind, target, candidate.record_id)
+            if taken is None:
+                return candidate
+        return None
+
+    # --- a change of a linked record -----------------------------------------------------------------
+
+    async def _changed(
+        self, job: Job, connection: Connection, up: Upstreams, seen: Record, link: Link
+    ) -> None:
+        async with self._sessions() as session:
+            parent = await links.get(session, link.parent_id) if link.parent_id is not None else None
+        if parent is None or parent.state != LinkState.LINKED:
+            state = parent.state if parent is not None else "gone"
+            note = f"its contact is {state}; nothing to apply"
+            await self.settle(job, connection, Settlement(note=note, link_id=link.id, link_values={}))
+            return
+        contact_id = getattr(parent, f"{seen.side.value}_id")
+        if link.state == LinkState.PENDING:
+            # An earlier attempt began the create and did not finish: finish it (idempotently).
+            if not seen.complete:
+                fetched = await self.fetch(up, seen.side, contact_id, seen.record_id)
+                if fetched is None:
+                    await self._settle_gone(job, connection, link, seen.side, seen.record_id)
+                    return
+                seen = fetched
+            await self._create(job, connection, up, seen, link, parent, resumed=True)
+            return
+        await self._update(job, connection, up, replace(seen, contact_id=contact_id), link, parent)
+
+    async def _settle_gone(
+        self, job: Job, connection: Connection, link: Link, side: Side, record_id: str
+    ) -> None:
+        note = f"{side.value} {self.kind} {record_id} is gone"
+        await self.settle(job, connection, Settlement(note=note, link_id=link.id, link_values={}))
+
+    async def _update(
+        self, job: Job, connection: Connection, up: Upstreams, seen: Record, link: Link, parent: Link
+    ) -> None:
+        contact_id = seen.contact_id
+        assert contact_id is not None  # noqa: S101 - set from the parent link by _changed
+        latest: datetime | None = getattr(link, modified_column(seen.side))
+        update = mapping.changes(seen.fields, link.snapshot)
+        stale = seen.side is Side.GHL or not_newer(seen.modified_at, latest)
+        if update and not seen.current and stale:
+            # GHL bodies carry no time, and a Rankr state older than one seen may be outdated: apply
+            # what the record holds now instead.
+            fresh = await self.fetch(up, seen.side, contact_id, seen.record_id)
+            if fresh is None:
+                await self._settle_gone(job, connection, link, seen.side, seen.record_id)
+                return
+            seen = fresh
+            update = mapping.changes(seen.fields, link.snapshot)
+        values: dict[str, Any] = {modified_column(seen.side): newest(latest, seen.modified_at)}
+        if not update:
+            result = Settlement(note="unchanged since the last sync", link_id=link.id, link_values=values)
+            await self.settle(job, connection, result)
+            return
+        target = seen.side.other
+        target_id = getattr(link, f"{target.value}_id")
+        target_contact = getattr(parent, f"{target.value}_id")
+        changes = mapping.describe(update, link.snapshot)
+        result = Settlement(link_id=link.id, synced={target.inbound})
+        call = self.update(up, target, target_contact, target_id, update)
+        try:
+            written = await self.write(job, connection, link, target, "update", changes, call)
+        except UpstreamNotFound:
+            # Deleted on the other side meanwhile; that side's delete event settles the link.
+            await self._settle_gone(job, connection, link, target, target_id)
+            return
+        result.audits.append(self.audit(link, target, "update", changes))
+        values.update(
+            {
+                modified_column(target): newest(getattr(link, modified_column(target)), written.modified_at),
+                "synced_at": self._clock(),
+                **snapshot_values({**(link.snapshot or {}), **update}),
+            }
+        )
+        result.link_values = values
+        await self.settle(job, connection, result)
+
+    # --- deletions -----------------------------------------------------------------------------------
+
+    async def _delete(
+        self, job: Job, connection: Connection, up: Upstreams, side: Side, record_id: str
+    ) -> None:
+        async with self._sessions() as session:
+            link = await links.find(session, connection.id, self.kind, side, record_id)
+        if link is None:
+            await self._tombstone(job, connection, side, record_id)
+            return
+        await self.leased(job, connection, link, partial(self._settle_delete, job, connection, up, side))
+
+    async def _tombstone(self, job: Job, connection: Connection, side: Side, record_id: str) -> None:
+        """Remember a deletion of a record never linked, so a late create event for it is not applied."""
+        now = self._clock()
+        try:
+            async with unit_of_work(self._sessions) as session:
+                session.add(
+                    Link(
+                        connection_id=connection.id,
+                        kind=self.kind,
+                        state=LinkState.DELETED,
+                        created_at=now,
+                        updated_at=now,
+                        **{f"{side.value}_id": record_id},
+                    )
+                )
+        except IntegrityError as exc:
+            raise Deferred(f"the {self.kind} was linked meanwhile") from exc
+        await self.settle(job, connection, Settlement(note=f"{self.kind} was not linked; nothing to delete"))
+
+    async def _settle_delete(
+        self, job: Job, connection: Connection, up: Upstreams, side: Side, link: Link
+    ) -> None:
+        target = side.other
+        target_id: str | None = getattr(link, f"{target.value}_id")
+        async with self._sessions() as session:
+            parent = await links.get(session, link.parent_id) if link.parent_id is not None else None
+        result = Settlement(link_id=link.id, link_values={"state": LinkState.DELETED})
+        if target_id is None or parent is None or parent.state != LinkState.LINKED:
+            # Never created on the other side, or its contact is gone there (with its records).
+            result.note = f"nothing to delete on {target.value}"
+            await self.settle(job, connection, result)
+            return
+        call = self.delete(up, target, getattr(parent, f"{target.value}_id"), target_id)
+        await self.write(job, connection, link, target, "delete", {}, call)
+        result.audits.append(self.audit(link, target, "delete", {}))
+        result.synced.add(target.inbound)
+        await self.settle(job, connection, result)
+
+
+class TaskSync(ChildSync):
+    """Tasks: title, description/body, due date, completed, assignee (user map)."""
+
+    kind = Kind.TASK.value
+    id_field = "taskId"
+    delete_types = frozenset({"task.deleted", "TaskDelete"})
+
+    def __init__(self, *args: Any, default_due: timedelta, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._default_due = default_due
+
+    def _rankr(self, task: RankrTask, *, current: bool) -> Record:
+        fields = mapping.task_from_rankr(task, self._maps)
+        return Record(Side.RANKR, task.task_id, task.contact_id, task.last_modified, fields, current)
+
+    def _ghl(self, task: GhlTask, *, current: bool) -> Record:
+        fields = mapping.task_from_ghl(task, self._maps)
+        return Record(Side.GHL, task.id, task.contact_id, None, fields, current)
+
+    def from_rankr(self, data: dict[str, Any]) -> Record:
+        return self._rankr(_validated(RankrTask, data, "Rankr task"), current=False)
+
+    def from_ghl(self, event_type: str, payload: dict[str, Any]) -> Record:
+        task = _validated(GhlTask, payload, "GHL task")
+        fields = mapping.task_from_ghl(task, self._maps, partial=True)
+        # GHL sends TaskCreate for a new (open) task and TaskComplete when it is ticked off.
+        fields["completed"] = event_type == "TaskComplete"
+        known = set(fields) >= set(mapping.task_from_ghl(GhlTask(id=task.id), self._maps))
+        return Record(Side.GHL, task.id, task.contact_id, None, fields, current=False, complete=known)
+
+    async def fetch(self, up: Upstreams, side: Side, contact_id: str, record_id: str) -> Record | None:
+        if side is Side.GHL:
+            ghl = await up.ghl.get_task(contact_id, record_id)
+            return None if ghl is None else self._ghl(replace_contact(ghl, contact_id), current=True)
+        rankr = await up.rankr.get_task(contact_id, record_id)
+        return None if rankr is None else self._rankr(rankr, current=True)
+
+    async def list(self, up: Upstreams, side: Side, contact_id: str) -> list[Record]:
+        if side is Side.GHL:
+            tasks = await up.ghl.list_tasks(contact_id)
+            return [self._ghl(replace_contact(task, contact_id), current=True) for task in tasks]
+        return [self._rankr(task, current=True) for task in await up.rankr.list_tasks(contact_id)]
+
+    async def locate(self, up: Upstreams, seen: Record) -> Record | None:
+        found = await up.ghl.find_task(seen.record_id, seen.fields.get("title"))
+        if found is None or not found.contact_id:
+            return None
+        return self._ghl(found, current=True)
+
+    async def create(self, up: Upstreams, side: Side, contact_id: str, origin: Record) -> Record:
+        fields = mapping.present(origin.fields)
+        fields.setdefault("completed", False)
+        if side is Side.GHL:
+            if "dueDate" not in fields:
+                # GHL requires a due date: a task without one is due a set time after it was made.
+                made = origin.modified_at or self._clock()
+                fields["dueDate"] = format_instant(made + self._default_due)
+            body = mapping.task_ghl_body(fields, self._maps)
+            created = await up.ghl.create_task(contact_id, body)
+            return self._ghl(replace_contact(created, contact_id), current=True)
+        if "title" not in fields:
+            raise MappingError("the GHL task has no title, which Rankr requires")
+        rankr = await up.rankr.create_task(contact_id, mapping.task_rankr_body(fields))
+        return self._rankr(rankr, current=True)
+
+    async def update(
+        self, up: Upstreams, side: Side, contact_id: str, record_id: str, fields: Canonical
+    ) -> Record:
+        if side is Side.GHL:
+            if set(fields) == {"completed"}:
+                task = await up.ghl.set_task_completed(contact_id, record_id, bool(fields["completed"]))
+            else:
+                body = mapping.task_ghl_body(fields, self._maps)
+                task = await up.ghl.update_task(contact_id, record_id, body)
+            return self._ghl(replace_contact(task, contact_id), current=True)
+        rankr = await up.rankr.update_task(contact_id, record_id, mapping.task_rankr_body(fields))
+        return self._rankr(rankr, current=True)
+
+    async def delete(self, up: Upstreams, side: Side, contact_id: str, record_id: str) -> None:
+        if side is Side.GHL:
+            await up.ghl.delete_task(contact_id, record_id)
+        else:
+            await up.rankr.delete_task(contact_id, record_id)
+
+
+def replace_contact(task: GhlTask, contact_id: str) -> GhlTask:
+    """A GHL task with its contact filled in (answers of the contact's task routes may leave it out)."""
+    return task if task.contact_id else task.model_copy(update={"contact_id": contact_id})
+
+
+class NoteSync(ChildSync):
+    """Notes: the body; the author (user map) is set on create only."""
+
+    kind = Kind.NOTE.value
+    id_field = "noteId"
+    delete_types = frozenset({"note.deleted", "NoteDelete"})
+
+    @staticmethod
+    def _rankr(note: RankrNote, *, current: bool) -> Record:
+        fields = mapping.note_from_rankr(note)
+        return Record(
+            Side.RANKR,
+            note.note_id,
+            note.contact_id,
+            note.last_modified,
+            fields,
+            current,
+            author=note.author_id,
+        )
+
+    @staticmethod
+    def _ghl(note: GhlNote, contact_id: str | None, *, current: bool, partial: bool = False) -> Record:
+        fields = mapping.note_from_ghl(note, partial=partial)
+        return Record(
+            Side.GHL,
+            note.id,
+            note.contact_id or contact_id,
+            None,
+            fields,
+            current,
+            complete="body" in fields,
+            author=note.user_id,
+        )
+
+    def from_rankr(self, data: dict[str, Any]) -> Record:
+        return self._rankr(_validated(RankrNote, data, "Rankr note"), current=False)
+
+    def from_ghl(self, event_type: str, payload: dict[str, Any]) -> Record:
+        return self._ghl(_validated(GhlNote, payload, "GHL note"), None, current=False, partial=True)
+
+    async def fetch(self, up: Upstreams, side: Side, contact_id: str, record_id: str) -> Record | None:
+        if side is Side.GHL:
+            ghl = await up.ghl.get_note(contact_id, record_id)
+            return None if ghl is None else self._ghl(ghl, contact_id, current=True)
+        rankr = await up.rankr.get_note(contact_id, record_id)
+        return None if rankr is None else self._rankr(rankr, current=True)
+
+    async def list(self, up: Upstreams, side: Side, contact_id: str) -> list[Record]:
+        if side is Side.GHL:
+            return [self._ghl(note, contact_id, current=True) for note in await up.ghl.list_notes(contact_id)]
+        return [self._rankr(note, current=True) for note in await up.rankr.list_notes(contact_id)]
+
+    async def create(self, up: Upstreams, side: Side, contact_id: str, origin: Record) -> Record:
+        body = origin.fields.get("body") or ""
+        if side is Side.GHL:
+            fields: dict[str, Any] = {"body": body}
+            author = self._maps.users.get(origin.author) if origin.author else None
+            if author:
+                fields["userId"] = author
+            return self._ghl(await up.ghl.create_note(contact_id, fields), contact_id, current=True)
+        return self._rankr(await up.rankr.create_note(contact_id, body), current=True)
+
+    async def update(
+        self, up: Upstreams, side: Side, contact_id: str, record_id: str, fields: Canonical
+    ) -> Record:
+        body = fields.get("body") or ""
+        if side is Side.GHL:
+            note = await up.ghl.update_note(contact_id, record_id, {"body": body})
+            return self._ghl(note, contact_id, current=True)
+        return self._rankr(await up.rankr.update_note(contact_id, record_id, body), current=True)
+
+    async def delete(self, up: Upstreams, side: Side, contact_id: str, record_id: str) -> None:
+        if side is Side.GHL:
+            await up.ghl.delete_note(contact_id, record_id)
+        else:
+            await up.rankr.delete_note(contact_id, record_id)
