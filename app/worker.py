@@ -72,6 +72,7 @@ class Worker:
         self._stopping = False
         self._in_flight: set[asyncio.Task[None]] = set()
         self._flushed_at = 0.0
+        self._polled_at = time.monotonic()
 
     def wake(self) -> None:
         """Look for work now (the intake calls this after storing an event in the same process)."""
@@ -92,6 +93,7 @@ class Worker:
                 for event in await self._claim(free):
                     self._spawn(event)
             await self._flush_budgets()
+            await self._poll_tasks()
             if self._stopping:
                 break
             if free > 0 and len(self._in_flight) == concurrency:
@@ -207,6 +209,22 @@ class Worker:
                 error=error[:2000] if error else None,
                 count_attempt=count_attempt,
             )
+
+    async def _poll_tasks(self) -> None:
+        """Look for GHL task changes that send no webhook, every ``TASK_POLL_SECONDS``."""
+        interval = self._settings.task_poll_seconds
+        now = time.monotonic()
+        if interval <= 0 or now - self._polled_at < interval:
+            return
+        self._polled_at = now
+        try:
+            queued = await self._engine.task_poll.run_once()
+        except Exception:
+            log.exception("worker.task_poll_failed")
+            return
+        if queued:
+            log.info("worker.task_changes_found", extra={"queued": queued})
+            self._wake.set()
 
     async def _flush_budgets(self, *, force: bool = False) -> None:
         """Persist the rate-limit headers seen lately, so /status and other processes see them."""

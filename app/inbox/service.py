@@ -6,7 +6,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from app.inbox.models import EventStatus, Source
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from app.db import unit_of_work
+from app.inbox.models import EventStatus, Source, WebhookEvent
 from app.inbox.writer import InboxWriter
 
 
@@ -22,12 +26,8 @@ class IncomingEvent:
     payload: dict[str, Any]
 
 
-async def record(writer: InboxWriter, event: IncomingEvent, now: datetime) -> bool:
-    """Store the event durably (committed) unless it is already stored; True when it was new.
-
-    One autocommitted statement: the intake does no other database work.
-    """
-    row = {
+def _row(event: IncomingEvent, now: datetime) -> dict[str, Any]:
+    return {
         "source": event.source.value,
         "event_id": event.event_id,
         "type": event.type,
@@ -39,9 +39,27 @@ async def record(writer: InboxWriter, event: IncomingEvent, now: datetime) -> bo
         "attempts": 0,
         "next_attempt_at": now,
     }
-    return await writer.insert(row)
+
+
+async def record(writer: InboxWriter, event: IncomingEvent, now: datetime) -> bool:
+    """Store the event durably (committed) unless it is already stored; True when it was new.
+
+    One autocommitted statement: the intake does no other database work.
+    """
+    return await writer.insert(_row(event, now))
 
 
 def ordering_key(source: Source, account: str, kind: str, record_id: str) -> str:
     """Events of one record (as its source names it) share a key and apply in arrival order."""
     return f"{source.value}:{account}:{kind}:{record_id}"
+
+
+async def enqueue(sessions: async_sessionmaker[AsyncSession], event: IncomingEvent, now: datetime) -> bool:
+    """Queue an event the service makes itself (as its source would send it) unless one with its id is
+    already stored; True when it was new. Such ids are chosen so that a repeat is the same request."""
+    try:
+        async with unit_of_work(sessions) as session:
+            session.add(WebhookEvent(**_row(event, now)))
+    except IntegrityError:
+        return False
+    return True

@@ -34,8 +34,8 @@ from sqlalchemy.exc import IntegrityError
 from app.connections.models import Connection
 from app.db import unit_of_work
 from app.errors import Deferred, LinkConflictError, MappingError, PermanentUpstreamError, UpstreamNotFound
-from app.inbox.models import OPEN_STATUSES, EventStatus, Source, WebhookEvent
-from app.inbox.service import ordering_key
+from app.inbox.models import OPEN_STATUSES, Source, WebhookEvent
+from app.inbox.service import IncomingEvent, enqueue, ordering_key
 from app.integrations.ghl.schemas import GhlNote, GhlTask
 from app.integrations.rankr.schemas import RankrNote, RankrTask
 from app.kit.clock import format_instant
@@ -234,24 +234,8 @@ class ChildSync(Handler, ABC):
                 note = f"{side.value} contact {contact_id} no longer exists; the {self.kind} is not synced"
                 await self.settle(job, connection, Settlement(note=note))
                 return
-            now = self._clock()
-            event = WebhookEvent(
-                source=source.value,
-                event_id=request_id,
-                type=payload["type"],
-                account_key=job.account_key,
-                ordering_key=key,
-                payload=payload,
-                received_at=now,
-                status=EventStatus.PENDING,
-                attempts=0,
-                next_attempt_at=now,
-            )
-            try:
-                async with unit_of_work(self._sessions) as session:
-                    session.add(event)
-            except IntegrityError:
-                pass  # another task of the same contact queued it first
+            request = IncomingEvent(source, request_id, payload["type"], job.account_key, key, payload)
+            await enqueue(self._sessions, request, self._clock())  # False: another task queued it first
         raise Deferred(f"waiting for {side.value} contact {contact_id} to be linked", CONTACT_WAIT_SECONDS)
 
     async def _contact_request(
@@ -521,8 +505,9 @@ class TaskSync(ChildSync):
     def from_ghl(self, event_type: str, payload: dict[str, Any]) -> Record:
         task = _validated(GhlTask, payload, "GHL task")
         fields = mapping.task_from_ghl(task, self._maps, partial=True)
-        # GHL sends TaskCreate for a new (open) task and TaskComplete when it is ticked off.
-        fields["completed"] = event_type == "TaskComplete"
+        # GHL's bodies carry no ``completed``: TaskCreate is sent for a new (open) task, TaskComplete
+        # when it is ticked off. (The task poll's TaskUpdate events carry it.)
+        fields.setdefault("completed", event_type == "TaskComplete")
         known = set(fields) >= set(mapping.task_from_ghl(GhlTask(id=task.id), self._maps))
         return Record(Side.GHL, task.id, task.contact_id, None, fields, current=False, complete=known)
 

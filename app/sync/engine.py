@@ -20,6 +20,7 @@ from app.sync.base import Job, LeaseLost
 from app.sync.children import ChildSync, NoteSync, TaskSync
 from app.sync.contacts import ContactSync
 from app.sync.mapping import FieldMaps
+from app.sync.task_poll import TaskPoll
 
 CONTACT_TYPES = frozenset(
     {
@@ -81,6 +82,9 @@ class SyncEngine:
             ),
             **dict.fromkeys(NOTE_TYPES, NoteSync(sessions, clock=clock, lease=lease, maps=maps)),
         }
+        self.task_poll = TaskPoll(
+            sessions, upstreams, maps=maps, clock=clock, contacts_per_round=settings.task_poll_contacts
+        )
 
     async def handle(self, job: Job) -> None:
         """Apply one event; raises the errors of ``app.errors`` for the worker to act on."""

@@ -14,7 +14,7 @@ import pytest
 
 from app.kit.clock import format_instant, parse_instant
 from app.sandbox import keys
-from tests.support.service import Service, ghl_event, rankr_event
+from tests.support.service import Service, ghl_event, rankr_event, running_service, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -313,3 +313,34 @@ def test_ghl_task_created_while_rankr_creates_one_is_not_duplicated(service: Ser
     assert sorted(t["title"] for t in ghl_tasks(service, ghl_id)) == ["From GHL", "From Rankr"]
     assert sorted(t["title"] for t in rankr_tasks(service, rankr_id)) == ["From GHL", "From Rankr"]
     assert sorted(state for state, _, _ in links_of(service, "task")) == ["linked", "linked"]
+
+
+def test_task_reopened_or_renamed_in_ghl_reaches_rankr_through_the_poll(database_url: str) -> None:
+    """GHL sends no webhook for these; the task poll finds them."""
+    with running_service(database_url, task_poll_seconds=0.3) as service:
+        rankr_id, ghl_id = linked_contact(service)
+        task = rankr_task(service, rankr_id, title="Invoice", dueDate="2026-12-09T09:00:00.000Z")
+        path = f"/contacts/{rankr_id}/tasks/{task['taskId']}"
+        service.rankr.api("PUT", path, json={"status": "completed"}).raise_for_status()
+        service.settle()
+        [ghl] = ghl_tasks(service, ghl_id)
+        assert ghl["completed"] is True
+        ghl_path = f"/contacts/{ghl_id}/tasks/{ghl['id']}"
+        ghl_mark = service.ghl.mark()
+        service.ghl.api("PUT", f"{ghl_path}/completed", json={"completed": False}).raise_for_status()
+        service.ghl.api("PUT", ghl_path, json={"title": "Invoice (resend)"}).raise_for_status()
+        current = wait_for(
+            lambda: (
+                rankr_tasks(service, rankr_id)[0]
+                if rankr_tasks(service, rankr_id)[0]["title"] == "Invoice (resend)"
+                else None
+            ),
+            what="the GHL edits in Rankr",
+        )
+        assert current["status"] == "open"
+        service.settle()
+        polled = [e for e in service.events() if e["event_id"].startswith("poll:task:")]
+        assert polled
+        assert all(e["status"] == "done" for e in polled)
+        # Nothing went back to GHL but the test's own edits: the changes came from there.
+        assert service.ghl.writes_since(ghl_mark) == [f"PUT {ghl_path}/completed", f"PUT {ghl_path}"]
