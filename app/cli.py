@@ -182,6 +182,42 @@ def status(
         typer.echo(f"\nevents for {unrouted['accounts']} unknown account(s): {unrouted['events']}")
 
 
+@cli.command()
+def contact(
+    contact_id: Annotated[str, typer.Argument(help="the Rankr or the GHL contact id")],
+    with_appointments: Annotated[
+        bool, typer.Option("--appointments", help="also read the contact's GHL appointments")
+    ] = False,
+) -> None:
+    """A contact's sync state: its link, its tasks and notes, and (read from GHL) its appointments."""
+    settings = load_settings()
+    found = asyncio.run(_contact(settings, contact_id, with_appointments))
+    if found is None:
+        typer.echo(f"no contact with id {contact_id} is known to the service", err=True)
+        raise typer.Exit(1)
+    typer.echo(json.dumps(found, indent=2))
+
+
+async def _contact(settings: Settings, contact_id: str, with_appointments: bool) -> dict[str, Any] | None:
+    from app.db import create_engine, session_factory
+    from app.integrations.registry import UpstreamRegistry
+    from app.kit.clock import utcnow
+    from app.sync import views
+
+    engine = create_engine(settings.database_url)
+    registry = UpstreamRegistry(settings, utcnow)
+    try:
+        sessions = session_factory(engine)
+        state = await views.contact_state(sessions, contact_id)
+        if state is not None and with_appointments:
+            found = await views.appointments(sessions, registry.for_connection, contact_id)
+            state["appointments"] = (found or {}).get("appointments", [])
+        return state
+    finally:
+        await registry.aclose()
+        await engine.dispose()
+
+
 async def _collect(settings: Settings) -> dict[str, Any]:
     from app.db import create_engine, session_factory
     from app.health import collect_status

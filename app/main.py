@@ -24,6 +24,7 @@ from app.integrations.registry import UpstreamRegistry
 from app.kit.clock import Clock, utcnow
 from app.problems import install_problem_handlers
 from app.sandbox import Sandbox, SandboxConfig
+from app.sync import views as contact_views  # noqa: F401 - adds /admin/contacts/* to the admin router
 from app.sync.engine import SyncEngine
 from app.worker import Worker
 

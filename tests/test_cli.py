@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -40,7 +41,7 @@ def env(tmp_path: Path) -> dict[str, str]:
 def test_help_lists_every_command(env: dict[str, str]) -> None:
     result = run(["--help"], env)
     assert result.returncode == 0
-    for command in ("serve", "worker", "migrate", "sandbox", "status"):
+    for command in ("serve", "worker", "migrate", "sandbox", "status", "contact"):
         assert command in result.stdout
     assert run(["worker", "--help"], env).returncode == 0
 
@@ -105,9 +106,28 @@ def test_serve_syncs_a_contact_typed_into_the_rankr_page(served: str, env: dict[
         )
         html = http.get("/status", headers={"accept": "text/html"})
         assert html.headers["content-type"].startswith("text/html")
+        # A follow-up typed into the Rankr page, and a call booked on the GHL page.
+        rankr = http.get("/sandbox/rankr/_sandbox/state").json()["contacts"][0]["contactId"]
+        ghl = http.get("/sandbox/ghl/_sandbox/state").json()["contacts"][0]["id"]
+        form = {"title": "Welcome call", "dueDate": "2026-12-12T09:00", "status": "open"}
+        assert http.post(f"/sandbox/rankr/ui/contacts/{rankr}/tasks", data=form).status_code in (200, 303)
+        booking = {"title": "Kick-off", "startTime": "2026-12-13T10:00", "endTime": "2026-12-13T11:00"}
+        assert http.post(f"/sandbox/ghl/ui/contacts/{ghl}/appointments", data=booking).status_code in (
+            200,
+            303,
+        )
+        wait_for(
+            lambda: http.get("/status").json()["connections"][0]["linked"]["tasks"] == 1, what="the task"
+        )
     result = run(["status"], env)
     assert result.returncode == 0, result.stderr
-    assert "1 contacts" in result.stdout
+    assert "1 contacts, 1 tasks" in result.stdout
+    result = run(["contact", rankr, "--appointments"], {**env, "PUBLIC_URL": served})
+    assert result.returncode == 0, result.stderr
+    shown = json.loads(result.stdout)
+    assert (shown["ghlId"], [t["title"] for t in shown["tasks"]]) == (ghl, ["Welcome call"])
+    assert [a["title"] for a in shown["appointments"]] == ["Kick-off"]
+    assert run(["contact", "nobody"], env).returncode == 1
 
 
 def test_the_sandboxes_run_on_their_own_port(env: dict[str, str], tmp_path: Path) -> None:

@@ -344,3 +344,29 @@ def test_task_reopened_or_renamed_in_ghl_reaches_rankr_through_the_poll(database
         assert all(e["status"] == "done" for e in polled)
         # Nothing went back to GHL but the test's own edits: the changes came from there.
         assert service.ghl.writes_since(ghl_mark) == [f"PUT {ghl_path}/completed", f"PUT {ghl_path}"]
+
+
+# --- a contact's sync state and its appointments ---------------------------------------------------
+
+
+def test_contact_state_and_appointments_through_the_admin_routes(service: Service) -> None:
+    rankr_id, ghl_id = linked_contact(service)
+    task = rankr_task(service, rankr_id, title="Prepare", dueDate="2026-12-10T09:00:00.000Z")
+    booked = service.http.post(
+        f"{service.ghl.base}/ui/contacts/{ghl_id}/appointments",
+        data={"title": "Intro call", "startTime": "2026-12-11T10:00", "endTime": "2026-12-11T10:30"},
+    )
+    assert booked.status_code in (200, 303)
+    service.settle()
+    state = service.http.get(f"{service.url}/admin/contacts/{ghl_id}").json()
+    assert (state["rankrId"], state["ghlId"], state["state"]) == (rankr_id, ghl_id, "linked")
+    assert [(t["rankrId"], t["state"], t["title"]) for t in state["tasks"]] == [
+        (task["taskId"], "linked", "Prepare")
+    ]
+    found = service.http.get(f"{service.url}/admin/contacts/{rankr_id}/appointments").json()
+    assert [(a["title"], a["startTime"][:16]) for a in found["appointments"]] == [
+        ("Intro call", "2026-12-11 10:00")
+    ]
+    missing = service.http.get(f"{service.url}/admin/contacts/nobody/appointments")
+    assert missing.status_code == 404
+    assert missing.headers["content-type"] == "application/problem+json"
