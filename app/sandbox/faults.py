@@ -1,4 +1,8 @@
-"""Injected faults: a fraction of API answers replaced by an error status, and added latency.
+"""Injected faults: a fraction of API answers replaced by an error status, added latency, and lost answers.
+
+A *lost answer* is a request the product applies and whose answer never reaches the client: it gets
+a 504 instead, as from a gateway that gave up while the product was still at it. The client cannot
+tell it from a failure, and must not apply the write twice when it retries.
 
 Shared by both sandboxes; each side renders the error in its own format. The dice are the sandbox's
 seeded ``random.Random`` so a test can make a fault pattern repeatable.
@@ -18,6 +22,7 @@ class FaultSettings:
     error_rate: float = 0.0
     error_status: int = 503
     latency_ms: float = 0.0
+    lost_answer_rate: float = 0.0
 
 
 class FaultInjector:
@@ -33,6 +38,11 @@ class FaultInjector:
         if rate > 0 and (rate >= 1 or self._dice.random() < rate):
             return self.settings.error_status
         return None
+
+    def lose_answer(self) -> bool:
+        """Whether to apply this request but answer 504 instead of its real answer."""
+        rate = self.settings.lost_answer_rate
+        return rate > 0 and (rate >= 1 or self._dice.random() < rate)
 
     async def delay(self) -> None:
         if self.settings.latency_ms > 0:

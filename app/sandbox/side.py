@@ -100,6 +100,7 @@ class SandboxSide(ABC):
             error_rate=self.config.error_rate,
             error_status=self.config.error_status,
             latency_ms=self.config.latency_ms,
+            lost_answer_rate=self.config.lost_answer_rate,
         )
 
     def _default_webhooks(self) -> WebhookSettings:
@@ -114,6 +115,7 @@ class SandboxSide(ABC):
             "error_rate": self.faults.settings.error_rate,
             "error_status": self.faults.settings.error_status,
             "latency_ms": self.faults.settings.latency_ms,
+            "lost_answer_rate": self.faults.settings.lost_answer_rate,
             "webhooks_enabled": self.webhook_settings.enabled,
             "webhook_drop_rate": self.webhook_settings.drop_rate,
         }
@@ -132,6 +134,8 @@ class SandboxSide(ABC):
             faults.error_status = int(changes["error_status"])
         if changes.get("latency_ms") is not None:
             faults.latency_ms = float(changes["latency_ms"])
+        if changes.get("lost_answer_rate") is not None:
+            faults.lost_answer_rate = float(changes["lost_answer_rate"])
         if changes.get("webhooks_enabled") is not None:
             self.webhook_settings.enabled = bool(changes["webhooks_enabled"])
         if changes.get("webhook_drop_rate") is not None:
@@ -307,9 +311,15 @@ class ApiGate:
                 log(message["status"])
             await send(message)
 
+        async def swallow(message: Message) -> None:
+            return None
+
         try:
             if answer is not None:
                 await answer(scope, receive, send_with_headers)
+            elif side.faults.lose_answer():
+                await self.app(scope, receive, swallow)
+                await side.injected_error(504)(scope, receive, send_with_headers)
             else:
                 await self.app(scope, receive, send_with_headers)
         finally:

@@ -370,3 +370,41 @@ def test_contact_state_and_appointments_through_the_admin_routes(service: Servic
     missing = service.http.get(f"{service.url}/admin/contacts/nobody/appointments")
     assert missing.status_code == 404
     assert missing.headers["content-type"] == "application/problem+json"
+
+
+def test_a_task_create_whose_answer_is_lost_is_not_made_twice(service: Service) -> None:
+    """GHL applies the create, but its answer is lost (a 504): the retry finds the task among the
+    contact's tasks instead of creating a second one."""
+    rankr_id, ghl_id = linked_contact(service)
+    service.ghl.control(lost_answer_rate=1)
+    task = rankr_task(service, rankr_id, title="Lost answer", dueDate="2026-12-14T09:00:00.000Z")
+    wait_for(lambda: ghl_tasks_now(service, ghl_id) or None, what="the task in GHL")
+    service.ghl.control(lost_answer_rate=0)
+    service.settle()
+    [ghl] = ghl_tasks(service, ghl_id)
+    assert ghl["title"] == "Lost answer"
+    assert links_of(service, "task") == [("linked", task["taskId"], ghl["id"])]
+    assert any(e["type"] == "task.created" and e["attempts"] > 1 for e in service.events())
+
+
+def ghl_tasks_now(service: Service, contact_id: str) -> list[dict[str, Any]]:
+    """The contact's GHL tasks from the sandbox's state (not the API, which may be slowed down)."""
+    state = service.http.get(f"{service.ghl.base}/_sandbox/state").json()
+    return [task for task in state["tasks"] if task["contactId"] == contact_id]
+
+
+def test_note_edited_in_rankr_and_deleted_in_ghl(service: Service) -> None:
+    rankr_id, ghl_id = linked_contact(service)
+    ghl_note = service.ghl.api("POST", f"/contacts/{ghl_id}/notes", json={"body": "Draft"}).json()["note"]
+    service.settle()
+    [note] = rankr_notes(service, rankr_id)
+    ghl_mark = service.ghl.mark()
+    path = f"/contacts/{rankr_id}/notes/{note['noteId']}"
+    service.rankr.api("PUT", path, json={"body": "Final"}).raise_for_status()
+    service.settle()
+    assert [n["body"] for n in ghl_notes(service, ghl_id)] == ["Final"]
+    assert service.ghl.writes_since(ghl_mark) == [f"PUT /contacts/{ghl_id}/notes/{ghl_note['id']}"]
+    service.ghl.api("DELETE", f"/contacts/{ghl_id}/notes/{ghl_note['id']}").raise_for_status()
+    service.settle()
+    assert rankr_notes(service, rankr_id) == []
+    assert links_of(service, "note") == [("deleted", note["noteId"], ghl_note["id"])]
