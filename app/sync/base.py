@@ -14,14 +14,23 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
+from functools import partial
 from typing import Any, TypeVar
 
 from sqlalchemy import update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.connections.models import Connection
 from app.db import unit_of_work
-from app.errors import Deferred, TransientUpstreamError, UpstreamError
+from app.errors import (
+    Deferred,
+    LinkConflictError,
+    MappingError,
+    PermanentUpstreamError,
+    TransientUpstreamError,
+    UpstreamError,
+)
 from app.inbox import repository as inbox
 from app.inbox.models import EventStatus
 from app.integrations.registry import Upstreams
@@ -35,6 +44,7 @@ __all__ = [
     "Handler",
     "Job",
     "LeaseLost",
+    "Observed",
     "Settlement",
     "Side",
     "Upstreams",
@@ -89,6 +99,26 @@ def snapshot_values(fields: Canonical) -> dict[str, Any]:
         "match_email": email,
         "match_phone": phone,
     }
+
+
+@dataclass(frozen=True, slots=True)
+class Observed:
+    """A record as its side showed it: id, modification time, canonical fields.
+
+    ``current``: just read from the API (the newest state there is), not from an event body (which
+    may have been overtaken since). ``complete``: every mapped field is known (an event body may
+    leave some out). Tasks and notes also name their contact (``contact_id``, the side's id) and,
+    for notes, the author.
+    """
+
+    side: Side
+    record_id: str
+    modified_at: datetime | None
+    fields: Canonical
+    current: bool
+    contact_id: str | None = None
+    complete: bool = True
+    author: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -191,6 +221,136 @@ class Handler:
         except BaseException:
             await self.release(job, link.id)
             raise
+
+    def in_flight_delay(self, in_flight: list[Link]) -> float:
+        """How soon to look again when creates toward a side are in flight: soon while one of them is
+        being worked on, slowly when its worker is away (waiting to retry)."""
+        now = self._clock()
+        active = any(link.lease_until is not None and link.lease_until > now for link in in_flight)
+        return 0.5 if active else 5.0
+
+    async def claim_new(
+        self, job: Job, connection: Connection, side: Side, record_id: str, fields: Canonical, **values: Any
+    ) -> Link:
+        """Commit a pending link for a record the other side does not know yet, holding its lease."""
+        now = self._clock()
+        link = Link(
+            connection_id=connection.id,
+            kind=self.kind,
+            state=LinkState.PENDING,
+            lease_owner=job.holder,
+            lease_until=now + self._lease,
+            created_at=now,
+            updated_at=now,
+            **{f"{side.value}_id": record_id},
+            **snapshot_values(fields),
+            **values,
+        )
+        try:
+            async with unit_of_work(self._sessions) as session:
+                session.add(link)
+        except IntegrityError as exc:
+            raise Deferred(f"another worker is linking this {self.kind}") from exc
+        return link
+
+    async def creating(self, job: Job, link: Link, work: Awaitable[None]) -> None:
+        """Run a create behind its pending ``link``: a permanent failure removes the link (nothing was
+        created it could point at: no half-written state), any other failure releases it for a retry."""
+        try:
+            await work
+        except (PermanentUpstreamError, LinkConflictError, MappingError):
+            async with unit_of_work(self._sessions) as session:
+                await links.remove(session, link.id, job.holder)
+            raise
+        except BaseException:
+            await self.release(job, link.id)
+            raise
+
+    async def settle_delete(
+        self, job: Job, connection: Connection, up: Upstreams, side: Side, link: Link
+    ) -> None:
+        """Apply a deletion on ``side`` to the linked record (the lease is held)."""
+        raise NotImplementedError
+
+    async def deleted(
+        self, job: Job, connection: Connection, up: Upstreams, side: Side, record_id: str
+    ) -> None:
+        """A record was deleted on ``side``: settle its link with ``settle_delete`` (under the lease), or
+        remember the deletion of a record never linked, so a late create event for it is not applied."""
+        async with self._sessions() as session:
+            link = await links.find(session, connection.id, self.kind, side, record_id)
+        if link is not None:
+            await self.leased(job, connection, link, partial(self.settle_delete, job, connection, up, side))
+            return
+        now = self._clock()
+        try:
+            async with unit_of_work(self._sessions) as session:
+                session.add(
+                    Link(
+                        connection_id=connection.id,
+                        kind=self.kind,
+                        state=LinkState.DELETED,
+                        created_at=now,
+                        updated_at=now,
+                        **{f"{side.value}_id": record_id},
+                    )
+                )
+        except IntegrityError as exc:
+            raise Deferred(f"the {self.kind} was linked meanwhile") from exc
+        await self.settle(job, connection, Settlement(note=f"{self.kind} was not linked; nothing to delete"))
+
+    async def settle_gone(
+        self, job: Job, connection: Connection, side: Side, record_id: str, link: Link | None = None
+    ) -> None:
+        """Settle an event whose record (or its counterpart) no longer exists: nothing to apply; that
+        side's delete event settles the link."""
+        note = f"{side.value} {self.kind} {record_id} no longer exists"
+        if link is None:
+            await self.settle(job, connection, Settlement(note=note))
+        else:
+            await self.settle(job, connection, Settlement(note=note, link_id=link.id, link_values={}))
+
+    async def current_change(
+        self,
+        job: Job,
+        connection: Connection,
+        link: Link,
+        seen: Observed,
+        fetch: Callable[[], Awaitable[Observed | None]],
+        *,
+        untimed: bool = False,
+    ) -> tuple[Observed, Canonical, dict[str, Any]] | None:
+        """What ``seen`` changes against the link's snapshot: (the state, the changed fields, the link's
+        new modification time). A state that may be outdated is read again first: one older than the
+        newest seen (out of order, or overtaken by our own write), or any event body of a side that
+        sends no times (``untimed``). Settles the event and returns None when the record is gone or
+        nothing changed."""
+        latest: datetime | None = getattr(link, modified_column(seen.side))
+        update = mapping.changes(seen.fields, link.snapshot)
+        if update and not seen.current and (untimed or not_newer(seen.modified_at, latest)):
+            fresh = await fetch()
+            if fresh is None:
+                await self.settle_gone(job, connection, seen.side, seen.record_id, link)
+                return None
+            seen = fresh
+            update = mapping.changes(seen.fields, link.snapshot)
+        values: dict[str, Any] = {modified_column(seen.side): newest(latest, seen.modified_at)}
+        if not update:
+            result = Settlement(note="no mapped field changed", link_id=link.id, link_values=values)
+            await self.settle(job, connection, result)
+            return None
+        return seen, update, values
+
+    def synced_values(
+        self, link: Link, target: Side, target_modified: datetime | None, fields: Canonical
+    ) -> dict[str, Any]:
+        """The link columns after ``fields`` were written to ``target``."""
+        column = modified_column(target)
+        return {
+            column: newest(getattr(link, column), target_modified),
+            "synced_at": self._clock(),
+            **snapshot_values(fields),
+        }
 
     async def write(
         self,

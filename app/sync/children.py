@@ -22,18 +22,16 @@ the other side under the contact that link names. The guarantees are the contact
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from dataclasses import dataclass, replace
-from datetime import datetime, timedelta
+from dataclasses import replace
+from datetime import timedelta
 from functools import partial
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
 
 from app.connections.models import Connection
-from app.db import unit_of_work
-from app.errors import Deferred, LinkConflictError, MappingError, PermanentUpstreamError, UpstreamNotFound
+from app.errors import Deferred, MappingError, UpstreamNotFound
 from app.inbox.models import OPEN_STATUSES, Source, WebhookEvent
 from app.inbox.service import IncomingEvent, enqueue, ordering_key
 from app.integrations.ghl.schemas import GhlNote, GhlTask
@@ -45,12 +43,11 @@ from app.sync.base import (
     ENDED,
     Handler,
     Job,
+    Observed,
     Settlement,
     Side,
     Upstreams,
     modified_column,
-    newest,
-    not_newer,
     snapshot_values,
 )
 from app.sync.mapping import Canonical, FieldMaps
@@ -60,24 +57,6 @@ ModelT = TypeVar("ModelT", bound=BaseModel)
 CONTACT = Kind.CONTACT.value
 # How long a task or note waits before looking again for its contact's link.
 CONTACT_WAIT_SECONDS = 2.0
-
-
-@dataclass(frozen=True, slots=True)
-class Record:
-    """A task or note as one side showed it.
-
-    ``current``: read from the API just now (the newest state there is), not from an event body.
-    ``complete``: every mapped field is known (an event body may leave some out).
-    """
-
-    side: Side
-    record_id: str
-    contact_id: str | None
-    modified_at: datetime | None
-    fields: Canonical
-    current: bool
-    complete: bool = True
-    author: str | None = None  # notes: the author's user id on the record's side
 
 
 def _validated(model: type[ModelT], data: Any, what: str) -> ModelT:
@@ -102,30 +81,30 @@ class ChildSync(Handler, ABC):
     # --- what each kind provides ---------------------------------------------------------------------
 
     @abstractmethod
-    def from_rankr(self, data: dict[str, Any]) -> Record: ...
+    def from_rankr(self, data: dict[str, Any]) -> Observed: ...
 
     @abstractmethod
-    def from_ghl(self, event_type: str, payload: dict[str, Any]) -> Record: ...
+    def from_ghl(self, event_type: str, payload: dict[str, Any]) -> Observed: ...
 
     @abstractmethod
-    async def fetch(self, up: Upstreams, side: Side, contact_id: str, record_id: str) -> Record | None:
+    async def fetch(self, up: Upstreams, side: Side, contact_id: str, record_id: str) -> Observed | None:
         """The record as its side holds it now, or None when it is gone."""
 
     @abstractmethod
-    async def list(self, up: Upstreams, side: Side, contact_id: str) -> list[Record]: ...
+    async def list(self, up: Upstreams, side: Side, contact_id: str) -> list[Observed]: ...
 
     @abstractmethod
-    async def create(self, up: Upstreams, side: Side, contact_id: str, origin: Record) -> Record: ...
+    async def create(self, up: Upstreams, side: Side, contact_id: str, origin: Observed) -> Observed: ...
 
     @abstractmethod
     async def update(
         self, up: Upstreams, side: Side, contact_id: str, record_id: str, fields: Canonical
-    ) -> Record: ...
+    ) -> Observed: ...
 
     @abstractmethod
     async def delete(self, up: Upstreams, side: Side, contact_id: str, record_id: str) -> None: ...
 
-    async def locate(self, up: Upstreams, seen: Record) -> Record | None:
+    async def locate(self, up: Upstreams, seen: Observed) -> Observed | None:
         """Find a GHL record whose event named no contact (None: it cannot be found)."""
         return None
 
@@ -134,7 +113,7 @@ class ChildSync(Handler, ABC):
     async def handle(self, job: Job, connection: Connection, up: Upstreams) -> None:
         side = job.source
         if job.type in self.delete_types:
-            await self._delete(job, connection, up, side, self._deleted_id(job))
+            await self.deleted(job, connection, up, side, self._deleted_id(job))
             return
         if side is Side.RANKR:
             seen = self.from_rankr(job.payload.get("data") or {})
@@ -158,7 +137,7 @@ class ChildSync(Handler, ABC):
 
     # --- a record new to the service -----------------------------------------------------------------
 
-    async def _new(self, job: Job, connection: Connection, up: Upstreams, seen: Record) -> None:
+    async def _new(self, job: Job, connection: Connection, up: Upstreams, seen: Observed) -> None:
         if seen.contact_id is None:
             found = await self.locate(up, seen)
             if found is None:
@@ -185,21 +164,22 @@ class ChildSync(Handler, ABC):
             await self.leased(job, connection, link, partial(self._changed, job, connection, up, seen))
             return
         if in_flight:
-            now = self._clock()
-            active = any(p.lease_until is not None and p.lease_until > now for p in in_flight)
             raise Deferred(
                 f"a {self.kind} create toward this side is in flight for the contact; this may be its echo",
-                0.5 if active else 5.0,
+                self.in_flight_delay(in_flight),
             )
         if not seen.complete:
             fetched = await self.fetch(up, seen.side, contact_id, seen.record_id)
             if fetched is None:
-                note = f"{seen.side.value} {self.kind} {seen.record_id} no longer exists"
-                await self.settle(job, connection, Settlement(note=note))
+                await self.settle_gone(job, connection, seen.side, seen.record_id)
                 return
             seen = fetched
-        link = await self._claim_new(job, connection, seen, parent)
-        await self._create(job, connection, up, seen, link, parent, resumed=False)
+        link = await self.claim_new(
+            job, connection, seen.side, seen.record_id, seen.fields, parent_id=parent.id
+        )
+        await self.creating(
+            job, link, self._create_and_link(job, connection, up, seen, link, parent, resumed=False)
+        )
 
     async def _wait_for_contact(
         self, job: Job, connection: Connection, up: Upstreams, side: Side, contact_id: str
@@ -257,55 +237,12 @@ class ChildSync(Handler, ABC):
         data = contact.model_dump(by_alias=True, mode="json")
         return {"type": "contact.updated", "timestamp": now, "accountId": job.account_key, "data": data}
 
-    async def _claim_new(self, job: Job, connection: Connection, seen: Record, parent: Link) -> Link:
-        now = self._clock()
-        link = Link(
-            connection_id=connection.id,
-            kind=self.kind,
-            parent_id=parent.id,
-            state=LinkState.PENDING,
-            lease_owner=job.holder,
-            lease_until=now + self._lease,
-            created_at=now,
-            updated_at=now,
-            **{f"{seen.side.value}_id": seen.record_id},
-            **snapshot_values(seen.fields),
-        )
-        try:
-            async with unit_of_work(self._sessions) as session:
-                session.add(link)
-        except IntegrityError as exc:
-            raise Deferred(f"another worker is linking this {self.kind}") from exc
-        return link
-
-    async def _create(
-        self,
-        job: Job,
-        connection: Connection,
-        up: Upstreams,
-        seen: Record,
-        link: Link,
-        parent: Link,
-        *,
-        resumed: bool,
-    ) -> None:
-        try:
-            await self._create_and_link(job, connection, up, seen, link, parent, resumed=resumed)
-        except (PermanentUpstreamError, LinkConflictError, MappingError):
-            # Nothing was created that the link could point at: leave no half-written state.
-            async with unit_of_work(self._sessions) as session:
-                await links.remove(session, link.id, job.holder)
-            raise
-        except BaseException:
-            await self.release(job, link.id)
-            raise
-
     async def _create_and_link(
         self,
         job: Job,
         connection: Connection,
         up: Upstreams,
-        seen: Record,
+        seen: Observed,
         link: Link,
         parent: Link,
         *,
@@ -339,8 +276,8 @@ class ChildSync(Handler, ABC):
         up: Upstreams,
         target: Side,
         target_contact: str,
-        seen: Record,
-    ) -> Record | None:
+        seen: Observed,
+    ) -> Observed | None:
         """The record an earlier, interrupted attempt of this create made on ``target``, if any: one
         with the same fields (those the origin knows) that is not linked to any record yet."""
         wanted = mapping.present(seen.fields)
@@ -356,7 +293,7 @@ class ChildSync(Handler, ABC):
     # --- a change of a linked record -----------------------------------------------------------------
 
     async def _changed(
-        self, job: Job, connection: Connection, up: Upstreams, seen: Record, link: Link
+        self, job: Job, connection: Connection, up: Upstreams, seen: Observed, link: Link
     ) -> None:
         async with self._sessions() as session:
             parent = await links.get(session, link.parent_id) if link.parent_id is not None else None
@@ -371,41 +308,25 @@ class ChildSync(Handler, ABC):
             if not seen.complete:
                 fetched = await self.fetch(up, seen.side, contact_id, seen.record_id)
                 if fetched is None:
-                    await self._settle_gone(job, connection, link, seen.side, seen.record_id)
+                    await self.settle_gone(job, connection, seen.side, seen.record_id, link)
                     return
                 seen = fetched
-            await self._create(job, connection, up, seen, link, parent, resumed=True)
+            await self.creating(
+                job, link, self._create_and_link(job, connection, up, seen, link, parent, resumed=True)
+            )
             return
         await self._update(job, connection, up, replace(seen, contact_id=contact_id), link, parent)
 
-    async def _settle_gone(
-        self, job: Job, connection: Connection, link: Link, side: Side, record_id: str
-    ) -> None:
-        note = f"{side.value} {self.kind} {record_id} is gone"
-        await self.settle(job, connection, Settlement(note=note, link_id=link.id, link_values={}))
-
     async def _update(
-        self, job: Job, connection: Connection, up: Upstreams, seen: Record, link: Link, parent: Link
+        self, job: Job, connection: Connection, up: Upstreams, seen: Observed, link: Link, parent: Link
     ) -> None:
         contact_id = seen.contact_id
         assert contact_id is not None  # noqa: S101 - set from the parent link by _changed
-        latest: datetime | None = getattr(link, modified_column(seen.side))
-        update = mapping.changes(seen.fields, link.snapshot)
-        stale = seen.side is Side.GHL or not_newer(seen.modified_at, latest)
-        if update and not seen.current and stale:
-            # GHL bodies carry no time, and a Rankr state older than one seen may be outdated: apply
-            # what the record holds now instead.
-            fresh = await self.fetch(up, seen.side, contact_id, seen.record_id)
-            if fresh is None:
-                await self._settle_gone(job, connection, link, seen.side, seen.record_id)
-                return
-            seen = fresh
-            update = mapping.changes(seen.fields, link.snapshot)
-        values: dict[str, Any] = {modified_column(seen.side): newest(latest, seen.modified_at)}
-        if not update:
-            result = Settlement(note="unchanged since the last sync", link_id=link.id, link_values=values)
-            await self.settle(job, connection, result)
+        fetch = partial(self.fetch, up, seen.side, contact_id, seen.record_id)
+        found = await self.current_change(job, connection, link, seen, fetch, untimed=seen.side is Side.GHL)
+        if found is None:
             return
+        seen, update, values = found
         target = seen.side.other
         target_id = getattr(link, f"{target.value}_id")
         target_contact = getattr(parent, f"{target.value}_id")
@@ -415,52 +336,19 @@ class ChildSync(Handler, ABC):
         try:
             written = await self.write(job, connection, link, target, "update", changes, call)
         except UpstreamNotFound:
-            # Deleted on the other side meanwhile; that side's delete event settles the link.
-            await self._settle_gone(job, connection, link, target, target_id)
+            # Deleted on the other side meanwhile.
+            await self.settle_gone(job, connection, target, target_id, link)
             return
         result.audits.append(self.audit(link, target, "update", changes))
         values.update(
-            {
-                modified_column(target): newest(getattr(link, modified_column(target)), written.modified_at),
-                "synced_at": self._clock(),
-                **snapshot_values({**(link.snapshot or {}), **update}),
-            }
+            self.synced_values(link, target, written.modified_at, {**(link.snapshot or {}), **update})
         )
         result.link_values = values
         await self.settle(job, connection, result)
 
     # --- deletions -----------------------------------------------------------------------------------
 
-    async def _delete(
-        self, job: Job, connection: Connection, up: Upstreams, side: Side, record_id: str
-    ) -> None:
-        async with self._sessions() as session:
-            link = await links.find(session, connection.id, self.kind, side, record_id)
-        if link is None:
-            await self._tombstone(job, connection, side, record_id)
-            return
-        await self.leased(job, connection, link, partial(self._settle_delete, job, connection, up, side))
-
-    async def _tombstone(self, job: Job, connection: Connection, side: Side, record_id: str) -> None:
-        """Remember a deletion of a record never linked, so a late create event for it is not applied."""
-        now = self._clock()
-        try:
-            async with unit_of_work(self._sessions) as session:
-                session.add(
-                    Link(
-                        connection_id=connection.id,
-                        kind=self.kind,
-                        state=LinkState.DELETED,
-                        created_at=now,
-                        updated_at=now,
-                        **{f"{side.value}_id": record_id},
-                    )
-                )
-        except IntegrityError as exc:
-            raise Deferred(f"the {self.kind} was linked meanwhile") from exc
-        await self.settle(job, connection, Settlement(note=f"{self.kind} was not linked; nothing to delete"))
-
-    async def _settle_delete(
+    async def settle_delete(
         self, job: Job, connection: Connection, up: Upstreams, side: Side, link: Link
     ) -> None:
         target = side.other
@@ -491,46 +379,50 @@ class TaskSync(ChildSync):
         super().__init__(*args, **kwargs)
         self._default_due = default_due
 
-    def _rankr(self, task: RankrTask, *, current: bool) -> Record:
+    def _rankr(self, task: RankrTask, *, current: bool) -> Observed:
         fields = mapping.task_from_rankr(task, self._maps)
-        return Record(Side.RANKR, task.task_id, task.contact_id, task.last_modified, fields, current)
+        return Observed(
+            Side.RANKR, task.task_id, task.last_modified, fields, current, contact_id=task.contact_id
+        )
 
-    def _ghl(self, task: GhlTask, *, current: bool) -> Record:
+    def _ghl(self, task: GhlTask, *, current: bool) -> Observed:
         fields = mapping.task_from_ghl(task, self._maps)
-        return Record(Side.GHL, task.id, task.contact_id, None, fields, current)
+        return Observed(Side.GHL, task.id, None, fields, current, contact_id=task.contact_id)
 
-    def from_rankr(self, data: dict[str, Any]) -> Record:
+    def from_rankr(self, data: dict[str, Any]) -> Observed:
         return self._rankr(_validated(RankrTask, data, "Rankr task"), current=False)
 
-    def from_ghl(self, event_type: str, payload: dict[str, Any]) -> Record:
+    def from_ghl(self, event_type: str, payload: dict[str, Any]) -> Observed:
         task = _validated(GhlTask, payload, "GHL task")
         fields = mapping.task_from_ghl(task, self._maps, partial=True)
         # GHL's bodies carry no ``completed``: TaskCreate is sent for a new (open) task, TaskComplete
         # when it is ticked off. (The task poll's TaskUpdate events carry it.)
         fields.setdefault("completed", event_type == "TaskComplete")
         known = set(fields) >= set(mapping.task_from_ghl(GhlTask(id=task.id), self._maps))
-        return Record(Side.GHL, task.id, task.contact_id, None, fields, current=False, complete=known)
+        return Observed(
+            Side.GHL, task.id, None, fields, current=False, contact_id=task.contact_id, complete=known
+        )
 
-    async def fetch(self, up: Upstreams, side: Side, contact_id: str, record_id: str) -> Record | None:
+    async def fetch(self, up: Upstreams, side: Side, contact_id: str, record_id: str) -> Observed | None:
         if side is Side.GHL:
             ghl = await up.ghl.get_task(contact_id, record_id)
             return None if ghl is None else self._ghl(replace_contact(ghl, contact_id), current=True)
         rankr = await up.rankr.get_task(contact_id, record_id)
         return None if rankr is None else self._rankr(rankr, current=True)
 
-    async def list(self, up: Upstreams, side: Side, contact_id: str) -> list[Record]:
+    async def list(self, up: Upstreams, side: Side, contact_id: str) -> list[Observed]:
         if side is Side.GHL:
             tasks = await up.ghl.list_tasks(contact_id)
             return [self._ghl(replace_contact(task, contact_id), current=True) for task in tasks]
         return [self._rankr(task, current=True) for task in await up.rankr.list_tasks(contact_id)]
 
-    async def locate(self, up: Upstreams, seen: Record) -> Record | None:
+    async def locate(self, up: Upstreams, seen: Observed) -> Observed | None:
         found = await up.ghl.find_task(seen.record_id, seen.fields.get("title"))
         if found is None or not found.contact_id:
             return None
         return self._ghl(found, current=True)
 
-    async def create(self, up: Upstreams, side: Side, contact_id: str, origin: Record) -> Record:
+    async def create(self, up: Upstreams, side: Side, contact_id: str, origin: Observed) -> Observed:
         fields = mapping.present(origin.fields)
         fields.setdefault("completed", False)
         if side is Side.GHL:
@@ -548,7 +440,7 @@ class TaskSync(ChildSync):
 
     async def update(
         self, up: Upstreams, side: Side, contact_id: str, record_id: str, fields: Canonical
-    ) -> Record:
+    ) -> Observed:
         if side is Side.GHL:
             if set(fields) == {"completed"}:
                 task = await up.ghl.set_task_completed(contact_id, record_id, bool(fields["completed"]))
@@ -579,51 +471,51 @@ class NoteSync(ChildSync):
     delete_types = frozenset({"note.deleted", "NoteDelete"})
 
     @staticmethod
-    def _rankr(note: RankrNote, *, current: bool) -> Record:
+    def _rankr(note: RankrNote, *, current: bool) -> Observed:
         fields = mapping.note_from_rankr(note)
-        return Record(
+        return Observed(
             Side.RANKR,
             note.note_id,
-            note.contact_id,
             note.last_modified,
             fields,
             current,
+            contact_id=note.contact_id,
             author=note.author_id,
         )
 
     @staticmethod
-    def _ghl(note: GhlNote, contact_id: str | None, *, current: bool, partial: bool = False) -> Record:
+    def _ghl(note: GhlNote, contact_id: str | None, *, current: bool, partial: bool = False) -> Observed:
         fields = mapping.note_from_ghl(note, partial=partial)
-        return Record(
+        return Observed(
             Side.GHL,
             note.id,
-            note.contact_id or contact_id,
             None,
             fields,
             current,
+            contact_id=note.contact_id or contact_id,
             complete="body" in fields,
             author=note.user_id,
         )
 
-    def from_rankr(self, data: dict[str, Any]) -> Record:
+    def from_rankr(self, data: dict[str, Any]) -> Observed:
         return self._rankr(_validated(RankrNote, data, "Rankr note"), current=False)
 
-    def from_ghl(self, event_type: str, payload: dict[str, Any]) -> Record:
+    def from_ghl(self, event_type: str, payload: dict[str, Any]) -> Observed:
         return self._ghl(_validated(GhlNote, payload, "GHL note"), None, current=False, partial=True)
 
-    async def fetch(self, up: Upstreams, side: Side, contact_id: str, record_id: str) -> Record | None:
+    async def fetch(self, up: Upstreams, side: Side, contact_id: str, record_id: str) -> Observed | None:
         if side is Side.GHL:
             ghl = await up.ghl.get_note(contact_id, record_id)
             return None if ghl is None else self._ghl(ghl, contact_id, current=True)
         rankr = await up.rankr.get_note(contact_id, record_id)
         return None if rankr is None else self._rankr(rankr, current=True)
 
-    async def list(self, up: Upstreams, side: Side, contact_id: str) -> list[Record]:
+    async def list(self, up: Upstreams, side: Side, contact_id: str) -> list[Observed]:
         if side is Side.GHL:
             return [self._ghl(note, contact_id, current=True) for note in await up.ghl.list_notes(contact_id)]
         return [self._rankr(note, current=True) for note in await up.rankr.list_notes(contact_id)]
 
-    async def create(self, up: Upstreams, side: Side, contact_id: str, origin: Record) -> Record:
+    async def create(self, up: Upstreams, side: Side, contact_id: str, origin: Observed) -> Observed:
         body = origin.fields.get("body") or ""
         if side is Side.GHL:
             fields: dict[str, Any] = {"body": body}
@@ -635,7 +527,7 @@ class NoteSync(ChildSync):
 
     async def update(
         self, up: Upstreams, side: Side, contact_id: str, record_id: str, fields: Canonical
-    ) -> Record:
+    ) -> Observed:
         body = fields.get("body") or ""
         if side is Side.GHL:
             note = await up.ghl.update_note(contact_id, record_id, {"body": body})

@@ -23,18 +23,15 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from contextlib import suppress
-from dataclasses import dataclass
 from datetime import datetime
 from functools import partial
 from typing import Any
 
 from pydantic import ValidationError
-from sqlalchemy.exc import IntegrityError
 
 from app.config import DeleteMode
 from app.connections.models import Connection
-from app.db import unit_of_work
-from app.errors import Deferred, LinkConflictError, MappingError, PermanentUpstreamError, UpstreamNotFound
+from app.errors import Deferred, LinkConflictError, MappingError, UpstreamNotFound
 from app.integrations.ghl.schemas import GhlContact
 from app.integrations.rankr.schemas import RankrContact
 from app.kit.clock import parse_instant
@@ -43,12 +40,12 @@ from app.sync import repository as links
 from app.sync.base import (
     Handler,
     Job,
+    Observed,
     Settlement,
     Side,
     Upstreams,
     modified_column,
     newest,
-    not_newer,
     snapshot_values,
 )
 from app.sync.mapping import Canonical, FieldMaps
@@ -58,21 +55,6 @@ KIND = Kind.CONTACT.value
 COMPANY = "companyName"
 GHL_DELETE = "ContactDelete"
 RANKR_DELETE = "contact.deleted"
-
-
-@dataclass(frozen=True, slots=True)
-class Observed:
-    """A contact as its source side showed it: id, modification time, canonical fields.
-
-    ``current`` is true when the state was just fetched from the API (it is the newest there is),
-    false when it comes from an event body (it may have been overtaken since).
-    """
-
-    side: Side
-    record_id: str
-    modified_at: datetime | None
-    fields: Canonical
-    current: bool
 
 
 async def _given(observed: Observed) -> Observed:
@@ -96,7 +78,7 @@ class ContactSync(Handler):
         if job.source is Side.RANKR:
             data = job.payload.get("data") or {}
             if job.type == RANKR_DELETE:
-                await self._delete(job, connection, up, Side.RANKR, str(data["contactId"]))
+                await self.deleted(job, connection, up, Side.RANKR, str(data["contactId"]))
                 return
             try:
                 contact = RankrContact.model_validate(data)
@@ -110,7 +92,7 @@ class ContactSync(Handler):
             return
         contact_id = str(job.payload["id"])
         if job.type == GHL_DELETE:
-            await self._delete(job, connection, up, Side.GHL, contact_id)
+            await self.deleted(job, connection, up, Side.GHL, contact_id)
             return
         await self._ghl_change(job, connection, up, contact_id)
 
@@ -166,18 +148,17 @@ class ContactSync(Handler):
         if link is None:
             seen = await observe()
             if seen is None:
-                await self.settle(job, connection, Settlement(note=f"{side.value} contact no longer exists"))
+                await self.settle_gone(job, connection, side, record_id)
                 return
             candidates = [pending for pending in in_flight if self._may_be_echo(pending, seen)]
             if candidates:
                 # Wait until the create finishes and links both records; poll slowly when its
                 # worker is not at it right now (it is waiting to retry).
-                now = self._clock()
-                active = any(p.lease_until is not None and p.lease_until > now for p in candidates)
                 raise Deferred(
-                    "a create toward this side is in flight; this may be its echo", 0.5 if active else 5.0
+                    "a create toward this side is in flight; this may be its echo",
+                    self.in_flight_delay(candidates),
                 )
-            link = await self._claim_new(job, connection, seen)
+            link = await self.claim_new(job, connection, seen.side, seen.record_id, seen.fields)
             await self._create(job, connection, up, seen, link)
             return
 
@@ -186,8 +167,7 @@ class ContactSync(Handler):
             # the job that held the lease until now, and applying it would undo them.
             seen = await observe()
             if seen is None:
-                note = f"{side.value} contact no longer exists"
-                await self.settle(job, connection, Settlement(note=note, link_id=link.id, link_values={}))
+                await self.settle_gone(job, connection, side, record_id, link)
             elif link.state == LinkState.PENDING:
                 # An earlier attempt began the create and did not finish: finish it (idempotently).
                 await self._create(job, connection, up, seen, link)
@@ -208,40 +188,10 @@ class ContactSync(Handler):
             or mapping.fingerprint(seen.fields) == mapping.fingerprint(snapshot)
         )
 
-    async def _claim_new(self, job: Job, connection: Connection, seen: Observed) -> Link:
-        """Commit a pending link for a record the other side does not know yet, holding its lease."""
-        now = self._clock()
-        link = Link(
-            connection_id=connection.id,
-            kind=KIND,
-            state=LinkState.PENDING,
-            lease_owner=job.holder,
-            lease_until=now + self._lease,
-            created_at=now,
-            updated_at=now,
-            **{f"{seen.side.value}_id": seen.record_id},
-            **snapshot_values(seen.fields),
-        )
-        try:
-            async with unit_of_work(self._sessions) as session:
-                session.add(link)
-        except IntegrityError as exc:
-            raise Deferred("another worker is linking this contact") from exc
-        return link
-
     async def _create(
         self, job: Job, connection: Connection, up: Upstreams, seen: Observed, link: Link
     ) -> None:
-        try:
-            await self._create_and_link(job, connection, up, seen, link)
-        except (PermanentUpstreamError, LinkConflictError, MappingError):
-            # Nothing was created that the link could point at: leave no half-written state.
-            async with unit_of_work(self._sessions) as session:
-                await links.remove(session, link.id, job.holder)
-            raise
-        except BaseException:
-            await self.release(job, link.id)
-            raise
+        await self.creating(job, link, self._create_and_link(job, connection, up, seen, link))
 
     async def _create_and_link(
         self, job: Job, connection: Connection, up: Upstreams, seen: Observed, link: Link
@@ -415,23 +365,11 @@ class ContactSync(Handler):
     async def _update(
         self, job: Job, connection: Connection, up: Upstreams, seen: Observed, link: Link
     ) -> None:
-        latest: datetime | None = getattr(link, modified_column(seen.side))
-        update = mapping.changes(seen.fields, link.snapshot)
-        if update and not seen.current and not_newer(seen.modified_at, latest):
-            # An older state than one already seen (out of order, or overtaken by our own write):
-            # its values may be outdated, so read what the record holds now instead.
-            fresh = await self._fetch(up, seen.side, seen.record_id)
-            if fresh is None:
-                note = f"{seen.side.value} contact {seen.record_id} is gone"
-                await self.settle(job, connection, Settlement(note=note, link_id=link.id, link_values={}))
-                return
-            seen = fresh
-            update = mapping.changes(seen.fields, link.snapshot)
-        values: dict[str, Any] = {modified_column(seen.side): newest(latest, seen.modified_at)}
-        if not update:
-            result = Settlement(note="no mapped field changed", link_id=link.id, link_values=values)
-            await self.settle(job, connection, result)
+        fetch = partial(self._fetch, up, seen.side, seen.record_id)
+        found = await self.current_change(job, connection, link, seen, fetch)
+        if found is None:
             return
+        seen, update, values = found
         target = seen.side.other
         target_id = getattr(link, f"{target.value}_id")
         result = Settlement(link_id=link.id)
@@ -440,55 +378,16 @@ class ContactSync(Handler):
                 job, connection, up, target, target_id, update, link.snapshot, link, result
             )
         except UpstreamNotFound:
-            # Deleted on the other side meanwhile; that side's delete event settles the link.
-            result = Settlement(
-                note=f"{target.value} contact {target_id} is gone", link_id=link.id, link_values={}
-            )
-            await self.settle(job, connection, result)
+            # Deleted on the other side meanwhile.
+            await self.settle_gone(job, connection, target, target_id, link)
             return
-        fields = {**(link.snapshot or {}), **update}
-        values.update(
-            {
-                modified_column(target): newest(getattr(link, modified_column(target)), target_modified),
-                "synced_at": self._clock(),
-                **snapshot_values(fields),
-            }
-        )
+        values.update(self.synced_values(link, target, target_modified, {**(link.snapshot or {}), **update}))
         result.link_values = values
         await self.settle(job, connection, result)
 
     # --- deletions -----------------------------------------------------------------------------------
 
-    async def _delete(
-        self, job: Job, connection: Connection, up: Upstreams, side: Side, record_id: str
-    ) -> None:
-        async with self._sessions() as session:
-            link = await links.find(session, connection.id, KIND, side, record_id)
-        if link is None:
-            await self._tombstone(job, connection, side, record_id)
-            return
-        await self.leased(job, connection, link, partial(self._settle_delete, job, connection, up, side))
-
-    async def _tombstone(self, job: Job, connection: Connection, side: Side, record_id: str) -> None:
-        """Remember a deletion of a record never linked, so a late create event for it is not applied."""
-        now = self._clock()
-        try:
-            async with unit_of_work(self._sessions) as session:
-                session.add(
-                    Link(
-                        connection_id=connection.id,
-                        kind=KIND,
-                        state=LinkState.DELETED,
-                        created_at=now,
-                        updated_at=now,
-                        **{f"{side.value}_id": record_id},
-                    )
-                )
-        except IntegrityError as exc:
-            raise Deferred("the contact was linked meanwhile") from exc
-        await self.settle(job, connection, Settlement(note="contact was not linked; nothing to delete"))
-
-    async def _settle_delete(
+    async def settle_delete(
         self, job: Job, connection: Connection, up: Upstreams, side: Side, link: Link
     ) -> None:
         target = side.other
