@@ -12,7 +12,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Literal
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -20,6 +21,9 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from app.integrations.ghl import keys as ghl_keys
 from app.kit.signatures import GhlVerifier, WebhookSecret, load_public_key
 from app.sandbox import keys as sandbox_keys
+
+if TYPE_CHECKING:
+    from app.automation.config import SyncConfig
 
 DeleteMode = Literal["delete", "unlink"]
 
@@ -88,6 +92,7 @@ class Settings(BaseSettings):
     task_poll_contacts: int = Field(default=20, ge=1)
     custom_field_map: str = ""
     user_map: str = ""
+    config_file: Path | None = None
 
     @field_validator("log_level")
     @classmethod
@@ -96,6 +101,11 @@ class Settings(BaseSettings):
         if level not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
             raise ValueError("LOG_LEVEL must be DEBUG, INFO, WARNING, ERROR or CRITICAL")
         return level
+
+    @field_validator("config_file", mode="before")
+    @classmethod
+    def _no_empty_path(cls, value: object) -> object:
+        return None if value == "" else value
 
     @field_validator("database_url")
     @classmethod
@@ -108,6 +118,7 @@ class Settings(BaseSettings):
     def _check_derived(self) -> Settings:
         # Touch every derived value once so a malformed setting fails at start-up, naming itself.
         _ = (self.retry_delays, self.custom_fields, self.users, self.rankr_secrets, self.ghl_verifier)
+        _ = self.sync_config
         return self
 
     # --- derived values -------------------------------------------------------------------------
@@ -193,12 +204,26 @@ class Settings(BaseSettings):
         return delays
 
     @cached_property
+    def sync_config(self) -> SyncConfig:
+        """The configuration file's content (an empty configuration without ``CONFIG_FILE``)."""
+        from app.automation.config import ConfigError, SyncConfig, load
+
+        if self.config_file is None:
+            return SyncConfig()
+        try:
+            return load(self.config_file)
+        except ConfigError as exc:
+            raise ValueError(f"CONFIG_FILE: {exc}") from exc
+
+    @cached_property
     def custom_fields(self) -> dict[str, str]:
-        return _pairs(self.custom_field_map, "CUSTOM_FIELD_MAP")
+        """Rankr custom field key -> GHL field id: CUSTOM_FIELD_MAP, then the configuration file's."""
+        return {**_pairs(self.custom_field_map, "CUSTOM_FIELD_MAP"), **self.sync_config.mapping.custom_fields}
 
     @cached_property
     def users(self) -> dict[str, str]:
-        return _pairs(self.user_map, "USER_MAP")
+        """Rankr user id -> GHL user id: USER_MAP, then the configuration file's."""
+        return {**_pairs(self.user_map, "USER_MAP"), **self.sync_config.mapping.users}
 
     @property
     def connection_seed(self) -> ConnectionSeed | None:

@@ -119,6 +119,7 @@ class Observed:
     contact_id: str | None = None
     complete: bool = True
     author: str | None = None
+    source: str | None = None  # GHL contacts: where the contact came from (``source``)
 
 
 @dataclass(frozen=True, slots=True)
@@ -221,6 +222,10 @@ class Handler:
         except BaseException:
             await self.release(job, link.id)
             raise
+
+    def writable(self, fields: Canonical, target: Side) -> Canonical:
+        """The fields that may be written to ``target`` (all, unless the handler's kind has owners)."""
+        return fields
 
     def in_flight_delay(self, in_flight: list[Link]) -> float:
         """How soon to look again when creates toward a side are in flight: soon while one of them is
@@ -334,6 +339,7 @@ class Handler:
                 return None
             seen = fresh
             update = mapping.changes(seen.fields, link.snapshot)
+        update = self.writable(update, seen.side.other)
         values: dict[str, Any] = {modified_column(seen.side): newest(latest, seen.modified_at)}
         if not update:
             result = Settlement(note="no mapped field changed", link_id=link.id, link_values=values)

@@ -29,6 +29,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from app.automation.config import Filters
 from app.config import DeleteMode
 from app.connections.models import Connection
 from app.errors import Deferred, LinkConflictError, MappingError, UpstreamNotFound
@@ -67,12 +68,38 @@ class ContactSync(Handler):
     kind = KIND
 
     def __init__(
-        self, *args: Any, maps: FieldMaps, delete_mode: DeleteMode, unlink_tag: str, **kwargs: Any
+        self,
+        *args: Any,
+        maps: FieldMaps,
+        delete_mode: DeleteMode,
+        unlink_tag: str,
+        filters: Filters | None = None,
+        **kwargs: Any,
     ) -> None:
         super().__init__(*args, **kwargs)
         self._maps = maps
         self._delete_mode = delete_mode
         self._unlink_tag = unlink_tag
+        self._filters = filters or Filters()
+
+    def writable(self, fields: Canonical, target: Side) -> Canonical:
+        return self._maps.writable(fields, target.value)
+
+    def _admitted(self, seen: Observed) -> str | None:
+        """Why a contact new to the service is not synced to the other side (None: it is)."""
+        target = seen.side.other
+        rule = self._filters.to_ghl if target is Side.GHL else self._filters.to_rankr
+        if rule is None:
+            return None
+        tags = set(seen.fields.get("tags") or ())
+        name = "filters.toGhl" if target is Side.GHL else "filters.toRankr"
+        if rule.tags_any and not tags & set(mapping.tags(rule.tags_any)):
+            return f"{name}: the contact has none of the tags {rule.tags_any}"
+        if rule.tags_none and tags & set(mapping.tags(rule.tags_none)):
+            return f"{name}: the contact has one of the tags {rule.tags_none}"
+        if rule.sources and seen.source not in rule.sources:
+            return f"{name}: the contact's source is not one of {rule.sources}"
+        return None
 
     async def handle(self, job: Job, connection: Connection, up: Upstreams) -> None:
         if job.source is Side.RANKR:
@@ -123,7 +150,8 @@ class ContactSync(Handler):
             if ghl is None:
                 return None
             fields = mapping.from_ghl(ghl, self._maps)
-            return Observed(side, record_id, parse_instant(ghl.date_updated), fields, current=True)
+            modified = parse_instant(ghl.date_updated)
+            return Observed(side, record_id, modified, fields, current=True, source=ghl.source)
         rankr = await up.rankr.get_contact(record_id)
         if rankr is None:
             return None
@@ -149,6 +177,10 @@ class ContactSync(Handler):
             seen = await observe()
             if seen is None:
                 await self.settle_gone(job, connection, side, record_id)
+                return
+            refused = self._admitted(seen)
+            if refused is not None:
+                await self.settle(job, connection, Settlement(note=f"not synced: {refused}"))
                 return
             candidates = [pending for pending in in_flight if self._may_be_echo(pending, seen)]
             if candidates:
@@ -225,7 +257,7 @@ class ContactSync(Handler):
         await self._ensure_unlinked(connection, target, target_id, link)
         # The target may hold values the origin lacks (it matched an existing record): bring them back
         # so both sides agree. Never clear anything on the origin this way.
-        back = mapping.fills(target_fields, seen.fields)
+        back = self.writable(mapping.fills(target_fields, seen.fields), seen.side)
         origin_modified = seen.modified_at
         if back:
             written_at, back = await self._update_side(
@@ -257,7 +289,7 @@ class ContactSync(Handler):
     async def _create_in_ghl(
         self, job: Job, connection: Connection, up: Upstreams, seen: Observed, link: Link, result: Settlement
     ) -> tuple[str, Canonical, datetime | None]:
-        fields = mapping.present(seen.fields)
+        fields = self.writable(mapping.present(seen.fields), Side.GHL)
         changes = mapping.describe(fields, None)
         upsert = up.ghl.upsert_contact(mapping.ghl_body(fields, self._maps))
         contact, created = await self.write(job, connection, link, Side.GHL, "create", changes, upsert)
@@ -268,7 +300,7 @@ class ContactSync(Handler):
     async def _create_in_rankr(
         self, job: Job, connection: Connection, up: Upstreams, seen: Observed, link: Link, result: Settlement
     ) -> tuple[str, Canonical, datetime | None]:
-        fields = mapping.present(seen.fields)
+        fields = self.writable(mapping.present(seen.fields), Side.RANKR)
         changes = mapping.describe(fields, None)
         create = up.rankr.create_contact(mapping.rankr_body(fields, self._maps))
         created = await self.write(job, connection, link, Side.RANKR, "create", changes, create)

@@ -65,7 +65,10 @@ class SyncEngine:
         self._sessions = sessions
         self._upstreams = upstreams
         self._clock = clock
-        maps = FieldMaps(custom_fields=settings.custom_fields, users=settings.users)
+        config = settings.sync_config
+        maps = FieldMaps(
+            custom_fields=settings.custom_fields, users=settings.users, ownership=config.mapping.fields
+        )
         lease = timedelta(seconds=settings.worker_lease_seconds)
         self.contacts = ContactSync(
             sessions,
@@ -74,6 +77,7 @@ class SyncEngine:
             maps=maps,
             delete_mode=settings.contact_delete_mode,
             unlink_tag=settings.unlink_tag,
+            filters=config.filters,
         )
         due = timedelta(hours=settings.task_default_due_hours)
         self.children: dict[str, ChildSync] = {

@@ -46,10 +46,24 @@ CUSTOM_PREFIX = "customFields."
 
 @dataclass(frozen=True, slots=True)
 class FieldMaps:
-    """The configured maps: Rankr custom field key -> GHL custom field id, Rankr user -> GHL user."""
+    """The configured maps: Rankr custom field key -> GHL custom field id, Rankr user -> GHL user, and
+    who owns which contact field (``both`` by default; ``rankr``: written to GHL only, never back;
+    ``ghl``: the reverse; ``none``: never written)."""
 
     custom_fields: Mapping[str, str] = field(default_factory=dict)
     users: Mapping[str, str] = field(default_factory=dict)
+    ownership: Mapping[str, str] = field(default_factory=dict)
+
+    def writable(self, fields: Canonical, target: str) -> Canonical:
+        """The fields that may be written to ``target`` (``rankr`` or ``ghl``)."""
+        if not self.ownership:
+            return fields
+        source = "rankr" if target == "ghl" else "ghl"
+        return {
+            name: value
+            for name, value in fields.items()
+            if self.ownership.get(name, "both") in ("both", source)
+        }
 
     @property
     def custom_fields_by_id(self) -> dict[str, str]:

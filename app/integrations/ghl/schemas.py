@@ -33,6 +33,7 @@ class GhlContact(WireModel):
     tags: list[str] = Field(default_factory=list)
     custom_fields: list[GhlCustomField] = Field(default_factory=list)
     assigned_to: str | None = None
+    source: str | None = None
     date_added: str | None = None
     date_updated: str | None = None
 

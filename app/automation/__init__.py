@@ -1,0 +1,1 @@
+"""Automations: the sync configuration file, rules, task templates, routing and enrichment."""
