@@ -99,13 +99,18 @@ async def _run_worker(settings: Settings) -> None:
     from app.integrations.registry import UpstreamRegistry
     from app.kit.clock import utcnow
     from app.sync.engine import SyncEngine
-    from app.worker import Worker
+    from app.worker import Worker, worker_name
 
     engine = create_engine(settings.database_url)
     sessions = session_factory(engine)
-    registry = UpstreamRegistry(settings, utcnow)
+    name = worker_name()
+    registry = UpstreamRegistry(settings, utcnow, sessions, holder=name)
     runner = Worker(
-        sessions, SyncEngine(sessions, settings, registry.for_connection, clock=utcnow), settings, registry
+        sessions,
+        SyncEngine(sessions, settings, registry.for_connection, clock=utcnow),
+        settings,
+        registry,
+        name=name,
     )
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):

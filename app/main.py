@@ -25,7 +25,7 @@ from app.kit.clock import Clock, utcnow
 from app.problems import install_problem_handlers
 from app.sandbox import Sandbox, SandboxConfig
 from app.sync.engine import SyncEngine
-from app.worker import Worker
+from app.worker import Worker, worker_name
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +58,8 @@ def create_app(settings: Settings | None = None, *, clock: Clock = utcnow) -> Fa
         engine = create_engine(settings.database_url)
         sessions = session_factory(engine)
         writer = await open_writer(settings.database_url)
-        registry = UpstreamRegistry(settings, clock)
+        name = worker_name()
+        registry = UpstreamRegistry(settings, clock, sessions, holder=name)
         worker: Worker | None = None
         if settings.run_worker_in_process:
             worker = Worker(
@@ -67,6 +68,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock = utcnow) -> Fa
                 settings,
                 registry,
                 clock=clock,
+                name=name,
             )
         app.state.settings = settings
         app.state.clock = clock
