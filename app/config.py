@@ -111,6 +111,10 @@ class Settings(BaseSettings):
     def _check_derived(self) -> Settings:
         # Touch every derived value once so a malformed setting fails at start-up, naming itself.
         _ = (self.retry_delays, self.custom_fields, self.users, self.rankr_secrets, self.ghl_verifier)
+        if self.token_encryption_key is None and self.ghl_client_id and not self.sandbox_mode:
+            raise ValueError(
+                "TOKEN_ENCRYPTION_KEY is required with GHL_CLIENT_ID: OAuth tokens are stored encrypted"
+            )
         if self.token_encryption_key is not None:
             try:
                 parse_keys(self.token_encryption_key.get_secret_value())

@@ -19,6 +19,7 @@ from app.health import router as health_router
 from app.inbox.intake import IntakeContext
 from app.inbox.writer import open_writer
 from app.integrations.ghl.endpoints import router as ghl_router
+from app.integrations.ghl.install import router as install_router
 from app.integrations.rankr.endpoints import router as rankr_router
 from app.integrations.registry import UpstreamRegistry
 from app.kit.clock import Clock, utcnow
@@ -114,6 +115,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock = utcnow) -> Fa
     install_problem_handlers(app)
     app.include_router(rankr_router)
     app.include_router(ghl_router)
+    app.include_router(install_router)
     app.include_router(health_router)
     app.include_router(admin_router)
     if sandbox is not None:

@@ -211,14 +211,22 @@ class GhlTokens:
     async def _ask_ghl(self, row: GhlCredential, location_id: str) -> TokenAnswer:
         oauth = self._oauth()
         if row.kind == CredentialKind.AGENCY_LOCATION:
-            agency = await self._agency_token(row.company_id or "")
-            return await oauth.location_token(agency, row.company_id or "", location_id)
+            company = row.company_id or ""
+            agency = await self._agency_token(company)
+            try:
+                return await oauth.location_token(agency, company, location_id)
+            except PermanentUpstreamError as exc:
+                if exc.status != 401:
+                    raise
+            # GHL refused the agency token (expired early, or revoked): refresh it once and retry.
+            agency = await self._agency_token(company, rejected=agency)
+            return await oauth.location_token(agency, company, location_id)
         if row.refresh_token is None:
             raise PermanentUpstreamError("ghl", "the stored GHL credentials have no refresh token")
         user_type = "Company" if row.kind == CredentialKind.AGENCY else "Location"
         return await oauth.refresh(self.cipher.decrypt(row.refresh_token), user_type)
 
-    async def _agency_token(self, company_id: str) -> str:
+    async def _agency_token(self, company_id: str, rejected: str | None = None) -> str:
         """A live access token of the agency (refreshed under the agency row's own lease)."""
         async with self._sessions() as session:
             row = await credentials.agency(session, company_id)
@@ -229,8 +237,9 @@ class GhlTokens:
                 f"GHL refused the agency grant of company {company_id}; install the app again",
                 delay=self._settings.needs_reauth_recheck_seconds,
             )
-        if self._fresh(row.expires_at):
-            return self.cipher.decrypt(row.access_token)
+        current = self.cipher.decrypt(row.access_token)
+        if self._fresh(row.expires_at) and current != rejected:
+            return current
         # The agency row is keyed by a negative id in the cache so it never collides with connections.
         seen = _Known(row.id, row.kind, "", row.expires_at, row.generation)
         return await self._refresh(-row.id, "", seen)
