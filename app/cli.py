@@ -12,6 +12,7 @@ import typer
 import uvicorn
 from pydantic import ValidationError
 
+from app.cli_connections import connections_cli
 from app.config import Settings
 
 cli = typer.Typer(
@@ -20,6 +21,9 @@ cli = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
 )
+
+
+cli.add_typer(connections_cli, name="connections")
 
 
 def load_settings(**overrides: Any) -> Settings:

@@ -60,7 +60,8 @@ def test_install_flow_connects_the_location_and_syncs_with_its_oauth_token(servi
     assert (row["kind"], row["state"], row["company_id"]) == ("oauth", "ok", keys.GHL_COMPANY_ID)
     # Stored encrypted: Fernet tokens, neither the sandbox's token prefixes.
     for stored in (row["access_token"], row["refresh_token"]):
-        assert stored.startswith("gAAAAA") and "sbx_" not in stored
+        assert stored.startswith("gAAAAA")
+        assert "sbx_" not in stored
     assert oauth_state(service)["codeExchanges"] == 1
     assert token_of(service, row["connection_id"])["kind"] == "oauth"
 
@@ -73,7 +74,8 @@ def test_install_flow_connects_the_location_and_syncs_with_its_oauth_token(servi
     assert {e["status"] for e in service.events()} == {"done"}
     # The sandbox's INSTALL webhook was stored and applied to the (already active) connection.
     installs = [e for e in service.events("ghl") if e["type"] == "INSTALL"]
-    assert len(installs) == 1 and installs[0]["status"] == "done"
+    assert len(installs) == 1
+    assert installs[0]["status"] == "done"
 
 
 def test_a_tampered_state_or_an_error_from_ghl_creates_nothing(service: Service) -> None:
@@ -128,7 +130,8 @@ def test_an_access_token_expiring_mid_run_is_refreshed_once(service: Service) ->
 
     assert oauth_state(service)["refreshes"] == 1
     [row] = credential_rows(service)
-    assert row["generation"] == generation + 1 and row["state"] == "ok"
+    assert row["generation"] == generation + 1
+    assert row["state"] == "ok"
     statuses = [r["status"] for r in service.ghl.requests_since(mark) if r["path"] != "/oauth/token"]
     assert statuses.count(401) == 1  # one rejected call, then the retry with the new token
     assert all(e["status"] == "done" and e["attempts"] == 1 for e in service.events())
@@ -160,7 +163,8 @@ def test_invalid_grant_marks_the_connection_and_its_events_wait_for_a_new_instal
     assert row["state"] == "needs_reauth"
     # The event waits (pending, no attempt counted) rather than going dead.
     [event] = service.events("rankr")
-    assert event["status"] in {"pending", "processing"} and event["attempts"] <= 1
+    assert event["status"] in {"pending", "processing"}
+    assert event["attempts"] <= 1
     assert service.ghl.by_email(email) == []
 
     assert install(service).status_code == 200  # re-authorise
@@ -214,7 +218,8 @@ def test_uninstall_disables_the_connection_and_its_events_are_kept_not_applied(s
     service.rankr.create(email=email)
     service.settle()
     [event] = service.events("rankr")
-    assert event["status"] == "dead" and "disabled connection" in event["last_error"]
+    assert event["status"] == "dead"
+    assert "disabled connection" in event["last_error"]
     assert service.ghl.by_email(email) == []
     assert service.status()["connections"][0]["events"]["dead"] == 1
 

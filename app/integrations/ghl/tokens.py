@@ -212,21 +212,21 @@ class GhlTokens:
         oauth = self._oauth()
         if row.kind == CredentialKind.AGENCY_LOCATION:
             company = row.company_id or ""
-            agency = await self._agency_token(company)
+            agency = await self.agency_token(company)
             try:
                 return await oauth.location_token(agency, company, location_id)
             except PermanentUpstreamError as exc:
                 if exc.status != 401:
                     raise
             # GHL refused the agency token (expired early, or revoked): refresh it once and retry.
-            agency = await self._agency_token(company, rejected=agency)
+            agency = await self.agency_token(company, rejected=agency)
             return await oauth.location_token(agency, company, location_id)
         if row.refresh_token is None:
             raise PermanentUpstreamError("ghl", "the stored GHL credentials have no refresh token")
         user_type = "Company" if row.kind == CredentialKind.AGENCY else "Location"
         return await oauth.refresh(self.cipher.decrypt(row.refresh_token), user_type)
 
-    async def _agency_token(self, company_id: str, rejected: str | None = None) -> str:
+    async def agency_token(self, company_id: str, rejected: str | None = None) -> str:
         """A live access token of the agency (refreshed under the agency row's own lease)."""
         async with self._sessions() as session:
             row = await credentials.agency(session, company_id)
