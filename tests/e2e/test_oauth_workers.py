@@ -53,6 +53,11 @@ def test_four_worker_processes_facing_an_expired_token_refresh_it_exactly_once(
         assert len(rejected) >= 2
         refreshed_by = [log for log in logs if "ghl.token_refreshed" in log.read_text()]
         assert len(refreshed_by) == 1
+        for log in logs:  # no token or key in the workers' logs
+            text = log.read_text()
+            assert "sbx_at_" not in text
+            assert "sbx_rt_" not in text
+            assert key not in text
         for email in emails:
             assert len(service.ghl.by_email(email)) == 1
         assert {event["status"] for event in service.events()} == {"done"}
