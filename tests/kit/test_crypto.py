@@ -36,5 +36,5 @@ def test_tampered_or_expired_values_are_unreadable() -> None:
 
 @pytest.mark.parametrize("text", ["", "short", "a,b", f"{Fernet.generate_key().decode()},nope"])
 def test_malformed_keys_are_refused(text: str) -> None:
-    with pytest.raises(ValueError, match="key|no key"):
+    with pytest.raises(ValueError, match=r"key"):
         parse_keys(text)
