@@ -127,7 +127,12 @@ async def collect_status(
             "lastSyncToRankrAt": _iso(connection.last_synced_to_rankr_at),
             "linked": {f"{kind.value}s": linked.get((connection.id, kind.value), 0) for kind in Kind},
             "tokens": {
-                "ghl": {"kind": "private-integration", "expiresAt": None},
+                "ghl": {
+                    "kind": "oauth"
+                    if connection.id in tokens and tokens[connection.id]["kind"] == "oauth"
+                    else "private-integration",
+                    "expiresAt": tokens.get(connection.id, {}).get("expiresAt"),
+                },
                 "rankr": {
                     "kind": "client-credentials",
                     "expiresAt": _iso((token_expiry or {}).get(connection.id)),
