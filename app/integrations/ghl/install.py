@@ -18,7 +18,7 @@ import html
 import json
 import logging
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Annotated, Any
 from urllib.parse import urlencode
@@ -99,6 +99,29 @@ async def activate(
     return connection
 
 
+async def store_answer(
+    session: AsyncSession,
+    cipher: TokenCipher,
+    answer: TokenAnswer,
+    kind: CredentialKind,
+    now: datetime,
+    connection_id: int | None = None,
+) -> None:
+    """Store the tokens of a token answer as the credentials of a connection (or of the agency)."""
+    await credentials.put(
+        session,
+        cipher,
+        kind=kind,
+        connection_id=connection_id,
+        company_id=answer.company_id,
+        access_token=answer.access_token,
+        refresh_token=answer.refresh_token,
+        expires_at=expiry(now, answer),
+        scope=answer.scope,
+        now=now,
+    )
+
+
 async def connect_agency_location(
     sessions: async_sessionmaker[AsyncSession],
     oauth: GhlOAuthClient,
@@ -114,17 +137,8 @@ async def connect_agency_location(
     answer = await oauth.location_token(agency_token, company_id, location_id)
     async with unit_of_work(sessions) as session:
         connection = await activate(session, rankr_account_id, location_id, now)
-        await credentials.put(
-            session,
-            cipher,
-            kind=CredentialKind.AGENCY_LOCATION,
-            connection_id=connection.id,
-            company_id=company_id,
-            access_token=answer.access_token,
-            expires_at=expiry(now, answer),
-            scope=answer.scope,
-            now=now,
-        )
+        answer = replace(answer, company_id=company_id, refresh_token=None)
+        await store_answer(session, cipher, answer, CredentialKind.AGENCY_LOCATION, now, connection.id)
         return connection.id
 
 
@@ -139,33 +153,12 @@ async def complete_install(
     if answer.user_type != "Company" and answer.location_id:
         async with unit_of_work(sessions) as session:
             connection = await activate(session, rankr_account_id, answer.location_id, now)
-            await credentials.put(
-                session,
-                cipher,
-                kind=CredentialKind.OAUTH,
-                connection_id=connection.id,
-                company_id=answer.company_id,
-                access_token=answer.access_token,
-                refresh_token=answer.refresh_token,
-                expires_at=expiry(now, answer),
-                scope=answer.scope,
-                now=now,
-            )
+            await store_answer(session, cipher, answer, CredentialKind.OAUTH, now, connection.id)
             return Installed(connection.id, answer.location_id, answer.company_id)
     if not answer.company_id:
         raise ValueError("GHL's answer names neither a location nor a company")
     async with unit_of_work(sessions) as session:
-        await credentials.put(
-            session,
-            cipher,
-            kind=CredentialKind.AGENCY,
-            company_id=answer.company_id,
-            access_token=answer.access_token,
-            refresh_token=answer.refresh_token,
-            expires_at=expiry(now, answer),
-            scope=answer.scope,
-            now=now,
-        )
+        await store_answer(session, cipher, answer, CredentialKind.AGENCY, now)
     if len(answer.approved_locations) != 1:
         return Installed(None, None, answer.company_id, answer.approved_locations)
     [location] = answer.approved_locations
