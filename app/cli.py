@@ -12,6 +12,7 @@ import typer
 import uvicorn
 from pydantic import ValidationError
 
+from app.cli_connections import connections_cli
 from app.config import Settings
 
 cli = typer.Typer(
@@ -20,6 +21,9 @@ cli = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
 )
+
+
+cli.add_typer(connections_cli, name="connections")
 
 
 def load_settings(**overrides: Any) -> Settings:
@@ -99,13 +103,18 @@ async def _run_worker(settings: Settings) -> None:
     from app.integrations.registry import UpstreamRegistry
     from app.kit.clock import utcnow
     from app.sync.engine import SyncEngine
-    from app.worker import Worker
+    from app.worker import Worker, worker_name
 
     engine = create_engine(settings.database_url)
     sessions = session_factory(engine)
-    registry = UpstreamRegistry(settings, utcnow)
+    name = worker_name()
+    registry = UpstreamRegistry(settings, utcnow, sessions, holder=name)
     runner = Worker(
-        sessions, SyncEngine(sessions, settings, registry.for_connection, clock=utcnow), settings, registry
+        sessions,
+        SyncEngine(sessions, settings, registry.for_connection, clock=utcnow),
+        settings,
+        registry,
+        name=name,
     )
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):

@@ -10,6 +10,7 @@ connection ids, so ``make run`` works on a bare machine with nothing configured.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -19,6 +20,7 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from app.integrations.ghl import keys as ghl_keys
+from app.kit.crypto import new_key, parse_keys
 from app.kit.signatures import GhlVerifier, WebhookSecret, load_public_key
 from app.sandbox import keys as sandbox_keys
 
@@ -64,6 +66,9 @@ class Settings(BaseSettings):
     ghl_client_id: str | None = None
     ghl_client_secret: SecretStr | None = None
     ghl_redirect_uri: str | None = None
+    ghl_marketplace_url: str | None = None
+    ghl_token_refresh_margin_seconds: float = Field(default=300.0, ge=0)
+    needs_reauth_recheck_seconds: float = Field(default=60.0, gt=0)
     ghl_webhook_public_key: str | None = None
     ghl_webhook_ed25519_public_key: str | None = None
 
@@ -119,6 +124,15 @@ class Settings(BaseSettings):
         # Touch every derived value once so a malformed setting fails at start-up, naming itself.
         _ = (self.retry_delays, self.custom_fields, self.users, self.rankr_secrets, self.ghl_verifier)
         _ = self.sync_config
+        if self.token_encryption_key is None and self.ghl_client_id and not self.sandbox_mode:
+            raise ValueError(
+                "TOKEN_ENCRYPTION_KEY is required with GHL_CLIENT_ID: OAuth tokens are stored encrypted"
+            )
+        if self.token_encryption_key is not None:
+            try:
+                parse_keys(self.token_encryption_key.get_secret_value())
+            except ValueError as exc:
+                raise ValueError(f"TOKEN_ENCRYPTION_KEY: {exc}") from exc
         return self
 
     # --- derived values -------------------------------------------------------------------------
@@ -158,6 +172,52 @@ class Settings(BaseSettings):
         if self.sandbox_mode:
             return sandbox_keys.RANKR_CLIENT_ID, sandbox_keys.RANKR_CLIENT_SECRET
         return None
+
+    @property
+    def ghl_oauth_client(self) -> tuple[str, str] | None:
+        """The marketplace app's client id and secret (the GHL sandbox's app in sandbox mode)."""
+        if self.ghl_client_id and self.ghl_client_secret is not None:
+            return self.ghl_client_id, self.ghl_client_secret.get_secret_value()
+        if self.sandbox_mode:
+            return sandbox_keys.GHL_CLIENT_ID, sandbox_keys.GHL_CLIENT_SECRET
+        return None
+
+    @property
+    def ghl_oauth_redirect_uri(self) -> str:
+        return self.ghl_redirect_uri or f"{self.public_url.rstrip('/')}/oauth/ghl/callback"
+
+    @property
+    def ghl_chooser_url(self) -> str:
+        """GHL's location chooser (the app's Authorization Page)."""
+        base = self.ghl_marketplace_url or (
+            f"{self.public_url.rstrip('/')}/sandbox/ghl"
+            if self.sandbox_mode
+            else "https://marketplace.gohighlevel.com/v2"
+        )
+        return f"{base.rstrip('/')}/oauth/chooselocation"
+
+    def encryption_keys(self) -> list[str]:
+        """``TOKEN_ENCRYPTION_KEY`` (newest first); in sandbox mode without one, a key kept in a file
+        beside the SQLite database (or in the working directory), created on first use."""
+        if self.token_encryption_key is not None:
+            return parse_keys(self.token_encryption_key.get_secret_value())
+        if not self.sandbox_mode:
+            raise ValueError("TOKEN_ENCRYPTION_KEY is not set: it is needed to store GHL tokens")
+        path = self.sandbox_key_path
+        try:
+            descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            return parse_keys(path.read_text())
+        with os.fdopen(descriptor, "w") as out:
+            out.write(new_key())
+        return parse_keys(path.read_text())
+
+    @property
+    def sandbox_key_path(self) -> Path:
+        name = "rankr_ghl_sync.token-key"
+        if self.database_url.startswith("sqlite:///") and ":memory:" not in self.database_url:
+            return Path(self.database_url.removeprefix("sqlite:///")).resolve().parent / name
+        return Path.cwd() / name
 
     @cached_property
     def rankr_secrets(self) -> tuple[WebhookSecret, ...]:

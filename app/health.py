@@ -16,7 +16,9 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.admin import is_admin
 from app.config import Settings
+from app.connections import credentials as ghl_credentials
 from app.connections import repository as connections
+from app.connections.models import CredentialKind, CredentialState, GhlCredential
 from app.errors import ProblemError
 from app.inbox import repository as inbox
 from app.inbox.models import EventStatus
@@ -58,12 +60,30 @@ def _iso(value: datetime | None) -> str | None:
     return value.isoformat() if value is not None else None
 
 
+def token_state(row: GhlCredential, now: datetime, margin_seconds: float) -> dict[str, Any]:
+    """The GHL credential of a connection as /status shows it: kind, state, expiry (never the token)."""
+    if row.state == CredentialState.NEEDS_REAUTH:
+        state = "needs_reauth"
+    elif row.expires_at is not None and (row.expires_at - now).total_seconds() <= margin_seconds:
+        state = "expiring"
+    else:
+        state = "ok"
+    kind = "private" if row.kind == CredentialKind.PRIVATE else "oauth"
+    return {
+        "kind": kind,
+        "state": state,
+        "expiresAt": _iso(row.expires_at),
+        "refreshedAt": _iso(row.refreshed_at),
+    }
+
+
 async def collect_status(
     sessions: async_sessionmaker[AsyncSession],
     clock: Clock,
     *,
     detailed: bool,
     token_expiry: dict[int, datetime | None] | None = None,
+    settings_margin: float = 300.0,
 ) -> dict[str, Any]:
     """Per connection: events by status, oldest open event, last syncs, links, tokens, rate budget."""
     now = clock()
@@ -74,6 +94,11 @@ async def collect_status(
         linked = await links.link_counts(session)
         budgets = {
             (budget.connection_id, budget.upstream): budget for budget in await connections.budgets(session)
+        }
+        tokens = {
+            row.connection_id: token_state(row, now, settings_margin)
+            for row in await ghl_credentials.all_credentials(session)
+            if row.connection_id is not None
         }
         errors = {}
         if detailed:
@@ -102,12 +127,18 @@ async def collect_status(
             "lastSyncToRankrAt": _iso(connection.last_synced_to_rankr_at),
             "linked": {f"{kind.value}s": linked.get((connection.id, kind.value), 0) for kind in Kind},
             "tokens": {
-                "ghl": {"kind": "private-integration", "expiresAt": None},
+                "ghl": {
+                    "kind": "oauth"
+                    if connection.id in tokens and tokens[connection.id]["kind"] == "oauth"
+                    else "private-integration",
+                    "expiresAt": tokens.get(connection.id, {}).get("expiresAt"),
+                },
                 "rankr": {
                     "kind": "client-credentials",
                     "expiresAt": _iso((token_expiry or {}).get(connection.id)),
                 },
             },
+            "token": tokens.get(connection.id, {"kind": "private", "state": "ok", "expiresAt": None}),
             "rateBudget": {
                 upstream: {
                     "limit": budget.limit,
@@ -179,7 +210,11 @@ async def status(
         connection_id: registry.rankr_token_expiry(connection_id) for connection_id in registry.connection_ids
     }
     facts = await collect_status(
-        request.app.state.sessions, request.app.state.clock, detailed=detailed, token_expiry=expiry
+        request.app.state.sessions,
+        request.app.state.clock,
+        detailed=detailed,
+        token_expiry=expiry,
+        settings_margin=settings.ghl_token_refresh_margin_seconds,
     )
     if "text/html" in accept:
         return HTMLResponse(render_status_html(facts))

@@ -19,6 +19,7 @@ from app.health import router as health_router
 from app.inbox.intake import IntakeContext
 from app.inbox.writer import open_writer
 from app.integrations.ghl.endpoints import router as ghl_router
+from app.integrations.ghl.install import router as install_router
 from app.integrations.rankr.endpoints import router as rankr_router
 from app.integrations.registry import UpstreamRegistry
 from app.kit.clock import Clock, utcnow
@@ -26,7 +27,7 @@ from app.problems import install_problem_handlers
 from app.sandbox import Sandbox, SandboxConfig
 from app.sync import views as contact_views  # noqa: F401 - adds /admin/contacts/* to the admin router
 from app.sync.engine import SyncEngine
-from app.worker import Worker
+from app.worker import Worker, worker_name
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +60,8 @@ def create_app(settings: Settings | None = None, *, clock: Clock = utcnow) -> Fa
         engine = create_engine(settings.database_url)
         sessions = session_factory(engine)
         writer = await open_writer(settings.database_url)
-        registry = UpstreamRegistry(settings, clock)
+        name = worker_name()
+        registry = UpstreamRegistry(settings, clock, sessions, holder=name)
         worker: Worker | None = None
         if settings.run_worker_in_process:
             worker = Worker(
@@ -68,6 +70,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock = utcnow) -> Fa
                 settings,
                 registry,
                 clock=clock,
+                name=name,
             )
         app.state.settings = settings
         app.state.clock = clock
@@ -113,6 +116,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock = utcnow) -> Fa
     install_problem_handlers(app)
     app.include_router(rankr_router)
     app.include_router(ghl_router)
+    app.include_router(install_router)
     app.include_router(health_router)
     app.include_router(admin_router)
     if sandbox is not None:

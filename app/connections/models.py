@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import CheckConstraint, ForeignKey, Integer, String, UniqueConstraint
+from sqlalchemy import CheckConstraint, ForeignKey, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.db import Base, UTCDateTime
@@ -47,3 +47,48 @@ class RateBudget(Base):
     daily_limit: Mapped[int | None] = mapped_column(Integer, default=None)
     daily_remaining: Mapped[int | None] = mapped_column(Integer, default=None)
     observed_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class CredentialKind(StrEnum):
+    PRIVATE = "private"  # a Private Integration token (static bearer)
+    OAUTH = "oauth"  # a marketplace-app location token with its refresh token
+    AGENCY_LOCATION = "agency_location"  # a location token minted from an agency token (no refresh token)
+    AGENCY = "agency"  # an agency (company) token: mints location tokens; no connection of its own
+
+
+class CredentialState(StrEnum):
+    OK = "ok"
+    NEEDS_REAUTH = "needs_reauth"  # GHL refused the refresh (invalid_grant): install the app again
+
+
+class GhlCredential(Base):
+    """How the service authenticates to GHL for one connection (or, kind ``agency``, for one company).
+
+    Tokens are stored encrypted (``TOKEN_ENCRYPTION_KEY``). ``generation`` grows with every rotation,
+    so a worker can tell whether the tokens it used are still the newest. ``lease_holder`` /
+    ``lease_until`` make one refresh at a time per credential across all processes.
+    """
+
+    __tablename__ = "ghl_credentials"
+    __table_args__ = (
+        CheckConstraint("kind IN ('private', 'oauth', 'agency_location', 'agency')", name="kind"),
+        CheckConstraint("state IN ('ok', 'needs_reauth')", name="state"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    connection_id: Mapped[int | None] = mapped_column(
+        ForeignKey("connections.id", ondelete="CASCADE"), unique=True, default=None
+    )
+    company_id: Mapped[str | None] = mapped_column(String(255), default=None, index=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    state: Mapped[str] = mapped_column(String(16), default=CredentialState.OK)
+    access_token: Mapped[str] = mapped_column(Text)
+    refresh_token: Mapped[str | None] = mapped_column(Text, default=None)
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
+    scope: Mapped[str | None] = mapped_column(Text, default=None)
+    generation: Mapped[int] = mapped_column(Integer, default=0)
+    lease_holder: Mapped[str | None] = mapped_column(String(96), default=None)
+    lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
+    refreshed_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())

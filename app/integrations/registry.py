@@ -1,7 +1,9 @@
 """The API clients of every connection: one long-lived httpx client per upstream, shared by all.
 
-Credentials come from the settings (a GHL Private Integration token and Rankr client credentials);
-the rate-limit headers each client sees are kept here, per connection, for the worker to persist.
+GHL credentials come from the connection (``ghl_credentials``: a Private Integration token or OAuth
+tokens, refreshed by ``GhlTokens``); a connection with none stored uses ``GHL_PRIVATE_TOKEN``. Rankr
+client credentials come from the settings. The rate-limit headers each client sees are kept here,
+per connection, for the worker to persist.
 """
 
 from __future__ import annotations
@@ -10,10 +12,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
 from app.config import Settings
 from app.connections.models import Connection
 from app.errors import PermanentUpstreamError
-from app.integrations.ghl.client import GhlClient, static_token
+from app.integrations.ghl.client import GhlClient, TokenSource, Unauthorized, static_token
+from app.integrations.ghl.oauth import GhlOAuthClient
+from app.integrations.ghl.tokens import GhlTokens
 from app.integrations.rankr.client import RankrClient
 from app.kit.clock import Clock
 from app.kit.http import RateLimitSnapshot, build_http_client
@@ -28,13 +34,38 @@ class Upstreams:
 
 
 class UpstreamRegistry:
-    def __init__(self, settings: Settings, clock: Clock) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        clock: Clock,
+        sessions: async_sessionmaker[AsyncSession] | None = None,
+        *,
+        holder: str = "registry",
+    ) -> None:
         self._settings = settings
         self._clock = clock
         self._ghl_http = build_http_client(settings.http_timeout_seconds)
         self._rankr_http = build_http_client(settings.http_timeout_seconds)
         self._clients: dict[int, Upstreams] = {}
         self.budgets: dict[tuple[int, str], RateLimitSnapshot] = {}
+        self.tokens = (
+            GhlTokens(sessions, settings, self.ghl_oauth, clock, holder) if sessions is not None else None
+        )
+
+    def ghl_oauth(self) -> GhlOAuthClient:
+        """The marketplace app's token client (install flow and refreshes)."""
+        client = self._settings.ghl_oauth_client
+        if client is None:
+            raise PermanentUpstreamError("ghl", "GHL_CLIENT_ID / GHL_CLIENT_SECRET are not configured")
+        return GhlOAuthClient(
+            self._ghl_http,
+            base_url=self._settings.ghl_base_url,
+            client_id=client[0],
+            client_secret=client[1],
+            redirect_uri=self._settings.ghl_oauth_redirect_uri,
+            version=self._settings.ghl_api_version,
+            clock=self._clock,
+        )
 
     def for_connection(self, connection: Connection) -> Upstreams:
         clients = self._clients.get(connection.id)
@@ -45,12 +76,26 @@ class UpstreamRegistry:
 
     def _build(self, connection: Connection) -> Upstreams:
         settings = self._settings
-        token = settings.ghl_token
         credentials = settings.rankr_credentials
-        if token is None or credentials is None:
-            raise PermanentUpstreamError(
-                "sync", "GHL_PRIVATE_TOKEN or Rankr client credentials are not configured"
-            )
+        if credentials is None:
+            raise PermanentUpstreamError("sync", "Rankr client credentials are not configured")
+        tokens = self.tokens
+        source: TokenSource
+        on_unauthorized: Unauthorized | None
+        if tokens is not None:
+            connection_id, location_id = connection.id, connection.ghl_location_id
+
+            async def token() -> str:
+                return await tokens.token(connection_id, location_id)
+
+            async def unauthorized(rejected: str) -> str | None:
+                return await tokens.rejected(connection_id, location_id, rejected)
+
+            source, on_unauthorized = token, unauthorized
+        elif settings.ghl_token is not None:
+            source, on_unauthorized = static_token(settings.ghl_token), None
+        else:
+            raise PermanentUpstreamError("sync", "GHL_PRIVATE_TOKEN is not configured")
 
         def observe(upstream: str) -> Callable[[RateLimitSnapshot], None]:
             def record(snapshot: RateLimitSnapshot) -> None:
@@ -63,7 +108,8 @@ class UpstreamRegistry:
             base_url=settings.ghl_base_url,
             version=settings.ghl_api_version,
             location_id=connection.ghl_location_id,
-            token=static_token(token),
+            token=source,
+            on_unauthorized=on_unauthorized,
             clock=self._clock,
             on_rate_limit=observe("ghl"),
         )

@@ -22,6 +22,9 @@ class SandboxConfig:
     webhook_target: str | None
     ghl_location_id: str = keys.GHL_LOCATION_ID
     ghl_token: str = keys.GHL_PRIVATE_TOKEN
+    ghl_company_id: str = keys.GHL_COMPANY_ID
+    ghl_client_id: str = keys.GHL_CLIENT_ID
+    ghl_client_secret: str = keys.GHL_CLIENT_SECRET
     rankr_account_id: str = keys.RANKR_ACCOUNT_ID
     rankr_client_id: str = keys.RANKR_CLIENT_ID
     rankr_client_secret: str = keys.RANKR_CLIENT_SECRET
@@ -35,6 +38,10 @@ class SandboxConfig:
     ghl_api_versions: tuple[str, ...] = ("2021-07-28",)
     # GHL's "Allow duplicate contacts" location setting; off by default, as in a new location.
     ghl_allow_duplicate_contacts: bool = False
+    # GHL OAuth: access tokens live about a day (docs/oauth/Authorization.md: expires_in 86399);
+    # authorization codes are single-use and short-lived. Tests shorten the lifetime.
+    ghl_access_token_ttl_seconds: float = 86399.0
+    ghl_code_ttl_seconds: float = 600.0
     # Rankr: client-credentials tokens live this long (the yaml documents 3600 s).
     rankr_token_ttl_seconds: float = 3600.0
 

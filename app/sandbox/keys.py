@@ -60,3 +60,8 @@ GHL_LOCATION_ID = "SbxLoc0000000000001"
 RANKR_ACCOUNT_ID = "acct_sandbox"
 RANKR_CLIENT_ID = "sandbox-client"
 RANKR_CLIENT_SECRET = "sandbox-secret"
+
+# The marketplace app the GHL sandbox knows (OAuth install flow), and the agency that owns its location.
+GHL_CLIENT_ID = "sandbox-ghl-app-client"
+GHL_CLIENT_SECRET = "sandbox-ghl-app-secret-0000"
+GHL_COMPANY_ID = "SbxCompany000000001"

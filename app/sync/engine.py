@@ -14,6 +14,8 @@ from app.db import unit_of_work
 from app.errors import UnroutableEvent
 from app.inbox import repository as inbox
 from app.inbox.models import EventStatus
+from app.integrations.ghl.endpoints import APP_EVENTS
+from app.integrations.ghl.install import apply_app_event
 from app.integrations.registry import Upstreams
 from app.kit.clock import Clock
 from app.sync.base import Job, LeaseLost
@@ -92,6 +94,11 @@ class SyncEngine:
 
     async def handle(self, job: Job) -> None:
         """Apply one event; raises the errors of ``app.errors`` for the worker to act on."""
+        if job.type in APP_EVENTS:
+            # App installs and uninstalls change the connections themselves; no connection routes them.
+            note = await apply_app_event(self._sessions, job.type, job.payload, self._clock())
+            await self._finish(job, EventStatus.DONE, note)
+            return
         async with self._sessions() as session:
             connection = await connections.by_account(session, job.source.value, job.account_key)
         if connection is None or connection.status != ConnectionStatus.ACTIVE:
@@ -107,8 +114,9 @@ class SyncEngine:
         await self._skip(job, f"{job.type} events are not synced by this version")
 
     async def _skip(self, job: Job, note: str) -> None:
+        await self._finish(job, EventStatus.SKIPPED, note)
+
+    async def _finish(self, job: Job, status: EventStatus, note: str) -> None:
         async with unit_of_work(self._sessions) as session:
-            if not await inbox.finish(
-                session, job.event_id, job.worker, EventStatus.SKIPPED, self._clock(), note
-            ):
+            if not await inbox.finish(session, job.event_id, job.worker, status, self._clock(), note):
                 raise LeaseLost()

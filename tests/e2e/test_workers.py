@@ -18,7 +18,7 @@ pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def start_worker(database_url: str, public_url: str, log: Path) -> subprocess.Popen[bytes]:
+def start_worker(database_url: str, public_url: str, log: Path, **extra: str) -> subprocess.Popen[bytes]:
     env = {
         **os.environ,
         "DATABASE_URL": database_url,
@@ -28,6 +28,7 @@ def start_worker(database_url: str, public_url: str, log: Path) -> subprocess.Po
         "WORKER_CONCURRENCY": "4",
         "RETRY_SCHEDULE": "0.2,0.5,1",
         "LOG_LEVEL": "INFO",
+        **extra,
     }
     with log.open("wb") as out:
         return subprocess.Popen(

@@ -1,7 +1,9 @@
 """The GHL Contacts API client (``Version`` header from settings), bound to one location.
 
-Authentication is a token source: a Private Integration token today, OAuth access tokens later.
-Every answer's ``X-RateLimit-*`` headers are reported to ``on_rate_limit``.
+Authentication is a token source (a Private Integration token, or the connection's OAuth access
+token from ``app.integrations.ghl.tokens``). A 401 is retried once with the token ``on_unauthorized``
+returns (a refreshed one), if it returns one. Every answer's ``X-RateLimit-*`` headers are reported
+to ``on_rate_limit``.
 """
 
 from __future__ import annotations
@@ -34,6 +36,10 @@ def _members(body: Any, key: str, model: type[ModelT]) -> list[ModelT]:
     return [model.model_validate(value) for value in values or () if isinstance(value, dict)]
 
 
+# Called with the token GHL answered 401 to; returns a newer token to retry with, or None.
+Unauthorized = Callable[[str], Awaitable[str | None]]
+
+
 def static_token(token: str) -> TokenSource:
     async def source() -> str:
         return token
@@ -52,6 +58,7 @@ class GhlClient(UpstreamClient):
         version: str,
         location_id: str,
         token: TokenSource,
+        on_unauthorized: Unauthorized | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(http, **kwargs)
@@ -59,6 +66,7 @@ class GhlClient(UpstreamClient):
         self._version = version
         self.location_id = location_id
         self._token = token
+        self._on_unauthorized = on_unauthorized
 
     def _rate_limit(self, headers: Mapping[str, str], now: datetime) -> RateLimitSnapshot | None:
         return ghl_rate_limit(headers, now)
@@ -76,15 +84,23 @@ class GhlClient(UpstreamClient):
         return status == 404 or (status == 400 and "not found" in message.lower())
 
     async def _call(self, method: str, path: str, *, idempotent: bool = True, **kwargs: Any) -> Any:
-        headers = {
-            "Authorization": f"Bearer {await self._token()}",
-            "Version": self._version,
-            "Accept": "application/json",
-        }
-        response = await self.send(
-            method, self._base + path, headers=headers, idempotent=idempotent, **kwargs
-        )
+        token = await self._token()
+        try:
+            response = await self._send_as(token, method, path, idempotent, kwargs)
+        except PermanentUpstreamError as exc:
+            if exc.status != 401 or self._on_unauthorized is None:
+                raise
+            fresh = await self._on_unauthorized(token)
+            if fresh is None:
+                raise
+            response = await self._send_as(fresh, method, path, idempotent, kwargs)
         return response.json() if response.content else {}
+
+    async def _send_as(
+        self, token: str, method: str, path: str, idempotent: bool, kwargs: dict[str, Any]
+    ) -> httpx.Response:
+        headers = {"Authorization": f"Bearer {token}", "Version": self._version, "Accept": "application/json"}
+        return await self.send(method, self._base + path, headers=headers, idempotent=idempotent, **kwargs)
 
     @staticmethod
     def _contact(body: Any) -> GhlContact:

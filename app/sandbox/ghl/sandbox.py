@@ -30,6 +30,7 @@ from app.sandbox import keys
 from app.sandbox.config import SandboxConfig
 from app.sandbox.control import control_router
 from app.sandbox.ghl import errors, serialize
+from app.sandbox.ghl.oauth import COMPANY, Grant, OAuthServer, oauth_control_router, oauth_router
 from app.sandbox.ghl.routes import api_router
 from app.sandbox.ghl.schemas import AppointmentSeed
 from app.sandbox.ghl.state import DuplicateContact, GhlStore
@@ -64,6 +65,13 @@ class GhlSandbox(SandboxSide):
             self._on_event,
             allow_duplicates=config.ghl_allow_duplicate_contacts,
         )
+        self.oauth = OAuthServer(
+            config.ghl_client_id,
+            config.ghl_client_secret,
+            config.ghl_access_token_ttl_seconds,
+            config.ghl_code_ttl_seconds,
+            config.monotonic,
+        )
         self.on_error(errors.GhlApiError, lambda request, exc: exc.response())
         self.on_error(
             RecordNotFound, lambda request, exc: errors.not_found(exc.kind, exc.record_id).response()
@@ -72,6 +80,8 @@ class GhlSandbox(SandboxSide):
         self.on_error(StarletteHTTPException, _unrouted)
         self.on_error(RequestValidationError, _invalid_request)
         self.app.include_router(control_router(self))
+        self.app.include_router(oauth_control_router(self))
+        self.app.include_router(oauth_router(self))
         self.app.include_router(self._appointment_router())
         self.app.include_router(ui_router(self))
         self.app.include_router(api_router(self))
@@ -106,21 +116,38 @@ class GhlSandbox(SandboxSide):
 
     def reset_state(self) -> None:
         self.store.clear()
+        self.oauth.clear()
+
+    def is_public_path(self, path: str) -> bool:
+        # The OAuth endpoints check their own credentials (client secret, agency token).
+        return path.startswith("/oauth/")
 
     def state_dump(self) -> dict[str, Any]:
         return self.store.snapshot()
 
     def authenticate(self, headers: Headers) -> Principal | Response:
         scheme, _, token = headers.get("authorization", "").partition(" ")
-        expected = self.config.ghl_token.encode()
-        if scheme.lower() != "bearer" or not hmac.compare_digest(token.strip().encode(), expected):
+        token = token.strip()
+        if scheme.lower() != "bearer":
             return errors.unauthorized("Invalid JWT").response()
+        if hmac.compare_digest(token.encode(), self.config.ghl_token.encode()):
+            location = self.config.ghl_location_id
+        else:
+            # A marketplace-app access token the sandbox issued: live, and for a sub-account.
+            grant = self.oauth.lookup(token)
+            if grant is None:
+                return errors.unauthorized("Invalid JWT").response()
+            if grant.user_type == COMPANY or grant.location_id is None:
+                return errors.unauthorized(
+                    "This authClass type is not allowed to access this scope"
+                ).response()
+            location = grant.location_id
         version = headers.get("version")
         if version is None:
             return errors.unauthorized("version header was not found.").response()
         if version not in self.config.ghl_api_versions:
             return errors.unauthorized("version header is invalid").response()
-        return Principal(key=self.config.ghl_location_id)
+        return Principal(key=location)
 
     def default_principal_key(self) -> str:
         return self.config.ghl_location_id
@@ -162,6 +189,21 @@ class GhlSandbox(SandboxSide):
             at=now,
             signer=self._signer(),
             policy=self._retry,
+        )
+
+    def send_app_event(self, kind: str, grant: Grant) -> None:
+        """GHL's app ``INSTALL`` / ``UNINSTALL`` webhook for a location or (no location) an agency."""
+        payload: dict[str, Any] = {
+            "type": kind,
+            "appId": self.config.ghl_client_id,
+            "companyId": grant.company_id,
+        }
+        if grant.location_id is not None:
+            payload["locationId"] = grant.location_id
+        if kind == "INSTALL":
+            payload["userId"] = grant.user_id
+        self._on_event(
+            kind, f"app:{grant.location_id or grant.company_id}", self.config.ghl_client_id, payload
         )
 
     def _signer(self) -> Signer:

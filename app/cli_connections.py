@@ -1,0 +1,219 @@
+"""``rankr-ghl-sync connections ...``: list, add, disable, remove connections; re-encrypt stored tokens."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Annotated, Any, TypeVar
+from urllib.parse import urlencode
+
+import typer
+from sqlalchemy import delete, select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from app.config import Settings
+
+T = TypeVar("T")
+
+connections_cli = typer.Typer(
+    help="List, add, disable and remove connections (one Rankr account <-> one GHL location).",
+    no_args_is_help=True,
+)
+
+
+def _settings() -> Settings:
+    from app.cli import load_settings
+
+    return load_settings()
+
+
+def _run(work: Callable[[Settings, async_sessionmaker[AsyncSession]], Awaitable[T]]) -> T:
+    from app.db import create_engine, session_factory
+
+    settings = _settings()
+
+    async def main() -> T:
+        engine = create_engine(settings.database_url)
+        try:
+            return await work(settings, session_factory(engine))
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(main())
+
+
+def _fail(message: str) -> typer.Exit:
+    typer.echo(f"error: {message}", err=True)
+    return typer.Exit(1)
+
+
+@connections_cli.command("list")
+def list_connections() -> None:
+    """Every connection with its state and GHL credential (kind, state, expiry; never the token)."""
+    from app.connections import credentials
+    from app.connections import repository as connections
+    from app.health import token_state
+    from app.kit.clock import utcnow
+
+    async def work(settings: Settings, sessions: async_sessionmaker[AsyncSession]) -> list[str]:
+        async with sessions() as session:
+            rows = await connections.all_connections(session)
+            creds = {c.connection_id: c for c in await credentials.all_credentials(session)}
+        now = utcnow()
+        lines = []
+        for row in rows:
+            cred = creds.get(row.id)
+            token: dict[str, Any] = (
+                token_state(cred, now, settings.ghl_token_refresh_margin_seconds)
+                if cred is not None
+                else {"kind": "private (settings)", "state": "ok", "expiresAt": None}
+            )
+            lines.append(
+                f"{row.id:>4}  {row.status:<8}  rankr {row.rankr_account_id}  ghl {row.ghl_location_id}  "
+                f"token {token['kind']}/{token['state']}"
+                + (f" until {token['expiresAt']}" if token["expiresAt"] else "")
+            )
+        return lines
+
+    lines = _run(work)
+    typer.echo("\n".join(lines) if lines else "no connections")
+
+
+@connections_cli.command("add")
+def add(
+    ghl_location: Annotated[str, typer.Option("--ghl-location", help="GHL location (sub-account) id")],
+    rankr_account: Annotated[str, typer.Option("--rankr-account", help="Rankr account id")],
+    ghl_token: Annotated[
+        str | None,
+        typer.Option(
+            "--ghl-token",
+            envvar="GHL_CONNECTION_TOKEN",
+            help="a Private Integration token of the location (or set GHL_CONNECTION_TOKEN)",
+        ),
+    ] = None,
+    company: Annotated[
+        str | None, typer.Option("--company", help="agency (company) id whose installed app mints the token")
+    ] = None,
+) -> None:
+    """Link a Rankr account to a GHL location.
+
+    With --ghl-token: a Private Integration token, stored encrypted. With --company (or when the
+    location's agency installed the app): a location token is minted from the agency's token.
+    Otherwise the install URL is printed: open it to install the app on the location (OAuth).
+    """
+    from app.connections import credentials
+    from app.connections.models import CredentialKind
+    from app.integrations.ghl.install import activate, connect_agency_location
+    from app.integrations.registry import UpstreamRegistry
+    from app.kit.clock import utcnow
+
+    async def work(settings: Settings, sessions: async_sessionmaker[AsyncSession]) -> str:
+        registry = UpstreamRegistry(settings, utcnow, sessions, holder="cli")
+        tokens = registry.tokens
+        if tokens is None:  # pragma: no cover - built with sessions, so never
+            raise ValueError("no token store")
+        try:
+            now = utcnow()
+            if ghl_token:
+                from app.db import unit_of_work
+
+                async with unit_of_work(sessions) as session:
+                    connection = await activate(session, rankr_account, ghl_location, now)
+                    await credentials.put(
+                        session,
+                        tokens.cipher,
+                        kind=CredentialKind.PRIVATE,
+                        connection_id=connection.id,
+                        access_token=ghl_token.strip(),
+                        now=now,
+                    )
+                return f"connection {connection.id}: Rankr {rankr_account} <-> GHL {ghl_location} (private)"
+            async with sessions() as session:
+                if company:
+                    agency = await credentials.agency(session, company)
+                else:
+                    found = await credentials.all_credentials(session)
+                    agencies = [c for c in found if c.kind == CredentialKind.AGENCY]
+                    agency = agencies[0] if len(agencies) == 1 else None
+            if agency is not None and agency.company_id:
+                agency_token = await tokens.agency_token(agency.company_id)
+                connection_id = await connect_agency_location(
+                    sessions,
+                    registry.ghl_oauth(),
+                    agency_token,
+                    tokens.cipher,
+                    company_id=agency.company_id,
+                    location_id=ghl_location,
+                    rankr_account_id=rankr_account,
+                    now=now,
+                )
+                return (
+                    f"connection {connection_id}: Rankr {rankr_account} <-> GHL {ghl_location} "
+                    f"(location token minted from agency {agency.company_id})"
+                )
+            query = urlencode({"rankrAccountId": rankr_account})
+            url = f"{settings.public_url.rstrip('/')}/oauth/ghl/install?{query}"
+            return f"open this URL to install the app on the location (OAuth):\n{url}"
+        finally:
+            await registry.aclose()
+
+    try:
+        typer.echo(_run(work))
+    except ValueError as exc:
+        raise _fail(str(exc)) from exc
+
+
+def _set_status(connection_id: int, remove: bool) -> None:
+    from app.connections.models import Connection, ConnectionStatus
+    from app.db import unit_of_work
+    from app.kit.clock import utcnow
+
+    async def work(settings: Settings, sessions: async_sessionmaker[AsyncSession]) -> bool:
+        async with unit_of_work(sessions) as session:
+            row = (await session.execute(select(Connection).where(Connection.id == connection_id))).scalar()
+            if row is None:
+                return False
+            if remove:
+                await session.execute(delete(Connection).where(Connection.id == connection_id))
+            else:
+                row.status = ConnectionStatus.DISABLED
+                row.updated_at = utcnow()
+        return True
+
+    if not _run(work):
+        raise _fail(f"no connection {connection_id}")
+    typer.echo(f"connection {connection_id} {'removed' if remove else 'disabled'}")
+
+
+@connections_cli.command("disable")
+def disable(connection_id: Annotated[int, typer.Argument(help="connection id (see 'list')")]) -> None:
+    """Stop syncing a connection; its events are kept and reported on /status, never applied."""
+    _set_status(connection_id, remove=False)
+
+
+@connections_cli.command("remove")
+def remove(connection_id: Annotated[int, typer.Argument(help="connection id (see 'list')")]) -> None:
+    """Delete a connection with its credentials, links and budgets (its events stay, as unrouted)."""
+    _set_status(connection_id, remove=True)
+
+
+@connections_cli.command("rekey")
+def rekey() -> None:
+    """Re-encrypt every stored token with the newest TOKEN_ENCRYPTION_KEY (the first one listed)."""
+    from app.connections import credentials
+    from app.connections.models import GhlCredential
+    from app.db import unit_of_work
+    from app.kit.crypto import TokenCipher
+
+    async def work(settings: Settings, sessions: async_sessionmaker[AsyncSession]) -> tuple[int, int]:
+        cipher = TokenCipher(settings.encryption_keys())
+        async with unit_of_work(sessions) as session:
+            rows = (await session.execute(select(GhlCredential))).scalars().all()
+            changed = sum(1 for row in rows if credentials.rekey(row, cipher))
+        return changed, len(rows)
+
+    try:
+        changed, total = _run(work)
+    except ValueError as exc:
+        raise _fail(str(exc)) from exc
+    typer.echo(f"re-encrypted {changed} of {total} stored credentials")

@@ -1,0 +1,305 @@
+"""The GHL marketplace install flow, and what the app ``INSTALL`` / ``UNINSTALL`` webhooks change.
+
+``GET /oauth/ghl/install?rankrAccountId=acct_1`` redirects the admin to GHL's location chooser with
+the app's client id, the redirect URI, the scopes below and a ``state`` that is encrypted, signed and
+expires after ``STATE_TTL_SECONDS`` (it carries the Rankr account the location will be linked to).
+``GET /oauth/ghl/callback`` checks ``state``, exchanges the code at ``/oauth/token``, stores the tokens
+(encrypted) and creates (or re-activates) the connection. A tampered or expired ``state``, an
+``error`` from GHL or a failed exchange answers a plain HTML page and creates nothing.
+
+Agency installs (``userType: Company``) store the agency's tokens; when the agency approved exactly
+one location, a location token is minted at once (``/oauth/locationToken``); otherwise each location
+is connected with ``rankr-ghl-sync connections add --ghl-location X --rankr-account Y``, which mints it.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import logging
+import secrets
+from dataclasses import dataclass, replace
+from datetime import datetime
+from typing import Annotated, Any
+from urllib.parse import urlencode
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import HTMLResponse, RedirectResponse
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from app.config import Settings
+from app.connections import credentials
+from app.connections import repository as connections
+from app.connections.models import Connection, ConnectionStatus, CredentialKind, GhlCredential
+from app.db import unit_of_work
+from app.errors import ProblemError, UpstreamError
+from app.integrations.ghl.oauth import GhlOAuthClient, TokenAnswer
+from app.integrations.ghl.tokens import expiry
+from app.kit.crypto import TokenCipher, UnreadableSecret
+
+log = logging.getLogger(__name__)
+
+router = APIRouter(tags=["install"])
+
+# Least privilege, from the endpoints the service calls (README "Scopes"):
+#   contacts.readonly          GET /contacts/{id}, GET /contacts/search/duplicate, tasks and notes reads,
+#                              GET /contacts/{id}/appointments, and the Contact*/Task*/Note* webhooks
+#   contacts.write             POST /contacts/upsert, PUT/DELETE /contacts/{id}, POST /contacts/{id}/tags,
+#                              task and note writes under /contacts/{id}/
+#   locations/tasks.readonly   POST /locations/{id}/tasks/search (a TaskCreate without contactId)
+#   oauth.write                POST /oauth/locationToken (agency installs only)
+SCOPES = ("contacts.readonly", "contacts.write", "locations/tasks.readonly", "oauth.write")
+STATE_TTL_SECONDS = 600
+
+
+def install_url(settings: Settings, cipher: TokenCipher, rankr_account_id: str) -> str:
+    client = settings.ghl_oauth_client
+    if client is None:
+        raise ValueError("GHL_CLIENT_ID / GHL_CLIENT_SECRET are not configured")
+    state = cipher.encrypt(json.dumps({"rankrAccountId": rankr_account_id, "nonce": secrets.token_hex(8)}))
+    query = {
+        "response_type": "code",
+        "redirect_uri": settings.ghl_oauth_redirect_uri,
+        "client_id": client[0],
+        "scope": " ".join(SCOPES),
+        "state": state,
+    }
+    return f"{settings.ghl_chooser_url}?{urlencode(query)}"
+
+
+def read_state(cipher: TokenCipher, state: str) -> str:
+    """The Rankr account a valid, unexpired ``state`` carries; ValueError otherwise."""
+    try:
+        data = json.loads(cipher.decrypt(state, ttl=STATE_TTL_SECONDS))
+    except (UnreadableSecret, ValueError) as exc:
+        raise ValueError("the install link is invalid or expired; start the install again") from exc
+    account = data.get("rankrAccountId") if isinstance(data, dict) else None
+    if not isinstance(account, str) or not account:
+        raise ValueError("the install link names no Rankr account")
+    return account
+
+
+@dataclass(frozen=True, slots=True)
+class Installed:
+    connection_id: int | None
+    location_id: str | None
+    company_id: str | None
+    pending_locations: tuple[str, ...] = ()
+
+
+async def activate(
+    session: AsyncSession, rankr_account_id: str, location_id: str, now: datetime
+) -> Connection:
+    """The connection of this pair, created or re-enabled (ValueError if either side is taken)."""
+    connection = await connections.ensure(session, rankr_account_id, location_id, now)
+    if connection.status != ConnectionStatus.ACTIVE:
+        connection.status = ConnectionStatus.ACTIVE
+        connection.updated_at = now
+    return connection
+
+
+async def store_answer(
+    session: AsyncSession,
+    cipher: TokenCipher,
+    answer: TokenAnswer,
+    kind: CredentialKind,
+    now: datetime,
+    connection_id: int | None = None,
+) -> None:
+    """Store the tokens of a token answer as the credentials of a connection (or of the agency)."""
+    await credentials.put(
+        session,
+        cipher,
+        kind=kind,
+        connection_id=connection_id,
+        company_id=answer.company_id,
+        access_token=answer.access_token,
+        refresh_token=answer.refresh_token,
+        expires_at=expiry(now, answer),
+        scope=answer.scope,
+        now=now,
+    )
+
+
+async def connect_agency_location(
+    sessions: async_sessionmaker[AsyncSession],
+    oauth: GhlOAuthClient,
+    agency_token: str,
+    cipher: TokenCipher,
+    *,
+    company_id: str,
+    location_id: str,
+    rankr_account_id: str,
+    now: datetime,
+) -> int:
+    """Mint a location token from the agency's and store it with a new (or re-enabled) connection."""
+    answer = await oauth.location_token(agency_token, company_id, location_id)
+    async with unit_of_work(sessions) as session:
+        connection = await activate(session, rankr_account_id, location_id, now)
+        answer = replace(answer, company_id=company_id, refresh_token=None)
+        await store_answer(session, cipher, answer, CredentialKind.AGENCY_LOCATION, now, connection.id)
+        return connection.id
+
+
+async def complete_install(
+    sessions: async_sessionmaker[AsyncSession],
+    oauth: GhlOAuthClient,
+    cipher: TokenCipher,
+    answer: TokenAnswer,
+    rankr_account_id: str,
+    now: datetime,
+) -> Installed:
+    if answer.user_type != "Company" and answer.location_id:
+        async with unit_of_work(sessions) as session:
+            connection = await activate(session, rankr_account_id, answer.location_id, now)
+            await store_answer(session, cipher, answer, CredentialKind.OAUTH, now, connection.id)
+            return Installed(connection.id, answer.location_id, answer.company_id)
+    if not answer.company_id:
+        raise ValueError("GHL's answer names neither a location nor a company")
+    async with unit_of_work(sessions) as session:
+        await store_answer(session, cipher, answer, CredentialKind.AGENCY, now)
+    if len(answer.approved_locations) != 1:
+        return Installed(None, None, answer.company_id, answer.approved_locations)
+    [location] = answer.approved_locations
+    connection_id = await connect_agency_location(
+        sessions,
+        oauth,
+        answer.access_token,
+        cipher,
+        company_id=answer.company_id,
+        location_id=location,
+        rankr_account_id=rankr_account_id,
+        now=now,
+    )
+    return Installed(connection_id, location, answer.company_id)
+
+
+# -- app INSTALL / UNINSTALL webhooks ----------------------------------------------------------------
+
+
+async def apply_app_event(
+    sessions: async_sessionmaker[AsyncSession], kind: str, payload: dict[str, Any], now: datetime
+) -> str:
+    """Apply an app install or uninstall to the connections; returns what was done (the event's note)."""
+    location = payload.get("locationId") if isinstance(payload.get("locationId"), str) else None
+    company = payload.get("companyId") if isinstance(payload.get("companyId"), str) else None
+    install = kind in {"INSTALL", "AppInstall"}
+    async with unit_of_work(sessions) as session:
+        if location:
+            rows = list(
+                (
+                    await session.execute(select(Connection).where(Connection.ghl_location_id == location))
+                ).scalars()
+            )
+        elif company:
+            agency_rows = select(GhlCredential.connection_id).where(GhlCredential.company_id == company)
+            rows = list(
+                (await session.execute(select(Connection).where(Connection.id.in_(agency_rows)))).scalars()
+            )
+        else:
+            return "no locationId or companyId"
+        if not rows:
+            where = f"location {location}" if location else f"company {company}"
+            if install:
+                return (
+                    f"no connection for {where} yet: it is created by the install callback "
+                    "(/oauth/ghl/install?rankrAccountId=...) or 'rankr-ghl-sync connections add'"
+                )
+            return f"no connection for {where}"
+        status = ConnectionStatus.ACTIVE if install else ConnectionStatus.DISABLED
+        ids = [row.id for row in rows]
+        await session.execute(
+            update(Connection).where(Connection.id.in_(ids)).values(status=status, updated_at=now)
+        )
+    log.info("connections.app_event", extra={"type": kind, "connections": ids, "status": str(status)})
+    return f"connection(s) {', '.join(map(str, ids))} {status}"
+
+
+# -- routes ------------------------------------------------------------------------------------------
+
+
+def page(title: str, message: str, status: int = 200, *, items: list[str] | None = None) -> HTMLResponse:
+    rows = "".join(f"<li>{html.escape(item)}</li>" for item in items or [])
+    return HTMLResponse(
+        f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
+        "<style>body{font-family:sans-serif;margin:2em;max-width:50em}</style></head>"
+        f"<body><h1>{html.escape(title)}</h1><p>{html.escape(message)}</p>"
+        f"{f'<ul>{rows}</ul>' if rows else ''}</body></html>",
+        status_code=status,
+    )
+
+
+@router.get("/oauth/ghl/install", summary="Start the GHL marketplace install (redirects to GHL)")
+async def start_install(
+    request: Request, rankr_account_id: Annotated[str | None, Query(alias="rankrAccountId")] = None
+) -> RedirectResponse:
+    settings: Settings = request.app.state.settings
+    account = (rankr_account_id or settings.rankr_account_id or "").strip()
+    if not account and settings.sandbox_mode:
+        from app.sandbox import keys
+
+        account = keys.RANKR_ACCOUNT_ID
+    if not account:
+        raise ProblemError(400, "Bad Request", "rankrAccountId is required: the Rankr account to link")
+    if len(account) > 255:
+        raise ProblemError(400, "Bad Request", "rankrAccountId is too long")
+    try:
+        url = install_url(settings, request.app.state.registry.tokens.cipher, account)
+    except ValueError as exc:
+        raise ProblemError(503, "Service Unavailable", str(exc)) from exc
+    return RedirectResponse(url, status_code=302)
+
+
+@router.get(
+    "/oauth/ghl/callback",
+    summary="Where GHL sends the admin back after the install",
+    response_class=HTMLResponse,
+)
+async def install_callback(
+    request: Request,
+    code: str | None = None,
+    state: str | None = None,
+    error: str | None = None,
+    error_description: str | None = None,
+) -> HTMLResponse:
+    registry = request.app.state.registry
+    cipher: TokenCipher = registry.tokens.cipher
+    if error:
+        log.warning("install.refused_by_ghl", extra={"error": error[:100]})
+        detail = f"GHL answered: {error}" + (f" ({error_description})" if error_description else "")
+        return page("The app was not installed", detail[:500], 400)
+    try:
+        rankr_account = read_state(cipher, state or "")
+    except ValueError as exc:
+        log.warning("install.bad_state")
+        return page("The app was not installed", str(exc), 400)
+    if not code:
+        return page("The app was not installed", "GHL sent no authorization code.", 400)
+    oauth = registry.ghl_oauth()
+    try:
+        answer = await oauth.exchange_code(code)
+    except UpstreamError as exc:
+        log.warning("install.exchange_failed", extra={"status": exc.status})
+        return page("The app was not installed", f"GHL refused the authorization code ({exc.message}).", 502)
+    try:
+        done = await complete_install(
+            request.app.state.sessions, oauth, cipher, answer, rankr_account, request.app.state.clock()
+        )
+    except ValueError as exc:
+        return page("The app was not installed", str(exc), 409)
+    except UpstreamError as exc:
+        return page("The app was not installed", f"GHL refused the location token ({exc.message}).", 502)
+    log.info("install.completed", extra={"connection": done.connection_id, "location": done.location_id})
+    if done.connection_id is not None:
+        return page(
+            "Connected",
+            f"GHL location {done.location_id} is now synced with Rankr account {rankr_account} "
+            f"(connection {done.connection_id}).",
+        )
+    return page(
+        "Agency connected",
+        f"The app is installed for agency {done.company_id}. Link each location to its Rankr account with "
+        "'rankr-ghl-sync connections add --ghl-location LOCATION --rankr-account ACCOUNT':",
+        items=list(done.pending_locations),
+    )
