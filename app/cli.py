@@ -12,6 +12,7 @@ import typer
 import uvicorn
 from pydantic import ValidationError
 
+from app.cli_automation import config_cli, rules_cli
 from app.cli_connections import connections_cli
 from app.config import Settings
 
@@ -24,6 +25,8 @@ cli = typer.Typer(
 
 
 cli.add_typer(connections_cli, name="connections")
+cli.add_typer(config_cli, name="config")
+cli.add_typer(rules_cli, name="rules")
 
 
 def load_settings(**overrides: Any) -> Settings:

@@ -120,7 +120,8 @@ def render(text: str, contact: Mapping[str, Any]) -> str:
             return ", ".join(str(item) for item in found)
         return "" if found is None else str(found)
 
-    return PLACEHOLDER.sub(value, text).strip()
+    # A placeholder with no value leaves no gap ("Call  within 24h" -> "Call within 24h").
+    return re.sub(r"[ \t]{2,}", " ", PLACEHOLDER.sub(value, text)).strip()
 
 
 def due_at(template: TaskTemplate, now: datetime) -> datetime:

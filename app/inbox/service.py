@@ -54,12 +54,17 @@ def ordering_key(source: Source, account: str, kind: str, record_id: str) -> str
     return f"{source.value}:{account}:{kind}:{record_id}"
 
 
+def enqueue_in(session: AsyncSession, event: IncomingEvent, now: datetime) -> None:
+    """Queue an event the service makes itself, within the caller's transaction."""
+    session.add(WebhookEvent(**_row(event, now)))
+
+
 async def enqueue(sessions: async_sessionmaker[AsyncSession], event: IncomingEvent, now: datetime) -> bool:
     """Queue an event the service makes itself (as its source would send it) unless one with its id is
     already stored; True when it was new. Such ids are chosen so that a repeat is the same request."""
     try:
         async with unit_of_work(sessions) as session:
-            session.add(WebhookEvent(**_row(event, now)))
+            enqueue_in(session, event, now)
     except IntegrityError:
         return False
     return True

@@ -163,6 +163,9 @@ class Handler:
     """Base of the record handlers: leases, audited upstream writes and the final commit."""
 
     kind: str  # the record kind the handler syncs (``contact``, ...)
+    # Called in the transaction that settles an event which wrote something (the automations queue
+    # their run there): (session, job, settlement, kind).
+    on_settled: Callable[[AsyncSession, Job, Settlement, str], Awaitable[None]] | None = None
 
     def __init__(self, sessions: async_sessionmaker[AsyncSession], *, clock: Clock, lease: timedelta) -> None:
         self._sessions = sessions
@@ -417,6 +420,10 @@ class Handler:
                 await session.execute(
                     update(Connection).where(Connection.id == connection.id).values(**marks)
                 )
+            if self.on_settled is not None and any(
+                audit.get("result", "ok") == "ok" for audit in result.audits
+            ):
+                await self.on_settled(session, job, result, self.kind)
             if not await inbox.finish(session, job.event_id, job.worker, EventStatus.DONE, now, result.note):
                 # Our claim on the event expired and another worker took it: let that one decide.
                 raise LeaseLost()

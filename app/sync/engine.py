@@ -7,6 +7,9 @@ from datetime import timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from app.automation.enrich import Enricher
+from app.automation.runner import EVENT_TYPE as AUTOMATION_EVENT
+from app.automation.runner import AutomationRunner
 from app.config import Settings
 from app.connections import repository as connections
 from app.connections.models import Connection, ConnectionStatus
@@ -88,6 +91,18 @@ class SyncEngine:
             ),
             **dict.fromkeys(NOTE_TYPES, NoteSync(sessions, clock=clock, lease=lease, maps=maps)),
         }
+        self.automation: AutomationRunner | None = None
+        if config.rules or config.enrichment.local or config.enrichment.http is not None:
+            self.automation = AutomationRunner(
+                sessions,
+                clock=clock,
+                lease=lease,
+                config=config,
+                maps=maps,
+                enricher=Enricher.from_config(config.enrichment, clock),
+            )
+            for handler in (self.contacts, *self.children.values()):
+                handler.on_settled = self.automation.enqueue
         self.task_poll = TaskPoll(
             sessions, upstreams, maps=maps, clock=clock, contacts_per_round=settings.task_poll_contacts
         )
@@ -106,6 +121,12 @@ class SyncEngine:
             raise UnroutableEvent(f"{state} connection for {job.source.value} account {job.account_key}")
         if job.type in CONTACT_TYPES:
             await self.contacts.handle(job, connection, self._upstreams(connection))
+            return
+        if job.type == AUTOMATION_EVENT:
+            if self.automation is None:
+                await self._skip(job, "no rules or enrichment are configured any more")
+                return
+            await self.automation.handle(job, connection, self._upstreams(connection))
             return
         child = self.children.get(job.type)
         if child is not None:

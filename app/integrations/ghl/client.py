@@ -241,3 +241,12 @@ class GhlClient(UpstreamClient):
         body = await self._call("GET", f"/contacts/{contact_id}/appointments")
         events = body.get("events") if isinstance(body, dict) else None
         return [event for event in events or () if isinstance(event, dict)]
+
+    # --- the location ------------------------------------------------------------------------------
+
+    async def list_custom_fields(self) -> list[dict[str, Any]]:
+        """The location's contact custom fields (id, name, fieldKey, dataType), as GHL lists them."""
+        path = f"/locations/{self.location_id}/customFields"
+        body = await self._call("GET", path, params={"model": "contact"})
+        fields = body.get("customFields") if isinstance(body, dict) else None
+        return [field for field in fields or () if isinstance(field, dict)]

@@ -216,6 +216,11 @@ def api_router(side: GhlSandbox) -> APIRouter:
         )
         return {"task": serialize.task_json(task)}
 
+    @router.get("/locations/{locationId}/customFields")
+    async def list_custom_fields(locationId: str, request: Request) -> dict[str, Any]:  # noqa: N803
+        check_location(request, locationId)
+        return {"customFields": store.list_custom_fields()}
+
     @router.post("/locations/{locationId}/tasks/search")
     async def search_tasks(locationId: str, request: Request) -> dict[str, Any]:  # noqa: N803
         check_location(request, locationId)

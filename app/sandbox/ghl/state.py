@@ -393,6 +393,24 @@ class GhlStore(ContactStore[GhlContact]):
 
     # -- internals ----------------------------------------------------------------------------------
 
+    def list_custom_fields(self) -> list[dict[str, Any]]:
+        """The location's contact custom fields (CustomFieldSchema): those written by key, with the
+        key as their name, and those only ever written by id."""
+        with self._lock:
+            named = {field_id: key for key, field_id in self._custom_field_ids.items()}
+            used = {field_id for contact in self.contacts.values() for field_id in contact.custom_fields}
+            return [
+                {
+                    "id": field_id,
+                    "name": named.get(field_id, field_id),
+                    "fieldKey": f"contact.{named.get(field_id, field_id)}",
+                    "dataType": "TEXT",
+                    "model": "contact",
+                    "locationId": self.location_id,
+                }
+                for field_id in sorted(named.keys() | used)
+            ]
+
     def _custom_field_id(self, field_id: str | None, key: str | None) -> str:
         if field_id:
             return field_id

@@ -1,0 +1,108 @@
+"""``rankr-ghl-sync config ...`` and ``rules ...``: check the configuration file, list GHL custom
+fields to fill its map, and show what the rules would do for an event (writing nothing)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+config_cli = typer.Typer(
+    help="Check the sync configuration file; list GHL custom fields.", no_args_is_help=True
+)
+rules_cli = typer.Typer(help="Try the rules of the configuration file on an event.", no_args_is_help=True)
+
+ConfigPath = Annotated[Path, typer.Argument(help="the YAML configuration file", exists=False, dir_okay=False)]
+
+
+@config_cli.command("check")
+def check(path: ConfigPath) -> None:
+    """Validate FILE; every problem is printed with its line and field (exit 1 when there is one)."""
+    from app.automation.config import ConfigError, load
+
+    try:
+        config = load(path)
+    except ConfigError as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(1) from exc
+    typer.echo(
+        f"{path}: valid ({len(config.rules)} rules, {len(config.task_templates)} task templates, "
+        f"{len(config.mapping.custom_fields)} custom fields, {len(config.mapping.users)} users mapped)"
+    )
+
+
+@config_cli.command("custom-fields")
+def custom_fields(
+    connection_id: Annotated[
+        int | None, typer.Option("--connection", help="connection id (default: the first)")
+    ] = None,
+) -> None:
+    """List the GHL location's contact custom fields, as 'key: id' lines for mapping.customFields."""
+    from app.cli import load_settings
+
+    settings = load_settings()
+    fields = asyncio.run(_custom_fields(settings, connection_id))
+    for field in fields:
+        key = str(field.get("fieldKey") or field.get("name") or field["id"]).removeprefix("contact.")
+        typer.echo(f"{key}: {field['id']}    # {field.get('name', '')} ({field.get('dataType', '?')})")
+
+
+async def _custom_fields(settings: Any, connection_id: int | None) -> list[dict[str, Any]]:
+    from app.connections import repository as connections
+    from app.db import create_engine, session_factory
+    from app.integrations.registry import UpstreamRegistry
+    from app.kit.clock import utcnow
+
+    engine = create_engine(settings.database_url)
+    registry = UpstreamRegistry(settings, utcnow)
+    try:
+        async with session_factory(engine)() as session:
+            found = await connections.all_connections(session)
+        chosen = [c for c in found if connection_id is None or c.id == connection_id]
+        if not chosen:
+            typer.echo("no such connection", err=True)
+            raise typer.Exit(1)
+        return await registry.for_connection(chosen[0]).ghl.list_custom_fields()
+    finally:
+        await registry.aclose()
+        await engine.dispose()
+
+
+@rules_cli.command("test")
+def try_rules(
+    event_file: Annotated[Path, typer.Argument(help="a webhook body of Rankr or GHL (JSON)")],
+    config_file: Annotated[
+        Path | None, typer.Option("--config", help="the configuration file (default: CONFIG_FILE)")
+    ] = None,
+) -> None:
+    """Show what the rules would do for the event in EVENT_FILE; nothing is written anywhere."""
+    from app.automation.config import ConfigError, load
+    from app.automation.runner import dry_run
+    from app.cli import load_settings
+    from app.kit.clock import utcnow
+    from app.sync.mapping import FieldMaps
+
+    settings = load_settings()
+    try:
+        config = load(config_file) if config_file is not None else settings.sync_config
+    except ConfigError as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(1) from exc
+    try:
+        event = json.loads(event_file.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        typer.echo(f"{event_file}: not a readable JSON file: {exc}", err=True)
+        raise typer.Exit(1) from exc
+    if not isinstance(event, dict):
+        typer.echo(f"{event_file}: the event must be a JSON object", err=True)
+        raise typer.Exit(1)
+    maps = FieldMaps(
+        custom_fields={**settings.custom_fields, **config.mapping.custom_fields},
+        users={**settings.users, **config.mapping.users},
+        ownership=config.mapping.fields,
+    )
+    result = asyncio.run(dry_run(config, event, maps, utcnow()))
+    typer.echo(json.dumps(result, indent=2))
