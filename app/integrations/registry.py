@@ -17,6 +17,7 @@ from app.integrations.ghl.client import GhlClient, static_token
 from app.integrations.rankr.client import RankrClient
 from app.kit.clock import Clock
 from app.kit.http import RateLimitSnapshot, build_http_client
+from app.ops import metrics
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +56,7 @@ class UpstreamRegistry:
         def observe(upstream: str) -> Callable[[RateLimitSnapshot], None]:
             def record(snapshot: RateLimitSnapshot) -> None:
                 self.budgets[(connection.id, upstream)] = snapshot
+                metrics.budget_seen(upstream, connection.id, snapshot.remaining)
 
             return record
 

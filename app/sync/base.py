@@ -59,6 +59,7 @@ class Job:
     account_key: str
     payload: dict[str, Any]
     worker: str
+    ref: str | None = None  # the event's id as its source named it (webhook-id, webhookId)
 
     @property
     def holder(self) -> str:
@@ -133,6 +134,8 @@ class Handler:
                     at=self._clock(),
                     connection_id=connection.id,
                     event_id=job.event_id,
+                    event_type=job.type,
+                    event_ref=job.ref,
                     link_id=link.id if link else None,
                     kind=self.kind,
                     rankr_id=link.rankr_id if link else None,
@@ -159,6 +162,8 @@ class Handler:
                     at=now,
                     connection_id=connection.id,
                     event_id=job.event_id,
+                    event_type=job.type,
+                    event_ref=job.ref,
                     **{"result": "ok", **audit},
                 )
             marks: dict[str, datetime] = {}

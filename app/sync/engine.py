@@ -16,6 +16,7 @@ from app.inbox import repository as inbox
 from app.inbox.models import EventStatus
 from app.integrations.registry import Upstreams
 from app.kit.clock import Clock
+from app.kit.logs import bind_log_context
 from app.sync.base import Job, LeaseLost
 from app.sync.contacts import ContactSync
 from app.sync.mapping import FieldMaps
@@ -63,6 +64,7 @@ class SyncEngine:
         if connection is None or connection.status != ConnectionStatus.ACTIVE:
             state = "disabled" if connection is not None else "no"
             raise UnroutableEvent(f"{state} connection for {job.source.value} account {job.account_key}")
+        bind_log_context(connection=connection.id)
         if job.type in CONTACT_TYPES:
             await self.contacts.handle(job, connection, self._upstreams(connection))
             return

@@ -19,6 +19,7 @@ from app.inbox.service import IncomingEvent, ordering_key
 from app.integrations.ghl.schemas import GhlWebhook
 from app.kit.clock import parse_instant
 from app.kit.signatures import SignatureError, check_timestamp
+from app.ops import metrics
 
 router = APIRouter(tags=["webhooks"])
 
@@ -89,6 +90,7 @@ async def receive_ghl_webhook(
     except SignatureError as exc:
         raise ProblemError(401, "Unauthorized", str(exc)) from exc
     if hook.type not in CONTACT_EVENTS | CHILD_EVENTS | APPOINTMENT_EVENTS | APP_EVENTS:
+        metrics.webhook_received(Source.GHL, "other", "ignored")
         return JSONResponse({"status": "ignored", "eventId": hook.webhook_id}, status_code=200)
     account, order = _keys(hook)
     event = IncomingEvent(
