@@ -1,4 +1,4 @@
-"""The ``rankr-ghl-sync`` command: serve, worker, migrate, sandbox, status."""
+"""The ``rankr-ghl-sync`` command: serve, worker, migrate, sandbox, status, history."""
 
 from __future__ import annotations
 
@@ -101,6 +101,11 @@ async def _run_worker(settings: Settings) -> None:
     from app.sync.engine import SyncEngine
     from app.worker import Worker
 
+    if settings.metrics_port:
+        from prometheus_client import start_http_server
+
+        # This process's counters (events processed, upstream requests); the backlog is on the API's.
+        start_http_server(settings.metrics_port)
     engine = create_engine(settings.database_url)
     sessions = session_factory(engine)
     registry = UpstreamRegistry(settings, utcnow)
@@ -180,6 +185,50 @@ def status(
     unrouted = facts["unrouted"]
     if unrouted["accounts"]:
         typer.echo(f"\nevents for {unrouted['accounts']} unknown account(s): {unrouted['events']}")
+
+
+@cli.command()
+def history(
+    contact_id: Annotated[str, typer.Argument(help="a Rankr or a GHL contact id")],
+    as_json: Annotated[bool, typer.Option("--json", help="print the JSON document")] = False,
+) -> None:
+    """Every change the service made for a contact, in both systems (values masked)."""
+    settings = load_settings()
+    found = asyncio.run(_history(settings, contact_id))
+    if found is None:
+        typer.echo(f"no audit entries for contact {contact_id}", err=True)
+        raise typer.Exit(1)
+    if as_json:
+        typer.echo(json.dumps(found, indent=2))
+        return
+    typer.echo(f"contact {' = '.join(found['ids'])}: {len(found['entries'])} change(s), oldest first")
+    for entry in found["entries"]:
+        event = entry["event"]
+        trigger = f"{event['type'] or '?'} {event['ref'] or event['id'] or ''}".strip()
+        ids = f"rankr {entry['rankrId'] or '-'} / ghl {entry['ghlId'] or '-'}"
+        typer.echo(f"\n{entry['at']}  {entry['direction']} {entry['action']} [{entry['result']}]  {ids}")
+        typer.echo(f"  event    {trigger}")
+        for name, change in entry["changes"].items():
+            if isinstance(change, dict) and "to" in change:
+                typer.echo(f"  {name:<12} {change.get('from')!r} -> {change.get('to')!r}")
+            else:
+                typer.echo(f"  {name:<12} {change!r}")
+        if entry["detail"]:
+            typer.echo(f"  detail   {entry['detail']}")
+    if found["truncated"]:
+        typer.echo("\n(older entries left out; use --json with the admin API for the newest only)")
+
+
+async def _history(settings: Settings, contact_id: str) -> dict[str, Any] | None:
+    from app.db import create_engine, session_factory
+    from app.ops import audit
+
+    engine = create_engine(settings.database_url)
+    try:
+        async with session_factory(engine)() as session:
+            return await audit.history(session, contact_id)
+    finally:
+        await engine.dispose()
 
 
 async def _collect(settings: Settings) -> dict[str, Any]:

@@ -20,7 +20,7 @@ from app.errors import ProblemError
 from app.inbox import repository as inbox
 from app.inbox.models import EventStatus
 from app.kit.clock import Clock
-from app.ops.status_page import health_of, render_status_page
+from app.ops.status_page import COOKIE, cookie_admin, health_of, render_status_page
 from app.sync import repository as links
 from app.sync.models import Kind
 
@@ -177,7 +177,7 @@ async def status(
     replayed: Annotated[int | None, Query(description="shown on the page after a replay")] = None,
 ) -> Response:
     settings: Settings = request.app.state.settings
-    detailed = is_admin(settings, authorization)
+    detailed = is_admin(settings, authorization) or cookie_admin(settings, request.cookies.get(COOKIE))
     registry = request.app.state.registry
     expiry = {
         connection_id: registry.rankr_token_expiry(connection_id) for connection_id in registry.connection_ids

@@ -11,12 +11,17 @@ Health at a glance, per connection (``health_of``; the same rule is in the JSON 
 
 The page is rendered on the server from ``templates/status.html`` (Jinja2, autoescaped), has no
 external assets, and reloads itself every ``REFRESH_SECONDS`` (a script that waits while someone is
-typing the admin token; a meta refresh without scripts). Dead events are replayed with a form that
-posts the admin token as a field (a form cannot send a header) to ``POST /status/replay``.
+typing the admin token; a meta refresh without scripts).
+
+A browser cannot send ``Authorization``, so the page has a form with the admin token as a field: its
+"show details" posts to ``POST /status/login`` and its replay buttons to ``POST /status/replay``. A
+right token sets an HttpOnly, SameSite=Strict cookie holding an HMAC of the token (never the token
+itself) for ``/status``, so later views show ids and errors and replays need no retyping.
 """
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 from datetime import datetime
 from pathlib import Path
@@ -125,7 +130,10 @@ def render_status_page(facts: dict[str, Any], *, detailed: bool, notice: str | N
                 "to_rankr": _when(entry.get("lastSyncToRankrAt"), now),
                 "budgets": _budget_rows(entry),
                 "token": _token(entry),
-                "errors": entry.get("latestErrors") or [],
+                "errors": [
+                    {**error, "received": _when(error.get("receivedAt"), now)}
+                    for error in entry.get("latestErrors") or []
+                ],
             }
         )
     return _templates.get_template("status.html").render(
@@ -137,11 +145,46 @@ def render_status_page(facts: dict[str, Any], *, detailed: bool, notice: str | N
     )
 
 
-def _token_ok(settings: Settings, token: str) -> bool:
-    """The admin token from a form field, compared in constant time (open in sandbox mode without one)."""
+COOKIE = "rankr_ghl_sync_status"
+COOKIE_MAX_AGE = 8 * 3600
+
+
+def _cookie_value(settings: Settings) -> str | None:
+    if settings.admin_token is None:
+        return None
+    key = settings.admin_token.get_secret_value().encode()
+    return hmac.new(key, b"rankr-ghl-sync status page", hashlib.sha256).hexdigest()
+
+
+def cookie_admin(settings: Settings, cookie: str | None) -> bool:
+    """True when the status page's cookie was issued for the current admin token (constant time)."""
+    expected = _cookie_value(settings)
+    return expected is not None and cookie is not None and hmac.compare_digest(cookie, expected)
+
+
+def _form_admin(settings: Settings, token: str, cookie: str | None) -> bool:
+    """The admin token from a form field or the page's cookie (open in sandbox mode without a token)."""
     if settings.admin_token is None:
         return settings.sandbox_mode
-    return hmac.compare_digest(token.encode(), settings.admin_token.get_secret_value().encode())
+    if token:
+        return hmac.compare_digest(token.encode(), settings.admin_token.get_secret_value().encode())
+    return cookie_admin(settings, cookie)
+
+
+def _back(settings: Settings, query: str = "") -> RedirectResponse:
+    answer = RedirectResponse(f"/status{query}", status_code=303)
+    value = _cookie_value(settings)
+    if value is not None:
+        answer.set_cookie(
+            COOKIE, value, max_age=COOKIE_MAX_AGE, path="/status", httponly=True, samesite="strict"
+        )
+    return answer
+
+
+_TOKEN_FIELD = Form(description="the ADMIN_TOKEN (or none, with the page's cookie)", examples=["s3cret"])
+_UNAUTHORIZED: dict[int | str, dict[str, Any]] = {
+    401: {"description": "neither the token field nor the page's cookie is the admin token"}
+}
 
 
 router = APIRouter(tags=["health"])
@@ -153,21 +196,21 @@ router = APIRouter(tags=["health"])
     status_code=303,
     responses={
         303: {"description": "replayed; back to the status page, which says how many"},
-        401: {"description": "the token field is not the admin token"},
+        **_UNAUTHORIZED,
         404: {"description": "no such connection"},
         422: {"description": "neither an event nor a connection was chosen"},
     },
 )
 async def replay_from_status_page(
     request: Request,
-    token: Annotated[str, Form(description="the ADMIN_TOKEN", examples=["s3cret"])] = "",
+    token: Annotated[str, _TOKEN_FIELD] = "",
     event: Annotated[int | None, Form(description="inbox id of one dead event", examples=[42])] = None,
     connection: Annotated[
         int | None, Form(description="replay every dead event of this connection", examples=[1])
     ] = None,
 ) -> RedirectResponse:
     settings: Settings = request.app.state.settings
-    if not _token_ok(settings, token):
+    if not _form_admin(settings, token, request.cookies.get(COOKIE)):
         raise ProblemError(401, "Unauthorized", "the admin token is missing or wrong")
     if event is None and connection is None:
         raise ProblemError(422, "Unprocessable Content", "choose a dead event or a connection to replay")
@@ -187,4 +230,17 @@ async def replay_from_status_page(
     worker = request.app.state.worker
     if worker is not None and count:
         worker.wake()
-    return RedirectResponse(f"/status?replayed={count}", status_code=303)
+    return _back(settings, f"?replayed={count}")
+
+
+@router.post(
+    "/status/login",
+    summary="Show the status page's details in a browser (form post with the admin token)",
+    status_code=303,
+    responses={303: {"description": "back to the status page, now with ids and errors"}, **_UNAUTHORIZED},
+)
+async def status_page_login(request: Request, token: Annotated[str, _TOKEN_FIELD] = "") -> RedirectResponse:
+    settings: Settings = request.app.state.settings
+    if not _form_admin(settings, token, None):
+        raise ProblemError(401, "Unauthorized", "the admin token is missing or wrong")
+    return _back(settings)
