@@ -89,3 +89,6 @@ def configure_logging(level: str, fmt: str, stream: IO[str] | None = None) -> No
     root.setLevel(level)
     # httpx logs every request URL at INFO; keep it quiet unless debugging.
     logging.getLogger("httpx").setLevel(logging.WARNING if level != "DEBUG" else logging.DEBUG)
+    # Database drivers log every statement with its parameters (whole webhook payloads) at DEBUG.
+    for noisy in ("aiosqlite", "asyncpg", "sqlalchemy.engine", "httpcore", "multipart"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)

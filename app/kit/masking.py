@@ -108,7 +108,7 @@ def scrub(text: str) -> str:
     text = _SECRET.sub(lambda m: f"{m.group(1)}{MASK}", text)
     text = _QUERY_SECRET.sub(lambda m: f"{m.group(1)}{MASK}", text)
     text = _EMAIL.sub(lambda m: mask_email(m.group(0).replace("%40", "@")), text)
-    return _PHONE.sub(lambda m: m.group(0) if _DATE.fullmatch(m.group(0)) else mask_phone(m.group(0)), text)
+    return _PHONE.sub(lambda m: m.group(0) if _DATE.match(m.group(0)) else mask_phone(m.group(0)), text)
 
 
 def is_sensitive_key(name: str) -> bool:
