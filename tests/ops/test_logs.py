@@ -48,7 +48,10 @@ def test_fields_are_masked_by_what_they_hold() -> None:
     assert mask_field("email", "jane.doe@example.com") == "j***@***.com"
     assert mask_field("phone", "+1 555 123 4567") == "***67"
     assert mask_field("firstName", "Jane") == "J***"
-    assert mask_field("address", {"line1": "1 Main St", "city": "Springfield"}) == {"line1": "1***", "city": "S***"}
+    assert mask_field("address", {"line1": "1 Main St", "city": "Springfield"}) == {
+        "line1": "1***",
+        "city": "S***",
+    }
     assert mask_field("tags", ["vip"]) == ["vip"]
     assert mask_field("lastName", None) is None
 
