@@ -20,6 +20,7 @@ from app.errors import ProblemError
 from app.inbox import repository as inbox
 from app.inbox.models import EventStatus
 from app.kit.clock import Clock
+from app.ops import openapi
 from app.ops.status_page import COOKIE, cookie_admin, health_of, render_status_page
 from app.sync import repository as links
 from app.sync.models import Kind
@@ -156,12 +157,14 @@ async def collect_status(
     }
 
 
-@router.get("/healthz", summary="Liveness: 200 while the process runs")
+@router.get("/healthz", summary="Liveness: 200 while the process runs", responses=openapi.HEALTHY)
 async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/readyz", summary="Readiness: the database answers and its schema is current")
+@router.get(
+    "/readyz", summary="Readiness: the database answers and its schema is current", responses=openapi.READY
+)
 async def readyz(request: Request) -> dict[str, str]:
     problem = await schema_problem(request.app.state.sessions, request.app.state.head_revision)
     if problem is not None:
@@ -169,7 +172,11 @@ async def readyz(request: Request) -> dict[str, str]:
     return {"status": "ready"}
 
 
-@router.get("/status", summary="Sync status per connection (JSON, or HTML for Accept: text/html)")
+@router.get(
+    "/status",
+    summary="Sync status per connection (JSON, or HTML for Accept: text/html)",
+    responses=openapi.STATUS,
+)
 async def status(
     request: Request,
     authorization: Annotated[str | None, Header()] = None,

@@ -9,6 +9,7 @@ from fastapi import Path, Request
 from app.admin import router
 from app.errors import ProblemError
 from app.ops import audit
+from app.ops.openapi import answer, problem
 
 EXAMPLE = {
     "kind": "contact",
@@ -39,9 +40,10 @@ EXAMPLE = {
     "/contacts/{contact_id}/history",
     summary="Every change the service made for a contact, in both systems (masked)",
     responses={
-        200: {"content": {"application/json": {"example": EXAMPLE}}},
-        401: {"description": "no or a wrong admin token"},
-        404: {"description": "the service never wrote anything for this contact"},
+        **answer(200, "the contact's audit entries, oldest first", EXAMPLE),
+        **problem(
+            404, "Not Found", "no audit entries for contact con_0000", "the service never wrote for it"
+        ),
     },
 )
 async def contact_history(

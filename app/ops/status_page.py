@@ -36,6 +36,7 @@ from app.connections.models import Connection
 from app.db import unit_of_work
 from app.errors import ProblemError
 from app.inbox import repository as inbox
+from app.ops.openapi import problem
 
 AMBER_AGE_SECONDS = 60.0
 RED_AGE_SECONDS = 900.0
@@ -182,9 +183,12 @@ def _back(settings: Settings, query: str = "") -> RedirectResponse:
 
 
 _TOKEN_FIELD = Form(description="the ADMIN_TOKEN (or none, with the page's cookie)", examples=["s3cret"])
-_UNAUTHORIZED: dict[int | str, dict[str, Any]] = {
-    401: {"description": "neither the token field nor the page's cookie is the admin token"}
-}
+_UNAUTHORIZED = problem(
+    401,
+    "Unauthorized",
+    "the admin token is missing or wrong",
+    "neither the token field nor the page's cookie is the admin token",
+)
 
 
 router = APIRouter(tags=["health"])
@@ -197,8 +201,8 @@ router = APIRouter(tags=["health"])
     responses={
         303: {"description": "replayed; back to the status page, which says how many"},
         **_UNAUTHORIZED,
-        404: {"description": "no such connection"},
-        422: {"description": "neither an event nor a connection was chosen"},
+        **problem(404, "Not Found", "no connection 7"),
+        **problem(422, "Unprocessable Content", "choose a dead event or a connection to replay"),
     },
 )
 async def replay_from_status_page(

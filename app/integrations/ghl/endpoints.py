@@ -19,7 +19,7 @@ from app.inbox.service import IncomingEvent, ordering_key
 from app.integrations.ghl.schemas import GhlWebhook
 from app.kit.clock import parse_instant
 from app.kit.signatures import SignatureError, check_timestamp
-from app.ops import metrics
+from app.ops import metrics, openapi
 
 router = APIRouter(tags=["webhooks"])
 
@@ -67,7 +67,19 @@ def _keys(hook: GhlWebhook) -> tuple[str, str]:
     "/webhooks/ghl",
     status_code=202,
     summary="Receive a GHL webhook",
-    responses={200: {"description": "a redelivery or an event type this service does not use"}},
+    responses={
+        **openapi.STORED,
+        **openapi.answer(
+            200,
+            "a redelivery, or an event type this service does not use",
+            {"status": "ignored", "eventId": "6f3a4c1e-1d2b-4e0b-9a55-0c3f0f6d8a11"},
+        ),
+        **openapi.WEBHOOK_REFUSALS,
+    },
+    openapi_extra=openapi.webhook_body(
+        "A GHL marketplace webhook, signed with x-ghl-signature (Ed25519) or x-wh-signature (RSA-SHA256)",
+        openapi.GHL_WEBHOOK,
+    ),
 )
 async def receive_ghl_webhook(
     request: Request,
