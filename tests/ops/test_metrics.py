@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import re
 import uuid
+from pathlib import Path
 
 import httpx
 import pytest
+import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 from app.ops.metrics import endpoint_template
@@ -121,3 +124,18 @@ def test_the_backlog_comes_from_the_database_whoever_does_the_work(database_url:
 def test_metrics_is_open_like_healthz(sqlite_url: str) -> None:
     with running_service(sqlite_url, admin_token="s3cret", sandbox=True) as service:
         assert httpx.get(f"{service.url}/metrics").status_code == 200
+
+
+def test_the_documented_alert_rules_use_metrics_the_service_exports(sqlite_url: str) -> None:
+    rules = yaml.safe_load((Path(__file__).resolve().parents[2] / "docs" / "alerts.yml").read_text())
+    exprs = [rule["expr"] for group in rules["groups"] for rule in group["rules"]]
+    assert len(exprs) >= 5
+    with running_service(sqlite_url) as service:
+        service.rankr.create(email=f"alerts.{uuid.uuid4().hex[:6]}@example.com")
+        service.settle()
+        text, _ = scrape(service)
+    exported = {family.name for family in text_string_to_metric_families(text)}
+    for expr in exprs:
+        for name in re.findall(r"\brankr_ghl_sync_\w+", expr):
+            base = re.sub(r"_(total|bucket|count|sum)$", "", name)
+            assert base in exported, f"{name} in docs/alerts.yml is not exported"
