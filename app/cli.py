@@ -101,11 +101,6 @@ async def _run_worker(settings: Settings) -> None:
     from app.sync.engine import SyncEngine
     from app.worker import Worker
 
-    if settings.metrics_port:
-        from prometheus_client import start_http_server
-
-        # This process's counters (events processed, upstream requests); the backlog is on the API's.
-        start_http_server(settings.metrics_port)
     engine = create_engine(settings.database_url)
     sessions = session_factory(engine)
     registry = UpstreamRegistry(settings, utcnow)
@@ -115,6 +110,11 @@ async def _run_worker(settings: Settings) -> None:
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, runner.stop)
+    if settings.metrics_port:
+        from prometheus_client import start_http_server
+
+        # This process's counters (events processed, upstream requests); the backlog is on the API's.
+        start_http_server(settings.metrics_port)
     try:
         await runner.run()
     finally:
@@ -168,7 +168,8 @@ def status(
     for entry in facts["connections"]:
         events = entry["events"]
         typer.echo(
-            f"\nconnection {entry['id']}  {entry['name']}  [{entry['state']}]\n"
+            f"\nconnection {entry['id']}  {entry['name']}  [{entry['state']}]  "
+            f"{entry['health']['level'].upper()} {'; '.join(entry['health']['reasons'])}\n"
             f"  events   pending {events['pending']}  processing {events['processing']}  "
             f"retrying {events['retrying']}  dead {events['dead']}  done {events['done']}  "
             f"skipped {events['skipped']}\n"

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import re
+import signal
+import subprocess
+import sys
 import uuid
 from pathlib import Path
 
@@ -12,7 +15,9 @@ import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 from app.ops.metrics import endpoint_template
-from tests.support.service import Service, rankr_event, running_service
+from tests.support.cli import ROOT, cli_env
+from tests.support.server import reserve_port
+from tests.support.service import Service, rankr_event, running_service, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -139,3 +144,26 @@ def test_the_documented_alert_rules_use_metrics_the_service_exports(sqlite_url: 
         for name in re.findall(r"\brankr_ghl_sync_\w+", expr):
             base = re.sub(r"_(total|bucket|count|sum)$", "", name)
             assert base in exported, f"{name} in docs/alerts.yml is not exported"
+
+
+def test_a_separate_worker_serves_its_own_counters_on_metrics_port(sqlite_url: str) -> None:
+    sock = reserve_port()
+    port = sock.getsockname()[1]
+    sock.close()
+    env = cli_env(sqlite_url, METRICS_PORT=str(port), SANDBOX="true")
+    process = subprocess.Popen([sys.executable, "-m", "app", "worker"], cwd=ROOT, env=env)
+    try:
+
+        def scraped() -> str | None:
+            try:
+                text = httpx.get(f"http://127.0.0.1:{port}/metrics").text
+            except httpx.TransportError:
+                return None
+            return text if "rankr_ghl_sync_events" in text else None
+
+        text = wait_for(scraped, timeout=30, what="the worker's metrics")
+        assert "rankr_ghl_sync_upstream_requests" in text
+        assert "rankr_ghl_sync_backlog_events" not in text  # the API reports the backlog
+    finally:
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=30) == 0

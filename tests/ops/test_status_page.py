@@ -10,7 +10,7 @@ import pytest
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webelement import WebElement
 
-from app.ops.status_page import AMBER_AGE_SECONDS, RED_AGE_SECONDS, duration, health_of
+from app.ops.status_page import AMBER_AGE_SECONDS, RED_AGE_SECONDS, duration, health_of, render_status_page
 from tests.support.browser import headless_chromium, screenshot
 from tests.support.service import Service, running_service, wait_for
 
@@ -158,3 +158,29 @@ def test_replaying_from_the_page_needs_the_admin_token_and_writes_nothing_withou
         [connection] = service.status()["connections"]
         assert connection["events"]["dead"] == 0
         assert connection["health"] == {"level": "green", "reasons": []}
+
+
+def test_the_page_shows_a_connections_token_when_the_status_has_one() -> None:
+    facts = {
+        "status": "ok",
+        "generatedAt": "2026-11-26T10:00:00+00:00",
+        "connections": [
+            {
+                **entry(),
+                "id": 1,
+                "name": "a <-> b",
+                "lastSyncToGhlAt": "2026-11-26T09:58:30+00:00",
+                "lastSyncToRankrAt": None,
+                "linked": {"contacts": 3},
+                "token": {"kind": "oauth", "state": "valid", "expiresAt": "2026-11-27T10:00:00+00:00"},
+            },
+            {**entry(), "id": 2, "name": "<script>c</script>", "linked": {"contacts": 0}},
+        ],
+        "unrouted": {"accounts": 0, "events": {"dead": 0}},
+    }
+    page = render_status_page(facts, detailed=False)
+    assert 'data-field="token">oauth: valid, expires 2026-11-27T10:00:00+00:00<' in page
+    assert 'data-field="to-ghl" title="2026-11-26T09:58:30+00:00">1m 30s ago<' in page
+    assert 'data-field="token">-<' in page
+    assert "<script>c</script>" not in page
+    assert "&lt;script&gt;c&lt;/script&gt;" in page
