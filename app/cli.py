@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import signal
 import sys
 from typing import Annotated, Any
@@ -114,7 +115,12 @@ async def _run_worker(settings: Settings) -> None:
         from prometheus_client import start_http_server
 
         # This process's counters (events processed, upstream requests); the backlog is on the API's.
-        start_http_server(settings.metrics_port)
+        try:
+            start_http_server(settings.metrics_port)
+        except OSError as exc:  # a port taken must not stop the work: say so and go on without
+            logging.getLogger("app.worker").error(
+                "worker.metrics_port_unavailable", extra={"port": settings.metrics_port, "error": str(exc)}
+            )
     try:
         await runner.run()
     finally:

@@ -84,7 +84,7 @@ class Settings(BaseSettings):
     audit_retention_days: float = Field(default=90.0, gt=0)
     event_retention_days: float = Field(default=14.0, gt=0)
     prune_interval_seconds: float = Field(default=3600.0, gt=0)
-    metrics_port: int = Field(default=9100, ge=0, le=65535)
+    metrics_port: int = Field(default=0, ge=0, le=65535)
 
     contact_delete_mode: DeleteMode = "delete"
     unlink_tag: str = "sync-unlinked"

@@ -167,3 +167,23 @@ def test_a_separate_worker_serves_its_own_counters_on_metrics_port(sqlite_url: s
     finally:
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=30) == 0
+
+
+def test_a_worker_whose_metrics_port_is_taken_says_so_and_still_works(
+    sqlite_url: str, tmp_path: Path
+) -> None:
+    taken = reserve_port()
+    taken.listen()
+    port = taken.getsockname()[1]
+    env = cli_env(sqlite_url, METRICS_PORT=str(port), SANDBOX="true", LOG_LEVEL="INFO")
+    log = tmp_path / "worker.log"
+    with log.open("w") as out:
+        process = subprocess.Popen([sys.executable, "-m", "app", "worker"], cwd=ROOT, env=env, stderr=out)
+    try:
+        wait_for(lambda: "worker.started" in log.read_text(), timeout=30, what="the worker to start")
+        assert f"worker.metrics_port_unavailable port={port}" in log.read_text()
+    finally:
+        process.send_signal(signal.SIGTERM)
+        code = process.wait(timeout=30)
+        taken.close()
+    assert code == 0
