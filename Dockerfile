@@ -15,10 +15,12 @@ RUN mkdir app && touch app/__init__.py \
 COPY alembic.ini ./
 COPY migrations ./migrations
 COPY app ./app
-RUN useradd --system --uid 10001 --home-dir /srv --shell /usr/sbin/nologin rankr \
-    && mkdir -p /srv/data && chown rankr /srv/data
+RUN groupadd --system --gid 10001 rankr \
+    && useradd --system --uid 10001 --gid 10001 --home-dir /srv --shell /usr/sbin/nologin rankr \
+    && mkdir -p /srv/data && chown rankr:rankr /srv/data
 
-USER rankr
+# Numeric, so Kubernetes' runAsNonRoot can check it.
+USER 10001:10001
 ENV PYTHONPATH=/srv DATABASE_URL=sqlite:////srv/data/rankr_ghl_sync.db
 EXPOSE 8000
 HEALTHCHECK --interval=15s --timeout=3s --start-period=10s --retries=3 \

@@ -4,7 +4,9 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.install-stamp
 
-.PHONY: install run test lint typecheck migrations-check bench clean
+PODMAN ?= ../shared/tools/podman
+
+.PHONY: install run test lint typecheck migrations-check browser container-test bench clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -33,9 +35,19 @@ migrations-check: install
 	DATABASE_URL=sqlite:///.migrations-check.db $(BIN)/alembic check
 	@rm -f .migrations-check.db
 
+## The headless browser the status page is tested in (Debian's chromium, driven through chromium-driver).
+browser:
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null)
+
 ## Everything: lint, types, migrations, and the whole suite on SQLite and Postgres.
-test: lint typecheck migrations-check
+test: lint typecheck migrations-check browser
 	$(BIN)/pytest
+
+## The image as users run it: build, lint (hadolint, compose schema), size, migrate + serve + a round trip.
+container-test: install
+	$(PODMAN) build --format docker -t rankr-ghl-sync .
+	CONTAINER_TESTS=1 $(BIN)/pytest -p no:cacheprovider -s tests/container
 
 ## Intake throughput and latency against a bare baseline app, same run (needs wrk: apt-get install wrk).
 bench: install

@@ -12,6 +12,7 @@ from fastapi import APIRouter, Depends, Header, Request
 
 from app.config import Settings
 from app.errors import ProblemError
+from app.ops.openapi import problem
 
 
 def is_admin(settings: Settings, authorization: str | None) -> bool:
@@ -33,4 +34,9 @@ async def require_admin(request: Request, authorization: Annotated[str | None, H
         )
 
 
-router = APIRouter(prefix="/admin", tags=["admin"], dependencies=[Depends(require_admin)])
+router = APIRouter(
+    prefix="/admin",
+    tags=["admin"],
+    dependencies=[Depends(require_admin)],
+    responses=problem(401, "Unauthorized", "this route needs 'Authorization: Bearer <ADMIN_TOKEN>'"),
+)

@@ -1,9 +1,10 @@
-"""The ``rankr-ghl-sync`` command: serve, worker, migrate, sandbox, status."""
+"""The ``rankr-ghl-sync`` command: serve, worker, migrate, sandbox, status, history."""
 
 from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import signal
 import sys
 from typing import Annotated, Any
@@ -122,6 +123,16 @@ async def _run_worker(settings: Settings) -> None:
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, runner.stop)
+    if settings.metrics_port:
+        from prometheus_client import start_http_server
+
+        # This process's counters (events processed, upstream requests); the backlog is on the API's.
+        try:
+            start_http_server(settings.metrics_port)
+        except OSError as exc:  # a port taken must not stop the work: say so and go on without
+            logging.getLogger("app.worker").error(
+                "worker.metrics_port_unavailable", extra={"port": settings.metrics_port, "error": str(exc)}
+            )
     try:
         await runner.run()
     finally:
@@ -175,7 +186,8 @@ def status(
     for entry in facts["connections"]:
         events = entry["events"]
         typer.echo(
-            f"\nconnection {entry['id']}  {entry['name']}  [{entry['state']}]\n"
+            f"\nconnection {entry['id']}  {entry['name']}  [{entry['state']}]  "
+            f"{entry['health']['level'].upper()} {'; '.join(entry['health']['reasons'])}\n"
             f"  events   pending {events['pending']}  processing {events['processing']}  "
             f"retrying {events['retrying']}  dead {events['dead']}  done {events['done']}  "
             f"skipped {events['skipped']}\n"
@@ -227,6 +239,50 @@ async def _contact(settings: Settings, contact_id: str, with_appointments: bool)
         return state
     finally:
         await registry.aclose()
+        await engine.dispose()
+
+
+@cli.command()
+def history(
+    contact_id: Annotated[str, typer.Argument(help="a Rankr or a GHL contact id")],
+    as_json: Annotated[bool, typer.Option("--json", help="print the JSON document")] = False,
+) -> None:
+    """Every change the service made for a contact, in both systems (values masked)."""
+    settings = load_settings()
+    found = asyncio.run(_history(settings, contact_id))
+    if found is None:
+        typer.echo(f"no audit entries for contact {contact_id}", err=True)
+        raise typer.Exit(1)
+    if as_json:
+        typer.echo(json.dumps(found, indent=2))
+        return
+    typer.echo(f"contact {' = '.join(found['ids'])}: {len(found['entries'])} change(s), oldest first")
+    for entry in found["entries"]:
+        event = entry["event"]
+        trigger = f"{event['type'] or '?'} {event['ref'] or event['id'] or ''}".strip()
+        ids = f"rankr {entry['rankrId'] or '-'} / ghl {entry['ghlId'] or '-'}"
+        typer.echo(f"\n{entry['at']}  {entry['direction']} {entry['action']} [{entry['result']}]  {ids}")
+        typer.echo(f"  event    {trigger}")
+        for name, change in entry["changes"].items():
+            if isinstance(change, dict) and "to" in change:
+                typer.echo(f"  {name:<12} {change.get('from')!r} -> {change.get('to')!r}")
+            else:
+                typer.echo(f"  {name:<12} {change!r}")
+        if entry["detail"]:
+            typer.echo(f"  detail   {entry['detail']}")
+    if found["truncated"]:
+        typer.echo("\n(older entries left out; use --json with the admin API for the newest only)")
+
+
+async def _history(settings: Settings, contact_id: str) -> dict[str, Any] | None:
+    from app.db import create_engine, session_factory
+    from app.ops import audit
+
+    engine = create_engine(settings.database_url)
+    try:
+        async with session_factory(engine)() as session:
+            return await audit.history(session, contact_id)
+    finally:
         await engine.dispose()
 
 

@@ -90,6 +90,11 @@ class Settings(BaseSettings):
     retry_schedule: str = "5,30,120,600,1800,3600,10800"
     http_timeout_seconds: float = Field(default=15.0, gt=0)
 
+    audit_retention_days: float = Field(default=90.0, gt=0)
+    event_retention_days: float = Field(default=14.0, gt=0)
+    prune_interval_seconds: float = Field(default=3600.0, gt=0)
+    metrics_port: int = Field(default=0, ge=0, le=65535)
+
     contact_delete_mode: DeleteMode = "delete"
     unlink_tag: str = "sync-unlinked"
     task_default_due_hours: float = Field(default=24.0, gt=0)

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 from datetime import datetime
-from html import escape
 from pathlib import Path
 from typing import Annotated, Any
 
 from alembic.config import Config as AlembicConfig
 from alembic.script import ScriptDirectory
-from fastapi import APIRouter, Header, Request
+from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -23,6 +22,8 @@ from app.errors import ProblemError
 from app.inbox import repository as inbox
 from app.inbox.models import EventStatus
 from app.kit.clock import Clock
+from app.ops import openapi
+from app.ops.status_page import COOKIE, cookie_admin, health_of, render_status_page
 from app.sync import repository as links
 from app.sync.models import Kind
 
@@ -156,6 +157,8 @@ async def collect_status(
             entry["ghlLocationId"] = connection.ghl_location_id
             entry["latestErrors"] = [
                 {
+                    "id": event.id,
+                    "recordId": event.record_id,
                     "eventId": event.event_id,
                     "source": event.source,
                     "type": event.type,
@@ -167,6 +170,7 @@ async def collect_status(
                 for key in keys
                 for event in errors.get(key, ())
             ]
+        entry["health"] = health_of(entry)
         result.append(entry)
     unrouted = {account: None for account, _ in counts if account not in known}
     stuck = sum(entry["events"][EventStatus.DEAD] for entry in result)
@@ -184,12 +188,14 @@ async def collect_status(
     }
 
 
-@router.get("/healthz", summary="Liveness: 200 while the process runs")
+@router.get("/healthz", summary="Liveness: 200 while the process runs", responses=openapi.HEALTHY)
 async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/readyz", summary="Readiness: the database answers and its schema is current")
+@router.get(
+    "/readyz", summary="Readiness: the database answers and its schema is current", responses=openapi.READY
+)
 async def readyz(request: Request) -> dict[str, str]:
     problem = await schema_problem(request.app.state.sessions, request.app.state.head_revision)
     if problem is not None:
@@ -197,14 +203,19 @@ async def readyz(request: Request) -> dict[str, str]:
     return {"status": "ready"}
 
 
-@router.get("/status", summary="Sync status per connection (JSON, or HTML for Accept: text/html)")
+@router.get(
+    "/status",
+    summary="Sync status per connection (JSON, or HTML for Accept: text/html)",
+    responses=openapi.STATUS,
+)
 async def status(
     request: Request,
     authorization: Annotated[str | None, Header()] = None,
     accept: Annotated[str, Header()] = "",
+    replayed: Annotated[int | None, Query(description="shown on the page after a replay")] = None,
 ) -> Response:
     settings: Settings = request.app.state.settings
-    detailed = is_admin(settings, authorization)
+    detailed = is_admin(settings, authorization) or cookie_admin(settings, request.cookies.get(COOKIE))
     registry = request.app.state.registry
     expiry = {
         connection_id: registry.rankr_token_expiry(connection_id) for connection_id in registry.connection_ids
@@ -217,44 +228,6 @@ async def status(
         settings_margin=settings.ghl_token_refresh_margin_seconds,
     )
     if "text/html" in accept:
-        return HTMLResponse(render_status_html(facts))
+        notice = f"{replayed} dead event(s) put back in the queue" if replayed is not None else None
+        return HTMLResponse(render_status_page(facts, detailed=detailed, notice=notice))
     return JSONResponse(facts)
-
-
-def render_status_html(facts: dict[str, Any]) -> str:
-    """A plain, self-contained page of the same facts (no external assets)."""
-    rows = []
-    for entry in facts["connections"]:
-        events = entry["events"]
-        rows.append(
-            "<tr>"
-            + "".join(
-                f"<td>{escape(str(value))}</td>"
-                for value in (
-                    entry["id"],
-                    entry["name"],
-                    entry["state"],
-                    events["pending"] + events["processing"],
-                    events["retrying"],
-                    events["dead"],
-                    entry["oldestPendingAgeSeconds"] or "-",
-                    entry["lastSyncToGhlAt"] or "-",
-                    entry["lastSyncToRankrAt"] or "-",
-                    entry["linked"]["contacts"],
-                    (entry["rateBudget"].get("ghl") or {}).get("remaining", "-"),
-                )
-            )
-            + "</tr>"
-        )
-    head = "".join(
-        f"<th>{name}</th>"
-        for name in (
-            "id", "connection", "state", "pending", "retrying", "dead", "oldest pending (s)",
-            "last sync to GHL", "last sync to Rankr", "linked contacts", "GHL budget left",
-        )
-    )  # fmt: skip
-    return f"""<!doctype html><html><head><meta charset="utf-8"><meta http-equiv="refresh" content="5">
-<title>rankr-ghl-sync status</title><style>body{{font-family:sans-serif;margin:2em}}
-table{{border-collapse:collapse}}td,th{{border:1px solid #ccc;padding:4px 8px;text-align:left}}</style></head>
-<body><h1>rankr-ghl-sync: {escape(facts["status"])}</h1><p>generated {escape(facts["generatedAt"])}</p>
-<table><tr>{head}</tr>{"".join(rows)}</table></body></html>"""

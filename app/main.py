@@ -23,6 +23,10 @@ from app.integrations.ghl.install import router as install_router
 from app.integrations.rankr.endpoints import router as rankr_router
 from app.integrations.registry import UpstreamRegistry
 from app.kit.clock import Clock, utcnow
+from app.ops import history as _history  # noqa: F401 - adds its routes to the admin router
+from app.ops import openapi
+from app.ops.scrape import router as metrics_router
+from app.ops.status_page import router as status_page_router
 from app.problems import install_problem_handlers
 from app.sandbox import Sandbox, SandboxConfig
 from app.sync import views as contact_views  # noqa: F401 - adds /admin/contacts/* to the admin router
@@ -114,10 +118,13 @@ def create_app(settings: Settings | None = None, *, clock: Clock = utcnow) -> Fa
         lifespan=lifespan,
     )
     install_problem_handlers(app)
+    openapi.install(app)
     app.include_router(rankr_router)
     app.include_router(ghl_router)
     app.include_router(install_router)
     app.include_router(health_router)
+    app.include_router(status_page_router)
+    app.include_router(metrics_router)
     app.include_router(admin_router)
     if sandbox is not None:
         app.state.sandbox = sandbox

@@ -11,6 +11,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app.errors import ProblemError
+from app.ops import metrics
 
 log = logging.getLogger(__name__)
 
@@ -36,11 +37,13 @@ def install_problem_handlers(app: FastAPI) -> None:
     """Make every error answer of ``app`` an RFC 9457 problem document."""
 
     @app.exception_handler(ProblemError)
-    async def _problem(_request: Request, exc: ProblemError) -> JSONResponse:
+    async def _problem(request: Request, exc: ProblemError) -> JSONResponse:
+        _count_rejected_webhook(request, exc.status)
         return problem_response(exc.status, exc.title, exc.detail, headers=exc.headers, **exc.extra)
 
     @app.exception_handler(RequestValidationError)
-    async def _invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:
+    async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        _count_rejected_webhook(request, 422)
         return problem_response(422, "Unprocessable Content", _validation_detail(exc))
 
     @app.exception_handler(StarletteHTTPException)
@@ -52,3 +55,9 @@ def install_problem_handlers(app: FastAPI) -> None:
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
         log.exception("http.unhandled_error", extra={"path": request.url.path})
         return problem_response(500, "Internal Server Error", "an unexpected error occurred")
+
+
+def _count_rejected_webhook(request: Request, status: int) -> None:
+    path = request.url.path
+    if path.startswith("/webhooks/"):
+        metrics.webhook_received(path.removeprefix("/webhooks/"), None, f"rejected_{status}")

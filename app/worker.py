@@ -36,6 +36,8 @@ from app.inbox import repository as inbox
 from app.inbox.models import EventStatus, WebhookEvent
 from app.integrations.registry import UpstreamRegistry
 from app.kit.clock import Clock, utcnow
+from app.kit.logs import log_context
+from app.ops import housekeeping, metrics
 from app.sync.base import Job, Side
 from app.sync.engine import SyncEngine
 
@@ -73,6 +75,7 @@ class Worker:
         self._in_flight: set[asyncio.Task[None]] = set()
         self._flushed_at = 0.0
         self._polled_at = time.monotonic()
+        self._pruned_at: float | None = None
 
     def wake(self) -> None:
         """Look for work now (the intake calls this after storing an event in the same process)."""
@@ -94,6 +97,7 @@ class Worker:
                     self._spawn(event)
             await self._flush_budgets()
             await self._poll_tasks()
+            await self._housekeep()
             if self._stopping:
                 break
             if free > 0 and len(self._in_flight) == concurrency:
@@ -149,43 +153,46 @@ class Worker:
             account_key=event.account_key,
             payload=event.payload,
             worker=self.name,
+            ref=event.event_id,
         )
         started = time.monotonic()
-        try:
-            await self._engine.handle(job)
-        except Deferred as exc:
-            await self._reschedule(event, EventStatus.PENDING, exc.delay, None, count_attempt=False)
-        except TransientUpstreamError as exc:
-            await self._retry(event, str(exc), exc.retry_after)
-        except PERMANENT as exc:
-            await self._dead(event, str(exc))
-        except Exception as exc:
-            log.exception("worker.event_crashed", extra={"event": event.id, "type": event.type})
-            await self._retry(event, f"unexpected {type(exc).__name__}: {exc}", None)
-        finally:
-            log.debug(
-                "worker.event_processed",
-                extra={
-                    "event": event.id,
-                    "type": event.type,
-                    "ms": round((time.monotonic() - started) * 1000),
-                },
-            )
+        outcome = "processed"
+        with log_context(event=event.id, source=event.source, record=event.record_id):
+            try:
+                await self._engine.handle(job)
+            except Deferred as exc:
+                outcome = "deferred"
+                await self._reschedule(event, EventStatus.PENDING, exc.delay, None, count_attempt=False)
+            except TransientUpstreamError as exc:
+                outcome = await self._retry(event, str(exc), exc.retry_after)
+            except PERMANENT as exc:
+                outcome = "dead"
+                await self._dead(event, str(exc))
+            except Exception as exc:
+                log.exception("worker.event_crashed", extra={"type": event.type})
+                outcome = await self._retry(event, f"unexpected {type(exc).__name__}: {exc}", None)
+            finally:
+                elapsed = time.monotonic() - started
+                metrics.event_finished(event.source, outcome, elapsed)
+                log.debug(
+                    "worker.event_processed",
+                    extra={"type": event.type, "outcome": outcome, "ms": round(elapsed * 1000)},
+                )
 
-    async def _retry(self, event: WebhookEvent, error: str, retry_after: float | None) -> None:
+    async def _retry(self, event: WebhookEvent, error: str, retry_after: float | None) -> str:
+        """Schedule the next attempt, or give up; returns the outcome (``retried`` or ``dead``)."""
         if event.attempts >= self._settings.max_attempts:
             await self._dead(event, f"{error} (gave up after {event.attempts} attempts)")
-            return
+            return "dead"
         delays = self._settings.retry_delays
         delay = delays[min(event.attempts, len(delays)) - 1] * random.uniform(0.8, 1.2)  # noqa: S311 - jitter
         delay = max(delay, retry_after or 0.0)
-        log.warning(
-            "worker.event_retrying", extra={"event": event.id, "in_seconds": round(delay, 1), "error": error}
-        )
+        log.warning("worker.event_retrying", extra={"in_seconds": round(delay, 1), "error": error})
         await self._reschedule(event, EventStatus.RETRYING, delay, error, count_attempt=True)
+        return "retried"
 
     async def _dead(self, event: WebhookEvent, reason: str) -> None:
-        log.error("worker.event_dead", extra={"event": event.id, "type": event.type, "error": reason})
+        log.error("worker.event_dead", extra={"type": event.type, "error": reason})
         async with unit_of_work(self._sessions) as session:
             await inbox.finish(session, event.id, self.name, EventStatus.DEAD, self._clock(), reason[:2000])
 
@@ -225,6 +232,17 @@ class Worker:
         if queued:
             log.info("worker.task_changes_found", extra={"queued": queued})
             self._wake.set()
+
+    async def _housekeep(self) -> None:
+        """Prune old audit entries and finished events, once at start and then every interval."""
+        now = time.monotonic()
+        if self._pruned_at is not None and now - self._pruned_at < self._settings.prune_interval_seconds:
+            return
+        self._pruned_at = now
+        try:
+            await housekeeping.prune(self._sessions, self._settings, self._clock())
+        except Exception:
+            log.exception("worker.prune_failed")
 
     async def _flush_budgets(self, *, force: bool = False) -> None:
         """Persist the rate-limit headers seen lately, so /status and other processes see them."""

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -13,37 +12,45 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.support.cli import ROOT, cli_env, run_cli
 from tests.support.server import reserve_port
 from tests.support.service import wait_for
 
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def run(args: list[str], env: dict[str, str], timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "app", *args],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
+run = run_cli
 
 
 @pytest.fixture
 def env(tmp_path: Path) -> dict[str, str]:
-    clean = {
-        key: value for key, value in os.environ.items() if not key.startswith(("GHL_", "RANKR_", "SANDBOX"))
-    }
-    return {**clean, "DATABASE_URL": f"sqlite:///{tmp_path / 'cli.db'}", "LOG_LEVEL": "WARNING"}
+    return cli_env(f"sqlite:///{tmp_path / 'cli.db'}")
+
+
+COMMANDS = (
+    "serve",
+    "worker",
+    "migrate",
+    "sandbox",
+    "status",
+    "history",
+    "contact",
+    "connections",
+    "config",
+    "rules",
+)
 
 
 def test_help_lists_every_command(env: dict[str, str]) -> None:
     result = run(["--help"], env)
     assert result.returncode == 0
-    for command in ("serve", "worker", "migrate", "sandbox", "status", "contact"):
+    for command in COMMANDS:
         assert command in result.stdout
-    assert run(["worker", "--help"], env).returncode == 0
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_every_command_has_help(env: dict[str, str], command: str) -> None:
+    result = run([command, "--help"], env)
+    assert result.returncode == 0, result.stderr
+    assert f"rankr-ghl-sync {command}" in result.stdout
+    assert "--help" in result.stdout
 
 
 def test_a_bad_setting_is_reported_by_name(env: dict[str, str]) -> None:

@@ -166,15 +166,8 @@ class AutomationRunner(Handler):
             saved = await session.get(RuleRun, run.id)
             assert saved is not None  # noqa: S101 - rule runs go only with their contact
             saved.state, saved.decision, saved.finished_at = "done", described, self._clock()
-            links.add_audit(
-                session,
-                at=self._clock(),
-                connection_id=connection.id,
-                event_id=job.event_id,
-                result="ok",
-                detail=f"rule {decision.rule.name}",
-                **self.audit(contact, Side.GHL, "rule", described),
-            )
+            entry = self.audit(contact, Side.GHL, "rule", described, detail=f"rule {decision.rule.name}")
+            self.record(session, job, connection, entry)
         return f"rule {decision.rule.name} applied"
 
     async def _start(
@@ -239,15 +232,7 @@ class AutomationRunner(Handler):
         call = up.rankr.update_contact(contact.rankr_id, mapping.rankr_body(fills, self._maps))
         await self.write(job, connection, contact, Side.RANKR, "enrich", changes, call)
         async with unit_of_work(self._sessions) as session:
-            links.add_audit(
-                session,
-                at=self._clock(),
-                connection_id=connection.id,
-                event_id=job.event_id,
-                result="ok",
-                detail="enrichment",
-                **self.audit(contact, Side.RANKR, "enrich", changes),
-            )
+            self.record(session, job, connection, self.audit(contact, Side.RANKR, "enrich", changes))
         return "; ".join(part for part in (f"enriched {sorted(fills)}", failed) if part)
 
 

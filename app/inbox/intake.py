@@ -21,6 +21,7 @@ from app.inbox.service import IncomingEvent, record
 from app.inbox.writer import InboxWriter
 from app.kit.clock import Clock
 from app.kit.signatures import GhlVerifier, WebhookSecret
+from app.ops import metrics
 
 MAX_BODY_BYTES = 1024 * 1024
 
@@ -94,5 +95,7 @@ async def store(context: IntakeContext, event: IncomingEvent) -> JSONResponse:
     """Store the event, then answer: 202 when new, 200 for a redelivery (nothing new stored)."""
     if await record(context.writer, event, context.clock()):
         context.on_stored()
+        metrics.webhook_received(event.source, event.type, "accepted")
         return JSONResponse({"status": "accepted", "eventId": event.event_id}, status_code=202)
+    metrics.webhook_received(event.source, event.type, "duplicate")
     return JSONResponse({"status": "duplicate", "eventId": event.event_id}, status_code=200)

@@ -58,3 +58,8 @@ class WebhookEvent(Base):
     leased_by: Mapped[str | None] = mapped_column(String(64), default=None)
     last_error: Mapped[str | None] = mapped_column(Text, default=None)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
+
+    @property
+    def record_id(self) -> str:
+        """The id of the record the event is about, as its source names it (the ordering key's tail)."""
+        return self.ordering_key.rsplit(":", 1)[-1]

@@ -23,6 +23,7 @@ from app.integrations.ghl.tokens import GhlTokens
 from app.integrations.rankr.client import RankrClient
 from app.kit.clock import Clock
 from app.kit.http import RateLimitSnapshot, build_http_client
+from app.ops import metrics
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,6 +101,7 @@ class UpstreamRegistry:
         def observe(upstream: str) -> Callable[[RateLimitSnapshot], None]:
             def record(snapshot: RateLimitSnapshot) -> None:
                 self.budgets[(connection.id, upstream)] = snapshot
+                metrics.budget_seen(upstream, connection.id, snapshot.remaining)
 
             return record
 

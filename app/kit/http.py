@@ -26,6 +26,7 @@ from app.errors import (
     UpstreamNotFound,
 )
 from app.kit.clock import Clock, utcnow
+from app.ops import metrics
 
 log = logging.getLogger(__name__)
 
@@ -220,11 +221,14 @@ class UpstreamClient:
                 method, url, headers=headers, json=json, params=params, data=data
             )
         except httpx.ConnectError as exc:
+            metrics.upstream_request(self.upstream, method, httpx.URL(url).path, None)
             raise TransientUpstreamError(
                 self.upstream, f"cannot connect: {exc}", body={"connect_error": True}
             ) from exc
         except httpx.TransportError as exc:
+            metrics.upstream_request(self.upstream, method, httpx.URL(url).path, None)
             raise TransientUpstreamError(self.upstream, f"{type(exc).__name__}: {exc}") from exc
+        metrics.upstream_request(self.upstream, method, response.request.url.path, response.status_code)
         now = self._clock()
         snapshot = self._rate_limit(response.headers, now)
         if snapshot is not None and self._on_rate_limit is not None:

@@ -1,7 +1,10 @@
 """Logging set-up: dotted event names as messages, ids in ``extra``, JSON or console lines.
 
 Log records name events (``inbox.recorded``, ``ghl.request_failed``) and carry ids and counts,
-never payloads, tokens or secrets.
+never payloads, tokens or secrets. The ids of the work in hand (connection, event, record) are bound
+once with ``log_context`` and appear on every line logged inside it, in that asyncio task only. Every
+line is masked on the way out (``app.kit.masking``): emails, phones, names, bearer tokens and signing
+secrets never reach the log, even from a library's message or an upstream's error text.
 """
 
 from __future__ import annotations
@@ -9,8 +12,31 @@ from __future__ import annotations
 import json
 import logging
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from datetime import UTC, datetime
-from typing import Any
+from typing import IO, Any
+
+from app.kit.masking import scrub, scrub_value
+
+_CONTEXT: ContextVar[dict[str, Any]] = ContextVar("log_context", default={})  # noqa: B039 - never mutated
+
+
+@contextmanager
+def log_context(**ids: Any) -> Iterator[None]:
+    """Put ``ids`` (connection, event, record, ...) on every line logged inside the block."""
+    token = _CONTEXT.set({**_CONTEXT.get(), **ids})
+    try:
+        yield
+    finally:
+        _CONTEXT.reset(token)
+
+
+def bind_log_context(**ids: Any) -> None:
+    """Add ids to the current context until it ends (the asyncio task, or the ``log_context`` block)."""
+    _CONTEXT.set({**_CONTEXT.get(), **ids})
+
 
 # Attributes every record has, and uvicorn's ANSI-coloured copy of its message: not extras worth printing.
 _STANDARD = set(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {
@@ -22,7 +48,13 @@ _STANDARD = set(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {
 
 
 def _extras(record: logging.LogRecord) -> dict[str, Any]:
-    return {key: value for key, value in record.__dict__.items() if key not in _STANDARD}
+    """The context's ids, then the record's own extras, each masked."""
+    fields = {**_CONTEXT.get(), **{k: v for k, v in record.__dict__.items() if k not in _STANDARD}}
+    return {key: scrub_value(key, value) for key, value in fields.items()}
+
+
+def _message(record: logging.LogRecord) -> str:
+    return scrub(record.getMessage())
 
 
 class JsonFormatter(logging.Formatter):
@@ -30,12 +62,12 @@ class JsonFormatter(logging.Formatter):
         line: dict[str, Any] = {
             "at": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
             "level": record.levelname.lower(),
-            "event": record.getMessage(),
+            "message": _message(record),
             "logger": record.name,
             **_extras(record),
         }
         if record.exc_info:
-            line["exception"] = self.formatException(record.exc_info)
+            line["exception"] = scrub(self.formatException(record.exc_info))
         return json.dumps(line, default=str)
 
 
@@ -43,17 +75,20 @@ class ConsoleFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         stamp = datetime.fromtimestamp(record.created, UTC).strftime("%H:%M:%S")
         extras = " ".join(f"{key}={value}" for key, value in _extras(record).items())
-        line = f"{stamp} {record.levelname:<7} {record.getMessage()} {extras}".rstrip()
+        line = f"{stamp} {record.levelname:<7} {_message(record)} {extras}".rstrip()
         if record.exc_info:
-            line += "\n" + self.formatException(record.exc_info)
+            line += "\n" + scrub(self.formatException(record.exc_info))
         return line
 
 
-def configure_logging(level: str, fmt: str) -> None:
-    handler = logging.StreamHandler(sys.stderr)
+def configure_logging(level: str, fmt: str, stream: IO[str] | None = None) -> None:
+    handler = logging.StreamHandler(stream or sys.stderr)
     handler.setFormatter(JsonFormatter() if fmt == "json" else ConsoleFormatter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
     # httpx logs every request URL at INFO; keep it quiet unless debugging.
     logging.getLogger("httpx").setLevel(logging.WARNING if level != "DEBUG" else logging.DEBUG)
+    # Database drivers log every statement with its parameters (whole webhook payloads) at DEBUG.
+    for noisy in ("aiosqlite", "asyncpg", "sqlalchemy.engine", "httpcore", "multipart"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)

@@ -132,6 +132,7 @@ class Job:
     account_key: str
     payload: dict[str, Any]
     worker: str
+    ref: str | None = None  # the event's id as its source named it (webhook-id, webhookId)
 
     @property
     def holder(self) -> str:
@@ -376,22 +377,31 @@ class Handler:
             return await call
         except UpstreamError as exc:
             async with unit_of_work(self._sessions) as session:
-                links.add_audit(
-                    session,
-                    at=self._clock(),
-                    connection_id=connection.id,
-                    event_id=job.event_id,
-                    link_id=link.id if link else None,
-                    kind=self.kind,
-                    rankr_id=link.rankr_id if link else None,
-                    ghl_id=link.ghl_id if link else None,
-                    direction=side.inbound,
-                    action=action,
-                    changes=changes,
-                    result="error",
-                    detail=str(exc)[:1000],
-                )
+                entry = {
+                    "link_id": link.id if link else None,
+                    "kind": self.kind,
+                    "rankr_id": link.rankr_id if link else None,
+                    "ghl_id": link.ghl_id if link else None,
+                    "direction": side.inbound,
+                    "action": action,
+                    "changes": changes,
+                    "result": "error",
+                    "detail": str(exc)[:1000],
+                }
+                self.record(session, job, connection, entry)
             raise
+
+    def record(self, session: AsyncSession, job: Job, connection: Connection, entry: dict[str, Any]) -> None:
+        """Add an audit entry (``audit()``'s fields, ``result`` ok unless given) for the job's event."""
+        links.add_audit(
+            session,
+            at=self._clock(),
+            connection_id=connection.id,
+            event_id=job.event_id,
+            event_type=job.type,
+            event_ref=job.ref,
+            **{"result": "ok", **entry},
+        )
 
     async def settle(self, job: Job, connection: Connection, result: Settlement) -> None:
         """Commit the event's outcome atomically: link state, audit entries, event done."""
@@ -404,13 +414,7 @@ class Handler:
                 if result.children_state is not None:
                     await links.set_children_state(session, result.link_id, result.children_state, now)
             for audit in result.audits:
-                links.add_audit(
-                    session,
-                    at=now,
-                    connection_id=connection.id,
-                    event_id=job.event_id,
-                    **{"result": "ok", **audit},
-                )
+                self.record(session, job, connection, audit)
             marks: dict[str, datetime] = {}
             if Direction.TO_GHL in result.synced:
                 marks["last_synced_to_ghl_at"] = now

@@ -21,6 +21,7 @@ from app.integrations.ghl.endpoints import APP_EVENTS
 from app.integrations.ghl.install import apply_app_event
 from app.integrations.registry import Upstreams
 from app.kit.clock import Clock
+from app.kit.logs import bind_log_context
 from app.sync.base import Job, LeaseLost
 from app.sync.children import ChildSync, NoteSync, TaskSync
 from app.sync.contacts import ContactSync
@@ -119,6 +120,7 @@ class SyncEngine:
         if connection is None or connection.status != ConnectionStatus.ACTIVE:
             state = "disabled" if connection is not None else "no"
             raise UnroutableEvent(f"{state} connection for {job.source.value} account {job.account_key}")
+        bind_log_context(connection=connection.id)
         if job.type in CONTACT_TYPES:
             await self.contacts.handle(job, connection, self._upstreams(connection))
             return

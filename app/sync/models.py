@@ -74,6 +74,9 @@ class AuditEntry(Base):
     __tablename__ = "audit_entries"
     __table_args__ = (
         Index("ix_audit_entries_connection_at", "connection_id", "at"),
+        Index("ix_audit_entries_at", "at"),
+        Index("ix_audit_entries_rankr_id", "rankr_id"),
+        Index("ix_audit_entries_ghl_id", "ghl_id"),
         CheckConstraint("direction IN ('to_ghl', 'to_rankr')", name="direction"),
         CheckConstraint("result IN ('ok', 'error')", name="result"),
     )
@@ -84,6 +87,9 @@ class AuditEntry(Base):
     event_id: Mapped[int | None] = mapped_column(
         ForeignKey("webhook_events.id", ondelete="SET NULL"), default=None
     )
+    # The triggering event as its source named it: kept when the inbox row itself is purged.
+    event_type: Mapped[str | None] = mapped_column(String(64), default=None)
+    event_ref: Mapped[str | None] = mapped_column(String(255), default=None)
     link_id: Mapped[int | None] = mapped_column(ForeignKey("links.id", ondelete="SET NULL"), default=None)
     kind: Mapped[str] = mapped_column(String(16))
     rankr_id: Mapped[str | None] = mapped_column(String(255), default=None)

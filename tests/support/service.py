@@ -288,6 +288,23 @@ def query(database_url: str, sql: str) -> list[dict[str, Any]]:
     return list(json.loads(output) or []) if output else []
 
 
+def execute(database_url: str, sql: str) -> None:
+    """Run one statement straight on the database (to set up states no API call makes)."""
+    if database_url.startswith("sqlite"):
+        connection = sqlite3.connect(database_url.split("sqlite:///", 1)[1])
+        try:
+            with connection:
+                connection.execute(sql)
+        finally:
+            connection.close()
+        return
+    server, _, schema = database_url.partition("?options=-csearch_path%3D")
+    sql = f"SET search_path TO {schema}; {sql}"
+    subprocess.run(
+        ["psql", server, "-X", "-q", "-v", "ON_ERROR_STOP=1", "-c", sql], check=True, capture_output=True
+    )
+
+
 def test_settings(database_url: str, public_url: str, **overrides: Any) -> Settings:
     values: dict[str, Any] = {
         "database_url": database_url,

@@ -19,6 +19,7 @@ from app.inbox.service import IncomingEvent, ordering_key
 from app.integrations.ghl.schemas import GhlWebhook
 from app.kit.clock import parse_instant
 from app.kit.signatures import SignatureError, check_timestamp
+from app.ops import metrics, openapi
 
 router = APIRouter(tags=["webhooks"])
 
@@ -64,7 +65,19 @@ def _keys(hook: GhlWebhook) -> tuple[str, str]:
     "/webhooks/ghl",
     status_code=202,
     summary="Receive a GHL webhook",
-    responses={200: {"description": "a redelivery or an event type this service does not use"}},
+    responses={
+        **openapi.STORED,
+        **openapi.answer(
+            200,
+            "a redelivery, or an event type this service does not use",
+            {"status": "ignored", "eventId": "6f3a4c1e-1d2b-4e0b-9a55-0c3f0f6d8a11"},
+        ),
+        **openapi.WEBHOOK_REFUSALS,
+    },
+    openapi_extra=openapi.webhook_body(
+        "A GHL marketplace webhook, signed with x-ghl-signature (Ed25519) or x-wh-signature (RSA-SHA256)",
+        openapi.GHL_WEBHOOK,
+    ),
 )
 async def receive_ghl_webhook(
     request: Request,
@@ -87,6 +100,7 @@ async def receive_ghl_webhook(
     except SignatureError as exc:
         raise ProblemError(401, "Unauthorized", str(exc)) from exc
     if hook.type not in CONTACT_EVENTS | CHILD_EVENTS | APPOINTMENT_EVENTS | APP_EVENTS:
+        metrics.webhook_received(Source.GHL, "other", "ignored")
         return JSONResponse({"status": "ignored", "eventId": hook.webhook_id}, status_code=200)
     account, order = _keys(hook)
     event = IncomingEvent(

@@ -18,6 +18,7 @@ from app.inbox.models import Source
 from app.inbox.service import IncomingEvent, ordering_key
 from app.integrations.rankr.schemas import RankrWebhook
 from app.kit.signatures import SignatureError, verify_standard
+from app.ops import openapi
 
 router = APIRouter(tags=["webhooks"])
 
@@ -26,7 +27,17 @@ router = APIRouter(tags=["webhooks"])
     "/webhooks/rankr",
     status_code=202,
     summary="Receive a Rankr webhook",
-    responses={200: {"description": "a redelivery; nothing new stored"}, 401: {}, 400: {}, 413: {}, 422: {}},
+    responses={
+        **openapi.STORED,
+        **openapi.answer(
+            200, "a redelivery; nothing new stored", {"status": "duplicate", "eventId": "msg_2b9c"}
+        ),
+        **openapi.WEBHOOK_REFUSALS,
+    },
+    openapi_extra=openapi.webhook_body(
+        "A Rankr event, signed per Standard Webhooks (webhook-id, webhook-timestamp, webhook-signature)",
+        openapi.RANKR_WEBHOOK,
+    ),
 )
 async def receive_rankr_webhook(
     request: Request,

@@ -1,0 +1,154 @@
+"""The container image as users run it (podman, host network): lint, size, migrate, serve, a round trip.
+
+Run by `make container-test` (which builds the image first); `make test` leaves this folder out.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import tarfile
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import jsonschema
+import pytest
+import yaml
+
+from tests.support.cli import ROOT
+from tests.support.databases import PostgresSchema
+from tests.support.server import reserve_port
+from tests.support.service import Service, wait_for
+
+PODMAN = str(ROOT.parent / "shared" / "tools" / "podman")
+IMAGE = "rankr-ghl-sync"
+BASE = "docker.io/library/python:3.11-slim-bookworm"
+# What the service's own layers may add to the base image: the dependencies and the source.
+MAX_ADDED_MB = 150
+# The compose-spec JSON schema, as dclint (a Compose linter on npm) ships it.
+COMPOSE_SCHEMA_PACKAGE = "dclint@3.1.0"
+
+
+def podman(*args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([PODMAN, *args], capture_output=True, text=True, timeout=timeout, check=False)
+
+
+def in_image(script: str) -> str:
+    result = podman("run", "--rm", "--entrypoint", "sh", IMAGE, "-c", script)
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+def test_the_dockerfile_passes_hadolint() -> None:
+    hadolint = Path(ROOT / ".venv" / "bin" / "hadolint")
+    result = subprocess.run(
+        [str(hadolint), "Dockerfile"], cwd=ROOT, capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_the_compose_file_matches_the_compose_specification(tmp_path: Path) -> None:
+    packed = subprocess.run(
+        ["npm", "pack", COMPOSE_SCHEMA_PACKAGE, "--pack-destination", str(tmp_path), "--silent"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    ).stdout.strip()
+    with tarfile.open(tmp_path / packed.splitlines()[-1]) as archive:
+        member = archive.extractfile("package/schemas/compose.schema.json")
+        assert member is not None
+        schema = json.load(member)
+    # draft-07, named without the trailing '#' jsonschema looks for: choose the validator explicitly.
+    assert schema.pop("$schema").startswith("https://json-schema.org/draft-07/")
+    validator = jsonschema.Draft7Validator(schema)
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    errors = [f"{'/'.join(map(str, e.absolute_path))}: {e.message}" for e in validator.iter_errors(compose)]
+    assert errors == []
+    api = {**compose["services"]["api"], "ports": 8000, "command_line": "serve"}  # two mistakes
+    broken = {**compose, "services": {**compose["services"], "api": api}}
+    assert len(list(validator.iter_errors(broken))) == 2
+
+
+def _inspect(image: str) -> dict[str, Any]:
+    result = podman("image", "inspect", image)
+    assert result.returncode == 0, result.stderr
+    found: dict[str, Any] = json.loads(result.stdout)[0]
+    return found
+
+
+def test_the_image_is_small_runs_as_a_user_and_keeps_no_build_tools_or_caches() -> None:
+    image, base = _inspect(IMAGE), _inspect(BASE)
+    added_mb = (image["Size"] - base["Size"]) / 1e6
+    print(f"image {image['Size'] / 1e6:.0f} MB, base {base['Size'] / 1e6:.0f} MB, added {added_mb:.0f} MB")
+    assert added_mb < MAX_ADDED_MB
+    config = image["Config"]
+    assert config["User"] == "10001:10001"
+    assert config["Entrypoint"] == ["python", "-m", "app"]
+    assert config["Cmd"][0] == "serve"
+    assert "healthz" in " ".join(image["Healthcheck"]["Test"])  # podman keeps it beside Config
+    assert in_image("id -u").strip() == "10001"
+    leftovers = in_image(
+        "for tool in gcc cc make g++; do command -v $tool; done; "
+        "ls -d /root/.cache/pip /srv/.cache /tmp/pip-* /srv/build /srv/*.egg-info 2>/dev/null; "
+        "find /usr/local/lib /usr/lib/python3* -name '*.pyc' -path '*site-packages/app/*' 2>/dev/null; true"
+    )
+    assert leftovers.strip() == ""
+    for command in ("serve", "worker", "migrate", "status", "history"):
+        result = podman("run", "--rm", IMAGE, command, "--help")
+        assert result.returncode == 0, result.stderr
+
+
+@pytest.fixture
+def schema() -> Iterator[PostgresSchema]:
+    """A schema of its own in the local Postgres: the image migrates it itself."""
+    created = PostgresSchema(migrated=False)
+    yield created
+    created.drop()
+
+
+def test_migrate_and_serve_from_the_image_sync_a_contact_through_the_sandboxes(
+    schema: PostgresSchema,
+) -> None:
+    migrated = podman("run", "--rm", "-e", f"DATABASE_URL={schema.url}", IMAGE, "migrate")
+    assert migrated.returncode == 0, migrated.stderr
+    assert "newest migration" in migrated.stdout
+    sock = reserve_port()
+    port = sock.getsockname()[1]
+    sock.close()
+    name = f"rankr-ghl-sync-test-{uuid.uuid4().hex[:6]}"
+    started = podman(
+        "run", "-d", "--name", name,
+        "-e", f"DATABASE_URL={schema.url}", "-e", "WORKER_POLL_SECONDS=0.1",
+        IMAGE, "serve", "--host", "127.0.0.1", "--port", str(port),
+    )  # fmt: skip
+    assert started.returncode == 0, started.stderr
+    url = f"http://127.0.0.1:{port}"
+    try:
+        with httpx.Client(timeout=10) as http:
+
+            def ready() -> bool:
+                try:
+                    return http.get(f"{url}/readyz").status_code == 200
+                except httpx.TransportError:
+                    return False
+
+            wait_for(ready, timeout=60, what="the container to become ready")
+            service = Service(url, http, schema.url)
+            email = f"container.{uuid.uuid4().hex[:8]}@example.com"
+            created = service.rankr.create(email=email, firstName="Boxed")
+            service.settle()
+            [ghl] = service.ghl.by_email(email)
+            assert ghl["firstName"] == "Boxed"
+            service.ghl.update(ghl["id"], lastName="Shipped")
+            service.settle()
+            assert service.rankr.get(created["contactId"])["lastName"] == "Shipped"  # type: ignore[index]
+            assert [e["status"] for e in service.events()] == ["done"] * len(service.events())
+            assert http.get(f"{url}/metrics").status_code == 200
+    finally:
+        logs = podman("logs", name).stderr
+        podman("rm", "-f", name)
+    assert "Traceback" not in logs
