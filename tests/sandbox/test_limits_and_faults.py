@@ -82,6 +82,7 @@ def test_control_reports_and_changes_settings(env: Env) -> None:
         "error_rate": 0.0,
         "error_status": 503,
         "latency_ms": 0.0,
+        "lost_answer_rate": 0.0,
         "webhooks_enabled": True,
         "webhook_drop_rate": 0.0,
     }
@@ -90,6 +91,15 @@ def test_control_reports_and_changes_settings(env: Env) -> None:
     assert bad.status_code == 422
     bad = env.http.post(f"{env.rankr_base}/_sandbox/control", json={"error_rte": 0.1})
     assert bad.status_code == 422
+
+
+def test_a_lost_answer_is_applied_and_answered_504(env: Env) -> None:
+    env.control("ghl", lost_answer_rate=1.0)
+    answer = env.ghl("POST", "/contacts/", json={**LOCATION, "firstName": "Applied"})
+    assert answer.status_code == 504
+    env.control("ghl", lost_answer_rate=0.0)
+    [stored] = env.http.get(f"{env.ghl_base}/_sandbox/state").json()["contacts"]
+    assert stored["firstName"] == "Applied"
 
 
 def test_error_rate_one_answers_the_configured_status(env: Env) -> None:
