@@ -32,7 +32,7 @@ from sqlalchemy import select
 
 from app.connections.models import Connection
 from app.errors import Deferred, MappingError, UpstreamNotFound
-from app.inbox.models import OPEN_STATUSES, Source, WebhookEvent
+from app.inbox.models import OPEN_STATUSES, EventStatus, Source, WebhookEvent
 from app.inbox.service import IncomingEvent, enqueue, ordering_key
 from app.integrations.ghl.schemas import GhlNote, GhlTask
 from app.integrations.rankr.schemas import RankrNote, RankrTask
@@ -202,12 +202,16 @@ class ChildSync(Handler, ABC):
                     WebhookEvent.source == source.value, WebhookEvent.event_id == request_id
                 )
             )
-        if queued is None and requested is not None:
-            # The contact's own sync ran and did not link it (it failed, or the contact is gone).
+        if queued is None and requested == EventStatus.DEAD:
             raise MappingError(
                 f"{side.value} contact {contact_id} of this {self.kind} could not be linked (its sync event "
-                f"'{request_id}' is {requested}); fix or replay that event, then replay this one"
+                f"'{request_id}' is dead); fix or replay that event, then replay this one"
             )
+        if queued is None and requested is not None:
+            # The contact's own sync ran and linked nothing: a filter left it out, or it is gone.
+            note = f"{side.value} contact {contact_id} is not synced, so neither is the {self.kind}"
+            await self.settle(job, connection, Settlement(note=note))
+            return
         if queued is None:
             payload = await self._contact_request(job, up, side, contact_id)
             if payload is None:

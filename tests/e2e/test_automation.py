@@ -201,3 +201,17 @@ def test_config_commands_list_custom_fields_and_try_rules(service: Service, tmp_
     checked = run_cli(["config", "check", str(bad)], env)
     assert checked.returncode == 1
     assert f"{bad}:4: rules[0].createTask: no task template named 'nope'" in checked.stderr
+
+
+def test_a_task_of_a_filtered_out_contact_is_settled_not_dead(service: Service) -> None:
+    address = email("staff")
+    contact = service.rankr.create(email=address, firstName="Staff", tags=["internal"])
+    answer = service.rankr.api(
+        "POST", f"/contacts/{contact['contactId']}/tasks", json={"title": "Internal chore"}
+    )
+    assert answer.status_code == 201
+    service.settle()
+    assert service.ghl.by_email(address) == []
+    task_events = [e for e in service.events("rankr") if e["type"] == "task.created"]
+    assert [e["status"] for e in task_events] == ["done"]
+    assert "is not synced" in task_events[0]["last_error"]
