@@ -4,7 +4,9 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.install-stamp
 
-PODMAN ?= ../shared/tools/podman
+# The machine's podman wrapper lives in ../shared; a clone elsewhere finds it beside its origin.
+SHARED ?= $(firstword $(wildcard ../shared) $(wildcard $(shell git config --get remote.origin.url 2>/dev/null)/../shared) ../shared)
+PODMAN ?= $(SHARED)/tools/podman
 
 .PHONY: install run test lint typecheck migrations-check browser container-test bench clean
 

@@ -20,10 +20,11 @@ import yaml
 
 from tests.support.cli import ROOT
 from tests.support.databases import PostgresSchema
+from tests.support.reference import find_shared
 from tests.support.server import reserve_port
 from tests.support.service import Service, wait_for
 
-PODMAN = str(ROOT.parent / "shared" / "tools" / "podman")
+PODMAN = str(find_shared() / "tools" / "podman")
 IMAGE = "rankr-ghl-sync"
 BASE = "docker.io/library/python:3.11-slim-bookworm"
 # What the service's own layers may add to the base image: the dependencies and the source.
