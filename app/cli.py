@@ -1,4 +1,4 @@
-"""The ``rankr-ghl-sync`` command: serve, worker, migrate, sandbox, status."""
+"""The ``rankr-ghl-sync`` command: serve, worker, migrate, sandbox, backfill, reconcile, status."""
 
 from __future__ import annotations
 
@@ -107,12 +107,25 @@ async def _run_worker(settings: Settings) -> None:
     runner = Worker(
         sessions, SyncEngine(sessions, settings, registry.for_connection, clock=utcnow), settings, registry
     )
+    from app.backfill.service import ReconcileLoop
+
+    reconciler = ReconcileLoop(sessions, settings, registry.for_connection, clock=utcnow)
     loop = asyncio.get_running_loop()
+
+    def stop() -> None:
+        runner.stop()
+        reconciler.stop()
+
     for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, runner.stop)
+        loop.add_signal_handler(signum, stop)
+    periodic = settings.reconcile_interval_seconds > 0
+    reconcile_task = asyncio.create_task(reconciler.run()) if periodic else None
     try:
         await runner.run()
     finally:
+        if reconcile_task is not None:
+            reconcile_task.cancel()
+            await asyncio.gather(reconcile_task, return_exceptions=True)
         await registry.aclose()
         await engine.dispose()
 
@@ -147,6 +160,33 @@ def sandbox(
         f"webhooks go to     {settings.public_url.rstrip('/')}/webhooks/..."
     )
     uvicorn.run(create_standalone_app(sandbox_config(settings)), host=host, port=port, log_config=None)
+
+
+@cli.command()
+def backfill(
+    connection: Annotated[int | None, typer.Option(help="only this connection id (default: all)")] = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="print what would be done; write nothing")
+    ] = False,
+) -> None:
+    """First sync of existing contacts: link the same people on both sides, merge, create the rest."""
+    from app.backfill.console import run_command
+
+    settings = load_settings()
+    _configure_logging(settings)
+    raise typer.Exit(asyncio.run(run_command(settings, "backfill", connection, dry_run)))
+
+
+@cli.command()
+def reconcile(
+    connection: Annotated[int | None, typer.Option(help="only this connection id (default: all)")] = None,
+) -> None:
+    """Repair what webhooks missed: changes since the last run, and deletions that sent none."""
+    from app.backfill.console import run_command
+
+    settings = load_settings()
+    _configure_logging(settings)
+    raise typer.Exit(asyncio.run(run_command(settings, "reconcile", connection, False)))
 
 
 @cli.command()

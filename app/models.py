@@ -1,8 +1,18 @@
 """Every feature's ORM models, imported so that Alembic and ``alembic check`` see the whole schema."""
 
+from app.backfill.models import StagedContact, SyncJob
 from app.connections.models import Connection, RateBudget
 from app.db import Base
 from app.inbox.models import WebhookEvent
 from app.sync.models import AuditEntry, Link
 
-__all__ = ["AuditEntry", "Base", "Connection", "Link", "RateBudget", "WebhookEvent"]
+__all__ = [
+    "AuditEntry",
+    "Base",
+    "Connection",
+    "Link",
+    "RateBudget",
+    "StagedContact",
+    "SyncJob",
+    "WebhookEvent",
+]

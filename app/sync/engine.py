@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import timedelta
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from app.backfill import repair
+from app.backfill.repair import ContactRepair
 from app.config import Settings
 from app.connections import repository as connections
 from app.connections.models import Connection, ConnectionStatus
@@ -47,14 +50,16 @@ class SyncEngine:
         self._upstreams = upstreams
         self._clock = clock
         maps = FieldMaps(custom_fields=settings.custom_fields, users=settings.users)
-        self.contacts = ContactSync(
-            sessions,
-            clock=clock,
-            lease=timedelta(seconds=settings.worker_lease_seconds),
-            maps=maps,
-            delete_mode=settings.contact_delete_mode,
-            unlink_tag=settings.unlink_tag,
-        )
+        common: dict[str, Any] = {
+            "clock": clock,
+            "lease": timedelta(seconds=settings.worker_lease_seconds),
+            "maps": maps,
+            "delete_mode": settings.contact_delete_mode,
+            "unlink_tag": settings.unlink_tag,
+        }
+        self.contacts = ContactSync(sessions, **common)
+        # Backfill and reconciliation hand their writes to the worker as synthetic events.
+        self.repairs = ContactRepair(sessions, tie=settings.conflict_tie_winner, **common)
 
     async def handle(self, job: Job) -> None:
         """Apply one event; raises the errors of ``app.errors`` for the worker to act on."""
@@ -63,6 +68,9 @@ class SyncEngine:
         if connection is None or connection.status != ConnectionStatus.ACTIVE:
             state = "disabled" if connection is not None else "no"
             raise UnroutableEvent(f"{state} connection for {job.source.value} account {job.account_key}")
+        if job.type in repair.TYPES:
+            await self.repairs.handle(job, connection, self._upstreams(connection))
+            return
         if job.type in CONTACT_TYPES:
             await self.contacts.handle(job, connection, self._upstreams(connection))
             return
