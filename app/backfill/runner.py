@@ -49,7 +49,6 @@ SWEEP = "sweep"  # the staging of reconciliation's full id listing (deletions)
 RANKR_PAGE = 200
 GHL_PAGE = 100
 BATCH = 100
-JOB_LEASE = timedelta(seconds=120)
 POLL_SECONDS = 0.2
 KIND = Kind.CONTACT.value
 
@@ -93,6 +92,8 @@ class SyncRun:
         self._progress = progress or _nothing
         self._maps = FieldMaps(custom_fields=settings.custom_fields, users=settings.users)
         self._owner = _owner()
+        # A process that dies holds the job this long, like a worker its events.
+        self._lease = timedelta(seconds=settings.worker_lease_seconds)
         self._row: SyncJob | None = None
         self.counts: dict[str, Any] = {}
 
@@ -105,7 +106,7 @@ class SyncRun:
     async def _take(self, connection: Connection) -> SyncJob:
         now = self._clock()
         async with unit_of_work(self._sessions) as session:
-            row = await repo.take_job(session, connection.id, self.job, self._owner, now, now + JOB_LEASE)
+            row = await repo.take_job(session, connection.id, self.job, self._owner, now, now + self._lease)
         if row is None:
             raise JobBusy(f"a {self.job} of connection {connection.id} is running in another process")
         self._row = row
@@ -115,7 +116,7 @@ class SyncRun:
         """Checkpoint: phase, cursors, counts (and renew the lease), in ``session``'s transaction."""
         assert self._row is not None  # noqa: S101 - set by _take
         now = self._clock()
-        values = {"counts": dict(self.counts), "updated_at": now, "lease_until": now + JOB_LEASE, **values}
+        values = {"counts": dict(self.counts), "updated_at": now, "lease_until": now + self._lease, **values}
         if session is None:
             async with unit_of_work(self._sessions) as own:
                 saved = await repo.save_job(own, self._row.id, self._owner, **values)

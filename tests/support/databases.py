@@ -18,7 +18,15 @@ from alembic import command
 from app.health import alembic_config
 
 POSTGRES_SERVER = os.environ.get("TEST_POSTGRES_URL", "postgresql://root@127.0.0.1:5432/test")
-TABLES = ("staged_contacts", "sync_jobs", "audit_entries", "links", "rate_budgets", "webhook_events", "connections")
+TABLES = (
+    "staged_contacts",
+    "sync_jobs",
+    "audit_entries",
+    "links",
+    "rate_budgets",
+    "webhook_events",
+    "connections",
+)
 
 
 def migrate(database_url: str) -> None:
