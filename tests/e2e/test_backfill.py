@@ -95,9 +95,11 @@ def seed(service: Service, world: World) -> None:
 
 
 def unlimited(service: Service) -> None:
-    """Lift the sandboxes' rate limits: this is about correctness, not pacing."""
-    service.ghl.control(rate_max=1_000_000)
-    service.rankr.control(rate_max=1_000_000)
+    """Lift the sandboxes' rate limits (this is about correctness, not pacing) and turn their webhooks
+    off: the echoes of the backfill's own writes are handled as any echo is (tests/e2e/test_contacts.py)
+    and would only double the work here."""
+    service.ghl.control(rate_max=1_000_000, webhooks_enabled=False)
+    service.rankr.control(rate_max=1_000_000, webhooks_enabled=False)
 
 
 def backfill_facts(service: Service) -> dict[str, Any] | None:
@@ -129,8 +131,8 @@ def check_result(service: Service, world: World) -> None:
         assert r.get("firstName") == g.get("firstName")
     # Same email: GHL (newer) wins the differing first name; values one side lacked are copied; tags united.
     for i in range(world.by_email):
-        [r] = [c for c in rankr if c.get("email", "").lower() == f"both{i}@example.com"]
-        [g] = [c for c in ghl if c.get("email", "").lower() == f"both{i}@example.com"]
+        [r] = [c for c in rankr if (c.get("email") or "").lower() == f"both{i}@example.com"]
+        [g] = [c for c in ghl if (c.get("email") or "").lower() == f"both{i}@example.com"]
         assert r["firstName"] == g["firstName"] == f"New{i}"
         assert r["companyName"] == g["companyName"] == f"Co {i}"
         assert r["website"] == g["website"] == f"https://{i}.example"
@@ -138,7 +140,9 @@ def check_result(service: Service, world: World) -> None:
     # Same phone, written differently: linked, not created twice.
     by_phone = [c for c in ghl if (c.get("phone") or "").startswith("+1455")]
     assert len(by_phone) == world.by_phone
-    assert all(c.get("city") == "Oslo" for c in rankr if (c.get("lastName") or "").startswith("P"))
+    by_phone_rankr = [c for c in rankr if (c.get("lastName") or "").startswith("P")]
+    assert len(by_phone_rankr) == world.by_phone
+    assert all((c.get("address") or {}).get("city") == "Oslo" for c in by_phone_rankr)
     # Duplicates inside Rankr: the oldest is linked (and merged with GHL's), the other left alone.
     for prefix, groups in (("+1555", world.duplicate_groups), ("+1655", world.duplicates_with_ghl)):
         in_ghl = [c for c in ghl if (c.get("phone") or "").startswith(prefix)]
@@ -250,7 +254,7 @@ def test_backfill_killed_midway_resumes_where_it_stopped(database_url: str) -> N
 
             def midway() -> bool:
                 rows = query(service.database_url, "SELECT count(*) AS n FROM links WHERE state = 'linked'")
-                return bool(rows and rows[0]["n"] >= 200)
+                return bool(rows and rows[0]["n"] >= 150)
 
             wait_for(midway, timeout=300, what="the backfill to be midway")
             process.send_signal(signal.SIGKILL)
@@ -271,7 +275,6 @@ def test_backfill_killed_midway_resumes_where_it_stopped(database_url: str) -> N
         # It carried on from its checkpoint: the Rankr listing was not started over.
         listed_after = Counter(f"{r['method']} {r['path']}" for r in service.rankr.requests_since(0))
         assert listed_after["GET /contacts"] == listed_before["GET /contacts"]
-        # The echoes of the backfill's own writes still wait for a worker; they change nothing.
         [job] = query(service.database_url, "SELECT state, phase FROM sync_jobs WHERE job = 'backfill'")
         assert job == {"state": "done", "phase": "done"}
         check_result(service, world)
