@@ -213,6 +213,11 @@ def status(
             f"  linked          {entry['linked']['contacts']} contacts, {entry['linked']['tasks']} tasks, "
             f"{entry['linked']['notes']} notes"
         )
+        for job in ("backfill", "reconcile"):
+            if entry.get(job):
+                run = entry[job]
+                counts = ", ".join(f"{k} {v}" for k, v in run["counts"].items() if isinstance(v, int))
+                typer.echo(f"  {job:<16}{run['state']} ({run['phase']})  {counts}")
         for upstream, budget in entry["rateBudget"].items():
             typer.echo(f"  {upstream + ' budget':<16}{budget['remaining']} of {budget['limit']} left")
         for error in entry.get("latestErrors", []):

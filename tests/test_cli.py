@@ -40,7 +40,7 @@ def env(tmp_path: Path) -> dict[str, str]:
 def test_help_lists_every_command(env: dict[str, str]) -> None:
     result = run(["--help"], env)
     assert result.returncode == 0
-    for command in ("serve", "worker", "migrate", "sandbox", "status"):
+    for command in ("serve", "worker", "migrate", "sandbox", "status", "backfill", "reconcile"):
         assert command in result.stdout
     assert run(["worker", "--help"], env).returncode == 0
 

@@ -290,3 +290,32 @@ def test_backfill_killed_midway_resumes_where_it_stopped(database_url: str) -> N
         [job] = query(service.database_url, "SELECT state, phase FROM sync_jobs WHERE job = 'backfill'")
         assert job == {"state": "done", "phase": "done"}
         check_result(service, world)
+
+
+def test_dry_run_on_the_command_line_prints_its_decisions(database_url: str) -> None:
+    with running_service(database_url) as service:
+        world = World(
+            rankr_only=2, ghl_only=1, by_email=1, by_phone=0, duplicate_groups=1, duplicates_with_ghl=0
+        )
+        seed(service, world)
+        rankr_mark, ghl_mark = service.rankr.mark(), service.ghl.mark()
+        command = [sys.executable, "-m", "app", "backfill", "--dry-run", "--connection", "1"]
+        done = subprocess.run(
+            command, cwd=ROOT, env=cli_env(service), capture_output=True, text=True, timeout=120
+        )
+        assert done.returncode == 0, done.stderr
+        lines = done.stdout.splitlines()
+        assert sum(line.startswith("create in ghl: rankr ") for line in lines) == 3
+        assert sum(line.startswith("create in rankr: ghl ") for line in lines) == 1
+        assert sum(line.startswith("link rankr ") for line in lines) == 1
+        assert sum(line.startswith("duplicate rankr ") for line in lines) == 1
+        assert "Old" not in done.stdout  # ids and field names only, never contact data
+        assert service.rankr.writes_since(rankr_mark) == []
+        assert service.ghl.writes_since(ghl_mark) == []
+        assert service.links() == []
+        assert service.events() == []
+        unknown = subprocess.run(
+            [*command[:-1], "7"], cwd=ROOT, env=cli_env(service), capture_output=True, text=True, timeout=120
+        )
+        assert unknown.returncode == 1
+        assert "no active connection 7" in unknown.stderr
