@@ -54,7 +54,11 @@ async def _chosen(request: Request, connection_id: int | None, job: str) -> list
     return chosen
 
 
-def _start(request: Request, run: SyncRun, connection: Connection) -> None:
+async def _start(request: Request, run: SyncRun, connection: Connection) -> None:
+    try:
+        await run.claim(connection)
+    except JobBusy as exc:
+        raise ProblemError(409, "Conflict", str(exc)) from exc
     tasks: set[asyncio.Task[Any]] = request.app.state.__dict__.setdefault("sync_runs", set())
 
     async def body() -> None:
@@ -91,7 +95,7 @@ async def backfill(request: Request, body: BackfillRequest | None = None) -> JSO
         return JSONResponse({"dryRun": True, "connections": results, "actions": lines})
     for connection in chosen:
         run = Backfill(state.sessions, state.settings, state.registry.for_connection, clock=state.clock)
-        _start(request, run, connection)
+        await _start(request, run, connection)
     return JSONResponse({"started": [c.id for c in chosen], "job": BACKFILL}, status_code=202)
 
 
@@ -102,5 +106,5 @@ async def reconcile(request: Request, body: ReconcileRequest | None = None) -> J
     chosen = await _chosen(request, body.connection_id, RECONCILE)
     for connection in chosen:
         run = Reconciliation(state.sessions, state.settings, state.registry.for_connection, clock=state.clock)
-        _start(request, run, connection)
+        await _start(request, run, connection)
     return JSONResponse({"started": [c.id for c in chosen], "job": RECONCILE}, status_code=202)

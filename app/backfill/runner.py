@@ -103,6 +103,10 @@ class SyncRun:
 
     # --- the job row ---------------------------------------------------------------------------
 
+    async def claim(self, connection: Connection) -> None:
+        """Take the job's lease now (``run`` keeps it): JobBusy when another process holds it."""
+        await self._take(connection)
+
     async def _take(self, connection: Connection) -> SyncJob:
         now = self._clock()
         async with unit_of_work(self._sessions) as session:

@@ -172,6 +172,13 @@ def test_backfill_of_thousands_links_merges_and_creates(database_url: str) -> No
         rankr_mark, ghl_mark = service.rankr.mark(), service.ghl.mark()
         answer = service.http.post(f"{service.url}/admin/backfill", json={})
         assert answer.status_code == 202, answer.text
+        # One backfill per connection at a time (the job's lease).
+        again = service.http.post(f"{service.url}/admin/backfill", json={})
+        assert again.status_code == 409, again.text
+        progress = wait_for(
+            lambda: (f := backfill_facts(service)) and f["counts"].get("decided") and f, timeout=120
+        )
+        assert progress["state"] == "running"
         wait_for(lambda: finished(service), timeout=600, what="the backfill to finish")
         service.settle(timeout=120)
         check_result(service, WORLD)
