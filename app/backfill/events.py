@@ -53,24 +53,24 @@ def create(
 
 
 def pair(job: str, run: str, connection: Connection, rankr_id: str, ghl_id: str) -> IncomingEvent:
-    account = connection.rankr_account_id
-    return IncomingEvent(
-        Source.RANKR,
-        f"{prefix(job, connection)}{run}:pair:{rankr_id}:{ghl_id}",
-        PAIR,
-        account,
-        ordering_key(Source.RANKR, account, KIND, rankr_id),
-        {"rankrId": rankr_id, "ghlId": ghl_id, "synthetic": job},
-    )
+    payload = {"rankrId": rankr_id, "ghlId": ghl_id}
+    return _synthetic(job, run, connection, f"pair:{rankr_id}:{ghl_id}", PAIR, rankr_id, payload)
 
 
 def reconcile(job: str, run: str, connection: Connection, link_id: int, rankr_id: str) -> IncomingEvent:
+    return _synthetic(job, run, connection, f"link:{link_id}", RECONCILE, rankr_id, {"linkId": link_id})
+
+
+def _synthetic(
+    job: str, run: str, connection: Connection, name: str, kind: str, rankr_id: str, payload: dict[str, Any]
+) -> IncomingEvent:
+    """A ``sync.contact.*`` event, ordered with the webhooks of its Rankr record."""
     account = connection.rankr_account_id
     return IncomingEvent(
         Source.RANKR,
-        f"{prefix(job, connection)}{run}:link:{link_id}",
-        RECONCILE,
+        f"{prefix(job, connection)}{run}:{name}",
+        kind,
         account,
         ordering_key(Source.RANKR, account, KIND, rankr_id),
-        {"linkId": link_id, "synthetic": job},
+        {**payload, "synthetic": job},
     )

@@ -11,11 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy.exc import IntegrityError
-
 from app.connections.models import Connection
-from app.db import unit_of_work
-from app.errors import Deferred, LinkConflictError, MappingError, PermanentUpstreamError
 from app.sync import mapping
 from app.sync import repository as links
 from app.sync.base import Job, Settlement, Side, Upstreams
@@ -65,32 +61,9 @@ class ContactRepair(ContactSync):
             note = f"one of the two records was linked meanwhile (link {taken.id if taken else '?'})"
             await self.settle(job, connection, Settlement(note=note))
             return
-        now = self._clock()
-        link = Link(
-            connection_id=connection.id,
-            kind=KIND,
-            state=LinkState.PENDING,
-            rankr_id=rankr_id,
-            ghl_id=ghl_id,
-            lease_owner=job.holder,
-            lease_until=now + self._lease,
-            created_at=now,
-            updated_at=now,
-        )
-        try:
-            async with unit_of_work(self._sessions) as session:
-                session.add(link)
-        except IntegrityError as exc:
-            raise Deferred("another worker is linking one of these contacts") from exc
-        try:
-            await self._reconcile(job, connection, up, link)
-        except (PermanentUpstreamError, LinkConflictError, MappingError):
-            async with unit_of_work(self._sessions) as session:
-                await links.remove(session, link.id, job.holder)
-            raise
-        except BaseException:
-            await self.release(job, link.id)
-            raise
+        ids = {"rankr_id": rankr_id, "ghl_id": ghl_id}
+        link = await self._claim_pending(job, connection, ids)
+        await self._finish_pending(job, link, self._reconcile(job, connection, up, link))
 
     # --- both: compare the pair with both sides now, and repair --------------------------------------
 

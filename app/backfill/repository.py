@@ -102,21 +102,18 @@ async def clear_staged(session: AsyncSession, connection_id: int, job: str) -> N
     )
 
 
-async def undecided(
-    session: AsyncSession, connection_id: int, job: str, after_id: int, limit: int
+async def staged(
+    session: AsyncSession, connection_id: int, job: str, after_id: int, limit: int, *, undecided: bool
 ) -> Sequence[StagedContact]:
-    """The next staged records nobody decided about yet, Rankr's first, then in listing order."""
-    rows = await session.execute(
-        select(StagedContact)
-        .where(
-            StagedContact.connection_id == connection_id,
-            StagedContact.job == job,
-            StagedContact.outcome.is_(None),
-            StagedContact.id > after_id,
-        )
-        .order_by(StagedContact.id)
-        .limit(limit)
+    """The next staged records in listing order (Rankr's first), only the undecided ones if asked."""
+    statement = select(StagedContact).where(
+        StagedContact.connection_id == connection_id,
+        StagedContact.job == job,
+        StagedContact.id > after_id,
     )
+    if undecided:
+        statement = statement.where(StagedContact.outcome.is_(None))
+    rows = await session.execute(statement.order_by(StagedContact.id).limit(limit))
     return rows.scalars().all()
 
 
@@ -173,22 +170,6 @@ async def outcome_counts(session: AsyncSession, connection_id: int, job: str) ->
         key = f"{side}:{outcome or 'undecided'}"
         counts[key] = counts.get(key, 0) + count
     return counts
-
-
-async def staged_changed(
-    session: AsyncSession, connection_id: int, job: str, after_id: int, limit: int
-) -> Sequence[StagedContact]:
-    rows = await session.execute(
-        select(StagedContact)
-        .where(
-            StagedContact.connection_id == connection_id,
-            StagedContact.job == job,
-            StagedContact.id > after_id,
-        )
-        .order_by(StagedContact.id)
-        .limit(limit)
-    )
-    return rows.scalars().all()
 
 
 # --- queued events -------------------------------------------------------------------------------------

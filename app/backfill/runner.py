@@ -18,7 +18,7 @@ import logging
 import os
 import secrets
 import socket
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -168,11 +168,8 @@ class SyncRun:
         self, connection: Connection, up: Upstreams, job: str, key: str, since: datetime | None = None
     ) -> None:
         """Page through Rankr's contacts (changed since ``since``) into staging; resumable by ``key``."""
-        cursor = self._cursor
-        if cursor.get(f"{key}Done"):
-            return
-        position: str | None = cursor.get(key)
-        while True:
+
+        async def page(position: Any) -> tuple[list[dict[str, Any]], Any]:
             contacts, following = await up.rankr.list_contacts(
                 cursor=position, updated_since=since, limit=RANKR_PAGE
             )
@@ -188,39 +185,47 @@ class SyncRun:
                 )
                 for contact in contacts
             ]
-            self.counts[f"{key}Listed"] = self.counts.get(f"{key}Listed", 0) + len(rows)
-            newest = max((contact.last_modified for contact in contacts), default=None)
-            async with unit_of_work(self._sessions) as session:
-                await repo.stage(session, rows)
-                cursor = {**self._cursor, key: following, f"{key}Done": following is None}
-                if newest is not None:
-                    cursor[f"{key}Newest"] = _later(cursor.get(f"{key}Newest"), newest)
-                await self._save(session, cursor=cursor)
-            if following is None:
-                return
-            position = following
+            return rows, following
+
+        await self._list(key, page)
 
     async def _list_ghl(
         self, connection: Connection, up: Upstreams, job: str, key: str, since: datetime | None = None
     ) -> None:
         """Page through GHL's contacts (by ``dateAdded``, or updated since ``since`` by ``dateUpdated``)."""
-        cursor = self._cursor
-        if cursor.get(f"{key}Done"):
-            return
-        position: list[Any] | None = cursor.get(key)
         sort_by = "dateAdded" if since is None else "dateUpdated"
-        while True:
+
+        async def page(position: Any) -> tuple[list[dict[str, Any]], Any]:
             contacts, following = await up.ghl.search_contacts(
                 search_after=position, sort_by=sort_by, updated_from=since, page_limit=GHL_PAGE
             )
-            rows = []
-            newest: datetime | None = None
-            for contact in contacts:
-                modified = parse_instant(contact.date_updated)
-                newest = modified if newest is None or (modified and modified > newest) else newest
-                fields = mapping.from_ghl(contact, self._maps)
-                rows.append(self._staged(connection, job, "ghl", contact.id, fields, modified_at=modified))
+            rows = [
+                self._staged(
+                    connection,
+                    job,
+                    "ghl",
+                    contact.id,
+                    mapping.from_ghl(contact, self._maps),
+                    modified_at=parse_instant(contact.date_updated),
+                )
+                for contact in contacts
+            ]
+            return rows, following
+
+        await self._list(key, page)
+
+    async def _list(
+        self, key: str, page: Callable[[Any], Awaitable[tuple[list[dict[str, Any]], Any]]]
+    ) -> None:
+        """Stage page after page; each page is committed with the cursor of the next one (the
+        checkpoint ``key``) and the newest modification time seen (``<key>Newest``)."""
+        if self._cursor.get(f"{key}Done"):
+            return
+        position = self._cursor.get(key)
+        while True:
+            rows, following = await page(position)
             self.counts[f"{key}Listed"] = self.counts.get(f"{key}Listed", 0) + len(rows)
+            newest = max((row["modified_at"] for row in rows if row["modified_at"] is not None), default=None)
             async with unit_of_work(self._sessions) as session:
                 await repo.stage(session, rows)
                 cursor = {**self._cursor, key: following, f"{key}Done": following is None}
@@ -341,7 +346,7 @@ class Backfill(SyncRun):
         after = 0
         while True:
             async with unit_of_work(self._sessions) as session:
-                batch = await repo.undecided(session, connection.id, self.job, after, BATCH)
+                batch = await repo.staged(session, connection.id, self.job, after, BATCH, undecided=True)
                 if not batch:
                     return
                 for record in batch:
@@ -503,7 +508,7 @@ class Reconciliation(SyncRun):
         after = 0
         while True:
             async with unit_of_work(self._sessions) as session:
-                batch = await repo.staged_changed(session, connection.id, RECONCILE, after, BATCH)
+                batch = await repo.staged(session, connection.id, RECONCILE, after, BATCH, undecided=False)
                 if not batch:
                     return
                 for record in batch:

@@ -258,6 +258,11 @@ class ContactSync(Handler):
 
     async def _claim_new(self, job: Job, connection: Connection, seen: Observed) -> Link:
         """Commit a pending link for a record the other side does not know yet, holding its lease."""
+        ids = {f"{seen.side.value}_id": seen.record_id}
+        return await self._claim_pending(job, connection, {**ids, **_snapshot_values(seen.fields)})
+
+    async def _claim_pending(self, job: Job, connection: Connection, values: dict[str, Any]) -> Link:
+        """Commit a pending link with these ids (and values), holding its lease; Deferred when taken."""
         now = self._clock()
         link = Link(
             connection_id=connection.id,
@@ -267,8 +272,7 @@ class ContactSync(Handler):
             lease_until=now + self._lease,
             created_at=now,
             updated_at=now,
-            **{f"{seen.side.value}_id": seen.record_id},
-            **_snapshot_values(seen.fields),
+            **values,
         )
         try:
             async with unit_of_work(self._sessions) as session:
@@ -280,8 +284,12 @@ class ContactSync(Handler):
     async def _create(
         self, job: Job, connection: Connection, up: Upstreams, seen: Observed, link: Link
     ) -> None:
+        await self._finish_pending(job, link, self._create_and_link(job, connection, up, seen, link))
+
+    async def _finish_pending(self, job: Job, link: Link, work: Awaitable[None]) -> None:
+        """Run ``work`` on a pending link; remove the link when it failed for good, else release it."""
         try:
-            await self._create_and_link(job, connection, up, seen, link)
+            await work
         except (PermanentUpstreamError, LinkConflictError, MappingError):
             # Nothing was created that the link could point at: leave no half-written state.
             async with unit_of_work(self._sessions) as session:

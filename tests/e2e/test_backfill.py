@@ -11,16 +11,19 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import pytest
 
 from tests.support.service import Service, query, running_service, wait_for
 
 pytestmark = pytest.mark.slow
+T = TypeVar("T")
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -112,6 +115,16 @@ def finished(service: Service) -> dict[str, Any] | None:
     return facts if facts and facts["state"] == "done" else None
 
 
+def gently(check: Callable[[], T]) -> Callable[[], T]:
+    """``check`` polled twice a second: the service under test shares this process and its cores."""
+
+    def slower() -> T:
+        time.sleep(0.5)
+        return check()
+
+    return slower
+
+
 def check_result(service: Service, world: World) -> None:
     rankr, ghl = service.rankr.contacts(), service.ghl.contacts()
     # Everyone exists on both sides once, but the duplicates, which stay in Rankr only.
@@ -179,7 +192,7 @@ def test_backfill_of_thousands_links_merges_and_creates(database_url: str) -> No
             lambda: (f := backfill_facts(service)) and f["counts"].get("decided") and f, timeout=120
         )
         assert progress["state"] == "running"
-        wait_for(lambda: finished(service), timeout=600, what="the backfill to finish")
+        wait_for(gently(lambda: finished(service)), timeout=600, what="the backfill to finish")
         service.settle(timeout=120)
         check_result(service, WORLD)
         # Listing pages went through the official endpoints.
@@ -269,7 +282,7 @@ def test_backfill_killed_midway_resumes_where_it_stopped(database_url: str) -> N
                 rows = query(service.database_url, "SELECT count(*) AS n FROM links WHERE state = 'linked'")
                 return bool(rows and rows[0]["n"] >= 100)
 
-            wait_for(midway, timeout=300, what="the backfill to be midway")
+            wait_for(gently(midway), timeout=300, what="the backfill to be midway")
             process.send_signal(signal.SIGKILL)
             process.wait(timeout=10)
         finally:
