@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.backfill.models import StagedContact, SyncJob
 from app.inbox.models import OPEN_STATUSES, EventStatus, WebhookEvent
 from app.inbox.service import IncomingEvent
+from app.sync.models import Link, LinkState
 
 
 def _insert(session: AsyncSession, table: Any) -> Any:
@@ -156,6 +157,26 @@ async def find_staged(
     else:
         statement = statement.where(StagedContact.outcome.in_(outcomes))
     row = await session.execute(statement.order_by(StagedContact.id).limit(1))
+    return row.scalar_one_or_none()
+
+
+async def linked_person(
+    session: AsyncSession, connection_id: int, kind: str, email: str | None, phone: str | None
+) -> int | None:
+    """The live link of the person with this email / phone (by ``same_person``), if there is one."""
+    match = same_person(email, phone, Link.match_email, Link.match_phone)
+    if match is None:
+        return None
+    row = await session.execute(
+        select(Link.id)
+        .where(
+            Link.connection_id == connection_id,
+            Link.kind == kind,
+            Link.state.in_((LinkState.LINKED, LinkState.PENDING)),
+            match,
+        )
+        .limit(1)
+    )
     return row.scalar_one_or_none()
 
 

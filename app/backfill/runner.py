@@ -18,6 +18,7 @@ import logging
 import os
 import secrets
 import socket
+import time
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from typing import Any
@@ -31,6 +32,7 @@ from app.backfill.models import StagedContact, SyncJob
 from app.config import Settings
 from app.connections.models import Connection
 from app.db import unit_of_work
+from app.errors import TransientUpstreamError
 from app.inbox.models import EventStatus
 from app.inbox.service import IncomingEvent
 from app.integrations.registry import Upstreams
@@ -223,7 +225,7 @@ class SyncRun:
             return
         position = self._cursor.get(key)
         while True:
-            rows, following = await page(position)
+            rows, following = await self._patiently(page, position)
             self.counts[f"{key}Listed"] = self.counts.get(f"{key}Listed", 0) + len(rows)
             newest = max((row["modified_at"] for row in rows if row["modified_at"] is not None), default=None)
             async with unit_of_work(self._sessions) as session:
@@ -235,6 +237,26 @@ class SyncRun:
             if following is None:
                 return
             position = following
+
+    async def _patiently(
+        self, page: Callable[[Any], Awaitable[tuple[list[dict[str, Any]], Any]]], position: Any
+    ) -> tuple[list[dict[str, Any]], Any]:
+        """One page, waiting out rate limits and outages along RETRY_SCHEDULE (never sooner than the
+        upstream's Retry-After) before giving up; the checkpoint keeps what was listed so far."""
+        delays = self._settings.retry_delays
+        for attempt in range(self._settings.max_attempts):
+            try:
+                return await page(position)
+            except TransientUpstreamError as exc:
+                if attempt + 1 >= self._settings.max_attempts:
+                    raise
+                wait = max(delays[min(attempt, len(delays) - 1)], exc.retry_after or 0.0)
+                log.warning("sync_run.listing_retry", extra={"job": self.job, "in_seconds": wait})
+                deadline = time.monotonic() + wait
+                while (left := deadline - time.monotonic()) > 0:
+                    await self._save()  # keep the lease while waiting
+                    await asyncio.sleep(min(left, self._lease.total_seconds() / 3))
+        raise AssertionError("unreachable")  # pragma: no cover
 
     # --- queuing -------------------------------------------------------------------------------
 
@@ -411,20 +433,9 @@ class Backfill(SyncRun):
         staged = await repo.find_staged(session, record, side=None, outcomes=("pair", "paired", "create"))
         if staged is not None:
             return f"{staged.side} {staged.record_id}"
-        match = repo.same_person(record.match_email, record.match_phone, Link.match_email, Link.match_phone)
-        if match is None:
-            return None
-        row = await session.execute(
-            select(Link.id)
-            .where(
-                Link.connection_id == connection.id,
-                Link.kind == KIND,
-                Link.state.in_((LinkState.LINKED, LinkState.PENDING)),
-                match,
-            )
-            .limit(1)
+        linked = await repo.linked_person(
+            session, connection.id, KIND, record.match_email, record.match_phone
         )
-        linked = row.scalar_one_or_none()
         return f"link {linked}" if linked is not None else None
 
     def _decided(self, record: StagedContact, outcome: str, detail: str, ref: int | None = None) -> None:
@@ -516,7 +527,12 @@ class Reconciliation(SyncRun):
                     if record.outcome is not None:
                         continue
                     link = await links.find(session, connection.id, KIND, record.side, record.record_id)
-                    if link is None:
+                    if link is None and await repo.linked_person(
+                        session, connection.id, KIND, record.match_email, record.match_phone
+                    ):
+                        # Left alone by the backfill as a duplicate of a linked person (or became one).
+                        record.outcome = "duplicate"
+                    elif link is None:
                         event = events.create(
                             self.job, run, connection, record.side, record.record_id, record.wire
                         )

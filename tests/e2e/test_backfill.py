@@ -203,7 +203,23 @@ def test_backfill_of_thousands_links_merges_and_creates(database_url: str) -> No
         # Every merge decision is in the audit log.
         merges = [row for row in service.audit() if row["action"] == "merge"]
         assert len(merges) >= WORLD.by_email
-        # A second run finds everyone linked and writes nothing upstream.
+        # A reconciliation right after (no marks yet: it compares everything) finds nothing to repair
+        # and leaves the duplicates alone rather than failing to create them.
+        rankr_mark, ghl_mark = service.rankr.mark(), service.ghl.mark()
+        assert service.http.post(f"{service.url}/admin/reconcile", json={}).status_code == 202
+
+        def reconciled() -> dict[str, Any] | None:
+            facts = service.status()["connections"][0]["reconcile"]
+            return facts if facts and facts["state"] == "done" else None
+
+        counts = wait_for(gently(reconciled), timeout=300)["counts"]
+        assert counts.get("repair", 0) == 0
+        assert counts.get("create", 0) == 0
+        assert counts["duplicate"] == WORLD.duplicates
+        assert counts.get("missing", 0) == 0
+        assert service.rankr.writes_since(rankr_mark) == []
+        assert service.ghl.writes_since(ghl_mark) == []
+        # A second backfill finds everyone linked and writes nothing upstream.
         rankr_mark, ghl_mark = service.rankr.mark(), service.ghl.mark()
         assert service.http.post(f"{service.url}/admin/backfill", json={}).status_code == 202
         wait_for(lambda: (f := finished(service)) and f["counts"].get("linked") and f, timeout=120)
@@ -339,3 +355,18 @@ def test_dry_run_on_the_command_line_prints_its_decisions(database_url: str) -> 
         )
         assert unknown.returncode == 1
         assert "no active connection 7" in unknown.stderr
+
+
+def test_listing_waits_out_the_rate_limit(service: Service) -> None:
+    world = World(
+        rankr_only=0, ghl_only=250, by_email=0, by_phone=0, duplicate_groups=0, duplicates_with_ghl=0
+    )
+    seed(service, world)
+    service.ghl.control(rate_max=1, rate_window_seconds=1.0)
+    mark = service.ghl.mark()
+    answer = service.http.post(f"{service.url}/admin/backfill", json={"dryRun": True})
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["connections"]["1"]["ghlListed"] == 250
+    statuses = Counter(r["status"] for r in service.ghl.requests_since(mark))
+    assert statuses[429] >= 1
+    assert statuses[200] == 3  # three pages of 100, each read once
