@@ -375,7 +375,6 @@ class Backfill(SyncRun):
                     after = record.id
                     if record.outcome is None:  # decided in this batch as another's counterpart
                         await self._decide(session, connection, run, record)
-                self.counts["decided"] = self.counts.get("decided", 0) + len(batch)
                 await self._save(session)
             if not self.dry_run:
                 await self._room(connection)
@@ -443,6 +442,7 @@ class Backfill(SyncRun):
         record.detail = detail[:600]
         record.event_ref = ref
         self.counts[outcome] = self.counts.get(outcome, 0) + 1
+        self.counts["decided"] = self.counts.get("decided", 0) + 1
 
 
 class Reconciliation(SyncRun):

@@ -171,6 +171,10 @@ def check_result(service: Service, world: World) -> None:
     assert outcomes is not None
     assert outcomes["counts"]["duplicate"] == world.duplicates
     assert outcomes["counts"]["failed"] == 0
+    counts = outcomes["counts"]
+    assert counts["rankrListed"] == world.rankr_only + world.by_email + world.by_phone + 2 * world.duplicates
+    assert counts["ghlListed"] == world.ghl_only + world.by_email + world.by_phone + world.duplicates_with_ghl
+    assert counts["decided"] == counts["rankrListed"] + counts["ghlListed"]
 
 
 WORLD = World(
