@@ -18,6 +18,9 @@ from app.inbox.models import OPEN_STATUSES, EventStatus, WebhookEvent
 from app.inbox.service import IncomingEvent
 from app.sync.models import Link, LinkState
 
+# At most this many records of one person are looked at (more would be a data problem of its own).
+PERSON_RECORDS = 50
+
 
 def _insert(session: AsyncSession, table: Any) -> Any:
     dialect = postgresql if session.bind.dialect.name == "postgresql" else sqlite
@@ -152,12 +155,14 @@ async def find_staged(
     )
     if side is not None:
         statement = statement.where(StagedContact.side == side)
-    if outcomes is None:
-        statement = statement.where(StagedContact.outcome.is_(None))
-    else:
-        statement = statement.where(StagedContact.outcome.in_(outcomes))
-    row = await session.execute(statement.order_by(StagedContact.id).limit(1))
-    return row.scalar_one_or_none()
+    # The outcome is checked here rather than in SQL: given ``outcome IS NULL`` and ``ORDER BY id``,
+    # SQLite walks the outcome index through every undecided record instead of looking the few
+    # records of this person up by email or phone (quadratic over a whole backfill).
+    rows = await session.execute(statement.order_by(StagedContact.id).limit(PERSON_RECORDS))
+    for candidate in rows.scalars():
+        if (candidate.outcome is None) if outcomes is None else (candidate.outcome in outcomes):
+            return candidate
+    return None
 
 
 async def linked_person(
