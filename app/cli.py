@@ -1,4 +1,4 @@
-"""The ``rankr-ghl-sync`` command: serve, worker, migrate, sandbox, status, history."""
+"""The ``rankr-ghl-sync`` command: serve, worker, migrate, sandbox, status and the rest (see --help)."""
 
 from __future__ import annotations
 
@@ -120,9 +120,17 @@ async def _run_worker(settings: Settings) -> None:
         registry,
         name=name,
     )
+    from app.backfill.service import ReconcileLoop
+
+    reconciler = ReconcileLoop(sessions, settings, registry.for_connection, clock=utcnow)
     loop = asyncio.get_running_loop()
+
+    def stop() -> None:
+        runner.stop()
+        reconciler.stop()
+
     for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, runner.stop)
+        loop.add_signal_handler(signum, stop)
     if settings.metrics_port:
         from prometheus_client import start_http_server
 
@@ -133,9 +141,14 @@ async def _run_worker(settings: Settings) -> None:
             logging.getLogger("app.worker").error(
                 "worker.metrics_port_unavailable", extra={"port": settings.metrics_port, "error": str(exc)}
             )
+    periodic = settings.reconcile_interval_seconds > 0
+    reconcile_task = asyncio.create_task(reconciler.run()) if periodic else None
     try:
         await runner.run()
     finally:
+        if reconcile_task is not None:
+            reconcile_task.cancel()
+            await asyncio.gather(reconcile_task, return_exceptions=True)
         await registry.aclose()
         await engine.dispose()
 
@@ -173,6 +186,33 @@ def sandbox(
 
 
 @cli.command()
+def backfill(
+    connection: Annotated[int | None, typer.Option(help="only this connection id (default: all)")] = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="print what would be done; write nothing")
+    ] = False,
+) -> None:
+    """First sync of existing contacts: link the same people on both sides, merge, create the rest."""
+    from app.backfill.console import run_command
+
+    settings = load_settings()
+    _configure_logging(settings)
+    raise typer.Exit(asyncio.run(run_command(settings, "backfill", connection, dry_run)))
+
+
+@cli.command()
+def reconcile(
+    connection: Annotated[int | None, typer.Option(help="only this connection id (default: all)")] = None,
+) -> None:
+    """Repair what webhooks missed: changes since the last run, and deletions that sent none."""
+    from app.backfill.console import run_command
+
+    settings = load_settings()
+    _configure_logging(settings)
+    raise typer.Exit(asyncio.run(run_command(settings, "reconcile", connection, False)))
+
+
+@cli.command()
 def status(
     as_json: Annotated[bool, typer.Option("--json", help="print the JSON document")] = False,
 ) -> None:
@@ -197,6 +237,11 @@ def status(
             f"  linked          {entry['linked']['contacts']} contacts, {entry['linked']['tasks']} tasks, "
             f"{entry['linked']['notes']} notes"
         )
+        for job in ("backfill", "reconcile"):
+            if entry.get(job):
+                run = entry[job]
+                counts = ", ".join(f"{k} {v}" for k, v in run["counts"].items() if isinstance(v, int))
+                typer.echo(f"  {job:<16}{run['state']} ({run['phase']})  {counts}")
         for upstream, budget in entry["rateBudget"].items():
             typer.echo(f"  {upstream + ' budget':<16}{budget['remaining']} of {budget['limit']} left")
         for error in entry.get("latestErrors", []):

@@ -104,6 +104,11 @@ class Settings(BaseSettings):
     user_map: str = ""
     config_file: Path | None = None
 
+    # Backfill and reconciliation (app/backfill).
+    conflict_tie_winner: Literal["rankr", "ghl"] = "rankr"
+    reconcile_interval_seconds: float = Field(default=900.0, ge=0)
+    sync_max_in_flight: int = Field(default=50, ge=1, le=10_000)
+
     @field_validator("log_level")
     @classmethod
     def _upper_level(cls, value: str) -> str:

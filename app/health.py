@@ -14,6 +14,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.admin import is_admin
+from app.backfill import repository as backfill_repo
 from app.config import Settings
 from app.connections import credentials as ghl_credentials
 from app.connections import repository as connections
@@ -93,6 +94,7 @@ async def collect_status(
         counts = await inbox.status_counts(session)
         oldest = await inbox.oldest_open(session)
         linked = await links.link_counts(session)
+        sync_jobs = {(row.connection_id, row.job): row for row in await backfill_repo.jobs(session)}
         budgets = {
             (budget.connection_id, budget.upstream): budget for budget in await connections.budgets(session)
         }
@@ -152,6 +154,21 @@ async def collect_status(
                 if connection_id == connection.id
             },
         }
+        for job in ("backfill", "reconcile"):
+            row = sync_jobs.get((connection.id, job))
+            entry[job] = (
+                None
+                if row is None
+                else {
+                    "state": row.state,
+                    "phase": row.phase,
+                    "counts": row.counts,
+                    "startedAt": _iso(row.started_at),
+                    "updatedAt": _iso(row.updated_at),
+                    "finishedAt": _iso(row.finished_at),
+                    **({"error": row.error} if detailed else {}),
+                }
+            )
         if detailed:
             entry["rankrAccountId"] = connection.rankr_account_id
             entry["ghlLocationId"] = connection.ghl_location_id

@@ -11,6 +11,8 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from app.admin import router as admin_router
+from app.backfill import routes as _backfill_routes  # noqa: F401 - adds /admin/backfill, /admin/reconcile
+from app.backfill.service import ReconcileLoop
 from app.config import Settings
 from app.connections import repository as connections
 from app.db import create_engine, session_factory, unit_of_work
@@ -97,12 +99,21 @@ def create_app(settings: Settings | None = None, *, clock: Clock = utcnow) -> Fa
         if sandbox is not None:
             await sandbox.start()
         worker_task = asyncio.create_task(worker.run(), name="worker") if worker else None
+        reconcile_task = None
+        if worker is not None and settings.reconcile_interval_seconds > 0:
+            reconciler = ReconcileLoop(sessions, settings, registry.for_connection, clock=clock)
+            reconcile_task = asyncio.create_task(reconciler.run(), name="reconcile")
         # Everything built so far lives as long as the process: keep it out of the collector's scans,
         # which otherwise show up as latency spikes on the intake.
         gc.freeze()
         try:
             yield
         finally:
+            # A reconciliation or backfill cut short here resumes from its checkpoint next time.
+            runs = [reconcile_task, *getattr(app.state, "sync_runs", ())]
+            for run in filter(None, runs):
+                run.cancel()
+            await asyncio.gather(*filter(None, runs), return_exceptions=True)
             if worker is not None and worker_task is not None:
                 worker.stop()
                 await worker_task

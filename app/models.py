@@ -1,9 +1,20 @@
 """Every feature's ORM models, imported so that Alembic and ``alembic check`` see the whole schema."""
 
 from app.automation.models import RuleRun
+from app.backfill.models import StagedContact, SyncJob
 from app.connections.models import Connection, RateBudget
 from app.db import Base
 from app.inbox.models import WebhookEvent
 from app.sync.models import AuditEntry, Link
 
-__all__ = ["AuditEntry", "Base", "Connection", "Link", "RateBudget", "RuleRun", "WebhookEvent"]
+__all__ = [
+    "AuditEntry",
+    "Base",
+    "Connection",
+    "Link",
+    "RateBudget",
+    "RuleRun",
+    "StagedContact",
+    "SyncJob",
+    "WebhookEvent",
+]

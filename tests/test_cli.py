@@ -35,6 +35,8 @@ COMMANDS = (
     "connections",
     "config",
     "rules",
+    "backfill",
+    "reconcile",
 )
 
 

@@ -10,6 +10,7 @@ POST /_sandbox/control             change some: {"rate_max": 5, "rate_window_sec
 GET  /_sandbox/webhooks?body=true  deliveries of this sandbox, oldest first, with attempts and states
 POST /_sandbox/webhooks/drain?timeout=10   wait until none is pending; 504 when some still are
 GET  /_sandbox/state               every record in the product's wire format
+POST /_sandbox/seed                {"contacts": [create bodies]}: create contacts quickly, no webhooks
 """
 
 from __future__ import annotations
@@ -37,6 +38,14 @@ class ControlChanges(BaseModel):
     lost_answer_rate: float | None = Field(default=None, ge=0, le=1)
     webhooks_enabled: bool | None = None
     webhook_drop_rate: float | None = Field(default=None, ge=0, le=1)
+
+
+class SeedBody(BaseModel):
+    """Body of ``POST /_sandbox/seed``: contacts as the product's create route takes them."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    contacts: list[dict[str, Any]] = Field(max_length=10_000)
 
 
 def control_router(side: SandboxSide) -> APIRouter:
@@ -82,6 +91,10 @@ def control_router(side: SandboxSide) -> APIRouter:
                 {"pending": side.dispatcher.pending(side.name), "error": str(exc)}, status_code=504
             )
         return JSONResponse({"pending": 0})
+
+    @router.post("/seed", status_code=201)
+    async def seed(body: SeedBody) -> dict[str, Any]:
+        return {"ids": side.seed_contacts(body.contacts)}
 
     @router.get("/state")
     async def dump_state() -> dict[str, Any]:

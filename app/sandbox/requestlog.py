@@ -10,6 +10,7 @@ from typing import Any
 
 from app.kit.clock import format_instant
 
+READ_ONLY_POSTS = frozenset({"/contacts/search"})
 WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 
@@ -27,7 +28,8 @@ class RecordedRequest:
 
     @property
     def is_write(self) -> bool:
-        return self.method in WRITE_METHODS
+        # GHL's contact search is a POST that changes nothing.
+        return self.method in WRITE_METHODS and self.path not in READ_ONLY_POSTS
 
     def as_json(self) -> dict[str, Any]:
         return {

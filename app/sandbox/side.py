@@ -155,6 +155,20 @@ class SandboxSide(ABC):
     def reset_state(self) -> None:
         """Forget every record."""
 
+    def seed_contacts(self, bodies: list[dict[str, Any]]) -> list[str]:
+        """Create contacts as the API's create route would, but sending no webhooks: records that
+        existed before the service was connected. Stops at the first one the product refuses."""
+        enabled = self.webhook_settings.enabled
+        self.webhook_settings.enabled = False
+        try:
+            return [self.seed_contact(body) for body in bodies]
+        finally:
+            self.webhook_settings.enabled = enabled
+
+    @abstractmethod
+    def seed_contact(self, body: dict[str, Any]) -> str:
+        """Create one contact from a create-route body (validated as the route does); its id."""
+
     @abstractmethod
     def state_dump(self) -> dict[str, Any]:
         """Every record, in the product's wire format (for ``GET /_sandbox/state``)."""

@@ -10,6 +10,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from app.automation.enrich import Enricher
 from app.automation.runner import EVENT_TYPE as AUTOMATION_EVENT
 from app.automation.runner import AutomationRunner
+from app.backfill import repair
+from app.backfill.repair import ContactRepair
 from app.config import Settings
 from app.connections import repository as connections
 from app.connections.models import Connection, ConnectionStatus
@@ -92,6 +94,17 @@ class SyncEngine:
             ),
             **dict.fromkeys(NOTE_TYPES, NoteSync(sessions, clock=clock, lease=lease, maps=maps)),
         }
+        # Backfill and reconciliation hand their writes to the worker as synthetic events.
+        self.repairs = ContactRepair(
+            sessions,
+            tie=settings.conflict_tie_winner,
+            clock=clock,
+            lease=lease,
+            maps=maps,
+            delete_mode=settings.contact_delete_mode,
+            unlink_tag=settings.unlink_tag,
+            filters=config.filters,
+        )
         self.automation: AutomationRunner | None = None
         if config.rules or config.enrichment.local or config.enrichment.http is not None:
             self.automation = AutomationRunner(
@@ -121,6 +134,9 @@ class SyncEngine:
             state = "disabled" if connection is not None else "no"
             raise UnroutableEvent(f"{state} connection for {job.source.value} account {job.account_key}")
         bind_log_context(connection=connection.id)
+        if job.type in repair.TYPES:
+            await self.repairs.handle(job, connection, self._upstreams(connection))
+            return
         if job.type in CONTACT_TYPES:
             await self.contacts.handle(job, connection, self._upstreams(connection))
             return

@@ -197,11 +197,28 @@ def describe(new: Canonical, old: Canonical | None) -> dict[str, dict[str, Any]]
     return {name: {"from": previous.get(name), "to": value} for name, value in new.items()}
 
 
+def same(a: Any, b: Any) -> bool:
+    """Whether two canonical values mean the same (an empty tag list and a missing one do)."""
+    return bool(_empty(a) == _empty(b))
+
+
 def match_keys(fields: Canonical) -> tuple[str | None, str | None]:
-    """Normalised email and phone, by which records of the two sides are recognised as the same person."""
+    """Normalised email and phone, by which records of the two sides are recognised as the same person.
+
+    The email is lowercased. The phone is its E.164 digits without the ``+``: ``00`` becomes the
+    international prefix, and a number of exactly ten digits written without one is taken as North
+    American (``+1``), as GHL stores such numbers.
+    """
     email = fields.get("email")
     phone = fields.get("phone")
-    digits = "".join(ch for ch in phone if ch.isdigit()) if isinstance(phone, str) else ""
+    digits = ""
+    if isinstance(phone, str):
+        digits = "".join(ch for ch in phone if ch.isdigit())
+        written = phone.strip()
+        if written.startswith("00"):
+            digits = digits[2:]
+        elif not written.startswith("+") and len(digits) == 10:
+            digits = "1" + digits
     return (email.lower() if isinstance(email, str) else None), (digits or None)
 
 

@@ -18,7 +18,17 @@ from alembic import command
 from app.health import alembic_config
 
 POSTGRES_SERVER = os.environ.get("TEST_POSTGRES_URL", "postgresql://root@127.0.0.1:5432/test")
-TABLES = ("audit_entries", "links", "rate_budgets", "webhook_events", "ghl_credentials", "connections")
+TABLES = (
+    "rule_runs",
+    "staged_contacts",
+    "sync_jobs",
+    "audit_entries",
+    "links",
+    "rate_budgets",
+    "webhook_events",
+    "ghl_credentials",
+    "connections",
+)
 
 
 def migrate(database_url: str) -> None:

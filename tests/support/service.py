@@ -65,6 +65,12 @@ class Product:
             if r["write"] and r["path"] != "/oauth/token"
         ]
 
+    def seed(self, contacts: list[dict[str, Any]]) -> list[str]:
+        """Create contacts quickly and without webhooks (records that existed before the service)."""
+        answer = self.http.post(f"{self.base}/_sandbox/seed", json={"contacts": contacts})
+        assert answer.status_code == 201, answer.text
+        return list(answer.json()["ids"])
+
     def drain(self) -> None:
         self.http.post(f"{self.base}/_sandbox/webhooks/drain", params={"timeout": 20}).raise_for_status()
 

@@ -162,6 +162,10 @@ def test_match_keys() -> None:
         "15550100",
     )
     assert mapping.match_keys({"email": None, "phone": None}) == (None, None)
+    # E.164 whatever the writing: national North American numbers get +1, 00 is the "+".
+    assert mapping.match_keys({"phone": "(555) 010-0199"}) == (None, "15550100199")
+    assert mapping.match_keys({"phone": "+1 555 010 0199"}) == (None, "15550100199")
+    assert mapping.match_keys({"phone": "0044 20 7946 0000"}) == (None, "442079460000")
 
 
 def test_describe_for_the_audit_log() -> None:

@@ -17,6 +17,7 @@ from pydantic import BaseModel
 
 from app.errors import PermanentUpstreamError, UpstreamNotFound
 from app.integrations.ghl.schemas import GhlContact, GhlNote, GhlTask
+from app.kit.clock import format_instant
 from app.kit.http import RateLimitSnapshot, UpstreamClient, ghl_rate_limit
 
 TokenSource = Callable[[], Awaitable[str]]
@@ -111,6 +112,35 @@ class GhlClient(UpstreamClient):
             return self._contact(await self._call("GET", f"/contacts/{contact_id}"))
         except UpstreamNotFound:
             return None
+
+    async def search_contacts(
+        self,
+        *,
+        search_after: list[Any] | None = None,
+        sort_by: str = "dateAdded",
+        updated_from: datetime | None = None,
+        page_limit: int = 100,
+    ) -> tuple[list[GhlContact], list[Any] | None]:
+        """One page of ``POST /contacts/search``, ascending by ``sort_by``, and the next page's
+        ``searchAfter`` (None on the last page). ``updated_from`` keeps contacts with
+        ``dateUpdated`` at or after it."""
+        body: dict[str, Any] = {
+            "locationId": self.location_id,
+            "pageLimit": page_limit,
+            "sort": [{"field": sort_by, "direction": "asc"}],
+        }
+        if search_after:
+            body["searchAfter"] = search_after
+        if updated_from is not None:
+            since = format_instant(updated_from)
+            body["filters"] = [{"field": "dateUpdated", "operator": "range", "value": {"gte": since}}]
+        answer = await self._call("POST", "/contacts/search", json=body)
+        hits = answer.get("contacts") if isinstance(answer, dict) else None
+        if not isinstance(hits, list):
+            raise PermanentUpstreamError("ghl", "the search answer carries no contacts")
+        contacts = [GhlContact.model_validate(hit) for hit in hits]
+        following = hits[-1].get("searchAfter") if hits and len(hits) == page_limit else None
+        return contacts, following if isinstance(following, list) and following else None
 
     async def upsert_contact(self, fields: dict[str, Any]) -> tuple[GhlContact, bool]:
         """Create, or update the contact GHL matches by email then phone; True when created."""

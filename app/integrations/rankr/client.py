@@ -17,6 +17,7 @@ import httpx
 
 from app.errors import PermanentUpstreamError, UpstreamError, UpstreamNotFound
 from app.integrations.rankr.schemas import RankrContact, RankrNote, RankrTask
+from app.kit.clock import format_instant
 from app.kit.http import RateLimitSnapshot, UpstreamClient, rankr_rate_limit
 
 SCOPES = "contacts.read contacts.write tasks.read tasks.write notes.read notes.write"
@@ -104,6 +105,23 @@ class RankrClient(UpstreamClient):
             return RankrContact.model_validate(await self._call("GET", f"/contacts/{contact_id}"))
         except UpstreamNotFound:
             return None
+
+    async def list_contacts(
+        self, *, cursor: str | None = None, updated_since: datetime | None = None, limit: int = 200
+    ) -> tuple[list[RankrContact], str | None]:
+        """One page of ``GET /contacts`` (oldest ``lastModified`` first) and the next page's cursor."""
+        params: dict[str, Any] = {"limit": limit}
+        if cursor:
+            params["cursor"] = cursor
+        if updated_since is not None:
+            params["updatedSince"] = format_instant(updated_since)
+        body = await self._call("GET", "/contacts", params=params)
+        data = body.get("data") if isinstance(body, dict) else None
+        if not isinstance(data, list):
+            raise PermanentUpstreamError("rankr", "the contact list carries no data")
+        following = body.get("nextCursor")
+        contacts = [RankrContact.model_validate(item) for item in data]
+        return contacts, following if isinstance(following, str) and following else None
 
     async def create_contact(self, fields: dict[str, Any]) -> CreateResult:
         try:

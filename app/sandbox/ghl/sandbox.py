@@ -31,8 +31,8 @@ from app.sandbox.config import SandboxConfig
 from app.sandbox.control import control_router
 from app.sandbox.ghl import errors, serialize
 from app.sandbox.ghl.oauth import COMPANY, Grant, OAuthServer, oauth_control_router, oauth_router
-from app.sandbox.ghl.routes import api_router
-from app.sandbox.ghl.schemas import AppointmentSeed
+from app.sandbox.ghl.routes import api_router, validate
+from app.sandbox.ghl.schemas import AppointmentSeed, CreateContactDto
 from app.sandbox.ghl.state import DuplicateContact, GhlStore
 from app.sandbox.ghl.ui import ui_router
 from app.sandbox.ratelimit import RateDecision
@@ -124,6 +124,10 @@ class GhlSandbox(SandboxSide):
 
     def state_dump(self) -> dict[str, Any]:
         return self.store.snapshot()
+
+    def seed_contact(self, body: dict[str, Any]) -> str:
+        dto = validate(CreateContactDto, {"locationId": self.store.location_id, **body})
+        return self.store.create_contact(dto.changes()).id
 
     def authenticate(self, headers: Headers) -> Principal | Response:
         scheme, _, token = headers.get("authorization", "").partition(" ")

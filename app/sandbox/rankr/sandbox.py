@@ -27,7 +27,8 @@ from app.sandbox.config import SandboxConfig
 from app.sandbox.control import control_router
 from app.sandbox.rankr import problems
 from app.sandbox.rankr.problems import RankrProblem
-from app.sandbox.rankr.routes import api_router
+from app.sandbox.rankr.routes import api_router, validate
+from app.sandbox.rankr.schemas import ContactWrite
 from app.sandbox.rankr.state import BadCursor, EmailTaken, RankrStore
 from app.sandbox.rankr.tokens import TokenIssuer
 from app.sandbox.rankr.ui import ui_router
@@ -83,6 +84,10 @@ class RankrSandbox(SandboxSide):
 
     def state_dump(self) -> dict[str, Any]:
         return self.store.snapshot()
+
+    def seed_contact(self, body: dict[str, Any]) -> str:
+        changes = validate(ContactWrite, body).model_dump(by_alias=True, exclude_unset=True)
+        return self.store.create_contact(changes).contact_id
 
     def is_public_path(self, path: str) -> bool:
         return path == OAUTH_ENDPOINT

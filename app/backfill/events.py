@@ -1,0 +1,76 @@
+"""The synthetic inbox events backfill and reconciliation queue: the worker applies them like webhooks.
+
+A record on one side only is queued as the event its own webhook would have been (``contact.created``
+with the contact, ``ContactCreate`` with the id), so it is created on the other side by the usual
+path, GHL upsert and Rankr's 409 included. Two records of the same person are queued as
+``sync.contact.pair``; a link to check as ``sync.contact.reconcile``. Each event has a deterministic
+id (``sync:<job>:<connection>:...``): queuing it again after a crash stores nothing new. Events
+about one record share that record's ordering key, so they apply in order with its webhooks.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from app.backfill.repair import PAIR, RECONCILE
+from app.connections.models import Connection
+from app.inbox.models import Source
+from app.inbox.service import IncomingEvent, ordering_key
+
+KIND = "contact"
+
+
+def prefix(job: str, connection: Connection) -> str:
+    """The id prefix of every event a job queues for a connection."""
+    return f"sync:{job}:{connection.id}:"
+
+
+def create(
+    job: str, run: str, connection: Connection, side: str, record_id: str, wire: dict[str, Any] | None
+) -> IncomingEvent:
+    """The 'created' event of a record that exists on one side only."""
+    event_id = f"{prefix(job, connection)}{run}:{side}:{record_id}"
+    if side == Source.RANKR:
+        account = connection.rankr_account_id
+        payload = {"type": "contact.created", "accountId": account, "data": wire or {}, "synthetic": job}
+        return IncomingEvent(
+            Source.RANKR,
+            event_id,
+            "contact.created",
+            account,
+            ordering_key(Source.RANKR, account, KIND, record_id),
+            payload,
+        )
+    location = connection.ghl_location_id
+    return IncomingEvent(
+        Source.GHL,
+        event_id,
+        "ContactCreate",
+        location,
+        ordering_key(Source.GHL, location, KIND, record_id),
+        {"type": "ContactCreate", "locationId": location, "id": record_id, "synthetic": job},
+    )
+
+
+def pair(job: str, run: str, connection: Connection, rankr_id: str, ghl_id: str) -> IncomingEvent:
+    payload = {"rankrId": rankr_id, "ghlId": ghl_id}
+    return _synthetic(job, run, connection, f"pair:{rankr_id}:{ghl_id}", PAIR, rankr_id, payload)
+
+
+def reconcile(job: str, run: str, connection: Connection, link_id: int, rankr_id: str) -> IncomingEvent:
+    return _synthetic(job, run, connection, f"link:{link_id}", RECONCILE, rankr_id, {"linkId": link_id})
+
+
+def _synthetic(
+    job: str, run: str, connection: Connection, name: str, kind: str, rankr_id: str, payload: dict[str, Any]
+) -> IncomingEvent:
+    """A ``sync.contact.*`` event, ordered with the webhooks of its Rankr record."""
+    account = connection.rankr_account_id
+    return IncomingEvent(
+        Source.RANKR,
+        f"{prefix(job, connection)}{run}:{name}",
+        kind,
+        account,
+        ordering_key(Source.RANKR, account, KIND, rankr_id),
+        {**payload, "synthetic": job},
+    )

@@ -1,0 +1,243 @@
+"""SQL of backfill and reconciliation: job checkpoints and leases, staged records, queued events.
+
+Never commits.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import ColumnElement, and_, delete, func, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.backfill.models import StagedContact, SyncJob
+from app.inbox.models import OPEN_STATUSES, EventStatus, WebhookEvent
+from app.inbox.service import IncomingEvent
+from app.sync.models import Link, LinkState
+
+# At most this many records of one person are looked at (more would be a data problem of its own).
+PERSON_RECORDS = 50
+
+
+def _insert(session: AsyncSession, table: Any) -> Any:
+    dialect = postgresql if session.bind.dialect.name == "postgresql" else sqlite
+    return dialect.insert(table)
+
+
+# --- jobs ----------------------------------------------------------------------------------------------
+
+
+async def get_job(session: AsyncSession, connection_id: int, job: str) -> SyncJob | None:
+    row = await session.execute(
+        select(SyncJob)
+        .where(SyncJob.connection_id == connection_id, SyncJob.job == job)
+        .execution_options(populate_existing=True)
+    )
+    return row.scalar_one_or_none()
+
+
+async def take_job(
+    session: AsyncSession, connection_id: int, job: str, owner: str, now: datetime, until: datetime
+) -> SyncJob | None:
+    """The job's row with its lease taken by ``owner`` (created when new), or None while another holds it."""
+    await session.execute(
+        _insert(session, SyncJob)
+        .values(
+            connection_id=connection_id,
+            job=job,
+            state="new",
+            phase="new",
+            cursor={},
+            counts={},
+            started_at=now,
+            updated_at=now,
+        )
+        .on_conflict_do_nothing(index_elements=["connection_id", "job"])
+    )
+    taken = await session.execute(
+        update(SyncJob)
+        .where(
+            SyncJob.connection_id == connection_id,
+            SyncJob.job == job,
+            or_(SyncJob.lease_until.is_(None), SyncJob.lease_until < now, SyncJob.lease_owner == owner),
+        )
+        .values(lease_owner=owner, lease_until=until)
+    )
+    if not taken.rowcount:  # type: ignore[attr-defined]
+        return None
+    return await get_job(session, connection_id, job)
+
+
+async def save_job(session: AsyncSession, job_id: int, owner: str, **values: Any) -> bool:
+    """Write the job's progress (and renew its lease) if ``owner`` still holds it."""
+    result = await session.execute(
+        update(SyncJob).where(SyncJob.id == job_id, SyncJob.lease_owner == owner).values(**values)
+    )
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+async def jobs(session: AsyncSession) -> Sequence[SyncJob]:
+    return (await session.execute(select(SyncJob).order_by(SyncJob.id))).scalars().all()
+
+
+# --- staged records ------------------------------------------------------------------------------------
+
+
+async def stage(session: AsyncSession, rows: list[dict[str, Any]]) -> None:
+    """Insert staged records; one listed again (a resumed page) replaces its earlier copy."""
+    if not rows:
+        return
+    statement = _insert(session, StagedContact).values(rows)
+    columns = ("fields", "wire", "fingerprint", "match_email", "match_phone", "modified_at")
+    await session.execute(
+        statement.on_conflict_do_update(
+            index_elements=["connection_id", "job", "side", "record_id"],
+            set_={name: getattr(statement.excluded, name) for name in columns},
+        )
+    )
+
+
+async def clear_staged(session: AsyncSession, connection_id: int, job: str) -> None:
+    await session.execute(
+        delete(StagedContact).where(StagedContact.connection_id == connection_id, StagedContact.job == job)
+    )
+
+
+async def staged(
+    session: AsyncSession, connection_id: int, job: str, after_id: int, limit: int, *, undecided: bool
+) -> Sequence[StagedContact]:
+    """The next staged records in listing order (Rankr's first), only the undecided ones if asked."""
+    statement = select(StagedContact).where(
+        StagedContact.connection_id == connection_id,
+        StagedContact.job == job,
+        StagedContact.id > after_id,
+    )
+    if undecided:
+        statement = statement.where(StagedContact.outcome.is_(None))
+    rows = await session.execute(statement.order_by(StagedContact.id).limit(limit))
+    return rows.scalars().all()
+
+
+def same_person(email: str | None, phone: str | None, emails: Any, phones: Any) -> ColumnElement[bool] | None:
+    """The matching rule as SQL: the same normalised email, or the same normalised phone when at
+    most one of the two records has an email (two different emails are two people)."""
+    conditions: list[ColumnElement[bool]] = []
+    if email:
+        conditions.append(emails == email)
+    if phone:
+        by_phone: ColumnElement[bool] = phones == phone
+        conditions.append(and_(by_phone, emails.is_(None)) if email else by_phone)
+    return or_(*conditions) if conditions else None
+
+
+async def find_staged(
+    session: AsyncSession,
+    record: StagedContact,
+    *,
+    side: str | None,
+    outcomes: Sequence[str] | None,
+) -> StagedContact | None:
+    """The oldest other staged record of the same person (on ``side``; with one of ``outcomes``,
+    or undecided when ``outcomes`` is None)."""
+    match = same_person(
+        record.match_email, record.match_phone, StagedContact.match_email, StagedContact.match_phone
+    )
+    if match is None:
+        return None
+    statement = select(StagedContact).where(
+        StagedContact.connection_id == record.connection_id,
+        StagedContact.job == record.job,
+        StagedContact.id != record.id,
+        match,
+    )
+    if side is not None:
+        statement = statement.where(StagedContact.side == side)
+    # The outcome is checked here rather than in SQL: given ``outcome IS NULL`` and ``ORDER BY id``,
+    # SQLite walks the outcome index through every undecided record instead of looking the few
+    # records of this person up by email or phone (quadratic over a whole backfill).
+    rows = await session.execute(statement.order_by(StagedContact.id).limit(PERSON_RECORDS))
+    for candidate in rows.scalars():
+        if (candidate.outcome is None) if outcomes is None else (candidate.outcome in outcomes):
+            return candidate
+    return None
+
+
+async def linked_person(
+    session: AsyncSession, connection_id: int, kind: str, email: str | None, phone: str | None
+) -> int | None:
+    """The live link of the person with this email / phone (by ``same_person``), if there is one."""
+    match = same_person(email, phone, Link.match_email, Link.match_phone)
+    if match is None:
+        return None
+    row = await session.execute(
+        select(Link.id)
+        .where(
+            Link.connection_id == connection_id,
+            Link.kind == kind,
+            Link.state.in_((LinkState.LINKED, LinkState.PENDING)),
+            match,
+        )
+        .limit(1)
+    )
+    return row.scalar_one_or_none()
+
+
+async def outcome_counts(session: AsyncSession, connection_id: int, job: str) -> dict[str, int]:
+    rows = await session.execute(
+        select(StagedContact.side, StagedContact.outcome, func.count())
+        .where(StagedContact.connection_id == connection_id, StagedContact.job == job)
+        .group_by(StagedContact.side, StagedContact.outcome)
+    )
+    counts: dict[str, int] = {}
+    for side, outcome, count in rows.all():
+        key = f"{side}:{outcome or 'undecided'}"
+        counts[key] = counts.get(key, 0) + count
+    return counts
+
+
+# --- queued events -------------------------------------------------------------------------------------
+
+
+async def enqueue(session: AsyncSession, event: IncomingEvent, now: datetime) -> int | None:
+    """Store a synthetic event in the inbox, once per event id; its row id, None when it was stored before."""
+    statement = (
+        _insert(session, WebhookEvent)
+        .values(
+            source=event.source.value,
+            event_id=event.event_id,
+            type=event.type,
+            account_key=event.account_key,
+            ordering_key=event.ordering_key,
+            payload=event.payload,
+            received_at=now,
+            status=EventStatus.PENDING.value,
+            attempts=0,
+            next_attempt_at=now,
+        )
+        .on_conflict_do_nothing(index_elements=["source", "event_id"])
+        .returning(WebhookEvent.id)
+    )
+    return (await session.execute(statement)).scalar_one_or_none()
+
+
+async def events_by_status(session: AsyncSession, prefix: str) -> dict[str, int]:
+    """Synthetic events whose id starts with ``prefix``, by status."""
+    rows = await session.execute(
+        select(WebhookEvent.status, func.count())
+        .where(WebhookEvent.event_id.like(prefix + "%"))
+        .group_by(WebhookEvent.status)
+    )
+    return dict(rows.tuples().all())
+
+
+async def open_events(session: AsyncSession, prefix: str) -> int:
+    """Synthetic events with this id prefix still to be applied (pending, processing or retrying)."""
+    row = await session.execute(
+        select(func.count()).where(
+            WebhookEvent.status.in_(OPEN_STATUSES), WebhookEvent.event_id.like(prefix + "%")
+        )
+    )
+    return int(row.scalar_one())
