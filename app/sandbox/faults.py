@@ -1,4 +1,4 @@
-"""Injected faults: a fraction of API answers replaced by an error status, and added latency.
+"""Injected faults: a fraction of API answers replaced by an error status, added latency, late answers.
 
 Shared by both sandboxes; each side renders the error in its own format. The dice are the sandbox's
 seeded ``random.Random`` so a test can make a fault pattern repeatable.
@@ -13,11 +13,16 @@ from dataclasses import dataclass
 
 @dataclass
 class FaultSettings:
-    """What to inject: ``error_rate`` of API answers get ``error_status``; every one waits ``latency_ms``."""
+    """What to inject: ``error_rate`` of API answers get ``error_status``; every one waits ``latency_ms``.
+
+    ``answer_latency_ms`` holds back the answer of a request that was carried out: a client that
+    times out meanwhile never learns that its change happened (a create it may then repeat).
+    """
 
     error_rate: float = 0.0
     error_status: int = 503
     latency_ms: float = 0.0
+    answer_latency_ms: float = 0.0
 
 
 class FaultInjector:
@@ -37,3 +42,7 @@ class FaultInjector:
     async def delay(self) -> None:
         if self.settings.latency_ms > 0:
             await asyncio.sleep(self.settings.latency_ms / 1000)
+
+    async def delay_answer(self) -> None:
+        if self.settings.answer_latency_ms > 0:
+            await asyncio.sleep(self.settings.answer_latency_ms / 1000)
