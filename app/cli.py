@@ -1,4 +1,4 @@
-"""The ``rankr-ghl-sync`` command: serve, worker, migrate, sandbox, status."""
+"""The ``rankr-ghl-sync`` command: serve, worker, migrate, sandbox, status, replay."""
 
 from __future__ import annotations
 
@@ -103,7 +103,7 @@ async def _run_worker(settings: Settings) -> None:
 
     engine = create_engine(settings.database_url)
     sessions = session_factory(engine)
-    registry = UpstreamRegistry(settings, utcnow)
+    registry = UpstreamRegistry(settings, utcnow, engine)
     runner = Worker(
         sessions, SyncEngine(sessions, settings, registry.for_connection, clock=utcnow), settings, registry
     )
@@ -180,6 +180,42 @@ def status(
     unrouted = facts["unrouted"]
     if unrouted["accounts"]:
         typer.echo(f"\nevents for {unrouted['accounts']} unknown account(s): {unrouted['events']}")
+
+
+@cli.command()
+def replay(
+    event: Annotated[
+        list[str] | None, typer.Option(help="a dead event's id, as /status shows it (repeatable)")
+    ] = None,
+    connection: Annotated[int | None, typer.Option(help="every dead event of this connection")] = None,
+    replay_all: Annotated[bool, typer.Option("--all", help="every dead event")] = False,
+) -> None:
+    """Re-run dead events: by event id, by connection, or all of them."""
+    from app.replay import Selection
+
+    selection = Selection(events=tuple(event or ()), connection=connection, everything=replay_all)
+    problem = selection.problem()
+    if problem is not None:
+        typer.echo(f"error: {problem}", err=True)
+        raise typer.Exit(2)
+    settings = load_settings()
+    count = asyncio.run(_replay(settings, selection))
+    typer.echo(f"{count} dead event(s) put back in the queue")
+
+
+async def _replay(settings: Settings, selection: Any) -> int:
+    from app.db import create_engine, session_factory
+    from app.kit.clock import utcnow
+    from app.replay import UnknownConnection, replay
+
+    engine = create_engine(settings.database_url)
+    try:
+        return await replay(session_factory(engine), utcnow, selection)
+    except UnknownConnection as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    finally:
+        await engine.dispose()
 
 
 async def _collect(settings: Settings) -> dict[str, Any]:

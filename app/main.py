@@ -10,6 +10,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
+from app import replay  # noqa: F401 - importing it adds POST /admin/replay to the admin router
 from app.admin import router as admin_router
 from app.config import Settings
 from app.connections import repository as connections
@@ -58,7 +59,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock = utcnow) -> Fa
         engine = create_engine(settings.database_url)
         sessions = session_factory(engine)
         writer = await open_writer(settings.database_url)
-        registry = UpstreamRegistry(settings, clock)
+        registry = UpstreamRegistry(settings, clock, engine)
         worker: Worker | None = None
         if settings.run_worker_in_process:
             worker = Worker(

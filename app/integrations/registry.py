@@ -1,7 +1,9 @@
 """The API clients of every connection: one long-lived httpx client per upstream, shared by all.
 
-Credentials come from the settings (a GHL Private Integration token and Rankr client credentials);
-the rate-limit headers each client sees are kept here, per connection, for the worker to persist.
+Credentials come from the settings (a GHL Private Integration token and Rankr client credentials).
+Each connection's clients are paced by its shared budgets with GHL and Rankr (``app.kit.pacing``);
+the rate-limit headers each client sees are kept here, per connection, for the worker to persist,
+and the pacers tell the worker which connections' events to leave unclaimed for now.
 """
 
 from __future__ import annotations
@@ -10,13 +12,21 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
+from sqlalchemy.ext.asyncio import AsyncEngine
+
 from app.config import Settings
+from app.connections import budget
 from app.connections.models import Connection
 from app.errors import PermanentUpstreamError
 from app.integrations.ghl.client import GhlClient, static_token
 from app.integrations.rankr.client import RankrClient
 from app.kit.clock import Clock
 from app.kit.http import RateLimitSnapshot, build_http_client
+from app.kit.pacing import Pacer
+
+# A connection whose next request could not start within this many seconds gets no new events
+# claimed for it meanwhile: its backlog waits in the database and other connections' events go first.
+CLAIM_HORIZON_SECONDS = 0.25
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,12 +38,14 @@ class Upstreams:
 
 
 class UpstreamRegistry:
-    def __init__(self, settings: Settings, clock: Clock) -> None:
+    def __init__(self, settings: Settings, clock: Clock, engine: AsyncEngine) -> None:
         self._settings = settings
         self._clock = clock
+        self._engine = engine
         self._ghl_http = build_http_client(settings.http_timeout_seconds)
         self._rankr_http = build_http_client(settings.http_timeout_seconds)
         self._clients: dict[int, Upstreams] = {}
+        self._pacers: dict[int, tuple[tuple[str, str], list[Pacer]]] = {}
         self.budgets: dict[tuple[int, str], RateLimitSnapshot] = {}
 
     def for_connection(self, connection: Connection) -> Upstreams:
@@ -58,6 +70,12 @@ class UpstreamRegistry:
 
             return record
 
+        pacers = {
+            upstream: budget.pacer(self._engine, settings, self._clock, connection.id, upstream)
+            for upstream in ("ghl", "rankr")
+        }
+        accounts = (connection.rankr_account_id, connection.ghl_location_id)
+        self._pacers[connection.id] = (accounts, list(pacers.values()))
         ghl = GhlClient(
             self._ghl_http,
             base_url=settings.ghl_base_url,
@@ -66,6 +84,7 @@ class UpstreamRegistry:
             token=static_token(token),
             clock=self._clock,
             on_rate_limit=observe("ghl"),
+            pacer=pacers["ghl"],
         )
         rankr = RankrClient(
             self._rankr_http,
@@ -74,8 +93,27 @@ class UpstreamRegistry:
             client_secret=credentials[1],
             clock=self._clock,
             on_rate_limit=observe("rankr"),
+            pacer=pacers["rankr"],
         )
         return Upstreams(ghl=ghl, rankr=rankr)
+
+    def held_back(self) -> tuple[list[str], float | None]:
+        """Accounts whose events should not be claimed now, and when (Unix seconds) that next changes.
+
+        A connection is held back while one of its budgets could not start a request soon: the
+        events it has in hand already use the slots there are, and events claimed for it now would
+        only wait (or be put back) while other connections' events could run.
+        """
+        now = self._clock().timestamp()
+        accounts: list[str] = []
+        soonest: float | None = None
+        for keys, pacers in self._pacers.values():
+            busy_until = max(pacer.busy_until() for pacer in pacers)
+            if busy_until - now > CLAIM_HORIZON_SECONDS:
+                accounts.extend(keys)
+                free_at = busy_until - CLAIM_HORIZON_SECONDS
+                soonest = free_at if soonest is None else min(soonest, free_at)
+        return accounts, soonest
 
     @property
     def connection_ids(self) -> list[int]:

@@ -14,7 +14,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 import httpx
@@ -286,6 +286,18 @@ def query(database_url: str, sql: str) -> list[dict[str, Any]]:
         text=True,
     ).stdout.strip()
     return list(json.loads(output) or []) if output else []
+
+
+def max_in_window(requests: list[dict[str, Any]], seconds: float) -> int:
+    """The most requests that started within any ``seconds``-long window."""
+    times = sorted(datetime.fromisoformat(r["at"].replace("Z", "+00:00")) for r in requests)
+    window = timedelta(seconds=seconds)
+    most, first = 0, 0
+    for last, at in enumerate(times):
+        while at - times[first] >= window:
+            first += 1
+        most = max(most, last - first + 1)
+    return most
 
 
 def test_settings(database_url: str, public_url: str, **overrides: Any) -> Settings:
