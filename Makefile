@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.install-stamp
 
-.PHONY: install run test lint typecheck migrations-check bench clean
+.PHONY: install run test lint typecheck migrations-check bench faults clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -42,6 +42,12 @@ bench: install
 	@command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
 	$(BIN)/python -m bench.intake.run --database postgres
 	$(BIN)/python -m bench.intake.run --database sqlite
+
+## A bad day, bounded (10 min at most, loopback only): thousands of changes both ways through the
+## sandboxes with 5xx, 429 storms, timeouts, dropped/reordered/duplicate webhooks and SIGKILLed
+## workers; then both sides compared record by record. Fails unless lost = duplicate = 0.
+faults: install
+	$(BIN)/python -m bench.faults.run --database postgres
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache rankr_ghl_sync.db*
