@@ -625,7 +625,9 @@ def main() -> None:
     parser.add_argument("--database", choices=["postgres", "sqlite"], default="postgres")
     parser.add_argument("--contacts", type=int, default=200, help="contacts created on each side")
     parser.add_argument("--workers", type=int, default=3)
-    parser.add_argument("--load-seconds", type=float, default=120, help="how long people keep changing things")
+    parser.add_argument(
+        "--load-seconds", type=float, default=120, help="how long people keep changing things"
+    )
     parser.add_argument("--seconds", type=float, default=600, help="the whole run fails past this")
     parser.add_argument("--seed", type=int, default=7)
     sys.exit(asyncio.run(run(parser.parse_args())))
