@@ -105,38 +105,36 @@ def test_a_created_contact_with_queued_updates_is_created_once_with_the_newest_s
         assert {e["status"] for e in rankr_events} == {"done"}
 
 
+def burst_of_creates(service: Service, first_name: str) -> tuple[list[str], list[dict[str, Any]]]:
+    """25 contacts created in Rankr while GHL allows 10 requests per 2 s: their emails, and the
+    requests GHL answered meanwhile."""
+    service.ghl.control(rate_max=10, rate_window_seconds=2)
+    ghl_mark = service.ghl.mark()
+    emails = [unique_email() for _ in range(25)]
+    for email in emails:
+        service.rankr.create(email=email, firstName=first_name)
+    service.settle(timeout=60)
+    for email in emails:
+        assert len(service.ghl.by_email(email)) == 1
+    return emails, service.ghl.requests_since(ghl_mark)
+
+
 def test_requests_are_paced_inside_the_budget_without_a_429(database_url: str) -> None:
-    # GHL allows 10 requests per 2 s here, and the settings say so.
+    # The settings say what GHL allows here.
     with running_service(database_url, ghl_rate_limit=10, ghl_rate_window_seconds=2) as service:
-        service.ghl.control(rate_max=10, rate_window_seconds=2)
-        ghl_mark = service.ghl.mark()
-        emails = [unique_email() for _ in range(25)]
-        for email in emails:
-            service.rankr.create(email=email, firstName="Paced")
-        service.settle(timeout=60)
-        requests = service.ghl.requests_since(ghl_mark)
+        _, requests = burst_of_creates(service, "Paced")
         assert [r for r in requests if r["status"] == 429] == []
         assert len([r for r in requests if r["path"] == "/contacts/upsert"]) == 25
         assert max_in_window(requests, seconds=2) <= 10
-        for email in emails:
-            assert len(service.ghl.by_email(email)) == 1
 
 
 def test_the_pace_adapts_to_a_lower_limit_the_upstream_reports(database_url: str) -> None:
-    # The settings say 100 per 10 s, GHL allows 10 per 2 s: its X-RateLimit-Max and
-    # -Interval-Milliseconds slow the service down. Only requests paced before the first answer
-    # came back can overrun the window, and then one 429 backs the connection off.
+    # The settings say 100 per 10 s: GHL's X-RateLimit-Max and -Interval-Milliseconds slow the
+    # service down. Only requests paced before the first answer came back can overrun the window,
+    # and then one 429 backs the connection off.
     with running_service(database_url) as service:
-        service.ghl.control(rate_max=10, rate_window_seconds=2)
-        ghl_mark = service.ghl.mark()
-        emails = [unique_email() for _ in range(25)]
-        for email in emails:
-            service.rankr.create(email=email, firstName="Adapted")
-        service.settle(timeout=60)
-        requests = service.ghl.requests_since(ghl_mark)
+        _, requests = burst_of_creates(service, "Adapted")
         assert len([r for r in requests if r["status"] == 429]) <= 1
-        for email in emails:
-            assert len(service.ghl.by_email(email)) == 1
         assert all(event["attempts"] == 1 for event in service.events("rankr"))
 
 
