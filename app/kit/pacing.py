@@ -99,6 +99,10 @@ class SlotStore(Protocol):
         """No slot before ``until`` (Unix seconds), for every process."""
 
 
+def _day(now: float) -> str:
+    return datetime.fromtimestamp(now, UTC).date().isoformat()
+
+
 def seconds_to_midnight(now: float) -> float:
     moment = datetime.fromtimestamp(now, UTC)
     midnight = (moment + timedelta(days=1)).replace(hour=0, minute=0, second=0, microsecond=0)
@@ -131,7 +135,7 @@ class Pacer:
         self._next_slot = 0.0
         self._paused_until = 0.0
         self._not_before = 0.0
-        self._used_today = 0
+        self._used: tuple[str, int] = ("", 0)  # (UTC day, requests the upstream counted that day)
         self._seen_limit: tuple[int, float] | None = None
         self._seen_daily_limit: int | None = None
 
@@ -179,14 +183,16 @@ class Pacer:
         if not_before - now > self._max_wait:
             raise OutOfBudget(self.name, not_before - now)
         interval = self.interval
+        today = _day(now)
+        used_day, used = self._used
         request = SlotRequest(
             count=count,
             now=now,
             not_before=not_before,
             interval=interval,
             max_wait=self._max_wait,
-            today=datetime.fromtimestamp(now, UTC).date().isoformat(),
-            used_today_at_least=self._used_today,
+            today=today,
+            used_today_at_least=used if used_day == today else 0,
             daily_limit=self.daily_limit,
         )
         grant = await self._store.reserve(request)
@@ -234,7 +240,10 @@ class Pacer:
         if snapshot.daily_limit is not None:
             self._seen_daily_limit = snapshot.daily_limit
             if snapshot.daily_remaining is not None:
-                self._used_today = max(self._used_today, snapshot.daily_limit - snapshot.daily_remaining)
+                spent = snapshot.daily_limit - snapshot.daily_remaining
+                day = _day(now)
+                used_day, used = self._used
+                self._used = (day, max(used, spent) if used_day == day else spent)
                 if snapshot.daily_remaining <= 0:
                     self._not_before = max(self._not_before, now + seconds_to_midnight(now))
 

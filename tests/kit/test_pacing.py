@@ -203,6 +203,12 @@ async def test_the_daily_headers_count_what_others_spent_today() -> None:
     with pytest.raises(OutOfBudget) as raised:
         await paced.acquire()
     assert raised.value.delay == pytest.approx(seconds_to_midnight(clock.now))
+    # A new day starts from nothing, whatever yesterday's answers said.
+    clock.now += raised.value.delay
+    store.requests.clear()
+    await paced.acquire()
+    assert store.requests[0].used_today_at_least == 0
+    assert store.requests[0].today == "2026-11-27"
 
 
 async def test_a_429_backs_off_every_process_for_its_retry_after() -> None:
