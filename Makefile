@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.install-stamp
 SHARED ?= $(firstword $(wildcard ../shared) $(wildcard $(shell git config --get remote.origin.url 2>/dev/null)/../shared) ../shared)
 PODMAN ?= $(SHARED)/tools/podman
 
-.PHONY: install run test lint typecheck migrations-check browser container-test bench clean
+.PHONY: install run test lint typecheck migrations-check browser container-test bench faults clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -56,6 +56,12 @@ bench: install
 	@command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
 	$(BIN)/python -m bench.intake.run --database postgres
 	$(BIN)/python -m bench.intake.run --database sqlite
+
+## A bad day, bounded (10 min at most, loopback only): thousands of changes both ways through the
+## sandboxes with 5xx, 429 storms, timeouts, dropped/reordered/duplicate webhooks and SIGKILLed
+## workers; then both sides compared record by record. Fails unless lost = duplicate = 0.
+faults: install
+	$(BIN)/python -m bench.faults.run --database postgres
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache rankr_ghl_sync.db*

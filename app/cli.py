@@ -112,7 +112,7 @@ async def _run_worker(settings: Settings) -> None:
     engine = create_engine(settings.database_url)
     sessions = session_factory(engine)
     name = worker_name()
-    registry = UpstreamRegistry(settings, utcnow, sessions, holder=name)
+    registry = UpstreamRegistry(settings, utcnow, engine, holder=name)
     runner = Worker(
         sessions,
         SyncEngine(sessions, settings, registry.for_connection, clock=utcnow),
@@ -274,7 +274,7 @@ async def _contact(settings: Settings, contact_id: str, with_appointments: bool)
     from app.sync import views
 
     engine = create_engine(settings.database_url)
-    registry = UpstreamRegistry(settings, utcnow)
+    registry = UpstreamRegistry(settings, utcnow, engine)
     try:
         sessions = session_factory(engine)
         state = await views.contact_state(sessions, contact_id)
@@ -327,6 +327,42 @@ async def _history(settings: Settings, contact_id: str) -> dict[str, Any] | None
     try:
         async with session_factory(engine)() as session:
             return await audit.history(session, contact_id)
+    finally:
+        await engine.dispose()
+
+
+@cli.command()
+def replay(
+    event: Annotated[
+        list[str] | None, typer.Option(help="a dead event's id, as /status shows it (repeatable)")
+    ] = None,
+    connection: Annotated[int | None, typer.Option(help="every dead event of this connection")] = None,
+    replay_all: Annotated[bool, typer.Option("--all", help="every dead event")] = False,
+) -> None:
+    """Re-run dead events: by event id, by connection, or all of them."""
+    from app.replay import Selection
+
+    selection = Selection(events=tuple(event or ()), connection=connection, everything=replay_all)
+    problem = selection.problem()
+    if problem is not None:
+        typer.echo(f"error: {problem}", err=True)
+        raise typer.Exit(2)
+    settings = load_settings()
+    count = asyncio.run(_replay(settings, selection))
+    typer.echo(f"{count} dead event(s) put back in the queue")
+
+
+async def _replay(settings: Settings, selection: Any) -> int:
+    from app.db import create_engine, session_factory
+    from app.kit.clock import utcnow
+    from app.replay import UnknownConnection, replay
+
+    engine = create_engine(settings.database_url)
+    try:
+        return await replay(session_factory(engine), utcnow, selection)
+    except UnknownConnection as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from exc
     finally:
         await engine.dispose()
 

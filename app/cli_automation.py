@@ -57,7 +57,7 @@ async def _custom_fields(settings: Any, connection_id: int | None) -> list[dict[
     from app.kit.clock import utcnow
 
     engine = create_engine(settings.database_url)
-    registry = UpstreamRegistry(settings, utcnow)
+    registry = UpstreamRegistry(settings, utcnow, engine)
     try:
         async with session_factory(engine)() as session:
             found = await connections.all_connections(session)

@@ -108,10 +108,8 @@ def add(
     from app.kit.clock import utcnow
 
     async def work(settings: Settings, sessions: async_sessionmaker[AsyncSession]) -> str:
-        registry = UpstreamRegistry(settings, utcnow, sessions, holder="cli")
+        registry = UpstreamRegistry(settings, utcnow, sessions.kw["bind"], holder="cli")
         tokens = registry.tokens
-        if tokens is None:  # pragma: no cover - built with sessions, so never
-            raise ValueError("no token store")
         try:
             now = utcnow()
             if ghl_token:

@@ -94,6 +94,17 @@ class Settings(BaseSettings):
     event_retention_days: float = Field(default=14.0, gt=0)
     prune_interval_seconds: float = Field(default=3600.0, gt=0)
     metrics_port: int = Field(default=0, ge=0, le=65535)
+    # Upstream budgets, per GHL location and per Rankr account (docs/oauth/Authorization.md: 100
+    # requests per 10 s and 200,000 per day per location; rankr/openapi.yaml: 600 per minute).
+    ghl_rate_limit: int = Field(default=100, ge=1)
+    ghl_rate_window_seconds: float = Field(default=10.0, gt=0)
+    ghl_daily_limit: int | None = Field(default=200_000, ge=1)
+    rankr_rate_limit: int = Field(default=600, ge=1)
+    rankr_rate_window_seconds: float = Field(default=60.0, gt=0)
+    # The share of each budget left unused: it absorbs send delays, clock skew and other callers.
+    rate_limit_headroom: float = Field(default=0.1, ge=0, lt=1)
+    # Coalescing: how many waiting events of one record the worker folds into one application.
+    coalesce_max_events: int = Field(default=100, ge=1)
 
     contact_delete_mode: DeleteMode = "delete"
     unlink_tag: str = "sync-unlinked"

@@ -6,12 +6,14 @@ plain ``sqlite:///`` or ``postgresql://`` URL; the async driver (aiosqlite, asyn
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, MetaData, event
+import asyncpg
+from sqlalchemy import JSON, DateTime, MetaData, event, exc
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Dialect, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
@@ -105,6 +107,54 @@ def create_engine(database_url: str, **kwargs: Any) -> AsyncEngine:
 
 def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     return async_sessionmaker(engine, expire_on_commit=False)
+
+
+# Errors that say "the database cannot be reached now" rather than "this statement is wrong".
+_AWAY = (
+    OSError,  # refused, reset, timed out (TimeoutError is an OSError)
+    asyncpg.PostgresConnectionError,
+    asyncpg.CannotConnectNowError,  # starting up or shutting down
+    asyncpg.AdminShutdownError,
+    asyncpg.CrashShutdownError,
+    exc.TimeoutError,  # no pooled connection came free in time
+)
+
+
+# The types database errors come as, through SQLAlchemy or from a driver directly.
+DATABASE_ERRORS: tuple[type[Exception], ...] = (
+    exc.SQLAlchemyError,
+    OSError,
+    asyncpg.PostgresError,
+    asyncpg.InterfaceError,
+    sqlite3.Error,
+)
+
+
+def is_unavailable(error: BaseException) -> bool:
+    """True when ``error`` (or what caused it) means the database is away or overwhelmed for now.
+
+    The API answers those with 503 (so senders retry) and the worker waits for them to pass; any
+    other database error is a fault of the service and stays a 500.
+    """
+    seen: set[int] = set()
+    pending: list[BaseException | None] = [error]
+    while pending:
+        current = pending.pop()
+        if current is None or id(current) in seen:
+            continue
+        seen.add(id(current))
+        if isinstance(current, _AWAY):
+            return True
+        if isinstance(current, exc.DBAPIError) and current.connection_invalidated:
+            return True
+        if isinstance(current, asyncpg.InterfaceError) and "closed" in str(current):
+            return True
+        if isinstance(current, sqlite3.OperationalError) and (
+            "locked" in str(current) or "unable to open" in str(current)
+        ):
+            return True
+        pending += [current.__cause__, current.__context__, getattr(current, "orig", None)]
+    return False
 
 
 @asynccontextmanager

@@ -4,14 +4,17 @@ Hierarchy (what raises it, and what the worker does with it)::
 
     SyncError                      base of everything the sync raises on purpose
     ├── UpstreamError              an upstream API failed; carries upstream, status and its message
-    │   ├── TransientUpstreamError transport error, timeout, 408, 429 or 5xx: retried (Retry-After honoured)
+    │   ├── TransientUpstreamError transport error, timeout, 408, 429 or 5xx: retried (Retry-After honoured;
+    │   │                          a 429 backs the connection off and counts no attempt)
     │   └── PermanentUpstreamError any other 4xx: the event goes dead with the upstream's message
     │       └── UpstreamNotFound   404 (or GHL's "not found" 400): the record is gone upstream
     ├── MappingError               a record cannot be mapped to the other side: dead
     ├── LinkConflictError          the matching record is already linked to another one: dead
     ├── UnroutableEvent            no active connection for the event's account or location: dead
     └── Deferred                   not a failure: the record is busy (a lease is held, or the echo of a
-                                   create in flight may be this event); the event runs again shortly
+        │                          create in flight may be this event); the event runs again shortly
+        └── OutOfBudget            the connection's budget with an upstream is spent for now (paced,
+                                   or a 429's Retry-After): the event waits for it, uncounted
 
     ProblemError                   raised by endpoints; rendered as RFC 9457 application/problem+json
                                    by ``app.problems``
@@ -80,6 +83,14 @@ class Deferred(SyncError):
         self.reason = reason
         self.delay = delay
         super().__init__(reason)
+
+
+class OutOfBudget(Deferred):
+    """The connection's request budget with an upstream allows no request for ``delay`` seconds."""
+
+    def __init__(self, budget: str, delay: float) -> None:
+        super().__init__(f"the {budget} request budget is spent for {delay:.1f} s", delay=delay)
+        self.budget = budget
 
 
 class ProblemError(Exception):

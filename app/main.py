@@ -10,6 +10,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
+from app import replay  # noqa: F401 - importing it adds POST /admin/replay to the admin router
 from app.admin import router as admin_router
 from app.backfill import routes as _backfill_routes  # noqa: F401 - adds /admin/backfill, /admin/reconcile
 from app.backfill.service import ReconcileLoop
@@ -67,7 +68,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock = utcnow) -> Fa
         sessions = session_factory(engine)
         writer = await open_writer(settings.database_url)
         name = worker_name()
-        registry = UpstreamRegistry(settings, clock, sessions, holder=name)
+        registry = UpstreamRegistry(settings, clock, engine, holder=name)
         worker: Worker | None = None
         if settings.run_worker_in_process:
             worker = Worker(

@@ -10,12 +10,15 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from app.db import DATABASE_ERRORS, is_unavailable
 from app.errors import ProblemError
 from app.ops import metrics
 
 log = logging.getLogger(__name__)
 
 PROBLEM_JSON = "application/problem+json"
+# What a client is told to wait while the database is away.
+RETRY_AFTER_SECONDS = 5
 
 
 def problem_response(
@@ -23,6 +26,17 @@ def problem_response(
 ) -> JSONResponse:
     body = {"type": "about:blank", "title": title, "status": status, "detail": detail, **extra}
     return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
+
+
+def database_unavailable(status: int = 503) -> ProblemError:
+    """The answer while the database is away: come back later (503, or 429 for a sender that
+    re-sends only after that)."""
+    return ProblemError(
+        status,
+        "Service Unavailable" if status == 503 else "Too Many Requests",
+        "the database is unavailable; try again shortly",
+        headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+    )
 
 
 def _validation_detail(exc: RequestValidationError) -> str:
@@ -50,6 +64,18 @@ def install_problem_handlers(app: FastAPI) -> None:
     async def _http(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
         title = {404: "Not Found", 405: "Method Not Allowed"}.get(exc.status_code, "HTTP error")
         return problem_response(exc.status_code, title, str(exc.detail))
+
+    async def _unavailable(request: Request, exc: Exception) -> JSONResponse:
+        if not is_unavailable(exc):
+            raise exc  # a fault of the service: the 500 below
+        log.warning("http.database_unavailable", extra={"path": request.url.path})
+        problem = database_unavailable()
+        return problem_response(problem.status, problem.title, problem.detail, headers=problem.headers)
+
+    # Registered on the error types a database driver raises, not on Exception: Starlette re-raises
+    # what the catch-all handler answered (and drops the connection), which a 503 should not do.
+    for error_type in DATABASE_ERRORS:
+        app.add_exception_handler(error_type, _unavailable)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:

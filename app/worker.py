@@ -1,10 +1,19 @@
 """The worker: claims due events, applies them through the sync engine, settles the outcome.
 
-Outcomes: the engine commits success itself (together with the event's status). Here the failures
-are settled: ``Deferred`` puts the event back without counting an attempt; a transient error
-schedules a retry at the next step of ``RETRY_SCHEDULE`` (with jitter, never sooner than the
-upstream's Retry-After); a permanent error, or a transient one after ``MAX_ATTEMPTS``, marks the
-event dead with the reason. ``stop()`` (SIGTERM) stops claiming and lets the events in hand finish.
+Claiming: the oldest open event of each record, with the events queued behind it folded into one job
+that applies the newest state (``app.sync.coalesce``); events of connections whose upstream budget
+could not serve a request soon are left in the database meanwhile (``UpstreamRegistry.held_back``),
+so one connection's backlog never holds up the others.
+
+Outcomes: the engine commits success itself (together with the event's status and the superseded
+events'). Here the failures are settled: ``Deferred`` (a busy record, or ``OutOfBudget``) puts the
+event back without counting an attempt; a 429 does the same, as ``retrying`` with its reason, for
+its Retry-After (the pacer has backed the whole connection off); another transient error schedules a
+retry at the next step of ``RETRY_SCHEDULE`` (with jitter, never sooner than the upstream's
+Retry-After); a permanent error, or a transient one after ``MAX_ATTEMPTS``, marks the event dead
+with the reason, and the events folded into it with it. An outcome that cannot be stored (the
+database is away) is left to the lease: the event is claimed again when it expires. ``stop()``
+(SIGTERM) stops claiming and lets the events in hand finish.
 """
 
 from __future__ import annotations
@@ -38,7 +47,7 @@ from app.integrations.registry import UpstreamRegistry
 from app.kit.clock import Clock, utcnow
 from app.kit.logs import log_context
 from app.ops import housekeeping, metrics
-from app.sync.base import Job, Side
+from app.sync.base import Job
 from app.sync.engine import SyncEngine
 
 log = logging.getLogger(__name__)
@@ -93,8 +102,8 @@ class Worker:
             self._wake.clear()
             free = concurrency - len(self._in_flight)
             if free > 0:
-                for event in await self._claim(free):
-                    self._spawn(event)
+                for event, job in await self._claim(free):
+                    self._spawn(event, job)
             await self._flush_budgets()
             await self._poll_tasks()
             await self._housekeep()
@@ -103,7 +112,7 @@ class Worker:
             if free > 0 and len(self._in_flight) == concurrency:
                 continue
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=self._settings.worker_poll_seconds)
+                await asyncio.wait_for(self._wake.wait(), timeout=self._idle_seconds())
         if self._in_flight:
             await asyncio.gather(*self._in_flight, return_exceptions=True)
         await self._flush_budgets(force=True)
@@ -113,16 +122,24 @@ class Worker:
         """Process due events until none is left (tests and one-shot runs); returns how many ran."""
         processed = 0
         for _ in range(max_rounds):
-            events = await self._claim(self._settings.worker_concurrency)
-            if not events:
+            claimed = await self._claim(self._settings.worker_concurrency)
+            if not claimed:
                 break
-            await asyncio.gather(*(self._process(event) for event in events))
-            processed += len(events)
+            await asyncio.gather(*(self._process(event, job) for event, job in claimed))
+            processed += len(claimed)
         await self._flush_budgets(force=True)
         return processed
 
-    def _spawn(self, event: WebhookEvent) -> None:
-        task = asyncio.create_task(self._process(event), name=f"event-{event.id}")
+    def _idle_seconds(self) -> float:
+        """How long to wait for a wake-up: the poll interval, or less when a held-back budget frees."""
+        _, free_at = self._registry.held_back()
+        poll = self._settings.worker_poll_seconds
+        if free_at is None:
+            return poll
+        return min(poll, max(0.01, free_at - self._clock().timestamp()))
+
+    def _spawn(self, event: WebhookEvent, job: Job) -> None:
+        task = asyncio.create_task(self._process(event, job), name=f"event-{event.id}")
         self._in_flight.add(task)
 
         def done(finished: asyncio.Task[None]) -> None:
@@ -131,46 +148,41 @@ class Worker:
 
         task.add_done_callback(done)
 
-    async def _claim(self, limit: int) -> list[WebhookEvent]:
+    async def _claim(self, limit: int) -> list[tuple[WebhookEvent, Job]]:
+        """Claim due events, each with the job that applies it and the events queued behind it."""
+        held_back, _ = self._registry.held_back()
+        most = self._settings.coalesce_max_events
         try:
             async with unit_of_work(self._sessions) as session:
                 lease = timedelta(seconds=self._settings.worker_lease_seconds)
-                return list(
-                    await inbox.claim_due(
-                        session, worker=self.name, now=self._clock(), lease=lease, limit=limit
-                    )
+                heads = await inbox.claim_due(
+                    session,
+                    worker=self.name,
+                    now=self._clock(),
+                    lease=lease,
+                    limit=limit,
+                    exclude_accounts=held_back,
                 )
+                waiting = await inbox.waiting_behind(session, heads, limit=most * len(heads))
         except Exception:
             log.exception("worker.claim_failed", extra={"worker": self.name})
             await asyncio.sleep(self._settings.worker_poll_seconds)
             return []
+        return [
+            (head, self._engine.plan(head, waiting.get(head.ordering_key, [])[:most], self.name))
+            for head in heads
+        ]
 
-    async def _process(self, event: WebhookEvent) -> None:
-        job = Job(
-            event_id=event.id,
-            source=Side(event.source),
-            type=event.type,
-            account_key=event.account_key,
-            payload=event.payload,
-            worker=self.name,
-            ref=event.event_id,
-        )
+    async def _process(self, event: WebhookEvent, job: Job) -> None:
         started = time.monotonic()
-        outcome = "processed"
+        outcome = "failed"
         with log_context(event=event.id, source=event.source, record=event.record_id):
             try:
-                await self._engine.handle(job)
-            except Deferred as exc:
-                outcome = "deferred"
-                await self._reschedule(event, EventStatus.PENDING, exc.delay, None, count_attempt=False)
-            except TransientUpstreamError as exc:
-                outcome = await self._retry(event, str(exc), exc.retry_after)
-            except PERMANENT as exc:
-                outcome = "dead"
-                await self._dead(event, str(exc))
-            except Exception as exc:
-                log.exception("worker.event_crashed", extra={"type": event.type})
-                outcome = await self._retry(event, f"unexpected {type(exc).__name__}: {exc}", None)
+                outcome = await self._apply(event, job)
+            except Exception:
+                # The outcome could not be stored (the database is away): the claim's lease runs out
+                # and the event is claimed again then, so nothing is lost.
+                log.exception("worker.settle_failed")
             finally:
                 elapsed = time.monotonic() - started
                 metrics.event_finished(event.source, outcome, elapsed)
@@ -179,22 +191,56 @@ class Worker:
                     extra={"type": event.type, "outcome": outcome, "ms": round(elapsed * 1000)},
                 )
 
-    async def _retry(self, event: WebhookEvent, error: str, retry_after: float | None) -> str:
+    async def _apply(self, event: WebhookEvent, job: Job) -> str:
+        """Apply the job and settle a failure; returns the outcome (for the metrics)."""
+        try:
+            await self._engine.handle(job)
+        except Deferred as exc:
+            # A long wait is spread a little, so a connection's deferred backlog does not return at once.
+            spread = random.uniform(1.0, 1.2) if exc.delay >= 1 else 1.0  # noqa: S311 - jitter
+            await self._reschedule(event, EventStatus.PENDING, exc.delay * spread, None, count_attempt=False)
+            return "deferred"
+        except TransientUpstreamError as exc:
+            if exc.status == 429:
+                await self._rate_limited(event, str(exc), exc.retry_after)
+                return "rate_limited"
+            return await self._retry(event, job, str(exc), exc.retry_after)
+        except PERMANENT as exc:
+            await self._dead(event, job, str(exc))
+            return "dead"
+        except Exception as exc:
+            log.exception("worker.event_crashed", extra={"type": event.type})
+            return await self._retry(event, job, f"unexpected {type(exc).__name__}: {exc}", None)
+        return "processed"
+
+    def _backoff(self, attempts: int) -> float:
+        """The delay before attempt ``attempts + 1``: the schedule's step, with +-20% jitter."""
+        delays = self._settings.retry_delays
+        return delays[min(max(attempts, 1), len(delays)) - 1] * random.uniform(0.8, 1.2)  # noqa: S311 - jitter
+
+    async def _retry(self, event: WebhookEvent, job: Job, error: str, retry_after: float | None) -> str:
         """Schedule the next attempt, or give up; returns the outcome (``retried`` or ``dead``)."""
         if event.attempts >= self._settings.max_attempts:
-            await self._dead(event, f"{error} (gave up after {event.attempts} attempts)")
+            await self._dead(event, job, f"{error} (gave up after {event.attempts} attempts)")
             return "dead"
-        delays = self._settings.retry_delays
-        delay = delays[min(event.attempts, len(delays)) - 1] * random.uniform(0.8, 1.2)  # noqa: S311 - jitter
-        delay = max(delay, retry_after or 0.0)
+        delay = max(self._backoff(event.attempts), retry_after or 0.0)
         log.warning("worker.event_retrying", extra={"in_seconds": round(delay, 1), "error": error})
         await self._reschedule(event, EventStatus.RETRYING, delay, error, count_attempt=True)
         return "retried"
 
-    async def _dead(self, event: WebhookEvent, reason: str) -> None:
+    async def _rate_limited(self, event: WebhookEvent, error: str, retry_after: float | None) -> None:
+        """A 429 is the budget speaking, not the event failing: wait for it without counting an attempt."""
+        delay = retry_after if retry_after is not None else self._backoff(event.attempts)
+        log.warning("worker.event_rate_limited", extra={"in_seconds": round(delay, 1)})
+        await self._reschedule(event, EventStatus.RETRYING, delay, error, count_attempt=False)
+
+    async def _dead(self, event: WebhookEvent, job: Job, reason: str) -> None:
+        """Mark the event dead, and the events folded into its job with it (a replay re-runs them all)."""
         log.error("worker.event_dead", extra={"type": event.type, "error": reason})
+        now = self._clock()
         async with unit_of_work(self._sessions) as session:
-            await inbox.finish(session, event.id, self.name, EventStatus.DEAD, self._clock(), reason[:2000])
+            if await inbox.finish(session, event.id, self.name, EventStatus.DEAD, now, reason[:2000]):
+                await inbox.finish_waiting(session, job.superseded, EventStatus.DEAD, now, reason[:2000])
 
     async def _reschedule(
         self,
@@ -216,6 +262,21 @@ class Worker:
                 error=error[:2000] if error else None,
                 count_attempt=count_attempt,
             )
+
+    async def _flush_budgets(self, *, force: bool = False) -> None:
+        """Persist the rate-limit headers seen lately, so /status and other processes see them."""
+        now = time.monotonic()
+        if not self._registry.budgets or (not force and now - self._flushed_at < BUDGET_FLUSH_SECONDS):
+            return
+        self._flushed_at = now
+        pending = dict(self._registry.budgets)
+        self._registry.budgets.clear()
+        try:
+            async with unit_of_work(self._sessions) as session:
+                for (connection_id, upstream), snapshot in pending.items():
+                    await connections.save_budget(session, connection_id, upstream, snapshot)
+        except Exception:
+            log.exception("worker.budget_flush_failed")
 
     async def _poll_tasks(self) -> None:
         """Look for GHL task changes that send no webhook, every ``TASK_POLL_SECONDS``."""
@@ -243,18 +304,3 @@ class Worker:
             await housekeeping.prune(self._sessions, self._settings, self._clock())
         except Exception:
             log.exception("worker.prune_failed")
-
-    async def _flush_budgets(self, *, force: bool = False) -> None:
-        """Persist the rate-limit headers seen lately, so /status and other processes see them."""
-        now = time.monotonic()
-        if not self._registry.budgets or (not force and now - self._flushed_at < BUDGET_FLUSH_SECONDS):
-            return
-        self._flushed_at = now
-        pending = dict(self._registry.budgets)
-        self._registry.budgets.clear()
-        try:
-            async with unit_of_work(self._sessions) as session:
-                for (connection_id, upstream), snapshot in pending.items():
-                    await connections.save_budget(session, connection_id, upstream, snapshot)
-        except Exception:
-            log.exception("worker.budget_flush_failed")

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
+from sqlalchemy.ext.asyncio import AsyncEngine
 
+from app.db import create_engine
 from tests.support.databases import PostgresSchema, fresh_sqlite, postgres_available, sqlite_template
 from tests.support.reference import SHARED
 
@@ -53,6 +55,14 @@ def postgres_url(postgres_schema: PostgresSchema) -> str:
 @pytest.fixture
 def sqlite_url(sqlite_template_path: Path, tmp_path: Path) -> str:
     return fresh_sqlite(sqlite_template_path, tmp_path)
+
+
+@pytest.fixture
+async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
+    """An async engine on ``database_url`` (each kind), for tests of SQL."""
+    engine = create_engine(database_url)
+    yield engine
+    await engine.dispose()
 
 
 @pytest.fixture

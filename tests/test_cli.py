@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import signal
+import sqlite3
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -37,6 +38,7 @@ COMMANDS = (
     "rules",
     "backfill",
     "reconcile",
+    "replay",
 )
 
 
@@ -172,3 +174,39 @@ def test_the_sandboxes_run_on_their_own_port(env: dict[str, str], tmp_path: Path
     finally:
         process.send_signal(signal.SIGTERM)
         process.wait(timeout=30)
+
+
+def test_replay_puts_dead_events_back_by_id_by_connection_or_all(env: dict[str, str]) -> None:
+    assert run(["migrate"], env).returncode == 0
+    database = env["DATABASE_URL"].removeprefix("sqlite:///")
+    with sqlite3.connect(database) as db:
+        db.execute(
+            "INSERT INTO connections (id, name, rankr_account_id, ghl_location_id, status, created_at,"
+            " updated_at) VALUES (1, 'c', 'acct_1', 'loc_1', 'active', '2026-11-26', '2026-11-26')"
+        )
+        for n, (account, status) in enumerate(
+            [("acct_1", "dead"), ("loc_1", "dead"), ("acct_other", "dead"), ("acct_1", "done")], start=1
+        ):
+            db.execute(
+                "INSERT INTO webhook_events (source, event_id, type, account_key, ordering_key, payload,"
+                " received_at, status, attempts, next_attempt_at, last_error) VALUES ('rankr', ?,"
+                " 'contact.updated', ?, ?, '{}', '2026-11-26 08:00:00', ?, 3, '2026-11-26 08:00:00', 'x')",
+                (f"msg_{n}", account, f"k{n}", status),
+            )
+
+    def statuses() -> list[tuple[str, str, int]]:
+        with sqlite3.connect(database) as db:
+            return list(db.execute("SELECT event_id, status, attempts FROM webhook_events ORDER BY id"))
+
+    assert run(["replay"], env).returncode == 2
+    assert run(["replay", "--all", "--connection", "1"], env).returncode == 2
+    assert "no connection 7" in run(["replay", "--connection", "7"], env).stderr
+
+    result = run(["replay", "--event", "msg_3"], env)
+    assert result.returncode == 0, result.stderr
+    assert "1 dead event(s)" in result.stdout
+    assert statuses()[2] == ("msg_3", "pending", 0)
+    result = run(["replay", "--connection", "1"], env)
+    assert "2 dead event(s)" in result.stdout
+    assert [status for _, status, _ in statuses()] == ["pending", "pending", "pending", "done"]
+    assert "0 dead event(s)" in run(["replay", "--all"], env).stdout

@@ -60,7 +60,7 @@ async def run_command(settings: Settings, job: str, connection_id: int | None, d
     console = Console()
     engine = create_engine(settings.database_url)
     sessions = session_factory(engine)
-    registry = UpstreamRegistry(settings, utcnow)
+    registry = UpstreamRegistry(settings, utcnow, engine)
     worker = None
     if not dry_run:
         worker = Worker(

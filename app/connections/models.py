@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import CheckConstraint, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy import CheckConstraint, Float, ForeignKey, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.db import Base, UTCDateTime
@@ -32,7 +32,11 @@ class Connection(Base):
 
 
 class RateBudget(Base):
-    """The latest rate-limit headers an upstream sent for a connection (GHL: per location)."""
+    """One connection's budget with one upstream (GHL: per location; Rankr: per account).
+
+    Every worker process paces its requests through this row (``app.connections.budget``): the
+    schedule (``next_slot``), today's count, and the latest rate-limit headers the upstream sent.
+    """
 
     __tablename__ = "rate_budgets"
     __table_args__ = (UniqueConstraint("connection_id", "upstream"),)
@@ -40,13 +44,20 @@ class RateBudget(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     connection_id: Mapped[int] = mapped_column(ForeignKey("connections.id", ondelete="CASCADE"))
     upstream: Mapped[str] = mapped_column(String(16))
+    # The earliest time the next request may start, in Unix seconds: a number rather than a
+    # timestamp so a reservation's arithmetic runs inside one UPDATE on both databases.
+    next_slot: Mapped[float] = mapped_column(Float, default=0.0, server_default="0")
+    # Requests reserved on ``day`` (UTC, YYYY-MM-DD), against the daily limit.
+    day: Mapped[str | None] = mapped_column(String(10), default=None)
+    day_count: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # What the upstream's rate-limit headers said last (None until an answer was seen).
     limit: Mapped[int | None] = mapped_column(Integer, default=None)
     remaining: Mapped[int | None] = mapped_column(Integer, default=None)
     window_ms: Mapped[int | None] = mapped_column(Integer, default=None)
     reset_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
     daily_limit: Mapped[int | None] = mapped_column(Integer, default=None)
     daily_remaining: Mapped[int | None] = mapped_column(Integer, default=None)
-    observed_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    observed_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
 
 
 class CredentialKind(StrEnum):

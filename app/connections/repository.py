@@ -1,15 +1,18 @@
-"""SQL of connections and their observed rate budgets. Never commits."""
+"""SQL of connections and their rate budgets. Never commits."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import ColumnElement, case, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from app.connections.models import Connection, ConnectionStatus, RateBudget
 from app.kit.http import RateLimitSnapshot
+from app.kit.pacing import Grant, SlotRequest, seconds_to_midnight
 
 
 async def all_connections(session: AsyncSession) -> Sequence[Connection]:
@@ -60,18 +63,93 @@ async def ensure(
     return connection
 
 
+def _budget(connection_id: int, upstream: str) -> ColumnElement[bool]:
+    return (RateBudget.connection_id == connection_id) & (RateBudget.upstream == upstream)
+
+
+def _greatest(a: Any, b: Any) -> Any:
+    # GREATEST on Postgres is MAX on SQLite: a CASE is the same on both.
+    return case((a > b, a), else_=b)
+
+
+async def reserve_slots(
+    connection: AsyncConnection, connection_id: int, upstream: str, request: SlotRequest
+) -> Grant | None:
+    """Reserve ``request.count`` slots in one atomic UPDATE, or say how long to wait; None: no row.
+
+    The row lock (Postgres) or the single writer (SQLite) makes concurrent reservations of every
+    process queue up, each seeing the schedule the previous one left.
+    """
+    start = _greatest(RateBudget.next_slot, request.not_before)
+    used = _greatest(
+        case((RateBudget.day == request.today, RateBudget.day_count), else_=0), request.used_today_at_least
+    )
+    conditions = [_budget(connection_id, upstream), start <= request.now + request.max_wait]
+    if request.daily_limit is not None:
+        conditions.append(used + request.count <= request.daily_limit)
+    reserve = (
+        update(RateBudget)
+        .where(*conditions)
+        .values(
+            next_slot=start + request.count * request.interval,
+            day=request.today,
+            day_count=used + request.count,
+        )
+        .returning(RateBudget.next_slot)
+    )
+    for _ in range(3):
+        next_slot = (await connection.execute(reserve)).scalar_one_or_none()
+        if next_slot is not None:
+            return Grant(first_slot=next_slot - request.count * request.interval, next_slot=next_slot)
+        row = (
+            await connection.execute(
+                select(RateBudget.next_slot, RateBudget.day, RateBudget.day_count).where(
+                    _budget(connection_id, upstream)
+                )
+            )
+        ).one_or_none()
+        if row is None:
+            return None
+        wait = max(row.next_slot, request.not_before) - request.now
+        if wait > request.max_wait:
+            return Grant(first_slot=None, next_slot=row.next_slot, wait=wait)
+        spent = max(row.day_count if row.day == request.today else 0, request.used_today_at_least)
+        if request.daily_limit is not None and spent + request.count > request.daily_limit:
+            return Grant(first_slot=None, next_slot=row.next_slot, wait=seconds_to_midnight(request.now))
+        # Neither refuses now: the row changed between the two statements (it was just made). Again.
+    return Grant(first_slot=None, next_slot=request.now, wait=request.interval)
+
+
+async def create_budget(connection: AsyncConnection, connection_id: int, upstream: str) -> None:
+    """The budget row of a connection and upstream, unless it exists (any process may race here)."""
+    insert = postgresql.insert if connection.dialect.name == "postgresql" else sqlite.insert
+    await connection.execute(
+        insert(RateBudget)
+        .values(connection_id=connection_id, upstream=upstream, next_slot=0.0, day_count=0)
+        .on_conflict_do_nothing(index_elements=["connection_id", "upstream"])
+    )
+
+
+async def push_back_slots(
+    connection: AsyncConnection, connection_id: int, upstream: str, until: float
+) -> None:
+    """No slot before ``until`` (a 429's Retry-After), for every process."""
+    await connection.execute(
+        update(RateBudget)
+        .where(_budget(connection_id, upstream))
+        .values(next_slot=_greatest(RateBudget.next_slot, until))
+    )
+
+
 async def save_budget(
     session: AsyncSession, connection_id: int, upstream: str, snap: RateLimitSnapshot
 ) -> None:
+    """Record the rate-limit headers an upstream sent last (for /status)."""
     row = (
-        await session.execute(
-            select(RateBudget).where(
-                RateBudget.connection_id == connection_id, RateBudget.upstream == upstream
-            )
-        )
+        await session.execute(select(RateBudget).where(_budget(connection_id, upstream)))
     ).scalar_one_or_none()
     if row is None:
-        row = RateBudget(connection_id=connection_id, upstream=upstream, observed_at=snap.observed_at)
+        row = RateBudget(connection_id=connection_id, upstream=upstream)
         session.add(row)
     row.limit = snap.limit
     row.remaining = snap.remaining

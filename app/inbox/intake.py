@@ -16,12 +16,14 @@ from fastapi import Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ValidationError
 
+from app.db import is_unavailable
 from app.errors import ProblemError
 from app.inbox.service import IncomingEvent, record
 from app.inbox.writer import InboxWriter
 from app.kit.clock import Clock
 from app.kit.signatures import GhlVerifier, WebhookSecret
 from app.ops import metrics
+from app.problems import database_unavailable
 
 MAX_BODY_BYTES = 1024 * 1024
 
@@ -91,9 +93,21 @@ def unprocessable(detail: str) -> ProblemError:
     return ProblemError(422, "Unprocessable Content", detail)
 
 
-async def store(context: IntakeContext, event: IncomingEvent) -> JSONResponse:
-    """Store the event, then answer: 202 when new, 200 for a redelivery (nothing new stored)."""
-    if await record(context.writer, event, context.clock()):
+async def store(
+    context: IntakeContext, event: IncomingEvent, *, unavailable_status: int = 503
+) -> JSONResponse:
+    """Store the event, then answer: 202 when new, 200 for a redelivery (nothing new stored).
+
+    While the database is away the answer is ``unavailable_status`` with Retry-After, so the sender
+    delivers again later: nothing is acknowledged that is not stored.
+    """
+    try:
+        stored = await record(context.writer, event, context.clock())
+    except Exception as error:
+        if not is_unavailable(error):
+            raise
+        raise database_unavailable(unavailable_status) from error
+    if stored:
         context.on_stored()
         metrics.webhook_received(event.source, event.type, "accepted")
         return JSONResponse({"status": "accepted", "eventId": event.event_id}, status_code=202)

@@ -17,7 +17,13 @@ from app.inbox.models import OPEN_STATUSES, EventStatus, WebhookEvent
 
 
 async def claim_due(
-    session: AsyncSession, *, worker: str, now: datetime, lease: timedelta, limit: int
+    session: AsyncSession,
+    *,
+    worker: str,
+    now: datetime,
+    lease: timedelta,
+    limit: int,
+    exclude_accounts: Sequence[str] = (),
 ) -> Sequence[WebhookEvent]:
     """Lease up to ``limit`` due events, at most one per ordering key and only the oldest open one.
 
@@ -25,11 +31,16 @@ async def claim_due(
     claimed it let its lease expire (it crashed). An event waits while an older event with the same
     ordering key is still open, so one record's events apply in arrival order. On Postgres the
     candidates are locked with SKIP LOCKED, so concurrent workers never claim the same row.
+    Events of ``exclude_accounts`` (connections out of budget for now) are left where they are.
     """
     earlier = aliased(WebhookEvent)
+    conditions = []
+    if exclude_accounts:
+        conditions.append(WebhookEvent.account_key.not_in(exclude_accounts))
     candidates = (
         select(WebhookEvent.id)
         .where(
+            *conditions,
             or_(
                 and_(
                     WebhookEvent.status.in_((EventStatus.PENDING, EventStatus.RETRYING)),
@@ -64,6 +75,32 @@ async def claim_due(
     return sorted(rows, key=lambda event: event.id)
 
 
+async def waiting_behind(
+    session: AsyncSession, heads: Sequence[WebhookEvent], *, limit: int
+) -> dict[str, list[WebhookEvent]]:
+    """The events queued behind each claimed head (same ordering key), oldest first.
+
+    They are not claimed: the open head keeps every other worker off them (see ``claim_due``), and
+    if the head's work fails they simply stay queued. At most ``limit`` rows in all.
+    """
+    keys = {head.ordering_key for head in heads}
+    if not keys:
+        return {}
+    rows = await session.execute(
+        select(WebhookEvent)
+        .where(
+            WebhookEvent.ordering_key.in_(keys),
+            WebhookEvent.status.in_((EventStatus.PENDING, EventStatus.RETRYING)),
+        )
+        .order_by(WebhookEvent.id)
+        .limit(limit)
+    )
+    waiting: dict[str, list[WebhookEvent]] = {}
+    for event in rows.scalars():
+        waiting.setdefault(event.ordering_key, []).append(event)
+    return waiting
+
+
 def _settle(event_id: int, worker: str) -> Any:
     # Only the worker holding the lease may settle the event: one whose lease expired and was taken
     # over by another worker must not overwrite that worker's outcome.
@@ -80,6 +117,23 @@ async def finish(
         )
     )
     return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+async def finish_waiting(
+    session: AsyncSession, event_ids: Sequence[int], status: EventStatus, now: datetime, note: str | None
+) -> int:
+    """Settle events that waited behind a claimed one and were folded into its work (done or dead)."""
+    if not event_ids:
+        return 0
+    result = await session.execute(
+        update(WebhookEvent)
+        .where(
+            WebhookEvent.id.in_(event_ids),
+            WebhookEvent.status.in_((EventStatus.PENDING, EventStatus.RETRYING)),
+        )
+        .values(status=status, finished_at=now, last_error=note)
+    )
+    return int(result.rowcount)  # type: ignore[attr-defined]
 
 
 async def reschedule(
@@ -156,11 +210,18 @@ async def replay_dead(
     *,
     event_ids: Sequence[int] | None = None,
     account_keys: Sequence[str] | None = None,
+    source_event_ids: Sequence[str] | None = None,
 ) -> int:
-    """Put dead events back in the queue as new (all of them, or only these ids / these accounts)."""
+    """Put dead events back in the queue as new (all of them, or only these ids / these accounts).
+
+    ``source_event_ids`` are the ids the senders gave (Rankr webhook-id, GHL webhookId), as
+    ``/status`` shows them; together with ``event_ids`` an event matching either is replayed.
+    """
     statement = update(WebhookEvent).where(WebhookEvent.status == EventStatus.DEAD)
-    if event_ids is not None:
-        statement = statement.where(WebhookEvent.id.in_(event_ids))
+    if event_ids is not None or source_event_ids is not None:
+        statement = statement.where(
+            or_(WebhookEvent.id.in_(event_ids or ()), WebhookEvent.event_id.in_(source_event_ids or ()))
+        )
     if account_keys is not None:
         statement = statement.where(WebhookEvent.account_key.in_(account_keys))
     result = await session.execute(

@@ -19,7 +19,7 @@ import aiosqlite
 import asyncpg
 from sqlalchemy.engine import make_url
 
-from app.db import server_settings
+from app.db import is_unavailable, server_settings
 
 COLUMNS = (
     "source",
@@ -82,6 +82,16 @@ class PostgresWriter(InboxWriter):
 
     async def insert(self, row: dict[str, Any]) -> bool:
         values = [json.dumps(row[name]) if name == "payload" else row[name] for name in COLUMNS]
+        try:
+            return await self._insert(values)
+        except Exception as error:
+            if not is_unavailable(error):
+                raise
+        # A pooled connection the server dropped (it restarted): the pool has let it go; one more
+        # try on a fresh one. The insert is idempotent (ON CONFLICT DO NOTHING).
+        return await self._insert(values)
+
+    async def _insert(self, values: list[Any]) -> bool:
         async with self._pool.acquire() as connection:
             status: str = await connection.execute(self.SQL, *values)
         return status.endswith(" 1")

@@ -2,8 +2,10 @@
 
 GHL credentials come from the connection (``ghl_credentials``: a Private Integration token or OAuth
 tokens, refreshed by ``GhlTokens``); a connection with none stored uses ``GHL_PRIVATE_TOKEN``. Rankr
-client credentials come from the settings. The rate-limit headers each client sees are kept here,
-per connection, for the worker to persist.
+client credentials come from the settings. Each connection's clients are paced by its shared budgets
+with GHL and Rankr (``app.kit.pacing``); the rate-limit headers each client sees are kept here, per
+connection, for the worker to persist, and the pacers tell the worker which connections' events to
+leave unclaimed for now.
 """
 
 from __future__ import annotations
@@ -12,18 +14,25 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.config import Settings
+from app.connections import budget
 from app.connections.models import Connection
+from app.db import session_factory
 from app.errors import PermanentUpstreamError
-from app.integrations.ghl.client import GhlClient, TokenSource, Unauthorized, static_token
+from app.integrations.ghl.client import GhlClient
 from app.integrations.ghl.oauth import GhlOAuthClient
 from app.integrations.ghl.tokens import GhlTokens
 from app.integrations.rankr.client import RankrClient
 from app.kit.clock import Clock
 from app.kit.http import RateLimitSnapshot, build_http_client
+from app.kit.pacing import Pacer
 from app.ops import metrics
+
+# A connection whose next request could not start within this many seconds gets no new events
+# claimed for it meanwhile: its backlog waits in the database and other connections' events go first.
+CLAIM_HORIZON_SECONDS = 0.25
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,22 +45,17 @@ class Upstreams:
 
 class UpstreamRegistry:
     def __init__(
-        self,
-        settings: Settings,
-        clock: Clock,
-        sessions: async_sessionmaker[AsyncSession] | None = None,
-        *,
-        holder: str = "registry",
+        self, settings: Settings, clock: Clock, engine: AsyncEngine, *, holder: str = "registry"
     ) -> None:
         self._settings = settings
         self._clock = clock
+        self._engine = engine
         self._ghl_http = build_http_client(settings.http_timeout_seconds)
         self._rankr_http = build_http_client(settings.http_timeout_seconds)
         self._clients: dict[int, Upstreams] = {}
+        self._pacers: dict[int, tuple[tuple[str, str], list[Pacer]]] = {}
         self.budgets: dict[tuple[int, str], RateLimitSnapshot] = {}
-        self.tokens = (
-            GhlTokens(sessions, settings, self.ghl_oauth, clock, holder) if sessions is not None else None
-        )
+        self.tokens = GhlTokens(session_factory(engine), settings, self.ghl_oauth, clock, holder)
 
     def ghl_oauth(self) -> GhlOAuthClient:
         """The marketplace app's token client (install flow and refreshes)."""
@@ -81,22 +85,13 @@ class UpstreamRegistry:
         if credentials is None:
             raise PermanentUpstreamError("sync", "Rankr client credentials are not configured")
         tokens = self.tokens
-        source: TokenSource
-        on_unauthorized: Unauthorized | None
-        if tokens is not None:
-            connection_id, location_id = connection.id, connection.ghl_location_id
+        connection_id, location_id = connection.id, connection.ghl_location_id
 
-            async def token() -> str:
-                return await tokens.token(connection_id, location_id)
+        async def token() -> str:
+            return await tokens.token(connection_id, location_id)
 
-            async def unauthorized(rejected: str) -> str | None:
-                return await tokens.rejected(connection_id, location_id, rejected)
-
-            source, on_unauthorized = token, unauthorized
-        elif settings.ghl_token is not None:
-            source, on_unauthorized = static_token(settings.ghl_token), None
-        else:
-            raise PermanentUpstreamError("sync", "GHL_PRIVATE_TOKEN is not configured")
+        async def unauthorized(rejected: str) -> str | None:
+            return await tokens.rejected(connection_id, location_id, rejected)
 
         def observe(upstream: str) -> Callable[[RateLimitSnapshot], None]:
             def record(snapshot: RateLimitSnapshot) -> None:
@@ -105,15 +100,22 @@ class UpstreamRegistry:
 
             return record
 
+        pacers = {
+            upstream: budget.pacer(self._engine, settings, self._clock, connection.id, upstream)
+            for upstream in ("ghl", "rankr")
+        }
+        accounts = (connection.rankr_account_id, connection.ghl_location_id)
+        self._pacers[connection.id] = (accounts, list(pacers.values()))
         ghl = GhlClient(
             self._ghl_http,
             base_url=settings.ghl_base_url,
             version=settings.ghl_api_version,
             location_id=connection.ghl_location_id,
-            token=source,
-            on_unauthorized=on_unauthorized,
+            token=token,
+            on_unauthorized=unauthorized,
             clock=self._clock,
             on_rate_limit=observe("ghl"),
+            pacer=pacers["ghl"],
         )
         rankr = RankrClient(
             self._rankr_http,
@@ -122,8 +124,27 @@ class UpstreamRegistry:
             client_secret=credentials[1],
             clock=self._clock,
             on_rate_limit=observe("rankr"),
+            pacer=pacers["rankr"],
         )
         return Upstreams(ghl=ghl, rankr=rankr)
+
+    def held_back(self) -> tuple[list[str], float | None]:
+        """Accounts whose events should not be claimed now, and when (Unix seconds) that next changes.
+
+        A connection is held back while one of its budgets could not start a request soon: the
+        events it has in hand already use the slots there are, and events claimed for it now would
+        only wait (or be put back) while other connections' events could run.
+        """
+        now = self._clock().timestamp()
+        accounts: list[str] = []
+        soonest: float | None = None
+        for keys, pacers in self._pacers.values():
+            busy_until = max(pacer.busy_until() for pacer in pacers)
+            if busy_until - now > CLAIM_HORIZON_SECONDS:
+                accounts.extend(keys)
+                free_at = busy_until - CLAIM_HORIZON_SECONDS
+                soonest = free_at if soonest is None else min(soonest, free_at)
+        return accounts, soonest
 
     @property
     def connection_ids(self) -> list[int]:

@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from email.utils import parsedate_to_datetime
-from typing import Any
+from typing import Any, Protocol
 
 import httpx
 from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_exponential_jitter
@@ -71,6 +71,19 @@ class RateLimitSnapshot:
     daily_limit: int | None
     daily_remaining: int | None
     observed_at: datetime
+
+
+class RequestPacer(Protocol):
+    """Keeps a client inside its upstream budget (``app.kit.pacing.Pacer``)."""
+
+    async def acquire(self) -> None:
+        """Wait for this request's turn (or raise ``OutOfBudget``)."""
+
+    def observe(self, snapshot: RateLimitSnapshot) -> None:
+        """Learn from an answer's rate-limit headers."""
+
+    async def back_off(self, seconds: float | None) -> None:
+        """A 429 came: no request for ``seconds`` (its Retry-After)."""
 
 
 def _int(headers: Mapping[str, str], name: str) -> int | None:
@@ -143,7 +156,8 @@ class UpstreamClient:
     """Base of the GHL and Rankr clients: sends one request, maps failures to the project's errors.
 
     ``short_retry_cap`` bounds how long an in-process retry may wait; a 429 asking for longer is
-    raised at once so the worker can park the event instead of holding a slot.
+    raised at once so the worker can park the event instead of holding a slot. Every request (each
+    in-process retry too) waits for its turn from ``pacer``; a 429 backs the pacer off.
     """
 
     upstream = "upstream"
@@ -156,12 +170,14 @@ class UpstreamClient:
         attempts: int = 3,
         short_retry_cap: float = 2.0,
         on_rate_limit: Callable[[RateLimitSnapshot], None] | None = None,
+        pacer: RequestPacer | None = None,
     ) -> None:
         self._http = http
         self._clock = clock
         self._attempts = attempts
         self._cap = short_retry_cap
         self._on_rate_limit = on_rate_limit
+        self._pacer = pacer
 
     def _rate_limit(self, headers: Mapping[str, str], now: datetime) -> RateLimitSnapshot | None:
         return None
@@ -182,11 +198,13 @@ class UpstreamClient:
         params: Mapping[str, Any] | None = None,
         data: Mapping[str, str] | None = None,
         idempotent: bool = True,
+        paced: bool = True,
     ) -> httpx.Response:
         """Send with short in-process retries; raise the project's errors for failures.
 
         A non-idempotent request (a create) is retried only when the upstream cannot have acted on it
-        (connection refused, 429, 503), never after a timeout that may hide a success.
+        (connection refused, 429, 503), never after a timeout that may hide a success. ``paced=False``
+        skips the budget (a token request, which the upstream does not count).
         """
 
         def retryable(exc: BaseException) -> bool:
@@ -202,9 +220,12 @@ class UpstreamClient:
             wait=_wait_retry_after(),
             reraise=True,
         )
+        pacer = self._pacer if paced else None
         async for attempt in retrying:
             with attempt:
-                return await self._send_once(method, url, headers, json, params, data)
+                if pacer is not None:
+                    await pacer.acquire()
+                return await self._send_once(method, url, headers, json, params, data, pacer)
         raise AssertionError("unreachable: tenacity re-raises the last error")  # pragma: no cover
 
     async def _send_once(
@@ -215,6 +236,7 @@ class UpstreamClient:
         json: Any,
         params: Mapping[str, Any] | None,
         data: Mapping[str, str] | None,
+        pacer: RequestPacer | None,
     ) -> httpx.Response:
         try:
             response = await self._http.request(
@@ -231,8 +253,14 @@ class UpstreamClient:
         metrics.upstream_request(self.upstream, method, response.request.url.path, response.status_code)
         now = self._clock()
         snapshot = self._rate_limit(response.headers, now)
-        if snapshot is not None and self._on_rate_limit is not None:
-            self._on_rate_limit(snapshot)
+        if snapshot is not None:
+            if pacer is not None:
+                pacer.observe(snapshot)
+            if self._on_rate_limit is not None:
+                self._on_rate_limit(snapshot)
+        retry_after = parse_retry_after(response.headers.get("retry-after"), now)
+        if response.status_code == 429 and pacer is not None:
+            await pacer.back_off(retry_after)
         error_class = classify_status(response.status_code)
         if error_class is None:
             return response
@@ -254,6 +282,6 @@ class UpstreamClient:
             self.upstream,
             message,
             status=response.status_code,
-            retry_after=parse_retry_after(response.headers.get("retry-after"), now),
+            retry_after=retry_after,
             body=body,
         )

@@ -75,7 +75,7 @@ READY: dict[int | str, Any] = {
     **problem(
         503,
         "Service Unavailable",
-        "the schema is at 0001, the newest migration is 0005; run 'rankr-ghl-sync migrate'",
+        "the schema is at 0001, the newest migration is 0006; run 'rankr-ghl-sync migrate'",
         "the database does not answer or its schema is not the newest",
     ),
 }

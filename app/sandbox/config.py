@@ -58,6 +58,7 @@ class SandboxConfig:
     error_status: int = 503
     latency_ms: float = 0.0
     lost_answer_rate: float = 0.0
+    answer_latency_ms: float = 0.0
 
     # Seeds the fault and drop dice (None: unpredictable). Record ids never use it, so a restarted
     # sandbox does not hand out ids a service may still hold links to.

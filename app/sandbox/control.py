@@ -5,8 +5,8 @@ POST /_sandbox/reset               forget records, logs and counters; settings b
 GET  /_sandbox/control             current settings (shape below)
 POST /_sandbox/control             change some: {"rate_max": 5, "rate_window_seconds": 1.0,
                                    "daily_limit": 1000, "error_rate": 0.5, "error_status": 503,
-                                   "latency_ms": 50, "lost_answer_rate": 0.1, "webhooks_enabled": false,
-                                   "webhook_drop_rate": 0.2}
+                                   "latency_ms": 50, "answer_latency_ms": 0, "lost_answer_rate": 0.1,
+                                   "webhooks_enabled": false, "webhook_drop_rate": 0.2}
 GET  /_sandbox/webhooks?body=true  deliveries of this sandbox, oldest first, with attempts and states
 POST /_sandbox/webhooks/drain?timeout=10   wait until none is pending; 504 when some still are
 GET  /_sandbox/state               every record in the product's wire format
@@ -36,6 +36,7 @@ class ControlChanges(BaseModel):
     error_status: int | None = Field(default=None, ge=400, le=599)
     latency_ms: float | None = Field(default=None, ge=0)
     lost_answer_rate: float | None = Field(default=None, ge=0, le=1)
+    answer_latency_ms: float | None = Field(default=None, ge=0)
     webhooks_enabled: bool | None = None
     webhook_drop_rate: float | None = Field(default=None, ge=0, le=1)
 

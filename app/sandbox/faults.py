@@ -1,8 +1,11 @@
-"""Injected faults: a fraction of API answers replaced by an error status, added latency, and lost answers.
+"""Injected faults: a fraction of API answers replaced by an error status, added latency, late answers
+and lost answers.
 
 A *lost answer* is a request the product applies and whose answer never reaches the client: it gets
-a 504 instead, as from a gateway that gave up while the product was still at it. The client cannot
-tell it from a failure, and must not apply the write twice when it retries.
+a 504 instead, as from a gateway that gave up while the product was still at it. A *late answer*
+(``answer_latency_ms``) is applied at once and answered late, so a client that gives up first never
+learns it. Either way the client cannot tell it from a failure, and must not apply the write twice
+when it retries.
 
 Shared by both sandboxes; each side renders the error in its own format. The dice are the sandbox's
 seeded ``random.Random`` so a test can make a fault pattern repeatable.
@@ -17,12 +20,17 @@ from dataclasses import dataclass
 
 @dataclass
 class FaultSettings:
-    """What to inject: ``error_rate`` of API answers get ``error_status``; every one waits ``latency_ms``."""
+    """What to inject: ``error_rate`` of API answers get ``error_status``; every one waits ``latency_ms``.
+
+    ``answer_latency_ms`` holds back the answer of a request that was carried out: a client that
+    times out meanwhile never learns that its change happened (a create it may then repeat).
+    """
 
     error_rate: float = 0.0
     error_status: int = 503
     latency_ms: float = 0.0
     lost_answer_rate: float = 0.0
+    answer_latency_ms: float = 0.0
 
 
 class FaultInjector:
@@ -47,3 +55,7 @@ class FaultInjector:
     async def delay(self) -> None:
         if self.settings.latency_ms > 0:
             await asyncio.sleep(self.settings.latency_ms / 1000)
+
+    async def delay_answer(self) -> None:
+        if self.settings.answer_latency_ms > 0:
+            await asyncio.sleep(self.settings.answer_latency_ms / 1000)

@@ -2,7 +2,8 @@
 
 ``SandboxSide`` is the base of ``GhlSandbox`` and ``RankrSandbox``. It owns one instance of each
 shared piece and the ``ApiGate`` middleware that applies them to API requests, in this order:
-added latency, authentication, rate limit, injected error, the route itself; every API request is
+added latency, authentication, rate limit, injected error, the route itself, the answer's own latency
+(the change is made, its answer comes late); every API request is
 logged with its final status. Control, inspection and UI routes bypass the gate entirely: they are
 not API traffic, need no credentials and do not spend the rate budget.
 
@@ -23,6 +24,7 @@ from typing import Any, TypeVar
 
 from fastapi import FastAPI, Request
 from starlette.datastructures import Headers
+from starlette.requests import ClientDisconnect
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -101,6 +103,7 @@ class SandboxSide(ABC):
             error_status=self.config.error_status,
             latency_ms=self.config.latency_ms,
             lost_answer_rate=self.config.lost_answer_rate,
+            answer_latency_ms=self.config.answer_latency_ms,
         )
 
     def _default_webhooks(self) -> WebhookSettings:
@@ -116,6 +119,7 @@ class SandboxSide(ABC):
             "error_status": self.faults.settings.error_status,
             "latency_ms": self.faults.settings.latency_ms,
             "lost_answer_rate": self.faults.settings.lost_answer_rate,
+            "answer_latency_ms": self.faults.settings.answer_latency_ms,
             "webhooks_enabled": self.webhook_settings.enabled,
             "webhook_drop_rate": self.webhook_settings.drop_rate,
         }
@@ -136,6 +140,8 @@ class SandboxSide(ABC):
             faults.latency_ms = float(changes["latency_ms"])
         if changes.get("lost_answer_rate") is not None:
             faults.lost_answer_rate = float(changes["lost_answer_rate"])
+        if changes.get("answer_latency_ms") is not None:
+            faults.answer_latency_ms = float(changes["answer_latency_ms"])
         if changes.get("webhooks_enabled") is not None:
             self.webhook_settings.enabled = bool(changes["webhooks_enabled"])
         if changes.get("webhook_drop_rate") is not None:
@@ -321,6 +327,8 @@ class ApiGate:
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
+                if answer is None:
+                    await side.faults.delay_answer()
                 message["headers"] = [*message.get("headers", []), *raw_headers]
                 log(message["status"])
             await send(message)
@@ -336,5 +344,9 @@ class ApiGate:
                 await side.injected_error(504)(scope, receive, send_with_headers)
             else:
                 await self.app(scope, receive, send_with_headers)
+        except ClientDisconnect:
+            # The client gave up before its body was read (it timed out during added latency):
+            # nothing happened, and there is nobody to answer. Logged as nginx does, 499.
+            log(499)
         finally:
             log(500)  # no answer was started: the app failed

@@ -124,7 +124,11 @@ class Observed:
 
 @dataclass(frozen=True, slots=True)
 class Job:
-    """One claimed event, as the handler sees it."""
+    """One claimed event, as the handler sees it.
+
+    ``type`` and ``payload`` are the newest state of the record among the claimed event and the
+    events queued behind it (``superseded``), which are settled together with it.
+    """
 
     event_id: int
     source: Side
@@ -133,6 +137,7 @@ class Job:
     payload: dict[str, Any]
     worker: str
     ref: str | None = None  # the event's id as its source named it (webhook-id, webhookId)
+    superseded: tuple[int, ...] = ()
 
     @property
     def holder(self) -> str:
@@ -431,4 +436,9 @@ class Handler:
             if not await inbox.finish(session, job.event_id, job.worker, EventStatus.DONE, now, result.note):
                 # Our claim on the event expired and another worker took it: let that one decide.
                 raise LeaseLost()
-        log.info("sync.event_applied", extra={"event": job.event_id, "note": result.note})
+            note = f"coalesced: applied with event {job.event_id}"
+            await inbox.finish_waiting(session, job.superseded, EventStatus.DONE, now, note)
+        log.info(
+            "sync.event_applied",
+            extra={"event": job.event_id, "coalesced": len(job.superseded), "note": result.note},
+        )

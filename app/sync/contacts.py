@@ -128,7 +128,9 @@ class ContactSync(Handler):
     async def _ghl_change(self, job: Job, connection: Connection, up: Upstreams, contact_id: str) -> None:
         async with self._sessions() as session:
             link = await links.find(session, connection.id, KIND, Side.GHL, contact_id)
-        if link is not None and link.state == LinkState.LINKED:
+        # Only a lone event's body may stand for the contact: of several coalesced ones, the last to
+        # arrive need not be the newest (GHL does not promise order), so the contact is read instead.
+        if link is not None and link.state == LinkState.LINKED and not job.superseded:
             try:
                 shown = mapping.from_ghl(GhlContact.model_validate(job.payload), self._maps)
             except ValidationError:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -18,30 +18,19 @@ from app.connections.models import Connection, ConnectionStatus
 from app.db import unit_of_work
 from app.errors import UnroutableEvent
 from app.inbox import repository as inbox
-from app.inbox.models import EventStatus
+from app.inbox.models import EventStatus, WebhookEvent
 from app.integrations.ghl.endpoints import APP_EVENTS
 from app.integrations.ghl.install import apply_app_event
 from app.integrations.registry import Upstreams
 from app.kit.clock import Clock
 from app.kit.logs import bind_log_context
-from app.sync.base import Job, LeaseLost
+from app.sync import coalesce
+from app.sync.base import Job, LeaseLost, Side
 from app.sync.children import ChildSync, NoteSync, TaskSync
+from app.sync.coalesce import CONTACT_TYPES
 from app.sync.contacts import ContactSync
 from app.sync.mapping import FieldMaps
 from app.sync.task_poll import TaskPoll
-
-CONTACT_TYPES = frozenset(
-    {
-        "contact.created",
-        "contact.updated",
-        "contact.deleted",
-        "ContactCreate",
-        "ContactUpdate",
-        "ContactDelete",
-        "ContactTagUpdate",
-        "ContactDndUpdate",
-    }
-)
 
 # GHL has no TaskUpdate event in its catalogue; it is accepted should it ever be sent.
 TASK_TYPES = frozenset(
@@ -121,6 +110,26 @@ class SyncEngine:
             sessions, upstreams, maps=maps, clock=clock, contacts_per_round=settings.task_poll_contacts
         )
 
+    @staticmethod
+    def plan(head: WebhookEvent, waiting: Sequence[WebhookEvent], worker: str) -> Job:
+        """The job for a claimed event: the newest state of it and the events waiting behind it.
+
+        The job runs under the head's claim (``event_id``); the events it supersedes are settled
+        with it (see ``app.sync.coalesce``).
+        """
+        folded = coalesce.foldable(head, waiting)
+        chosen = coalesce.newest([head, *folded]) if folded else head
+        return Job(
+            event_id=head.id,
+            source=Side(head.source),
+            type=coalesce.applied_type([head, *folded], chosen),
+            account_key=head.account_key,
+            payload=chosen.payload,
+            worker=worker,
+            ref=chosen.event_id,
+            superseded=tuple(event.id for event in folded),
+        )
+
     async def handle(self, job: Job) -> None:
         """Apply one event; raises the errors of ``app.errors`` for the worker to act on."""
         if job.type in APP_EVENTS:
@@ -157,5 +166,7 @@ class SyncEngine:
 
     async def _finish(self, job: Job, status: EventStatus, note: str) -> None:
         async with unit_of_work(self._sessions) as session:
-            if not await inbox.finish(session, job.event_id, job.worker, status, self._clock(), note):
+            now = self._clock()
+            if not await inbox.finish(session, job.event_id, job.worker, status, now, note):
                 raise LeaseLost()
+            await inbox.finish_waiting(session, job.superseded, status, now, note)

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 from cryptography.fernet import Fernet
 
-from tests.e2e.test_workers import start_worker
 from tests.support.install import credential_rows, install, oauth_control, oauth_state
 from tests.support.service import running_service
+from tests.support.workers import start_worker
 
 pytestmark = pytest.mark.slow
 

@@ -2,38 +2,18 @@
 
 from __future__ import annotations
 
-import os
 import signal
-import subprocess
-import sys
 import uuid
+from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from tests.support.service import running_service, wait_for
+from tests.support.service import max_in_window, query, running_service, wait_for
+from tests.support.workers import start_worker
 
 pytestmark = pytest.mark.slow
-
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def start_worker(database_url: str, public_url: str, log: Path, **extra: str) -> subprocess.Popen[bytes]:
-    env = {
-        **os.environ,
-        "DATABASE_URL": database_url,
-        "SANDBOX": "true",
-        "PUBLIC_URL": public_url,
-        "WORKER_POLL_SECONDS": "0.05",
-        "WORKER_CONCURRENCY": "4",
-        "RETRY_SCHEDULE": "0.2,0.5,1",
-        "LOG_LEVEL": "INFO",
-        **extra,
-    }
-    with log.open("wb") as out:
-        return subprocess.Popen(
-            [sys.executable, "-m", "app", "worker"], cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT
-        )
 
 
 @pytest.mark.postgres
@@ -94,3 +74,98 @@ def test_sigterm_lets_the_worker_finish_the_event_in_hand(
         [event] = service.events("rankr")
         assert event["status"] == "done", (tmp_path / "worker.log").read_text()
         assert "worker.stopped" in (tmp_path / "worker.log").read_text()
+
+
+@pytest.mark.parametrize("database", ["sqlite", "postgres"])
+def test_a_worker_killed_mid_write_loses_nothing_and_duplicates_nothing(
+    database: str, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    database_url = request.getfixturevalue(f"{database}_url")
+    log = tmp_path / "worker.log"
+    with running_service(database_url, run_worker_in_process=False) as service:
+        # GHL makes the contact at once but answers 3 s later: the worker is killed while it waits,
+        # so the create happened and the worker never learnt it.
+        service.ghl.control(answer_latency_ms=3000)
+        worker = start_worker(database_url, service.url, log, WORKER_LEASE_SECONDS="2")
+        email = f"killed.{uuid.uuid4().hex[:8]}@example.com"
+        try:
+            service.rankr.create(email=email, firstName="Killed")
+            wait_for(lambda: service.ghl.by_email(email), what="GHL to make the contact")
+        finally:
+            worker.kill()
+            worker.wait(timeout=10)
+        assert [link["state"] for link in service.links()] == ["pending"]
+        service.ghl.control(answer_latency_ms=0)
+        successor = start_worker(database_url, service.url, log, WORKER_LEASE_SECONDS="2")
+        try:
+            service.settle(timeout=30)
+        finally:
+            successor.send_signal(signal.SIGTERM)
+            successor.wait(timeout=30)
+        # The create that happened before the crash was found again (upsert by email), not repeated.
+        [ghl] = service.ghl.by_email(email)
+        [rankr] = service.rankr.by_email(email)
+        assert [(link["state"], link["rankr_id"], link["ghl_id"]) for link in service.links()] == [
+            ("linked", rankr["contactId"], ghl["id"])
+        ]
+        [event] = service.events("rankr")
+        assert (event["status"], event["attempts"]) == ("done", 2), log.read_text()
+        assert {event["status"] for event in service.events()} == {"done"}
+
+
+@pytest.mark.postgres
+def test_four_worker_processes_share_a_backlog_in_order_and_within_the_budget(
+    postgres_url: str, tmp_path: Path
+) -> None:
+    # GHL allows 25 requests per 5 s here, and the workers are told so.
+    budget = {"GHL_RATE_LIMIT": "25", "GHL_RATE_WINDOW_SECONDS": "5"}
+    with running_service(postgres_url, run_worker_in_process=False) as service:
+        service.ghl.control(rate_max=25, rate_window_seconds=5)
+        # A backlog: 40 contacts created in Rankr, each changed twice, stored before any worker runs.
+        contacts = [
+            service.rankr.create(email=f"four.{n}.{uuid.uuid4().hex[:6]}@example.com", firstName="v0")
+            for n in range(40)
+        ]
+        for version in ("v1", "v2"):
+            for contact in contacts:
+                service.rankr.update(contact["contactId"], firstName=version)
+        service.rankr.drain()
+        ghl_mark = service.ghl.mark()
+        logs = [tmp_path / f"worker{n}.log" for n in range(4)]
+        workers = [start_worker(postgres_url, service.url, log, **budget) for log in logs]
+        try:
+            service.settle(timeout=120)
+        finally:
+            for worker in workers:
+                worker.send_signal(signal.SIGTERM)
+            codes = [worker.wait(timeout=30) for worker in workers]
+        assert codes == [0, 0, 0, 0], [log.read_text()[-2000:] for log in logs]
+
+        # Every contact once in GHL, with its newest state.
+        for contact in contacts:
+            [ghl] = service.ghl.by_email(contact["email"])
+            assert ghl["firstName"] == "v2"
+        # The upstream budget held: no 429, never more than 25 requests in 5 s.
+        requests = service.ghl.requests_since(ghl_mark)
+        assert [r for r in requests if r["status"] == 429] == []
+        assert max_in_window(requests, seconds=5) <= 25
+        assert len([r for r in requests if r["write"]]) == 40  # one upsert per contact
+
+        # No event handled twice: each was claimed once (coalesced ones not at all) and applied once.
+        rows = query(
+            postgres_url, "SELECT id, ordering_key, status, attempts, finished_at FROM webhook_events"
+        )
+        assert {row["status"] for row in rows} == {"done"}
+        assert {row["attempts"] for row in rows} <= {0, 1}
+        applied = [
+            line for log in logs for line in log.read_text().splitlines() if "sync.event_applied" in line
+        ]
+        assert len(applied) == sum(row["attempts"] for row in rows)
+        assert sum(1 for log in logs if "sync.event_applied" in log.read_text()) >= 2
+        # Per-record order: within one record, an event never finished before an earlier one.
+        by_record: dict[str, list[dict[str, Any]]] = {}
+        for row in sorted(rows, key=lambda row: row["id"]):
+            by_record.setdefault(row["ordering_key"], []).append(row)
+        for events in by_record.values():
+            finished = [datetime.fromisoformat(row["finished_at"]) for row in events]
+            assert finished == sorted(finished)

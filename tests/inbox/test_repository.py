@@ -22,13 +22,6 @@ LEASE = timedelta(seconds=60)
 
 
 @pytest.fixture
-async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
-    engine = create_engine(database_url)
-    yield engine
-    await engine.dispose()
-
-
-@pytest.fixture
 async def writer(database_url: str) -> AsyncIterator[InboxWriter]:
     writer = await open_writer(database_url)
     yield writer

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import time
 
+import httpx
+import pytest
+
 from app.sandbox import keys
 from tests.sandbox.conftest import Env
 from tests.sandbox.specs import ghl_validate
@@ -82,6 +85,7 @@ def test_control_reports_and_changes_settings(env: Env) -> None:
         "error_rate": 0.0,
         "error_status": 503,
         "latency_ms": 0.0,
+        "answer_latency_ms": 0.0,
         "lost_answer_rate": 0.0,
         "webhooks_enabled": True,
         "webhook_drop_rate": 0.0,
@@ -133,6 +137,15 @@ def test_latency_is_added_to_api_requests_only(env: Env) -> None:
     env.http.get(f"{env.ghl_base}/_sandbox/control")
     assert time.monotonic() - started < 0.15
     assert env.requests("ghl")["requests"][-1]["durationMs"] >= 150
+
+
+def test_a_late_answer_comes_after_the_change_was_made(env: Env) -> None:
+    env.control("ghl", answer_latency_ms=1000)
+    with pytest.raises(httpx.ReadTimeout):
+        env.ghl("POST", "/contacts/", json={**LOCATION, "firstName": "Late"}, timeout=0.3)
+    # The client gave up, yet the contact exists.
+    contacts = env.http.get(f"{env.ghl_base}/_sandbox/state").json()["contacts"]
+    assert [contact["firstName"] for contact in contacts] == ["Late"]
 
 
 def test_request_log_over_http_marks_and_counts_writes(env: Env) -> None:

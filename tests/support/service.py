@@ -14,7 +14,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 import httpx
@@ -309,6 +309,18 @@ def execute(database_url: str, sql: str) -> None:
     subprocess.run(
         ["psql", server, "-X", "-q", "-v", "ON_ERROR_STOP=1", "-c", sql], check=True, capture_output=True
     )
+
+
+def max_in_window(requests: list[dict[str, Any]], seconds: float) -> int:
+    """The most requests that started within any ``seconds``-long window."""
+    times = sorted(datetime.fromisoformat(r["at"].replace("Z", "+00:00")) for r in requests)
+    window = timedelta(seconds=seconds)
+    most, first = 0, 0
+    for last, at in enumerate(times):
+        while at - times[first] >= window:
+            first += 1
+        most = max(most, last - first + 1)
+    return most
 
 
 def test_settings(database_url: str, public_url: str, **overrides: Any) -> Settings:

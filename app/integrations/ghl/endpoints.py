@@ -111,4 +111,6 @@ async def receive_ghl_webhook(
         ordering_key=order,
         payload=payload,
     )
-    return await store(context, event)
+    # GHL re-sends a webhook only when the answer is 429 (help.gohighlevel.com, "Automated Webhook
+    # Retries"): while the database is away, 429 is the answer that gets the event delivered again.
+    return await store(context, event, unavailable_status=429)

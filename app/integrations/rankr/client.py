@@ -75,6 +75,7 @@ class RankrClient(UpstreamClient):
                     "client_secret": self._client_secret,
                     "scope": SCOPES,
                 },
+                paced=False,
             )
             body = response.json()
             token = body.get("access_token") if isinstance(body, dict) else None
