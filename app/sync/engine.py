@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from datetime import timedelta
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -67,15 +68,15 @@ class SyncEngine:
             custom_fields=settings.custom_fields, users=settings.users, ownership=config.mapping.fields
         )
         lease = timedelta(seconds=settings.worker_lease_seconds)
-        self.contacts = ContactSync(
-            sessions,
-            clock=clock,
-            lease=lease,
-            maps=maps,
-            delete_mode=settings.contact_delete_mode,
-            unlink_tag=settings.unlink_tag,
-            filters=config.filters,
-        )
+        contact_options: dict[str, Any] = {
+            "clock": clock,
+            "lease": lease,
+            "maps": maps,
+            "delete_mode": settings.contact_delete_mode,
+            "unlink_tag": settings.unlink_tag,
+            "filters": config.filters,
+        }
+        self.contacts = ContactSync(sessions, **contact_options)
         due = timedelta(hours=settings.task_default_due_hours)
         self.children: dict[str, ChildSync] = {
             **dict.fromkeys(
@@ -84,16 +85,7 @@ class SyncEngine:
             **dict.fromkeys(NOTE_TYPES, NoteSync(sessions, clock=clock, lease=lease, maps=maps)),
         }
         # Backfill and reconciliation hand their writes to the worker as synthetic events.
-        self.repairs = ContactRepair(
-            sessions,
-            tie=settings.conflict_tie_winner,
-            clock=clock,
-            lease=lease,
-            maps=maps,
-            delete_mode=settings.contact_delete_mode,
-            unlink_tag=settings.unlink_tag,
-            filters=config.filters,
-        )
+        self.repairs = ContactRepair(sessions, tie=settings.conflict_tie_winner, **contact_options)
         self.automation: AutomationRunner | None = None
         if config.rules or config.enrichment.local or config.enrichment.http is not None:
             self.automation = AutomationRunner(
