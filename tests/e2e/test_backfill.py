@@ -97,6 +97,14 @@ def seed(service: Service, world: World) -> None:
         service.ghl.seed(ghl[chunk : chunk + 2000])
 
 
+# The service's own pacing lifted too, for the big worlds (pacing has tests of its own).
+UNPACED: dict[str, Any] = {
+    "ghl_rate_limit": 1_000_000,
+    "rankr_rate_limit": 1_000_000,
+    "ghl_daily_limit": None,
+}
+
+
 def unlimited(service: Service) -> None:
     """Lift the sandboxes' rate limits (this is about correctness, not pacing) and turn their webhooks
     off: the echoes of the backfill's own writes are handled as any echo is (tests/e2e/test_contacts.py)
@@ -183,7 +191,7 @@ WORLD = World(
 
 
 def test_backfill_of_thousands_links_merges_and_creates(database_url: str) -> None:
-    with running_service(database_url, worker_concurrency=8) as service:
+    with running_service(database_url, worker_concurrency=8, **UNPACED) as service:
         unlimited(service)
         seed(service, WORLD)
         rankr_mark, ghl_mark = service.rankr.mark(), service.ghl.mark()
@@ -281,6 +289,8 @@ def cli_env(service: Service) -> dict[str, str]:
         "WORKER_POLL_SECONDS": "0.05",
         "RETRY_SCHEDULE": "0.2,0.5,1",
         "LOG_LEVEL": "WARNING",
+        "GHL_RATE_LIMIT": "1000000",
+        "RANKR_RATE_LIMIT": "1000000",
     }
 
 
@@ -289,7 +299,7 @@ def test_backfill_killed_midway_resumes_where_it_stopped(database_url: str) -> N
         rankr_only=300, ghl_only=300, by_email=500, by_phone=50, duplicate_groups=20, duplicates_with_ghl=20
     )
     # The service's own worker stays off: only the command applies the backfill's events.
-    with running_service(database_url, run_worker_in_process=False) as service:
+    with running_service(database_url, run_worker_in_process=False, **UNPACED) as service:
         unlimited(service)
         seed(service, world)
         command = [sys.executable, "-m", "app", "backfill"]
