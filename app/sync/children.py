@@ -202,6 +202,8 @@ class ChildSync(Handler, ABC):
                     WebhookEvent.source == source.value, WebhookEvent.event_id == request_id
                 )
             )
+        if requested in OPEN_STATUSES:
+            queued = 0  # queued by another task or note of the contact between the two reads
         if queued is None and requested == EventStatus.DEAD:
             raise MappingError(
                 f"{side.value} contact {contact_id} of this {self.kind} could not be linked (its sync event "

@@ -382,5 +382,7 @@ def test_listing_waits_out_the_rate_limit(service: Service) -> None:
     assert answer.status_code == 200, answer.text
     assert answer.json()["connections"]["1"]["ghlListed"] == 250
     statuses = Counter(r["status"] for r in service.ghl.requests_since(mark))
-    assert statuses[429] >= 1
-    assert statuses[200] == 3  # three pages of 100, each read once
+    # The pacer learns the limit from GHL's headers and keeps to it; a 429 met before that (at most
+    # one) is waited out. Each of the three pages of 100 is read once.
+    assert statuses[429] <= 1
+    assert statuses[200] == 3

@@ -110,6 +110,11 @@ def test_periodic_reconciliation_detects_a_deletion_that_sent_no_webhook(databas
             return current is not None and "sync-unlinked" in current["tags"]
 
         wait_for(tagged, timeout=30, what="the periodic reconciliation to unlink the contact")
-        [link] = [row for row in service.links() if row["rankr_id"] == contact["contactId"]]
-        assert link["state"] == "unlinked"
+
+        def unlinked() -> bool:
+            # The tag is written before the link's new state is committed: wait for both.
+            rows = [row for row in service.links() if row["rankr_id"] == contact["contactId"]]
+            return [row["state"] for row in rows] == ["unlinked"]
+
+        wait_for(unlinked, timeout=30, what="the link to be settled as unlinked")
         assert service.status()["connections"][0]["reconcile"]["counts"]["missing"] >= 1
