@@ -59,7 +59,10 @@ def samples(here: World, count: int) -> list[float]:
 
 def measure(kind: str, count: int, logs: Path) -> list[dict[str, Any]]:
     results = []
-    for name, in_serve in (("worker in serve (woken by the intake)", True), ("separate worker process", False)):
+    for name, in_serve in (
+        ("worker in serve (woken by the intake)", True),
+        ("separate worker process", False),
+    ):
         settings = {"log_level": "WARNING", "worker_poll_seconds": 0.5}
         with world(kind, logs / name[:8], worker_in_serve=in_serve, settings=settings) as here:
             if not in_serve:

@@ -78,7 +78,9 @@ def main() -> None:
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 4])
     parser.add_argument("--limit", type=int, default=100)
     parser.add_argument("--window", type=float, default=1.0)
-    parser.add_argument("--headroom", type=float, default=None, help="RATE_LIMIT_HEADROOM (default: the service's)")
+    parser.add_argument(
+        "--headroom", type=float, default=None, help="RATE_LIMIT_HEADROOM (default: the service's)"
+    )
     args = parser.parse_args()
     logs = Path(tempfile.mkdtemp(prefix="bench-rate-"))
     results = [

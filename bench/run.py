@@ -92,23 +92,43 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
     only = set(args.only or PARTS)
     jobs: dict[str, Any] = {
         "intake": lambda: [
-            part("bench.intake.run", "--database", db, "--seconds", "2" if quick else str(args.intake_seconds),
-                 "--rounds", "1" if quick else "2")
+            part(
+                "bench.intake.run",
+                "--database",
+                db,
+                "--seconds",
+                "2" if quick else str(args.intake_seconds),
+                "--rounds",
+                "1" if quick else "2",
+            )
             for db in ("postgres", "sqlite")
-        ],  # fmt: skip
+        ],
         "upstream": lambda: part("bench.upstream", "--changes", "3" if quick else str(args.changes)),
         "rate": lambda: part(
-            "bench.rate", "--changes", "100" if quick else str(args.backlog), "--workers", "1", "4",
-            "--limit", str(args.limit), "--window", "1",
-        ),  # fmt: skip
+            "bench.rate",
+            "--changes",
+            "100" if quick else str(args.backlog),
+            "--workers",
+            "1",
+            "4",
+            "--limit",
+            str(args.limit),
+            "--window",
+            "1",
+        ),
         "latency": lambda: part("bench.latency", "--samples", "10" if quick else str(args.samples)),
         "memory": lambda: part(
             "bench.memory", "--events", *(["200", "400"] if quick else map(str, args.memory_events))
         ),
         "backfill": lambda: part(
-            "bench.backfill.time", "--contacts", "100" if quick else str(args.backfill_contacts),
-            "--limit", str(args.limit), "--window", "1",
-        ),  # fmt: skip
+            "bench.backfill.time",
+            "--contacts",
+            "100" if quick else str(args.backfill_contacts),
+            "--limit",
+            str(args.limit),
+            "--window",
+            "1",
+        ),
         "backfill-memory": lambda: backfill_memory([200, 1000] if quick else args.backfill_memory),
     }
     for name in PARTS:
@@ -116,7 +136,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
             continue
         try:
             results[name] = jobs[name]()
-        except Exception as exc:  # noqa: BLE001 - a failed part is a gap in the report, not the end
+        except Exception as exc:
             results["errors"][name] = str(exc)
             print(f"  {name} FAILED: {exc}", flush=True)
     return results
@@ -140,7 +160,8 @@ def render(results: dict[str, Any]) -> str:
     lines = [
         "# Benchmarks",
         "",
-        "Written by `make bench` (bench/run.py); every part can be run alone (`python -m bench.<part> --help`).",
+        "Written by `make bench` (bench/run.py); every part also runs alone",
+        "(`python -m bench.<part> --help`).",
         "Figures are ratios to a baseline measured in the same run wherever one exists, since absolute",
         "times on a shared machine drift.",
         "",
@@ -155,28 +176,55 @@ def render(results: dict[str, Any]) -> str:
 
     intake = results.get("intake")
     if intake:
-        body += ["", "## 1. Intake", "",
-                 "Signed Rankr webhooks (distinct ids) against `serve` (one process, worker off), wrk on",
-                 "loopback with 32 connections, next to bench/intake/baseline_app.py (same signature check,",
-                 "same row, same driver). Best of the rounds for each.", ""]  # fmt: skip
+        body += [
+            "",
+            "## 1. Intake",
+            "",
+            "Signed Rankr webhooks (distinct ids) against `serve` (one process, worker off), wrk on",
+            "loopback with 32 connections, next to bench/intake/baseline_app.py (same signature check,",
+            "same row, same driver). Best of the rounds for each.",
+            "",
+        ]
         rows = []
         for run in intake:
             rows.append({**run, "database": run["database"]})
             ok = run["throughput_ratio"] >= 0.9 and run["service_p99_ms"] < 50
-            summary.append({
-                "measure": f"intake ({run['database']})",
-                "figure": f"{run['throughput_ratio']}x baseline throughput; p99 {run['service_p99_ms']} ms",
-                "target": ">= 0.9x; p99 < 50 ms", "verdict": verdict(ok)})  # fmt: skip
-        body += table(rows, ["database", "baseline_rps", "service_rps", "throughput_ratio", "baseline_p50_ms",
-                             "baseline_p99_ms", "service_p50_ms", "service_p99_ms", "non2xx"])  # fmt: skip
+            summary.append(
+                {
+                    "measure": f"intake ({run['database']})",
+                    "figure": f"{run['throughput_ratio']}x baseline throughput;"
+                    f" p99 {run['service_p99_ms']} ms",
+                    "target": ">= 0.9x; p99 < 50 ms",
+                    "verdict": verdict(ok),
+                }
+            )
+        body += table(
+            rows,
+            [
+                "database",
+                "baseline_rps",
+                "service_rps",
+                "throughput_ratio",
+                "baseline_p50_ms",
+                "baseline_p99_ms",
+                "service_p50_ms",
+                "service_p99_ms",
+                "non2xx",
+            ],
+        )
 
     upstream = results.get("upstream")
     if upstream:
-        body += ["", "## 2. Upstream efficiency", "",
-                 "Calls the service made, from the sandboxes' request logs (token requests left out); the",
-                 "changes were made in the sandbox stores directly, so every logged call is the service's.",
-                 "Baseline: the ideal (one write per real change, none for the rest). 'writes/ideal' is the",
-                 "ratio; reads are listed apart (the target allows one read where the webhook lacks data).", ""]  # fmt: skip
+        body += [
+            "",
+            "## 2. Upstream efficiency",
+            "",
+            "Calls the service made, from the sandboxes' request logs (token requests left out); the",
+            "changes were made in the sandbox stores directly, so every logged call is the service's.",
+            "Baseline: the ideal (one write per real change, none for the rest). 'writes/ideal' is the",
+            "ratio; reads are listed apart (the target allows one read where the webhook lacks data).",
+            "",
+        ]
         rows = []
         for row in upstream:
             ideal = row["ideal writes per change"]
@@ -192,80 +240,177 @@ def render(results: dict[str, Any]) -> str:
                 ok = writes == 0 and reads == 0
                 ratio = "0 expected"
             rows.append({**row, "writes/ideal": ratio, "verdict": verdict(ok)})
-            summary.append({"measure": f"upstream: {row['scenario']}",
-                            "figure": f"{writes} writes, {reads} reads per change",
-                            "target": "<= 2 writes" if row["scenario"].startswith("burst") else
-                            (f"{ideal} write (+<= 1 read)" if ideal else "0 calls"),
-                            "verdict": verdict(ok)})  # fmt: skip
-        body += table(rows, ["scenario", "changes", "writes per change", "reads per change", "echo webhooks",
-                             "writes/ideal", "verdict"])  # fmt: skip
+            summary.append(
+                {
+                    "measure": f"upstream: {row['scenario']}",
+                    "figure": f"{writes} writes, {reads} reads per change",
+                    "target": "<= 2 writes"
+                    if row["scenario"].startswith("burst")
+                    else (f"{ideal} write (+<= 1 read)" if ideal else "0 calls"),
+                    "verdict": verdict(ok),
+                }
+            )
+        body += table(
+            rows,
+            [
+                "scenario",
+                "changes",
+                "writes per change",
+                "reads per change",
+                "echo webhooks",
+                "writes/ideal",
+                "verdict",
+            ],
+        )
 
     rate = results.get("rate")
     if rate:
-        body += ["", "## 3. Rate-budget use", "",
-                 f"A backlog of {rate[0]['changes']} Rankr contact creations for one location (stored with no",
-                 "worker running), then drained by 1 and by 4 `worker` processes on Postgres. The GHL",
-                 f"sandbox enforces {rate[0]['limit per s']:.0f} requests per 1 s (GHL's 100 per 10 s scaled",
-                 "in time) and the service is told the same (GHL_RATE_LIMIT, GHL_RATE_WINDOW_SECONDS);",
-                 "RATE_LIMIT_HEADROOM at its default (0.1). Baseline: the limit itself.", ""]  # fmt: skip
-        body += table(rate, ["workers", "changes", "ghl calls answered", "429s", "drain s (first to last call)",
-                             "limit per s", "achieved per s", "achieved / limit", "busiest window"])  # fmt: skip
+        body += [
+            "",
+            "## 3. Rate-budget use",
+            "",
+            f"A backlog of {rate[0]['changes']} Rankr contact creations for one location (stored with no",
+            "worker running), then drained by 1 and by 4 `worker` processes on Postgres. The GHL",
+            f"sandbox enforces {rate[0]['limit per s']:.0f} requests per 1 s (GHL's 100 per 10 s scaled",
+            "in time) and the service is told the same (GHL_RATE_LIMIT, GHL_RATE_WINDOW_SECONDS);",
+            "RATE_LIMIT_HEADROOM at its default (0.1). Baseline: the limit itself.",
+            "",
+        ]
+        body += table(
+            rate,
+            [
+                "workers",
+                "changes",
+                "ghl calls answered",
+                "429s",
+                "drain s (first to last call)",
+                "limit per s",
+                "achieved per s",
+                "achieved / limit",
+                "busiest window",
+            ],
+        )
         for row in rate:
             ok = row["achieved / limit"] >= 0.95 and row["429s"] == 0
-            summary.append({"measure": f"rate budget, {row['workers']} worker(s)",
-                            "figure": f"{row['achieved / limit']} of the limit, {row['429s']} 429s",
-                            "target": ">= 0.95, 0 429s", "verdict": verdict(ok)})  # fmt: skip
+            summary.append(
+                {
+                    "measure": f"rate budget, {row['workers']} worker(s)",
+                    "figure": f"{row['achieved / limit']} of the limit, {row['429s']} 429s",
+                    "target": ">= 0.95, 0 429s",
+                    "verdict": verdict(ok),
+                }
+            )
 
     backfill = results.get("backfill")
     if backfill:
-        body += ["", "## 4. Backfill time", "",
-                 f"`rankr-ghl-sync backfill` of {backfill['contacts per side']} contacts per side, half of them",
-                 "the same people, with the scaled GHL limit (as in 3). Baseline: the lower bound the limit",
-                 "sets, GHL calls made / rate.", ""]  # fmt: skip
-        body += table([backfill], ["contacts per side", "ghl calls", "ghl writes", "ghl 429s", "rankr calls",
-                                   "lower bound s (ghl calls / rate)", "wall s", "wall / lower bound",
-                                   "contacts after (rankr, ghl)", "expected after"])  # fmt: skip
+        body += [
+            "",
+            "## 4. Backfill time",
+            "",
+            f"`rankr-ghl-sync backfill` of {backfill['contacts per side']} contacts per side, half of them",
+            "the same people, with the scaled GHL limit (as in 3). Baseline: the lower bound the limit",
+            "sets, GHL calls made / rate.",
+            "",
+        ]
+        body += table(
+            [backfill],
+            [
+                "contacts per side",
+                "ghl calls",
+                "ghl writes",
+                "ghl 429s",
+                "rankr calls",
+                "lower bound s (ghl calls / rate)",
+                "wall s",
+                "wall / lower bound",
+                "contacts after (rankr, ghl)",
+                "expected after",
+            ],
+        )
         ok = backfill["wall / lower bound"] is not None and backfill["wall / lower bound"] <= 1.05
-        summary.append({"measure": f"backfill of {backfill['contacts per side']} per side",
-                        "figure": f"{backfill['wall / lower bound']}x the lower bound",
-                        "target": "<= 1.05x", "verdict": verdict(ok)})  # fmt: skip
+        summary.append(
+            {
+                "measure": f"backfill of {backfill['contacts per side']} per side",
+                "figure": f"{backfill['wall / lower bound']}x the lower bound",
+                "target": "<= 1.05x",
+                "verdict": verdict(ok),
+            }
+        )
 
     memory = results.get("memory")
     fill_memory = results.get("backfill-memory")
     if memory or fill_memory:
         body += ["", "## 5. Memory", ""]
     if memory:
-        body += ["Peak resident memory (VmHWM) of one `worker` process draining a backlog inserted straight",
-                 "into the inbox table (Postgres). Baseline: the same worker idling before the backlog.", ""]  # fmt: skip
-        body += table(memory, ["events", "idle RSS MiB", "peak RSS MiB", "peak / idle", "RSS at half-time MiB",
-                               "drain s", "events per s", "ghl writes"])  # fmt: skip
+        body += [
+            "Peak resident memory (VmHWM) of one `worker` process draining a backlog inserted straight",
+            "into the inbox table (Postgres). Baseline: the same worker idling before the backlog.",
+            "",
+        ]
+        body += table(
+            memory,
+            [
+                "events",
+                "idle RSS MiB",
+                "peak RSS MiB",
+                "peak / idle",
+                "RSS at half-time MiB",
+                "drain s",
+                "events per s",
+                "ghl writes",
+            ],
+        )
         peaks = [row["peak RSS MiB"] for row in memory]
         flat = max(peaks) / min(peaks)
         ok = max(peaks) < 200 and flat <= 1.15
-        summary.append({"measure": "worker memory by backlog size",
-                        "figure": f"peak {max(peaks)} MiB; largest/smallest backlog {flat:.2f}x",
-                        "target": "< 200 MB, flat", "verdict": verdict(ok)})  # fmt: skip
+        summary.append(
+            {
+                "measure": "worker memory by backlog size",
+                "figure": f"peak {max(peaks)} MiB; largest/smallest backlog {flat:.2f}x",
+                "target": "< 200 MB, flat",
+                "verdict": verdict(ok),
+            }
+        )
     if fill_memory:
-        body += ["", "Backfill dry run (bench/backfill/memory.py: list both sides, decide every record), peak",
-                 "RSS by size under /usr/bin/time -v.", ""]  # fmt: skip
+        body += [
+            "",
+            "Backfill dry run (bench/backfill/memory.py: list both sides, decide every record), peak",
+            "RSS by size under /usr/bin/time -v.",
+            "",
+        ]
         body += table(fill_memory, ["contacts per side", "peak RSS MiB", "dry run s"])
         peaks = [row["peak RSS MiB"] for row in fill_memory]
         ok = max(peaks) < 200
-        summary.append({"measure": "backfill memory",
-                        "figure": f"peak {max(peaks)} MiB at {fill_memory[-1]['contacts per side']} per side",
-                        "target": "< 200 MB, flat", "verdict": verdict(ok)})  # fmt: skip
+        summary.append(
+            {
+                "measure": "backfill memory",
+                "figure": f"peak {max(peaks)} MiB at {fill_memory[-1]['contacts per side']} per side",
+                "target": "< 200 MB, flat",
+                "verdict": verdict(ok),
+            }
+        )
 
     latency = results.get("latency")
     if latency:
-        body += ["", "## 6. End-to-end latency", "",
-                 "Webhook accepted (the service answered the Rankr sandbox's delivery) -> GHL write completed",
-                 "(the GHL sandbox answered it), one update at a time, no backlog, sandbox latency 0.", ""]  # fmt: skip
+        body += [
+            "",
+            "## 6. End-to-end latency",
+            "",
+            "Webhook accepted (the service answered the Rankr sandbox's delivery) -> GHL write completed",
+            "(the GHL sandbox answered it), one update at a time, no backlog, sandbox latency 0.",
+            "",
+        ]
         body += table(latency, ["set-up", "database", "samples", "p50_ms", "p99_ms", "mean_ms", "max_ms"])
         for row in latency:
             ok = row["p50_ms"] < 100 and row["p99_ms"] < 500
-            summary.append({"measure": f"latency, {row['set-up']}",
-                            "figure": f"p50 {row['p50_ms']} ms, p99 {row['p99_ms']} ms",
-                            "target": "p50 < 100 ms, p99 < 500 ms", "verdict": verdict(ok)})  # fmt: skip
+            summary.append(
+                {
+                    "measure": f"latency, {row['set-up']}",
+                    "figure": f"p50 {row['p50_ms']} ms, p99 {row['p99_ms']} ms",
+                    "target": "p50 < 100 ms, p99 < 500 ms",
+                    "verdict": verdict(ok),
+                }
+            )
 
     lines += ["", "## Summary: targets", ""]
     lines += table(summary, ["measure", "figure", "target", "verdict"])
@@ -288,9 +433,9 @@ def main() -> None:
     parser.add_argument("--backlog", type=int, default=2000, help="rate-budget backlog")
     parser.add_argument("--limit", type=int, default=100, help="scaled GHL limit per second")
     parser.add_argument("--samples", type=int, default=100, help="latency samples")
-    parser.add_argument("--memory-events", type=int, nargs="+", default=[10_000, 30_000])
-    parser.add_argument("--backfill-contacts", type=int, default=2000)
-    parser.add_argument("--backfill-memory", type=int, nargs="+", default=[2000, 20000])
+    parser.add_argument("--memory-events", type=int, nargs="+", default=[1000, 5000])
+    parser.add_argument("--backfill-contacts", type=int, default=1000)
+    parser.add_argument("--backfill-memory", type=int, nargs="+", default=[1000, 5000])
     args = parser.parse_args()
     if args.render_only:
         results = json.loads(RAW.read_text())
@@ -301,7 +446,9 @@ def main() -> None:
             previous["errors"] = {k: v for k, v in previous.get("errors", {}).items() if k not in args.only}
             previous["errors"].update(results.pop("errors"))
             previous.update({k: v for k, v in results.items() if k in args.only})
-            previous["date"] = results["date"] + " (parts " + ", ".join(args.only) + "); earlier: " + previous["date"]
+            previous["date"] = (
+                results["date"] + " (parts " + ", ".join(args.only) + "); earlier: " + previous["date"]
+            )
             results = previous
         RAW.write_text(json.dumps(results, indent=2) + "\n")
     REPORT.write_text(render(results))

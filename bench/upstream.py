@@ -117,7 +117,7 @@ def measure(kind: str, changes: int, logs: Path) -> list[dict[str, Any]]:
                     answer = http.post(
                         f"{here.service_url}/webhooks/rankr",
                         content=delivery.body,
-                        headers=redelivery._headers(delivery),  # noqa: SLF001 - the same signing
+                        headers=redelivery._headers(delivery),
                     )
                     answer.raise_for_status()
 
