@@ -6,14 +6,16 @@ One linked contact is updated in the Rankr sandbox, one change at a time (the ne
 previous one reached GHL). Accepted: when the service answered the sandbox's delivery (the
 attempt's start plus its duration, from the sandbox's delivery log); completed: when GHL answered
 the service's write (the request log's ``at`` plus its duration). The sandboxes answer at once
-(latency 0). Two set-ups: the worker in the ``serve`` process (woken by the intake), and a separate
-``worker`` process (which finds new events by polling, WORKER_POLL_SECONDS, default 0.5 s).
+(latency 0); between samples a random pause of 0-0.5 s. Two set-ups: the worker in the ``serve``
+process (woken by the intake), and a separate ``worker`` process (which finds new events by
+polling, WORKER_POLL_SECONDS, default 0.5 s).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import random
 import statistics
 import tempfile
 import time
@@ -37,6 +39,7 @@ def samples(here: World, count: int) -> list[float]:
     contact_id = str(rankr.create_contact({"email": email, "firstName": "Latency"}).contact_id)
     here.settle(poll=0.1)
     latencies: list[float] = []
+    dice = random.Random(9)
     for n in range(count):
         mark = ghl.mark()
         before = len(here.sandbox.dispatcher.deliveries("rankr"))
@@ -54,6 +57,8 @@ def samples(here: World, count: int) -> list[float]:
         completed = writes[0].at + timedelta(milliseconds=writes[0].duration_ms)
         latencies.append((completed - accepted).total_seconds() * 1000)
         here.settle(poll=0.02)  # the echo and anything else: no backlog for the next sample
+        # Changes come at random moments, not in step with the worker's polling.
+        time.sleep(dice.uniform(0, 0.5))
     return latencies
 
 
