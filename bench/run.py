@@ -332,6 +332,11 @@ def render(results: dict[str, Any]) -> str:
                 "expected after",
             ],
         )
+        for side in ("ghl", "rankr"):
+            routes = backfill.get(f"{side} calls by route")
+            if routes:
+                listed = ", ".join(f"`{route}` {count}" for route, count in routes.items())
+                body += ["", f"{side} calls by route: {listed}."]
         ok = backfill["wall / lower bound"] is not None and backfill["wall / lower bound"] <= 1.05
         summary.append(
             {

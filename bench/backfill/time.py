@@ -17,6 +17,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -67,6 +68,8 @@ def measure(count: int, limit: int, window: float, logs: Path) -> dict[str, Any]
         "wall s": round(wall, 2),
         "wall / lower bound": round(wall / bound, 3) if bound else None,
         "first to last ghl call s": round(span, 2),
+        "ghl calls by route": dict(Counter(f"{r.method} {r.route}" for r in answered)),
+        "rankr calls by route": dict(Counter(f"{r.method} {r.route}" for r in rankr)),
         "contacts after (rankr, ghl)": [len(rankr_rows), len(ghl_rows)],
         "expected after": count + count - half,
     }
