@@ -457,6 +457,7 @@ def main() -> None:
             previous = json.loads(RAW.read_text())
             previous["errors"] = {k: v for k, v in previous.get("errors", {}).items() if k not in args.only}
             previous["errors"].update(results.pop("errors"))
+            previous["command"] += f"; then {results['command']}"
             previous.update({k: v for k, v in results.items() if k in args.only})
             previous["date"] = (
                 results["date"] + " (parts " + ", ".join(args.only) + "); earlier: " + previous["date"]
