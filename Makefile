@@ -51,11 +51,13 @@ container-test: install
 	$(PODMAN) build --format docker -t rankr-ghl-sync .
 	CONTAINER_TESTS=1 $(BIN)/pytest -p no:cacheprovider -s tests/container
 
-## Intake throughput and latency against a bare baseline app, same run (needs wrk: apt-get install wrk).
+## Every benchmark (intake, upstream calls, rate-budget use, latency, memory, backfill), each next to a
+## baseline measured in the same run, written to docs/benchmarks.md. BENCH_ARGS='--quick' for a smoke
+## test, '--only rate latency' for some parts (see python -m bench.run --help). Needs wrk and Postgres.
+BENCH_ARGS ?=
 bench: install
 	@command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
-	$(BIN)/python -m bench.intake.run --database postgres
-	$(BIN)/python -m bench.intake.run --database sqlite
+	$(BIN)/python -m bench.run $(BENCH_ARGS)
 
 ## A bad day, bounded (10 min at most, loopback only): thousands of changes both ways through the
 ## sandboxes with 5xx, 429 storms, timeouts, dropped/reordered/duplicate webhooks and SIGKILLed

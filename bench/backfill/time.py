@@ -1,0 +1,89 @@
+"""Backfill time: ``rankr-ghl-sync backfill`` of N contacts per side (half of them the same people),
+against the GHL limit scaled in time, as a ratio to the lower bound the limit sets.
+
+    python -m bench.backfill.time [--contacts 2000] [--limit 100] [--window 1]
+
+Both sandboxes are seeded (no webhooks) with N contacts each; N/2 emails are on both sides. The
+backfill runs as users run it (its own process, which also applies the writes), timed from start to
+exit. Lower bound: the GHL calls it made (listing, creates, updates) / the GHL rate (Rankr's limit is
+lifted: GHL's is the binding one; Rankr calls are counted too).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from bench.world import ROOT, world
+
+
+def measure(count: int, limit: int, window: float, logs: Path) -> dict[str, Any]:
+    settings = {
+        "ghl_rate_limit": limit,
+        "ghl_rate_window_seconds": window,
+        "rankr_rate_limit": 1_000_000,
+        "log_level": "WARNING",
+    }
+    sandbox = {"ghl_rate_max": limit, "ghl_rate_window_seconds": window, "rankr_rate_max": 1_000_000}
+    with world("postgres", logs, settings=settings, sandbox=sandbox) as here:
+        half = count // 2
+        here.sandbox.rankr.seed_contacts(
+            [{"email": f"p{i}@bench.example", "firstName": f"R{i}"} for i in range(count)]
+        )
+        here.sandbox.ghl.seed_contacts(
+            [{"email": f"p{i + half}@bench.example", "lastName": f"G{i}"} for i in range(count)]
+        )
+        marks = {"ghl": here.sandbox.ghl.mark(), "rankr": here.sandbox.rankr.mark()}
+        started = time.monotonic()
+        run = subprocess.run(
+            [sys.executable, "-m", "app", "backfill"], cwd=ROOT, env=here.env,
+            capture_output=True, text=True, check=False,
+        )  # fmt: skip
+        wall = time.monotonic() - started
+        (logs / "backfill.log").write_text(run.stdout + run.stderr)
+        if run.returncode != 0:
+            raise RuntimeError(f"backfill failed: {run.stderr[-2000:]}")
+        ghl = here.calls("ghl", marks["ghl"])
+        rankr = here.calls("rankr", marks["rankr"])
+        ghl_rows = here.sandbox.ghl.store.list_contacts()
+        rankr_rows = here.sandbox.rankr.store.list_contacts()
+    answered = [r for r in ghl if r.status != 429]
+    bound = len(answered) / (limit / window)
+    span = (answered[-1].at - answered[0].at).total_seconds() if answered else 0.0
+    return {
+        "contacts per side": count,
+        "overlapping": half,
+        "ghl calls": len(answered),
+        "ghl writes": sum(1 for r in answered if r.is_write),
+        "ghl 429s": len(ghl) - len(answered),
+        "rankr calls": len(rankr),
+        "lower bound s (ghl calls / rate)": round(bound, 2),
+        "wall s": round(wall, 2),
+        "wall / lower bound": round(wall / bound, 3) if bound else None,
+        "first to last ghl call s": round(span, 2),
+        "ghl calls by route": dict(Counter(f"{r.method} {r.route}" for r in answered)),
+        "rankr calls by route": dict(Counter(f"{r.method} {r.route}" for r in rankr)),
+        "contacts after (rankr, ghl)": [len(rankr_rows), len(ghl_rows)],
+        "expected after": count + count - half,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--contacts", type=int, default=2000)
+    parser.add_argument("--limit", type=int, default=100)
+    parser.add_argument("--window", type=float, default=1.0)
+    args = parser.parse_args()
+    logs = Path(tempfile.mkdtemp(prefix="bench-backfill-"))
+    print(json.dumps(measure(args.contacts, args.limit, args.window, logs), indent=2))
+
+
+if __name__ == "__main__":
+    main()

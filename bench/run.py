@@ -1,0 +1,472 @@
+"""Every benchmark in one run, written to docs/benchmarks.md (and the raw figures to docs/benchmarks.json).
+
+    python -m bench.run [--quick] [--only intake upstream ...] [--render-only]
+
+Each measurement runs in a process of its own (``python -m bench.<part>``, which prints its figures
+as JSON); a part that fails is reported as a gap, the others still run. ``--quick`` uses tiny sizes
+(a smoke test of the harness, not figures to publish). ``--render-only`` rewrites the report from
+docs/benchmarks.json. Sizes can be set one by one (see ``--help``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import re
+import shlex
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+REPORT = ROOT / "docs" / "benchmarks.md"
+RAW = ROOT / "docs" / "benchmarks.json"
+FINDINGS = Path(__file__).with_name("findings.md")
+PARTS = ("intake", "upstream", "rate", "latency", "memory", "backfill", "backfill-memory")
+
+
+def machine() -> dict[str, Any]:
+    cpuinfo = Path("/proc/cpuinfo").read_text()
+    meminfo = Path("/proc/meminfo").read_text()
+    model = re.search(r"model name\s*:\s*(.+)", cpuinfo)
+    total = re.search(r"MemTotal:\s+(\d+) kB", meminfo)
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True)
+    postgres = subprocess.run(["psql", "--version"], capture_output=True, text=True)
+    return {
+        "cpus (nproc)": os.cpu_count(),
+        "cpu model": model.group(1).strip() if model else "unknown",
+        "memory GiB": round(int(total.group(1)) / 1024 / 1024, 1) if total else None,
+        "kernel": platform.release(),
+        "python": platform.python_version(),
+        "postgres client": postgres.stdout.strip(),
+        "commit": commit.stdout.strip(),
+    }
+
+
+def part(module: str, *args: str, timeout: float = 1800) -> Any:
+    """Run ``python -m module args``; its stdout's JSON (the text from the first [ or {)."""
+    command = [sys.executable, "-m", module, *args]
+    print(f"$ {shlex.join(command)}", flush=True)
+    started = time.monotonic()
+    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=timeout, check=False)
+    print(f"  ({time.monotonic() - started:.0f} s)", flush=True)
+    if done.returncode != 0:
+        raise RuntimeError(f"{module} exited {done.returncode}: {done.stderr[-1500:]}")
+    text = done.stdout
+    start = min(i for i in (text.find("["), text.find("{")) if i >= 0)
+    return json.loads(text[start:])
+
+
+def backfill_memory(sizes: list[int]) -> list[dict[str, Any]]:
+    command = [sys.executable, "-m", "bench.backfill.memory", *map(str, sizes)]
+    print(f"$ {shlex.join(command)}", flush=True)
+    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=1800, check=True)
+    rows = []
+    for line in done.stdout.splitlines():
+        found = re.search(r"(\d+) contacts per side: peak RSS (\d+) MiB, dry run ([\d.]+) s", line)
+        if found:
+            rows.append(
+                {
+                    "contacts per side": int(found.group(1)),
+                    "peak RSS MiB": int(found.group(2)),
+                    "dry run s": float(found.group(3)),
+                }
+            )
+    return rows
+
+
+def measure(args: argparse.Namespace) -> dict[str, Any]:
+    quick = args.quick
+    results: dict[str, Any] = {
+        "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "command": "make bench" + (f" BENCH_ARGS='{shlex.join(sys.argv[1:])}'" if sys.argv[1:] else ""),
+        "machine": machine(),
+        "quick": quick,
+        "errors": {},
+    }
+    only = set(args.only or PARTS)
+    jobs: dict[str, Any] = {
+        "intake": lambda: [
+            part(
+                "bench.intake.run",
+                "--database",
+                db,
+                "--seconds",
+                "2" if quick else str(args.intake_seconds),
+                "--rounds",
+                "1" if quick else "2",
+            )
+            for db in ("postgres", "sqlite")
+        ],
+        "upstream": lambda: part("bench.upstream", "--changes", "3" if quick else str(args.changes)),
+        "rate": lambda: [
+            row
+            for limit, backlog in ((args.limit, args.backlog), (args.low_limit, args.low_backlog))
+            for row in part(
+                "bench.rate",
+                "--changes",
+                str(min(backlog, 100)) if quick else str(backlog),
+                "--workers",
+                "1",
+                "4",
+                "--limit",
+                str(limit),
+                "--window",
+                "1",
+            )
+        ],
+        "latency": lambda: part("bench.latency", "--samples", "10" if quick else str(args.samples)),
+        "memory": lambda: part(
+            "bench.memory", "--events", *(["200", "400"] if quick else map(str, args.memory_events))
+        ),
+        "backfill": lambda: part(
+            "bench.backfill.time",
+            "--contacts",
+            "100" if quick else str(args.backfill_contacts),
+            "--limit",
+            str(args.limit),
+            "--window",
+            "1",
+        ),
+        "backfill-memory": lambda: backfill_memory([200, 1000] if quick else args.backfill_memory),
+    }
+    for name in PARTS:
+        if name not in only:
+            continue
+        try:
+            results[name] = jobs[name]()
+        except Exception as exc:
+            results["errors"][name] = str(exc)
+            print(f"  {name} FAILED: {exc}", flush=True)
+    return results
+
+
+# --- the report ----------------------------------------------------------------------------------------
+
+
+def table(rows: list[dict[str, Any]], columns: list[str]) -> list[str]:
+    out = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    for row in rows:
+        out.append("| " + " | ".join(str(row.get(column, "")) for column in columns) + " |")
+    return out
+
+
+def verdict(ok: bool | None) -> str:
+    return "n/a" if ok is None else ("**met**" if ok else "**missed**")
+
+
+def render(results: dict[str, Any]) -> str:
+    lines = [
+        "# Benchmarks",
+        "",
+        "Written by `make bench` (bench/run.py); every part also runs alone",
+        "(`python -m bench.<part> --help`).",
+        "Figures are ratios to a baseline measured in the same run wherever one exists, since absolute",
+        "times on a shared machine drift.",
+        "",
+        f"- Date: {results['date']}",
+        f"- Command: `{results['command']}`",
+        "- Machine: " + ", ".join(f"{k} {v}" for k, v in results["machine"].items()),
+    ]
+    if results.get("quick"):
+        lines += ["", "**Quick run (tiny sizes): a smoke test of the harness, not figures to rely on.**"]
+    summary: list[dict[str, Any]] = []
+    body: list[str] = []
+
+    intake = results.get("intake")
+    if intake:
+        body += [
+            "",
+            "## 1. Intake",
+            "",
+            "Signed Rankr webhooks (distinct ids) against `serve` (one process, worker off), wrk on",
+            "loopback with 32 connections, next to bench/intake/baseline_app.py (same signature check,",
+            "same row, same driver). Best of the rounds for each.",
+            "",
+        ]
+        rows = []
+        for run in intake:
+            rows.append({**run, "database": run["database"]})
+            ok = run["throughput_ratio"] >= 0.9 and run["service_p99_ms"] < 50
+            summary.append(
+                {
+                    "measure": f"intake ({run['database']})",
+                    "figure": f"{run['throughput_ratio']}x baseline throughput;"
+                    f" p99 {run['service_p99_ms']} ms",
+                    "target": ">= 0.9x; p99 < 50 ms",
+                    "verdict": verdict(ok),
+                }
+            )
+        body += table(
+            rows,
+            [
+                "database",
+                "baseline_rps",
+                "service_rps",
+                "throughput_ratio",
+                "baseline_p50_ms",
+                "baseline_p99_ms",
+                "service_p50_ms",
+                "service_p99_ms",
+                "non2xx",
+            ],
+        )
+
+    upstream = results.get("upstream")
+    if upstream:
+        body += [
+            "",
+            "## 2. Upstream efficiency",
+            "",
+            "Calls the service made, from the sandboxes' request logs (token requests left out); the",
+            "changes were made in the sandbox stores directly, so every logged call is the service's.",
+            "Baseline: the ideal (one write per real change, none for the rest). 'writes/ideal' is the",
+            "ratio; reads are listed apart (the target allows one read where the webhook lacks data).",
+            "",
+        ]
+        rows = []
+        for row in upstream:
+            ideal = row["ideal writes per change"]
+            writes = row["writes per change"]
+            reads = row.get("reads per change", 0.0)
+            if row["scenario"].startswith("burst"):
+                ok = row["writes per change"] <= 2
+                ratio = f"{writes} writes per burst (ideal 1)"
+            elif ideal:
+                ok = writes <= ideal and reads <= 1
+                ratio = round(writes / ideal, 3)
+            else:
+                ok = writes == 0 and reads == 0
+                ratio = "0 expected"
+            rows.append({**row, "writes/ideal": ratio, "verdict": verdict(ok)})
+            summary.append(
+                {
+                    "measure": f"upstream: {row['scenario']}",
+                    "figure": f"{writes} writes, {reads} reads per change",
+                    "target": "<= 2 writes"
+                    if row["scenario"].startswith("burst")
+                    else (f"{ideal} write (+<= 1 read)" if ideal else "0 calls"),
+                    "verdict": verdict(ok),
+                }
+            )
+        body += table(
+            rows,
+            [
+                "scenario",
+                "changes",
+                "writes per change",
+                "reads per change",
+                "echo webhooks",
+                "writes/ideal",
+                "verdict",
+            ],
+        )
+
+    rate = results.get("rate")
+    if rate:
+        body += [
+            "",
+            "## 3. Rate-budget use",
+            "",
+            "A backlog of Rankr contact creations for one location (stored with no worker running),",
+            "then drained by 1 and by 4 `worker` processes on Postgres. The GHL sandbox enforces the",
+            "limit per 1 s (GHL's 100 per 10 s scaled in time: 100 per s; and 20 per s, twice GHL's",
+            "real pace, below what one worker process can apply) and the service is told the same",
+            "(GHL_RATE_LIMIT, GHL_RATE_WINDOW_SECONDS); RATE_LIMIT_HEADROOM at its default (0.1), so",
+            "the pacer aims at 0.9 of the limit. Baseline: the limit itself.",
+            "",
+        ]
+        body += table(
+            rate,
+            [
+                "limit per s",
+                "workers",
+                "changes",
+                "ghl calls answered",
+                "429s",
+                "drain s (first to last call)",
+                "achieved per s",
+                "achieved / limit",
+                "busiest window",
+            ],
+        )
+        for row in rate:
+            ok = row["achieved / limit"] >= 0.95 and row["429s"] == 0
+            summary.append(
+                {
+                    "measure": f"rate budget, {row['limit per s']:.0f}/s, {row['workers']} worker(s)",
+                    "figure": f"{row['achieved / limit']} of the limit, {row['429s']} 429s",
+                    "target": ">= 0.95, 0 429s",
+                    "verdict": verdict(ok),
+                }
+            )
+
+    backfill = results.get("backfill")
+    if backfill:
+        body += [
+            "",
+            "## 4. Backfill time",
+            "",
+            f"`rankr-ghl-sync backfill` of {backfill['contacts per side']} contacts per side, half of them",
+            "the same people, with the scaled GHL limit (as in 3). Baseline: the lower bound the limit",
+            "sets, GHL calls made / rate.",
+            "",
+        ]
+        body += table(
+            [backfill],
+            [
+                "contacts per side",
+                "ghl calls",
+                "ghl writes",
+                "ghl 429s",
+                "rankr calls",
+                "lower bound s (ghl calls / rate)",
+                "wall s",
+                "wall / lower bound",
+                "contacts after (rankr, ghl)",
+                "expected after",
+            ],
+        )
+        for side in ("ghl", "rankr"):
+            routes = backfill.get(f"{side} calls by route")
+            if routes:
+                listed = ", ".join(f"`{route}` {count}" for route, count in routes.items())
+                body += ["", f"{side} calls by route: {listed}."]
+        ok = backfill["wall / lower bound"] is not None and backfill["wall / lower bound"] <= 1.05
+        summary.append(
+            {
+                "measure": f"backfill of {backfill['contacts per side']} per side",
+                "figure": f"{backfill['wall / lower bound']}x the lower bound",
+                "target": "<= 1.05x",
+                "verdict": verdict(ok),
+            }
+        )
+
+    memory = results.get("memory")
+    fill_memory = results.get("backfill-memory")
+    if memory or fill_memory:
+        body += ["", "## 5. Memory", ""]
+    if memory:
+        body += [
+            "Peak resident memory (VmHWM) of one `worker` process draining a backlog inserted straight",
+            "into the inbox table (Postgres). Baseline: the same worker idling before the backlog.",
+            "",
+        ]
+        body += table(
+            memory,
+            [
+                "events",
+                "idle RSS MiB",
+                "peak RSS MiB",
+                "peak / idle",
+                "RSS at half-time MiB",
+                "drain s",
+                "events per s",
+                "ghl writes",
+            ],
+        )
+        peaks = [row["peak RSS MiB"] for row in memory]
+        flat = max(peaks) / min(peaks)
+        ok = max(peaks) < 200 and flat <= 1.15
+        summary.append(
+            {
+                "measure": "worker memory by backlog size",
+                "figure": f"peak {max(peaks)} MiB; largest/smallest backlog {flat:.2f}x",
+                "target": "< 200 MB, flat",
+                "verdict": verdict(ok),
+            }
+        )
+    if fill_memory:
+        body += [
+            "",
+            "Backfill dry run (bench/backfill/memory.py: list both sides, decide every record), peak",
+            "RSS by size under /usr/bin/time -v.",
+            "",
+        ]
+        body += table(fill_memory, ["contacts per side", "peak RSS MiB", "dry run s"])
+        peaks = [row["peak RSS MiB"] for row in fill_memory]
+        ok = max(peaks) < 200
+        summary.append(
+            {
+                "measure": "backfill memory",
+                "figure": f"peak {max(peaks)} MiB at {fill_memory[-1]['contacts per side']} per side",
+                "target": "< 200 MB, flat",
+                "verdict": verdict(ok),
+            }
+        )
+
+    latency = results.get("latency")
+    if latency:
+        body += [
+            "",
+            "## 6. End-to-end latency",
+            "",
+            "Webhook accepted (the service answered the Rankr sandbox's delivery) -> GHL write completed",
+            "(the GHL sandbox answered it), one update at a time, no backlog, sandbox latency 0.",
+            "",
+        ]
+        body += table(latency, ["set-up", "database", "samples", "p50_ms", "p99_ms", "mean_ms", "max_ms"])
+        for row in latency:
+            ok = row["p50_ms"] < 100 and row["p99_ms"] < 500
+            summary.append(
+                {
+                    "measure": f"latency, {row['set-up']}",
+                    "figure": f"p50 {row['p50_ms']} ms, p99 {row['p99_ms']} ms",
+                    "target": "p50 < 100 ms, p99 < 500 ms",
+                    "verdict": verdict(ok),
+                }
+            )
+
+    lines += ["", "## Summary: targets", ""]
+    lines += table(summary, ["measure", "figure", "target", "verdict"])
+    if results.get("errors"):
+        lines += ["", "Parts that failed in this run (gaps):", ""]
+        lines += [f"- {name}: `{error[:300]}`" for name, error in results["errors"].items()]
+    lines += body
+    if FINDINGS.exists():
+        lines += ["", FINDINGS.read_text().strip()]
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="tiny sizes: a smoke test of the harness")
+    parser.add_argument("--only", nargs="+", choices=PARTS)
+    parser.add_argument("--render-only", action="store_true")
+    parser.add_argument("--intake-seconds", type=int, default=10)
+    parser.add_argument("--changes", type=int, default=10, help="changes per upstream scenario")
+    parser.add_argument("--backlog", type=int, default=2000, help="rate-budget backlog")
+    parser.add_argument("--limit", type=int, default=100, help="scaled GHL limit per second")
+    parser.add_argument("--low-limit", type=int, default=20, help="a second, lower limit per second")
+    parser.add_argument("--low-backlog", type=int, default=600, help="backlog at the lower limit")
+    parser.add_argument("--samples", type=int, default=100, help="latency samples")
+    parser.add_argument("--memory-events", type=int, nargs="+", default=[1000, 5000])
+    parser.add_argument("--backfill-contacts", type=int, default=1000)
+    parser.add_argument("--backfill-memory", type=int, nargs="+", default=[1000, 5000])
+    args = parser.parse_args()
+    if args.render_only:
+        results = json.loads(RAW.read_text())
+    else:
+        results = measure(args)
+        if args.only and RAW.exists():  # a partial run updates the parts it ran
+            previous = json.loads(RAW.read_text())
+            previous["errors"] = {k: v for k, v in previous.get("errors", {}).items() if k not in args.only}
+            previous["errors"].update(results.pop("errors"))
+            previous["command"] += f"; then {results['command']}"
+            previous.update({k: v for k, v in results.items() if k in args.only})
+            previous["date"] = (
+                results["date"] + " (parts " + ", ".join(args.only) + "); earlier: " + previous["date"]
+            )
+            results = previous
+        RAW.write_text(json.dumps(results, indent=2) + "\n")
+    REPORT.write_text(render(results))
+    print(f"written: {REPORT.relative_to(ROOT)}")
+
+
+if __name__ == "__main__":
+    main()
