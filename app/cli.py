@@ -268,23 +268,22 @@ def contact(
 
 
 async def _contact(settings: Settings, contact_id: str, with_appointments: bool) -> dict[str, Any] | None:
-    from app.db import create_engine, session_factory
+    from app.db import opened
     from app.integrations.registry import UpstreamRegistry
     from app.kit.clock import utcnow
     from app.sync import views
 
-    engine = create_engine(settings.database_url)
-    registry = UpstreamRegistry(settings, utcnow, engine)
-    try:
-        sessions = session_factory(engine)
+    async with opened(settings.database_url) as (engine, sessions):
         state = await views.contact_state(sessions, contact_id)
-        if state is not None and with_appointments:
+        if state is None or not with_appointments:
+            return state
+        registry = UpstreamRegistry(settings, utcnow, engine)
+        try:
             found = await views.appointments(sessions, registry.for_connection, contact_id)
-            state["appointments"] = (found or {}).get("appointments", [])
+        finally:
+            await registry.aclose()
+        state["appointments"] = (found or {}).get("appointments", [])
         return state
-    finally:
-        await registry.aclose()
-        await engine.dispose()
 
 
 @cli.command()
@@ -320,15 +319,11 @@ def history(
 
 
 async def _history(settings: Settings, contact_id: str) -> dict[str, Any] | None:
-    from app.db import create_engine, session_factory
+    from app.db import opened
     from app.ops import audit
 
-    engine = create_engine(settings.database_url)
-    try:
-        async with session_factory(engine)() as session:
-            return await audit.history(session, contact_id)
-    finally:
-        await engine.dispose()
+    async with opened(settings.database_url) as (_, sessions), sessions() as session:
+        return await audit.history(session, contact_id)
 
 
 @cli.command()
@@ -353,30 +348,25 @@ def replay(
 
 
 async def _replay(settings: Settings, selection: Any) -> int:
-    from app.db import create_engine, session_factory
+    from app.db import opened
     from app.kit.clock import utcnow
     from app.replay import UnknownConnection, replay
 
-    engine = create_engine(settings.database_url)
-    try:
-        return await replay(session_factory(engine), utcnow, selection)
-    except UnknownConnection as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(2) from exc
-    finally:
-        await engine.dispose()
+    async with opened(settings.database_url) as (_, sessions):
+        try:
+            return await replay(sessions, utcnow, selection)
+        except UnknownConnection as exc:
+            typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(2) from exc
 
 
 async def _collect(settings: Settings) -> dict[str, Any]:
-    from app.db import create_engine, session_factory
+    from app.db import opened
     from app.health import collect_status
     from app.kit.clock import utcnow
 
-    engine = create_engine(settings.database_url)
-    try:
-        return await collect_status(session_factory(engine), utcnow, detailed=True)
-    finally:
-        await engine.dispose()
+    async with opened(settings.database_url) as (_, sessions):
+        return await collect_status(sessions, utcnow, detailed=True)
 
 
 def main() -> None:

@@ -52,23 +52,22 @@ def custom_fields(
 
 async def _custom_fields(settings: Any, connection_id: int | None) -> list[dict[str, Any]]:
     from app.connections import repository as connections
-    from app.db import create_engine, session_factory
+    from app.db import opened
     from app.integrations.registry import UpstreamRegistry
     from app.kit.clock import utcnow
 
-    engine = create_engine(settings.database_url)
-    registry = UpstreamRegistry(settings, utcnow, engine)
-    try:
-        async with session_factory(engine)() as session:
+    async with opened(settings.database_url) as (engine, sessions):
+        async with sessions() as session:
             found = await connections.all_connections(session)
         chosen = [c for c in found if connection_id is None or c.id == connection_id]
         if not chosen:
             typer.echo("no such connection", err=True)
             raise typer.Exit(1)
-        return await registry.for_connection(chosen[0]).ghl.list_custom_fields()
-    finally:
-        await registry.aclose()
-        await engine.dispose()
+        registry = UpstreamRegistry(settings, utcnow, engine)
+        try:
+            return await registry.for_connection(chosen[0]).ghl.list_custom_fields()
+        finally:
+            await registry.aclose()
 
 
 @rules_cli.command("test")

@@ -28,16 +28,13 @@ def _settings() -> Settings:
 
 
 def _run(work: Callable[[Settings, async_sessionmaker[AsyncSession]], Awaitable[T]]) -> T:
-    from app.db import create_engine, session_factory
+    from app.db import opened
 
     settings = _settings()
 
     async def main() -> T:
-        engine = create_engine(settings.database_url)
-        try:
-            return await work(settings, session_factory(engine))
-        finally:
-            await engine.dispose()
+        async with opened(settings.database_url) as (_, sessions):
+            return await work(settings, sessions)
 
     return asyncio.run(main())
 

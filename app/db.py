@@ -109,6 +109,16 @@ def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     return async_sessionmaker(engine, expire_on_commit=False)
 
 
+@asynccontextmanager
+async def opened(database_url: str) -> AsyncIterator[tuple[AsyncEngine, async_sessionmaker[AsyncSession]]]:
+    """An engine and its session factory for one command's work, disposed when the work ends."""
+    engine = create_engine(database_url)
+    try:
+        yield engine, session_factory(engine)
+    finally:
+        await engine.dispose()
+
+
 # Errors that say "the database cannot be reached now" rather than "this statement is wrong".
 _AWAY = (
     OSError,  # refused, reset, timed out (TimeoutError is an OSError)
