@@ -105,6 +105,8 @@ class Settings(BaseSettings):
     rate_limit_headroom: float = Field(default=0.1, ge=0, lt=1)
     # Coalescing: how many waiting events of one record the worker folds into one application.
     coalesce_max_events: int = Field(default=100, ge=1)
+    # ... and how long a record's events must pause before a burst counts as over (0: never wait).
+    coalesce_quiet_seconds: float = Field(default=0.15, ge=0, le=2)
 
     contact_delete_mode: DeleteMode = "delete"
     unlink_tag: str = "sync-unlinked"

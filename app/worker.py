@@ -26,7 +26,7 @@ import random
 import secrets
 import socket
 import time
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -47,6 +47,7 @@ from app.integrations.registry import UpstreamRegistry
 from app.kit.clock import Clock, utcnow
 from app.kit.logs import log_context
 from app.ops import housekeeping, metrics
+from app.sync import coalesce
 from app.sync.base import Job
 from app.sync.engine import SyncEngine
 
@@ -54,6 +55,7 @@ log = logging.getLogger(__name__)
 
 PERMANENT = (PermanentUpstreamError, MappingError, LinkConflictError, UnroutableEvent)
 BUDGET_FLUSH_SECONDS = 5.0
+RECENT_KEYS = 10_000  # records whose last event time the worker keeps for burst detection
 
 
 def worker_name() -> str:
@@ -85,6 +87,8 @@ class Worker:
         self._flushed_at = 0.0
         self._polled_at = time.monotonic()
         self._pruned_at: float | None = None
+        self._recent: dict[str, datetime] = {}  # ordering key -> when its last claimed event arrived
+        self._held_until: datetime | None = None  # the soonest a burst held back here is due
 
     def wake(self) -> None:
         """Look for work now (the intake calls this after storing an event in the same process)."""
@@ -131,12 +135,18 @@ class Worker:
         return processed
 
     def _idle_seconds(self) -> float:
-        """How long to wait for a wake-up: the poll interval, or less when a held-back budget frees."""
+        """How long to wait for a wake-up: the poll interval, or less when a held-back budget frees
+        or a burst held back here is due."""
         _, free_at = self._registry.held_back()
-        poll = self._settings.worker_poll_seconds
-        if free_at is None:
-            return poll
-        return min(poll, max(0.01, free_at - self._clock().timestamp()))
+        now = self._clock().timestamp()
+        due = [self._settings.worker_poll_seconds]
+        if free_at is not None:
+            due.append(max(0.01, free_at - now))
+        if self._held_until is not None and self._held_until.timestamp() <= now:
+            self._held_until = None
+        if self._held_until is not None:
+            due.append(self._held_until.timestamp() - now)
+        return min(due)
 
     def _spawn(self, event: WebhookEvent, job: Job) -> None:
         task = asyncio.create_task(self._process(event, job), name=f"event-{event.id}")
@@ -149,29 +159,52 @@ class Worker:
         task.add_done_callback(done)
 
     async def _claim(self, limit: int) -> list[tuple[WebhookEvent, Job]]:
-        """Claim due events, each with the job that applies it and the events queued behind it."""
+        """Claim due events, each with the job that applies it and the events queued behind it.
+
+        A contact event whose burst is still arriving is put back at once, in the same transaction,
+        until the burst is over (``coalesce.hold_until``), without counting an attempt.
+        """
         held_back, _ = self._registry.held_back()
         most = self._settings.coalesce_max_events
+        quiet = timedelta(seconds=self._settings.coalesce_quiet_seconds)
+        now = self._clock()
+        claimed: list[tuple[WebhookEvent, Job]] = []
         try:
             async with unit_of_work(self._sessions) as session:
                 lease = timedelta(seconds=self._settings.worker_lease_seconds)
                 heads = await inbox.claim_due(
                     session,
                     worker=self.name,
-                    now=self._clock(),
+                    now=now,
                     lease=lease,
                     limit=limit,
                     exclude_accounts=held_back,
                 )
                 waiting = await inbox.waiting_behind(session, heads, limit=most * len(heads))
+                for head in heads:
+                    folded = coalesce.foldable(head, waiting.get(head.ordering_key, [])[:most])
+                    previous = self._recent.get(head.ordering_key)
+                    until = coalesce.hold_until(head, folded, previous, now, quiet)
+                    if until is not None:
+                        self._held_until = min(self._held_until or until, until)
+                        await inbox.reschedule(
+                            session, head.id, self.name, status=EventStatus.PENDING, at=until,
+                            error=None, count_attempt=False,
+                        )  # fmt: skip
+                        continue
+                    self._remember(head.ordering_key, [head, *folded], now - coalesce.HOLD_MAX)
+                    claimed.append((head, self._engine.plan(head, folded, self.name)))
         except Exception:
             log.exception("worker.claim_failed", extra={"worker": self.name})
             await asyncio.sleep(self._settings.worker_poll_seconds)
             return []
-        return [
-            (head, self._engine.plan(head, waiting.get(head.ordering_key, [])[:most], self.name))
-            for head in heads
-        ]
+        return claimed
+
+    def _remember(self, key: str, events: list[WebhookEvent], forget_before: datetime) -> None:
+        """Note when the newest event of a record taken for work arrived (burst detection)."""
+        if len(self._recent) > RECENT_KEYS:
+            self._recent = {k: at for k, at in self._recent.items() if at >= forget_before}
+        self._recent[key] = max(event.received_at for event in events)
 
     async def _process(self, event: WebhookEvent, job: Job) -> None:
         started = time.monotonic()

@@ -15,13 +15,18 @@ under way when the burst began, and this one). The rules, for the events of one 
 Only a run of contact events directly behind a contact event is folded: anything else queued with
 the same key (a task, a note, an appointment) keeps its place, and events behind it wait for it.
 The superseded events are marked done in the transaction that applies the chosen one.
+
+Folding only sees what is already queued, so a burst that is still arriving is held back a moment
+(``hold_until``): an event claimed while its record's events are coming in close together waits
+until none came for ``COALESCE_QUIET_SECONDS`` (never longer than ``HOLD_MAX`` after it arrived),
+and then the rest of the burst is folded into it. A lone event is applied at once.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import UTC, datetime
-from typing import Protocol
+from datetime import UTC, datetime, timedelta
+from typing import Protocol, TypeVar
 
 from app.kit.clock import parse_instant
 
@@ -40,6 +45,9 @@ CONTACT_TYPES = frozenset(
 DELETE_TYPES = frozenset({"contact.deleted", "ContactDelete"})
 CREATE_TYPES = {"rankr": "contact.created", "ghl": "ContactCreate"}
 _OLDEST = datetime.min.replace(tzinfo=UTC)
+# The longest a contact event is held back while its burst goes on: a record changed without pause
+# is still written this often.
+HOLD_MAX = timedelta(seconds=2)
 
 
 class Queued(Protocol):
@@ -60,12 +68,18 @@ class Queued(Protocol):
     @property
     def payload(self) -> dict[str, object]: ...
 
+    @property
+    def received_at(self) -> datetime: ...
 
-def foldable(head: Queued, waiting: Sequence[Queued]) -> list[Queued]:
+
+Q = TypeVar("Q", bound=Queued)
+
+
+def foldable(head: Q, waiting: Sequence[Q]) -> list[Q]:
     """The events behind ``head`` that may be folded into its work: the run of contact events."""
     if head.type not in CONTACT_TYPES:
         return []
-    run: list[Queued] = []
+    run: list[Q] = []
     for event in waiting:
         if event.type not in CONTACT_TYPES:
             break
@@ -96,3 +110,23 @@ def applied_type(events: Sequence[Queued], chosen: Queued) -> str:
     if chosen.type not in DELETE_TYPES and any(event.type == created for event in events):
         return created or chosen.type
     return chosen.type
+
+
+def hold_until(
+    head: Queued,
+    folded: Sequence[Queued],
+    previous: datetime | None,
+    now: datetime,
+    quiet: timedelta,
+) -> datetime | None:
+    """When to apply ``head`` instead of now (None: now) while its record's burst is still arriving.
+
+    A burst is under way when events are queued behind the head, or the head came less than
+    ``quiet`` after the record's ``previous`` event; it is over once none came for ``quiet``.
+    """
+    if head.type not in CONTACT_TYPES or quiet <= timedelta(0):
+        return None
+    latest = max(event.received_at for event in [head, *folded])
+    bursting = bool(folded) or (previous is not None and head.received_at - previous < quiet)
+    until = min(latest + quiet, head.received_at + HOLD_MAX)
+    return until if bursting and until > now else None

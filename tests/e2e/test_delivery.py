@@ -49,6 +49,23 @@ def test_a_burst_of_twenty_rankr_updates_costs_at_most_two_ghl_writes(service: S
     assert {event["status"] for event in service.events()} == {"done"}
 
 
+def test_a_burst_still_arriving_is_held_back_and_costs_at_most_two_writes_when_ghl_answers_at_once(
+    service: Service,
+) -> None:
+    # GHL answers at once: without holding the burst back, the first update would be written alone
+    # and the rest would trickle into several more writes as they arrive.
+    contact, ghl = linked_pair(service)
+    ghl_mark = service.ghl.mark()
+    for n in range(1, 21):
+        service.rankr.update(contact["contactId"], lastName=f"Quick {n}")
+    service.settle()
+    writes = service.ghl.writes_since(ghl_mark)
+    assert 1 <= len(writes) <= 2, writes
+    current = service.ghl.get(ghl["id"])
+    assert current is not None and current["lastName"] == "Quick 20"
+    assert {event["status"] for event in service.events()} == {"done"}
+
+
 def test_a_burst_of_ghl_updates_is_read_once_and_written_once(service: Service) -> None:
     contact, ghl = linked_pair(service)
     rankr_mark, ghl_mark = service.rankr.mark(), service.ghl.mark()
