@@ -102,7 +102,7 @@ class Settings(BaseSettings):
     rankr_rate_limit: int = Field(default=600, ge=1)
     rankr_rate_window_seconds: float = Field(default=60.0, gt=0)
     # The share of each budget left unused: it absorbs send delays, clock skew and other callers.
-    rate_limit_headroom: float = Field(default=0.1, ge=0, lt=1)
+    rate_limit_headroom: float = Field(default=0.03, ge=0, lt=1)
     # Coalescing: how many waiting events of one record the worker folds into one application.
     coalesce_max_events: int = Field(default=100, ge=1)
     # ... and how long a record's events must pause before a burst counts as over (0: never wait).

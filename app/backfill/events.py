@@ -2,7 +2,9 @@
 
 A record on one side only is queued as the event its own webhook would have been (``contact.created``
 with the contact, ``ContactCreate`` with the id), so it is created on the other side by the usual
-path, GHL upsert and Rankr's 409 included. Two records of the same person are queued as
+path, GHL upsert and Rankr's 409 included. The records come as the listing showed them (a GHL
+contact under ``listed``, a pair's two under ``listed``), so creating or first linking them costs
+no read; a record linked meanwhile is read again as usual. Two records of the same person are queued as
 ``sync.contact.pair``; a link to check as ``sync.contact.reconcile``. Each event has a deterministic
 id (``sync:<job>:<connection>:...``): queuing it again after a crash stores nothing new. Events
 about one record share that record's ordering key, so they apply in order with its webhooks.
@@ -12,6 +14,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from app.backfill.models import StagedContact
 from app.backfill.repair import PAIR, RECONCILE
 from app.connections.models import Connection
 from app.inbox.models import Source
@@ -48,13 +51,20 @@ def create(
         "ContactCreate",
         location,
         ordering_key(Source.GHL, location, KIND, record_id),
-        {"type": "ContactCreate", "locationId": location, "id": record_id, "synthetic": job},
+        {"type": "ContactCreate", "locationId": location, "id": record_id, "synthetic": job, "listed": wire},
     )
 
 
-def pair(job: str, run: str, connection: Connection, rankr_id: str, ghl_id: str) -> IncomingEvent:
-    payload = {"rankrId": rankr_id, "ghlId": ghl_id}
-    return _synthetic(job, run, connection, f"pair:{rankr_id}:{ghl_id}", PAIR, rankr_id, payload)
+def pair(
+    job: str, run: str, connection: Connection, rankr: StagedContact, ghl: StagedContact
+) -> IncomingEvent:
+    payload = {
+        "rankrId": rankr.record_id,
+        "ghlId": ghl.record_id,
+        "listed": {"rankr": rankr.wire, "ghl": ghl.wire},
+    }
+    name = f"pair:{rankr.record_id}:{ghl.record_id}"
+    return _synthetic(job, run, connection, name, PAIR, rankr.record_id, payload)
 
 
 def reconcile(job: str, run: str, connection: Connection, link_id: int, rankr_id: str) -> IncomingEvent:

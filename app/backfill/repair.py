@@ -62,6 +62,12 @@ class ContactRepair(ContactSync):
             await self.settle(job, connection, Settlement(note=note))
             return
         link = await self.claim_new(job, connection, Side.RANKR, rankr_id, {}, ghl_id=ghl_id)
+        listed = job.payload.get("listed") or {}
+        rankr, ghl = self.listed(listed.get("rankr"), Side.RANKR), self.listed(listed.get("ghl"), Side.GHL)
+        if rankr is not None and ghl is not None:
+            # Both as the backfill listed them a moment ago: merging them needs no read.
+            await self.creating(job, link, self._merge(job, connection, up, link, rankr, ghl))
+            return
         await self.creating(job, link, self._reconcile(job, connection, up, link))
 
     # --- both: compare the pair with both sides now, and repair --------------------------------------

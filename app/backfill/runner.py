@@ -208,6 +208,7 @@ class SyncRun:
                     "ghl",
                     contact.id,
                     mapping.from_ghl(contact, self._maps),
+                    wire=contact.model_dump(by_alias=True, mode="json"),
                     modified_at=parse_instant(contact.date_updated),
                 )
                 for contact in contacts
@@ -415,7 +416,7 @@ class Backfill(SyncRun):
                 f"link rankr {rankr.record_id} <-> ghl {ghl.record_id} (same {how}); "
                 f"fields to merge: {', '.join(fields) or 'none'}"
             )
-            event = events.pair(self.job, run, connection, rankr.record_id, ghl.record_id)
+            event = events.pair(self.job, run, connection, rankr, ghl)
             ref = None if self.dry_run else await self._queue(session, event)
             self._decided(record, "pair", f"{other} {counterpart.record_id} (same {how})", ref)
             self._decided(counterpart, "paired", f"{record.side} {record.record_id} (same {how})", ref)

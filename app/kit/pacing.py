@@ -5,7 +5,7 @@ The budget of one (connection, upstream) lives in one row that every worker proc
 virtual scheduling without burst: the row holds ``next_slot``, the earliest time the next request
 may start, and reserving n requests moves it n intervals on in one atomic statement. The interval is
 the window divided by ``limit * (1 - headroom)``, so any window holds at most that many slots (+1),
-and the headroom (default 10 %) keeps the upstream's count under its limit even when a request goes
+and the headroom (default 3 %) keeps the upstream's count under its limit even when a request goes
 out a little after its slot, when clocks differ a little, or when someone else spends some budget.
 
 A process reserves slots for the requests waiting in it at that moment: one when idle, a small batch
@@ -15,10 +15,10 @@ stalls does not send its requests in a bunch afterwards).
 
 The upstream's answers correct the schedule: a limit lower than the setting (``X-RateLimit-Max`` and
 ``-Interval-Milliseconds``, ``RateLimit-Limit``) slows the pace; a remaining count that falls into
-the headroom (someone else spends the budget too) or reaches zero delays the next slot; a daily
-count (``X-RateLimit-Daily-Remaining``) raises today's; a 429 moves ``next_slot`` past its
-Retry-After for every process at once (``back_off``). Corrections of the first kinds travel with the
-next reservation, so they cost no round trip of their own.
+the headroom by more than that one request (someone else spends the budget too) or reaches zero
+delays the next slot; a daily count (``X-RateLimit-Daily-Remaining``) raises today's; a 429 moves
+``next_slot`` past its Retry-After for every process at once (``back_off``). Corrections of the
+first kinds travel with the next reservation, so they cost no round trip of their own.
 
 A request that would wait longer than ``max_wait`` is not held: ``OutOfBudget`` (a ``Deferred``)
 tells the worker to put its event back, without counting an attempt, for when the budget allows;
@@ -226,11 +226,13 @@ class Pacer:
             self._seen_limit = (snapshot.limit, window)
         limit, _ = self._seen_limit or (self._limits.limit, self._limits.window_seconds)
         if snapshot.remaining is not None:
-            kept = self._limits.reserve_count(limit)
-            if snapshot.remaining < kept:
+            # This schedule itself may put one request more than its pace into a window (the one
+            # that starts it and the one that ends it), so one of the kept requests may be in use.
+            expected = self._limits.reserve_count(limit) - 1
+            if snapshot.remaining < expected:
                 # The upstream counts more than this schedule allows for: someone else spends the
                 # budget too (or clocks differ). Skip slots until the window has room again.
-                delay = (kept - snapshot.remaining) * self.interval
+                delay = (expected - snapshot.remaining) * self.interval
                 self._not_before = max(self._not_before, now + delay)
             if snapshot.remaining <= 0:
                 # Spent: wait for the reset when the upstream tells it (Rankr), else as after a 429

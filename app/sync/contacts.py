@@ -113,8 +113,7 @@ class ContactSync(Handler):
                 raise MappingError(
                     f"the Rankr contact in the event cannot be read: {exc.errors()[0]['msg']}"
                 ) from exc
-            fields = mapping.from_rankr(contact, self._maps)
-            observed = Observed(Side.RANKR, contact.contact_id, contact.last_modified, fields, current=False)
+            observed = self.from_rankr(contact, current=False)
             await self._sync(job, connection, up, Side.RANKR, contact.contact_id, partial(_given, observed))
             return
         contact_id = str(job.payload["id"])
@@ -140,26 +139,42 @@ class ContactSync(Handler):
                     job, connection, Settlement(note="unchanged since the last sync (echo or no-op)")
                 )
                 return
-        # GHL webhooks carry no dateUpdated and may omit fields: the current record is the truth.
+        # GHL webhooks carry no dateUpdated and may omit fields: the current record is the truth. A
+        # backfill's listing of a contact not linked yet is as good, and spares the read.
         await self._sync(
-            job, connection, up, Side.GHL, contact_id, lambda: self._fetch(up, Side.GHL, contact_id)
+            job,
+            connection,
+            up,
+            Side.GHL,
+            contact_id,
+            lambda: self._fetch(up, Side.GHL, contact_id),
+            first_seen=self.listed(job.payload.get("listed"), Side.GHL),
         )
 
     async def _fetch(self, up: Upstreams, side: Side, record_id: str) -> Observed | None:
         """The record as its side holds it now (one API read), or None when it no longer exists."""
         if side is Side.GHL:
             ghl = await up.ghl.get_contact(record_id)
-            if ghl is None:
-                return None
-            fields = mapping.from_ghl(ghl, self._maps)
-            modified = parse_instant(ghl.date_updated)
-            return Observed(side, record_id, modified, fields, current=True, source=ghl.source)
+            return None if ghl is None else self.from_ghl(ghl, current=True)
         rankr = await up.rankr.get_contact(record_id)
-        if rankr is None:
+        return None if rankr is None else self.from_rankr(rankr, current=True)
+
+    def from_ghl(self, ghl: GhlContact, *, current: bool) -> Observed:
+        fields = mapping.from_ghl(ghl, self._maps)
+        modified = parse_instant(ghl.date_updated)
+        return Observed(Side.GHL, ghl.id, modified, fields, current=current, source=ghl.source)
+
+    def from_rankr(self, rankr: RankrContact, *, current: bool) -> Observed:
+        fields = mapping.from_rankr(rankr, self._maps)
+        return Observed(Side.RANKR, rankr.contact_id, rankr.last_modified, fields, current=current)
+
+    def listed(self, wire: Any, side: Side) -> Observed | None:
+        """A record as a backfill's listing showed it (a synthetic event's ``listed``), if it is there."""
+        if not isinstance(wire, dict):
             return None
-        return Observed(
-            side, record_id, rankr.last_modified, mapping.from_rankr(rankr, self._maps), current=True
-        )
+        if side is Side.GHL:
+            return self.from_ghl(GhlContact.model_validate(wire), current=False)
+        return self.from_rankr(RankrContact.model_validate(wire), current=False)
 
     # --- create or update --------------------------------------------------------------------------
 
@@ -171,12 +186,15 @@ class ContactSync(Handler):
         side: Side,
         record_id: str,
         observe: Callable[[], Awaitable[Observed | None]],
+        *,
+        first_seen: Observed | None = None,
     ) -> None:
-        """Create or update the record's counterpart from the state ``observe`` returns."""
+        """Create or update the record's counterpart from the state ``observe`` returns (or, for a
+        record not linked yet, ``first_seen`` when given)."""
         async with self._sessions() as session:
             link, in_flight = await links.find_with_pending(session, connection.id, KIND, side, record_id)
         if link is None:
-            seen = await observe()
+            seen = first_seen or await observe()
             if seen is None:
                 await self.settle_gone(job, connection, side, record_id)
                 return

@@ -8,6 +8,7 @@ result is read back from both products and the database.
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -208,10 +209,24 @@ def test_backfill_of_thousands_links_merges_and_creates(database_url: str) -> No
         service.settle(timeout=120)
         check_result(service, WORLD)
         # Listing pages went through the official endpoints.
-        ghl_paths = Counter(f"{r['method']} {r['path']}" for r in service.ghl.requests_since(ghl_mark))
+        ghl_requests, rankr_requests = (
+            service.ghl.requests_since(ghl_mark),
+            service.rankr.requests_since(rankr_mark),
+        )
+        ghl_paths = Counter(f"{r['method']} {r['path']}" for r in ghl_requests)
         assert ghl_paths["POST /contacts/search"] >= 1 + (WORLD.people) // 100 // 2
-        rankr_paths = Counter(f"{r['method']} {r['path']}" for r in service.rankr.requests_since(rankr_mark))
+        rankr_paths = Counter(f"{r['method']} {r['path']}" for r in rankr_requests)
         assert rankr_paths["GET /contacts"] >= 2
+        # The listing carries the records: creating or first linking them reads none of them again.
+        reads = [
+            f"{side} {r['path']}"
+            for side, requests in (("ghl", ghl_requests), ("rankr", rankr_requests))
+            for r in requests
+            if r["method"] == "GET"
+            and re.fullmatch(r"/contacts/[^/]+", r["path"])
+            and "search" not in r["path"]
+        ]
+        assert reads == [], reads[:5]
         # Every merge decision is in the audit log.
         merges = [row for row in service.audit() if row["action"] == "merge"]
         assert len(merges) >= WORLD.by_email

@@ -62,7 +62,8 @@ def test_a_burst_still_arriving_is_held_back_and_costs_at_most_two_writes_when_g
     writes = service.ghl.writes_since(ghl_mark)
     assert 1 <= len(writes) <= 2, writes
     current = service.ghl.get(ghl["id"])
-    assert current is not None and current["lastName"] == "Quick 20"
+    assert current is not None
+    assert current["lastName"] == "Quick 20"
     assert {event["status"] for event in service.events()} == {"done"}
 
 
