@@ -235,9 +235,9 @@ class Pacer:
                 delay = (expected - snapshot.remaining) * self.interval
                 self._not_before = max(self._not_before, now + delay)
             if snapshot.remaining <= 0:
-                # Spent: wait for the reset when the upstream tells it (Rankr), else as after a 429
-                # without Retry-After.
-                reset = snapshot.reset_at.timestamp() if snapshot.reset_at else now + self._default_back_off
+                # Spent: wait for the reset when the upstream tells it (Rankr), else for one slot of
+                # the pace (a full window frees a request at about that rate).
+                reset = snapshot.reset_at.timestamp() if snapshot.reset_at else now + self.interval
                 self._not_before = max(self._not_before, reset)
         if snapshot.daily_limit is not None:
             self._seen_daily_limit = snapshot.daily_limit

@@ -10,6 +10,7 @@ to be claimed again, and the writes it repeats are idempotent (they set the same
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -156,6 +157,22 @@ class Settlement:
     synced: set[Direction] = field(default_factory=set)
     # A new state for the links hanging off ``link_id`` (a deleted contact's tasks and notes).
     children_state: LinkState | None = None
+
+
+# When this process last stamped a connection's "last synced" time, per direction. The stamp is
+# written at most once a second: it is for people reading /status, and writing it with every event
+# would make every settling transaction of a connection queue for that one row.
+MARK_EVERY_SECONDS = 1.0
+_marked: dict[tuple[int, Direction], float] = {}
+
+
+def _mark_due(connection_id: int, direction: Direction) -> bool:
+    now = time.monotonic()
+    key = (connection_id, direction)
+    if now - _marked.get(key, -MARK_EVERY_SECONDS) < MARK_EVERY_SECONDS:
+        return False
+    _marked[key] = now
+    return True
 
 
 class LeaseLost(TransientUpstreamError):
@@ -420,11 +437,11 @@ class Handler:
                     await links.set_children_state(session, result.link_id, result.children_state, now)
             for audit in result.audits:
                 self.record(session, job, connection, audit)
-            marks: dict[str, datetime] = {}
-            if Direction.TO_GHL in result.synced:
-                marks["last_synced_to_ghl_at"] = now
-            if Direction.TO_RANKR in result.synced:
-                marks["last_synced_to_rankr_at"] = now
+            marks = {
+                f"last_synced_{direction.value}_at": now
+                for direction in result.synced
+                if _mark_due(connection.id, direction)
+            }
             if marks:
                 await session.execute(
                     update(Connection).where(Connection.id == connection.id).values(**marks)

@@ -263,9 +263,9 @@ async def test_a_request_waiting_for_its_slot_yields_to_a_429_that_came_meanwhil
     assert len(store.requests) == 3  # the first, the slot it gave up, the one after the back-off
 
 
-async def test_a_spent_window_without_reset_holds_back_a_tenth_of_it() -> None:
+async def test_a_spent_window_without_reset_holds_back_one_slot_of_its_pace() -> None:
     store, clock = MemoryStore(), FakeTime()
     paced = pacer(store, clock)
     paced.observe(snapshot(clock, limit=10, remaining=0, window_ms=2000))
     await paced.acquire()
-    assert clock.now == pytest.approx(START + 0.2)
+    assert clock.now == pytest.approx(START + 2.0 / 9)  # 10 per 2 s less the headroom: 9 per 2 s
