@@ -26,6 +26,7 @@ import random
 import secrets
 import socket
 import time
+from collections import deque
 from datetime import datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -84,6 +85,7 @@ class Worker:
         self._wake = asyncio.Event()
         self._stopping = False
         self._in_flight: set[asyncio.Task[None]] = set()
+        self._ready: deque[tuple[WebhookEvent, Job]] = deque()  # claimed, waiting for a free slot
         self._flushed_at = 0.0
         self._polled_at = time.monotonic()
         self._pruned_at: float | None = None
@@ -105,9 +107,12 @@ class Worker:
         while not self._stopping:
             self._wake.clear()
             free = concurrency - len(self._in_flight)
-            if free > 0:
-                for event, job in await self._claim(free):
-                    self._spawn(event, job)
+            if free > 0 and not self._ready:
+                # A whole batch per claim, the rest kept in hand: a claim costs the same for one event
+                # as for several, and a busy worker would otherwise claim once per finished event.
+                self._ready.extend(await self._claim(concurrency))
+            while self._ready and len(self._in_flight) < concurrency:
+                self._spawn(*self._ready.popleft())
             await self._flush_budgets()
             await self._poll_tasks()
             await self._housekeep()
@@ -117,10 +122,20 @@ class Worker:
                 continue
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=self._idle_seconds())
+        await self._release_ready()
         if self._in_flight:
             await asyncio.gather(*self._in_flight, return_exceptions=True)
         await self._flush_budgets(force=True)
         log.info("worker.stopped", extra={"worker": self.name})
+
+    async def _release_ready(self) -> None:
+        """Put back the claimed events not started yet, so another worker need not wait for their lease."""
+        while self._ready:
+            event, _ = self._ready.popleft()
+            try:
+                await self._reschedule(event, EventStatus.PENDING, 0.0, None, count_attempt=False)
+            except Exception:
+                log.exception("worker.release_failed")  # the lease runs out instead
 
     async def run_until_idle(self, max_rounds: int = 10_000) -> int:
         """Process due events until none is left (tests and one-shot runs); returns how many ran."""
