@@ -4,7 +4,7 @@
 
 The GHL sandbox enforces ``--limit`` requests per ``--window`` seconds (GHL's is 100 per 10 s; the
 scaled limit keeps the run short) and the service is told the same (GHL_RATE_LIMIT,
-GHL_RATE_WINDOW_SECONDS; RATE_LIMIT_HEADROOM as configured, default 0.1). With no worker running,
+GHL_RATE_WINDOW_SECONDS; RATE_LIMIT_HEADROOM as configured, default 0.03). With no worker running,
 ``--changes`` contacts are created in Rankr (their webhooks stored as a backlog); then the workers
 start and drain it. Achieved rate: GHL calls answered / the time from the first to the last one.
 """

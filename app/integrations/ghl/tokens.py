@@ -122,7 +122,10 @@ class GhlTokens:
                 token = self._settings.ghl_token
                 if token is None:
                     raise PermanentUpstreamError("ghl", "no GHL credentials for this connection")
-                return _Known(None, CredentialKind.PRIVATE, token, None, 0)
+                # Kept like a stored token: a 401 looks again (credentials stored since are found).
+                known = _Known(None, CredentialKind.PRIVATE, token, None, 0)
+                self._known[connection_id] = known
+                return known
             known = self._remember(connection_id, row)
             if credentials.rekey(row, self.cipher):
                 await session.commit()
