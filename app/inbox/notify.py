@@ -7,8 +7,10 @@ by polling, which goes on as before. The notification carries no payload; it onl
 
 The intake must not pay a round trip per request for this, so ``Notifier`` coalesces: at most one
 NOTIFY is in flight, and pokes that arrive meanwhile cause one more when it is done (an event
-committed while a NOTIFY was on its way may not have been visible to the worker it woke). Idle, each
-event gets its NOTIFY at once; under load, about one per round trip.
+committed while a NOTIFY was on its way may not have been visible to the worker it woke), but not
+sooner than ``MIN_INTERVAL_SECONDS`` after it. Idle, each event gets its NOTIFY at once; under load,
+fewer than 100 a second whatever the request rate (rather than one per round trip, several hundred
+a second here: each NOTIFY is a transaction of its own, which takes a database-wide lock at commit).
 
 A channel is per database, not per schema: workers of other schemas in the same database (tests)
 may be woken too, and then simply find nothing to do.
@@ -30,6 +32,7 @@ log = logging.getLogger(__name__)
 CHANNEL = "rankr_ghl_sync_inbox"
 CONNECT_SECONDS = 5.0
 CLOSE_SECONDS = 2.0
+MIN_INTERVAL_SECONDS = 0.01
 # How long a worker polls only, after its listening connection failed, before listening again.
 RETRY_SECONDS = 5.0
 # How often a listening connection is checked: a peer that vanished without closing the socket
@@ -106,7 +109,10 @@ class Notifier:
         try:
             while True:
                 self._again = False
-                if not await self._notify() or not self._again:
+                if not await self._notify():
+                    return
+                await asyncio.sleep(MIN_INTERVAL_SECONDS)
+                if not self._again:
                     return
         finally:
             self._sending = None
@@ -115,6 +121,8 @@ class Notifier:
         try:
             if self._connection is None or self._connection.is_closed():
                 self._connection = await connect(self._database_url)
+                # Not waiting for the WAL flush: a NOTIFY lost in a crash costs a worker one poll.
+                await self._connection.execute("SET synchronous_commit = off")
             await self._connection.execute(self._statement)
         except Exception as error:
             # Dropped rather than retried: the workers poll, and the next stored event reconnects.
