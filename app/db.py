@@ -66,6 +66,27 @@ def async_url(database_url: str) -> str:
     raise ValueError(f"unsupported database: {url.drivername}")
 
 
+def is_postgres(database_url: str) -> bool:
+    return make_url(async_url(database_url)).drivername.startswith("postgresql")
+
+
+def asyncpg_arguments(database_url: str) -> dict[str, Any]:
+    """``asyncpg.connect`` / ``create_pool`` arguments for a Postgres ``DATABASE_URL``, with its
+    ``sslmode`` and libpq ``options`` (tests give each session a schema with ``-csearch_path=x``)."""
+    url = make_url(database_url.replace("postgres://", "postgresql://", 1))
+    options = url.query.get("options")
+    ssl = url.query.get("sslmode")
+    return {
+        "host": url.host,
+        "port": url.port,
+        "user": url.username,
+        "password": url.password,
+        "database": url.database,
+        "ssl": ssl if isinstance(ssl, str) else None,
+        "server_settings": server_settings(options) if isinstance(options, str) else None,
+    }
+
+
 def server_settings(options: str) -> dict[str, str]:
     """libpq's ``options`` (``-c name=value ...``) as asyncpg server settings."""
     settings: dict[str, str] = {}

@@ -16,10 +16,11 @@ from app.backfill import routes as _backfill_routes  # noqa: F401 - adds /admin/
 from app.backfill.service import ReconcileLoop
 from app.config import Settings
 from app.connections import repository as connections
-from app.db import create_engine, session_factory, unit_of_work
+from app.db import create_engine, is_postgres, session_factory, unit_of_work
 from app.health import head_revision, schema_problem
 from app.health import router as health_router
 from app.inbox.intake import IntakeContext
+from app.inbox.notify import Notifier
 from app.inbox.writer import open_writer
 from app.integrations.ghl.endpoints import router as ghl_router
 from app.integrations.ghl.install import router as install_router
@@ -78,7 +79,18 @@ def create_app(settings: Settings | None = None, *, clock: Clock = utcnow) -> Fa
                 registry,
                 clock=clock,
                 name=name,
+                listen=False,  # the intake below wakes it directly
             )
+        # Workers in other processes learn of stored events by NOTIFY (SQLite has just this process).
+        notifier = Notifier(settings.database_url) if is_postgres(settings.database_url) else None
+
+        def stored() -> None:
+            """An event was stored (by the intake or a replay): wake the workers."""
+            if worker is not None:
+                worker.wake()
+            if notifier is not None:
+                notifier.poke()
+
         app.state.settings = settings
         app.state.clock = clock
         app.state.sessions = sessions
@@ -88,7 +100,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock = utcnow) -> Fa
         app.state.intake = IntakeContext(
             writer=writer,
             clock=clock,
-            on_stored=worker.wake if worker else _nothing,
+            on_stored=stored,
             rankr_secrets=settings.rankr_secrets,
             ghl_verifier=settings.ghl_verifier,
         )
@@ -121,6 +133,8 @@ def create_app(settings: Settings | None = None, *, clock: Clock = utcnow) -> Fa
             if sandbox is not None:
                 await sandbox.stop()
             await registry.aclose()
+            if notifier is not None:
+                await notifier.close()
             await writer.close()
             await engine.dispose()
 
@@ -142,7 +156,3 @@ def create_app(settings: Settings | None = None, *, clock: Clock = utcnow) -> Fa
         app.state.sandbox = sandbox
         app.mount("/sandbox", sandbox.app)
     return app
-
-
-def _nothing() -> None:
-    return None

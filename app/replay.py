@@ -93,6 +93,6 @@ async def replay_route(request: Request, body: ReplayRequest) -> dict[str, Any]:
         count = await replay(state.sessions, state.clock, body.selection)
     except UnknownConnection as exc:
         raise ProblemError(404, "Not Found", str(exc)) from exc
-    if count and state.worker is not None:
-        state.worker.wake()
+    if count:
+        state.intake.on_stored()
     return {"replayed": count}

@@ -33,7 +33,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.config import Settings
 from app.connections import repository as connections
-from app.db import unit_of_work
+from app.db import is_postgres, unit_of_work
 from app.errors import (
     Deferred,
     LinkConflictError,
@@ -42,6 +42,7 @@ from app.errors import (
     TransientUpstreamError,
     UnroutableEvent,
 )
+from app.inbox import notify
 from app.inbox import repository as inbox
 from app.inbox.models import EventStatus, WebhookEvent
 from app.integrations.registry import UpstreamRegistry
@@ -75,13 +76,17 @@ class Worker:
         *,
         clock: Clock = utcnow,
         name: str | None = None,
+        listen: bool = True,
     ) -> None:
+        """``listen``: on Postgres, also wake up on the intake's NOTIFY (``app.inbox.notify``); off
+        where the intake of the same process wakes the worker directly."""
         self.name = name or worker_name()
         self._sessions = sessions
         self._engine = engine
         self._settings = settings
         self._registry = registry
         self._clock = clock
+        self._listen = listen and is_postgres(settings.database_url)
         self._wake = asyncio.Event()
         self._stopping = False
         self._in_flight: set[asyncio.Task[None]] = set()
@@ -93,7 +98,7 @@ class Worker:
         self._held_until: datetime | None = None  # the soonest a burst held back here is due
 
     def wake(self) -> None:
-        """Look for work now (the intake calls this after storing an event in the same process)."""
+        """Look for work now (after an event was stored: by this process's intake, or a NOTIFY)."""
         self._wake.set()
 
     def stop(self) -> None:
@@ -104,6 +109,20 @@ class Worker:
     async def run(self) -> None:
         concurrency = self._settings.worker_concurrency
         log.info("worker.started", extra={"worker": self.name, "concurrency": concurrency})
+        listening = (
+            asyncio.create_task(notify.listen(self._settings.database_url, self.wake), name="listen")
+            if self._listen
+            else None
+        )
+        try:
+            await self._loop(concurrency)
+        finally:
+            if listening is not None:
+                listening.cancel()
+                await asyncio.gather(listening, return_exceptions=True)
+        log.info("worker.stopped", extra={"worker": self.name})
+
+    async def _loop(self, concurrency: int) -> None:
         while not self._stopping:
             self._wake.clear()
             free = concurrency - len(self._in_flight)
@@ -126,7 +145,6 @@ class Worker:
         if self._in_flight:
             await asyncio.gather(*self._in_flight, return_exceptions=True)
         await self._flush_budgets(force=True)
-        log.info("worker.stopped", extra={"worker": self.name})
 
     async def _release_ready(self) -> None:
         """Put back the claimed events not started yet, so another worker need not wait for their lease."""

@@ -7,8 +7,8 @@ previous one reached GHL). Accepted: when the service answered the sandbox's del
 attempt's start plus its duration, from the sandbox's delivery log); completed: when GHL answered
 the service's write (the request log's ``at`` plus its duration). The sandboxes answer at once
 (latency 0); between samples a random pause of 0-0.5 s. Two set-ups: the worker in the ``serve``
-process (woken by the intake), and a separate ``worker`` process (which finds new events by
-polling, WORKER_POLL_SECONDS, default 0.5 s).
+process (woken by the intake), and a separate ``worker`` process (woken by the intake's NOTIFY on
+Postgres; on SQLite it finds new events by polling, WORKER_POLL_SECONDS, default 0.5 s).
 """
 
 from __future__ import annotations
@@ -64,9 +64,10 @@ def samples(here: World, count: int) -> list[float]:
 
 def measure(kind: str, count: int, logs: Path) -> list[dict[str, Any]]:
     results = []
+    separate = "woken by NOTIFY" if kind == "postgres" else "polling"
     for name, in_serve in (
         ("worker in serve (woken by the intake)", True),
-        ("separate worker process", False),
+        (f"separate worker process ({separate})", False),
     ):
         settings = {"log_level": "WARNING", "worker_poll_seconds": 0.5}
         with world(kind, logs / name[:8], worker_in_serve=in_serve, settings=settings) as here:

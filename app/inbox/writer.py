@@ -19,7 +19,7 @@ import aiosqlite
 import asyncpg
 from sqlalchemy.engine import make_url
 
-from app.db import is_unavailable, server_settings
+from app.db import asyncpg_arguments, is_postgres, is_unavailable
 
 COLUMNS = (
     "source",
@@ -63,17 +63,8 @@ class PostgresWriter(InboxWriter):
 
     @classmethod
     async def open(cls, database_url: str, max_size: int) -> PostgresWriter:
-        url = make_url(database_url.replace("postgres://", "postgresql://", 1))
-        options = url.query.get("options")
-        ssl = url.query.get("sslmode")
         pool = await asyncpg.create_pool(
-            host=url.host,
-            port=url.port,
-            user=url.username,
-            password=url.password,
-            database=url.database,
-            ssl=ssl if isinstance(ssl, str) else None,
-            server_settings=server_settings(options) if isinstance(options, str) else None,
+            **asyncpg_arguments(database_url),
             min_size=1,
             max_size=max_size,
             reset=_no_reset,
@@ -134,6 +125,6 @@ class SqliteWriter(InboxWriter):
 
 
 async def open_writer(database_url: str, *, max_connections: int = 16) -> InboxWriter:
-    if database_url.startswith("sqlite"):
-        return await SqliteWriter.open(database_url)
-    return await PostgresWriter.open(database_url, max_connections)
+    if is_postgres(database_url):
+        return await PostgresWriter.open(database_url, max_connections)
+    return await SqliteWriter.open(database_url)

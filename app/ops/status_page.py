@@ -231,9 +231,8 @@ async def replay_from_status_page(
             event_ids=[event] if event is not None else None,
             account_keys=keys,
         )
-    worker = request.app.state.worker
-    if worker is not None and count:
-        worker.wake()
+    if count:
+        request.app.state.intake.on_stored()
     return _back(settings, f"?replayed={count}")
 
 

@@ -169,3 +169,21 @@ def test_four_worker_processes_share_a_backlog_in_order_and_within_the_budget(
         for events in by_record.values():
             finished = [datetime.fromisoformat(row["finished_at"]) for row in events]
             assert finished == sorted(finished)
+
+
+@pytest.mark.postgres
+def test_a_separate_worker_is_woken_by_notify_rather_than_its_next_poll(
+    postgres_url: str, tmp_path: Path
+) -> None:
+    log = tmp_path / "worker.log"
+    with running_service(postgres_url, run_worker_in_process=False) as service:
+        # Polling alone would find the event only 30 s after the worker's last look.
+        worker = start_worker(postgres_url, service.url, log, WORKER_POLL_SECONDS="30")
+        try:
+            wait_for(lambda: "inbox.listening" in log.read_text(), what="the worker to listen")
+            email = f"woken.{uuid.uuid4().hex[:8]}@example.com"
+            service.rankr.create(email=email, firstName="Woken")
+            wait_for(lambda: service.ghl.by_email(email), timeout=3, what="GHL to have the contact")
+        finally:
+            worker.send_signal(signal.SIGTERM)
+            assert worker.wait(timeout=30) == 0, log.read_text()
