@@ -16,6 +16,7 @@ from pydantic import ValidationError
 from app.cli_automation import config_cli, rules_cli
 from app.cli_connections import connections_cli
 from app.config import Settings
+from app.kit.loop import run as run_async
 
 cli = typer.Typer(
     name="rankr-ghl-sync",
@@ -99,7 +100,7 @@ def worker(
     if concurrency is not None:
         settings = load_settings(worker_concurrency=concurrency)
     _configure_logging(settings)
-    asyncio.run(_run_worker(settings))
+    run_async(_run_worker(settings))
 
 
 async def _run_worker(settings: Settings) -> None:
@@ -197,7 +198,7 @@ def backfill(
 
     settings = load_settings()
     _configure_logging(settings)
-    raise typer.Exit(asyncio.run(run_command(settings, "backfill", connection, dry_run)))
+    raise typer.Exit(run_async(run_command(settings, "backfill", connection, dry_run)))
 
 
 @cli.command()
@@ -209,7 +210,7 @@ def reconcile(
 
     settings = load_settings()
     _configure_logging(settings)
-    raise typer.Exit(asyncio.run(run_command(settings, "reconcile", connection, False)))
+    raise typer.Exit(run_async(run_command(settings, "reconcile", connection, False)))
 
 
 @cli.command()
@@ -218,7 +219,7 @@ def status(
 ) -> None:
     """The same facts as GET /status, readable in a terminal."""
     settings = load_settings()
-    facts = asyncio.run(_collect(settings))
+    facts = run_async(_collect(settings))
     if as_json:
         typer.echo(json.dumps(facts, indent=2))
         return
@@ -260,7 +261,7 @@ def contact(
 ) -> None:
     """A contact's sync state: its link, its tasks and notes, and (read from GHL) its appointments."""
     settings = load_settings()
-    found = asyncio.run(_contact(settings, contact_id, with_appointments))
+    found = run_async(_contact(settings, contact_id, with_appointments))
     if found is None:
         typer.echo(f"no contact with id {contact_id} is known to the service", err=True)
         raise typer.Exit(1)
@@ -293,7 +294,7 @@ def history(
 ) -> None:
     """Every change the service made for a contact, in both systems (values masked)."""
     settings = load_settings()
-    found = asyncio.run(_history(settings, contact_id))
+    found = run_async(_history(settings, contact_id))
     if found is None:
         typer.echo(f"no audit entries for contact {contact_id}", err=True)
         raise typer.Exit(1)
@@ -343,7 +344,7 @@ def replay(
         typer.echo(f"error: {problem}", err=True)
         raise typer.Exit(2)
     settings = load_settings()
-    count = asyncio.run(_replay(settings, selection))
+    count = run_async(_replay(settings, selection))
     typer.echo(f"{count} dead event(s) put back in the queue")
 
 

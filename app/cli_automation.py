@@ -3,12 +3,13 @@ fields to fill its map, and show what the rules would do for an event (writing n
 
 from __future__ import annotations
 
-import asyncio
 import json
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+
+from app.kit.loop import run as run_async
 
 config_cli = typer.Typer(
     help="Check the sync configuration file; list GHL custom fields.", no_args_is_help=True
@@ -44,7 +45,7 @@ def custom_fields(
     from app.cli import load_settings
 
     settings = load_settings()
-    fields = asyncio.run(_custom_fields(settings, connection_id))
+    fields = run_async(_custom_fields(settings, connection_id))
     for field in fields:
         key = str(field.get("fieldKey") or field.get("name") or field["id"]).removeprefix("contact.")
         typer.echo(f"{key}: {field['id']}    # {field.get('name', '')} ({field.get('dataType', '?')})")
@@ -103,5 +104,5 @@ def try_rules(
         users={**settings.users, **config.mapping.users},
         ownership=config.mapping.fields,
     )
-    result = asyncio.run(dry_run(config, event, maps, utcnow()))
+    result = run_async(dry_run(config, event, maps, utcnow()))
     typer.echo(json.dumps(result, indent=2))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Any, TypeVar
 from urllib.parse import urlencode
@@ -12,6 +11,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.config import Settings
+from app.kit.loop import run as run_async
 
 T = TypeVar("T")
 
@@ -36,7 +36,7 @@ def _run(work: Callable[[Settings, async_sessionmaker[AsyncSession]], Awaitable[
         async with opened(settings.database_url) as (_, sessions):
             return await work(settings, sessions)
 
-    return asyncio.run(main())
+    return run_async(main())
 
 
 def _fail(message: str) -> typer.Exit:
