@@ -57,6 +57,13 @@ def measure(count: int, limit: int, window: float, logs: Path) -> dict[str, Any]
     answered = [r for r in ghl if r.status != 429]
     bound = len(answered) / (limit / window)
     span = (answered[-1].at - answered[0].at).total_seconds() if answered else 0.0
+    every = sorted([*answered, *rankr], key=lambda r: r.at)
+    writes = [r for r in every if r.is_write]
+    listing = [r for r in every if not r.is_write and r.route in ("/contacts", "/contacts/search")]
+
+    def between(a: Any, b: Any) -> float:
+        return round((b.at - a.at).total_seconds(), 2)
+
     return {
         "contacts per side": count,
         "overlapping": half,
@@ -68,6 +75,13 @@ def measure(count: int, limit: int, window: float, logs: Path) -> dict[str, Any]
         "wall s": round(wall, 2),
         "wall / lower bound": round(wall / bound, 3) if bound else None,
         "first to last ghl call s": round(span, 2),
+        "phases s (listing, listing to first write, first to last write)": [
+            between(listing[0], listing[-1]),
+            between(listing[-1], writes[0]),
+            between(writes[0], writes[-1]),
+        ]
+        if listing and writes
+        else None,
         "ghl calls by route": dict(Counter(f"{r.method} {r.route}" for r in answered)),
         "rankr calls by route": dict(Counter(f"{r.method} {r.route}" for r in rankr)),
         "contacts after (rankr, ghl)": [len(rankr_rows), len(ghl_rows)],
