@@ -314,8 +314,9 @@ def render(results: dict[str, Any]) -> str:
             "## 4. Backfill time",
             "",
             f"`rankr-ghl-sync backfill` of {backfill['contacts per side']} contacts per side, half of them",
-            "the same people, with the scaled GHL limit (as in 3). Baseline: the lower bound the limit",
-            "sets, GHL calls made / rate.",
+            "the same people, with GHL's limit scaled in time as in 3 (100 per 2 s), Rankr's lifted.",
+            "It runs as users run it: its own process lists both sides, decides, and applies the writes",
+            "(and their echoes). Baseline: the lower bound the limit sets, GHL calls made / rate.",
             "",
         ]
         body += table(
@@ -329,6 +330,7 @@ def render(results: dict[str, Any]) -> str:
                 "lower bound s (ghl calls / rate)",
                 "wall s",
                 "wall / lower bound",
+                "phases s (listing, listing to first write, first to last write)",
                 "contacts after (rankr, ghl)",
                 "expected after",
             ],
@@ -451,9 +453,9 @@ def main() -> None:
         help="GHL's 10 s window scaled in time (the first also for the backfill)",
     )
     parser.add_argument("--samples", type=int, default=100, help="latency samples")
-    parser.add_argument("--memory-events", type=int, nargs="+", default=[1000, 5000])
-    parser.add_argument("--backfill-contacts", type=int, default=1000)
-    parser.add_argument("--backfill-memory", type=int, nargs="+", default=[1000, 5000])
+    parser.add_argument("--memory-events", type=int, nargs="+", default=[10_000, 50_000])
+    parser.add_argument("--backfill-contacts", type=int, default=10_000)
+    parser.add_argument("--backfill-memory", type=int, nargs="+", default=[1000, 10_000])
     args = parser.parse_args()
     if args.render_only:
         results = json.loads(RAW.read_text())
