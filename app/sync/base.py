@@ -159,20 +159,10 @@ class Settlement:
     children_state: LinkState | None = None
 
 
-# When this process last stamped a connection's "last synced" time, per direction. The stamp is
-# written at most once a second: it is for people reading /status, and writing it with every event
-# would make every settling transaction of a connection queue for that one row.
+# A connection's "last synced" time is stamped at most once a second by each handler: it is for
+# people reading /status, and writing it with every event would make every settling transaction of
+# a connection queue for that one row.
 MARK_EVERY_SECONDS = 1.0
-_marked: dict[tuple[int, Direction], float] = {}
-
-
-def _mark_due(connection_id: int, direction: Direction) -> bool:
-    now = time.monotonic()
-    key = (connection_id, direction)
-    if now - _marked.get(key, -MARK_EVERY_SECONDS) < MARK_EVERY_SECONDS:
-        return False
-    _marked[key] = now
-    return True
 
 
 class LeaseLost(TransientUpstreamError):
@@ -194,6 +184,7 @@ class Handler:
         self._sessions = sessions
         self._clock = clock
         self._lease = lease
+        self._marked: dict[tuple[int, Direction], float] = {}  # when this handler last stamped one
 
     async def acquire(self, job: Job, link: Link) -> Link:
         """Take the link's lease and return the link as it is now, or defer while another job holds it.
@@ -425,6 +416,14 @@ class Handler:
             **{"result": "ok", **entry},
         )
 
+    def _mark_due(self, connection_id: int, direction: Direction) -> bool:
+        now = time.monotonic()
+        key = (connection_id, direction)
+        if now - self._marked.get(key, -MARK_EVERY_SECONDS) < MARK_EVERY_SECONDS:
+            return False
+        self._marked[key] = now
+        return True
+
     async def settle(self, job: Job, connection: Connection, result: Settlement) -> None:
         """Commit the event's outcome atomically: link state, audit entries, event done."""
         now = self._clock()
@@ -440,7 +439,7 @@ class Handler:
             marks = {
                 f"last_synced_{direction.value}_at": now
                 for direction in result.synced
-                if _mark_due(connection.id, direction)
+                if self._mark_due(connection.id, direction)
             }
             if marks:
                 await session.execute(
