@@ -9,11 +9,13 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, delete, exists, func, or_, select, update
+from sqlalchemy import and_, delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import aliased
 
 from app.inbox.models import OPEN_STATUSES, EventStatus, WebhookEvent
+
+# Due events looked at per round of ``claim_due`` (it goes on while it finds too few heads).
+CLAIM_WINDOW = 200
 
 
 async def claim_due(
@@ -30,38 +32,60 @@ async def claim_due(
     An event is due when it is pending or retrying and its time has come, or when the worker that
     claimed it let its lease expire (it crashed). An event waits while an older event with the same
     ordering key is still open, so one record's events apply in arrival order. On Postgres the
-    candidates are locked with SKIP LOCKED, so concurrent workers never claim the same row.
+    heads are locked with SKIP LOCKED, so concurrent workers never claim the same row.
     Events of ``exclude_accounts`` (connections out of budget for now) are left where they are.
+
+    The due events are walked in id order, a window at a time, and the heads among them found by
+    one grouped lookup on the (ordering_key, id) index. Each step costs in proportion to its window,
+    whatever the planner knows: as one statement (``NOT EXISTS`` an older open event), Postgres may
+    plan an anti join against every open event, quadratic in the backlog while the table has no
+    statistics yet (11 s per claim with 20,000 events just stored, before autovacuum analysed it).
     """
-    earlier = aliased(WebhookEvent)
-    conditions = []
-    if exclude_accounts:
-        conditions.append(WebhookEvent.account_key.not_in(exclude_accounts))
-    candidates = (
-        select(WebhookEvent.id)
-        .where(
-            *conditions,
-            or_(
-                and_(
-                    WebhookEvent.status.in_((EventStatus.PENDING, EventStatus.RETRYING)),
-                    WebhookEvent.next_attempt_at <= now,
-                ),
-                and_(WebhookEvent.status == EventStatus.PROCESSING, WebhookEvent.lease_until < now),
-            ),
-            ~exists().where(
-                earlier.ordering_key == WebhookEvent.ordering_key,
-                earlier.id < WebhookEvent.id,
-                earlier.status.in_(OPEN_STATUSES),
-            ),
-        )
-        .order_by(WebhookEvent.id)
-        .limit(limit)
+    due = or_(
+        and_(
+            WebhookEvent.status.in_((EventStatus.PENDING, EventStatus.RETRYING)),
+            WebhookEvent.next_attempt_at <= now,
+        ),
+        and_(WebhookEvent.status == EventStatus.PROCESSING, WebhookEvent.lease_until < now),
     )
-    if session.bind.dialect.name == "postgresql":
-        candidates = candidates.with_for_update(skip_locked=True)
+    if exclude_accounts:
+        due = and_(due, WebhookEvent.account_key.not_in(exclude_accounts))
+    postgres = session.bind.dialect.name == "postgresql"
+    claimed: list[int] = []
+    after = 0
+    while len(claimed) < limit:
+        window = (
+            await session.execute(
+                select(WebhookEvent.id, WebhookEvent.ordering_key)
+                .where(due, WebhookEvent.id > after)
+                .order_by(WebhookEvent.id)
+                .limit(CLAIM_WINDOW)
+            )
+        ).all()
+        if not window:
+            break
+        after = window[-1].id
+        firsts = await session.execute(
+            select(WebhookEvent.ordering_key, func.min(WebhookEvent.id))
+            .where(
+                WebhookEvent.ordering_key.in_({row.ordering_key for row in window}),
+                WebhookEvent.status.in_(OPEN_STATUSES),
+            )
+            .group_by(WebhookEvent.ordering_key)
+        )
+        oldest = dict(firsts.tuples().all())
+        heads = [row.id for row in window if oldest.get(row.ordering_key) == row.id]
+        if not heads:
+            continue
+        lock = select(WebhookEvent.id).where(WebhookEvent.id.in_(heads), due).order_by(WebhookEvent.id)
+        if postgres:
+            lock = lock.with_for_update(skip_locked=True)
+        claimed += list((await session.execute(lock.limit(limit - len(claimed)))).scalars())
+    if not claimed:
+        return []
     statement = (
         update(WebhookEvent)
-        .where(WebhookEvent.id.in_(candidates.scalar_subquery()))
+        .where(WebhookEvent.id.in_(claimed))
         .values(
             status=EventStatus.PROCESSING,
             lease_until=now + lease,
