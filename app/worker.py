@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import heapq
 import logging
 import os
 import random
@@ -95,7 +96,7 @@ class Worker:
         self._polled_at = time.monotonic()
         self._pruned_at: float | None = None
         self._recent: dict[str, datetime] = {}  # ordering key -> when its last claimed event arrived
-        self._held_until: datetime | None = None  # the soonest a burst held back here is due
+        self._held: list[datetime] = []  # when the bursts held back here fall due (a heap)
 
     def wake(self) -> None:
         """Look for work now (after an event was stored: by this process's intake, or a NOTIFY)."""
@@ -175,10 +176,10 @@ class Worker:
         due = [self._settings.worker_poll_seconds]
         if free_at is not None:
             due.append(max(0.01, free_at - now))
-        if self._held_until is not None and self._held_until.timestamp() <= now:
-            self._held_until = None
-        if self._held_until is not None:
-            due.append(self._held_until.timestamp() - now)
+        while self._held and self._held[0].timestamp() <= now:
+            heapq.heappop(self._held)
+        if self._held:
+            due.append(self._held[0].timestamp() - now)
         return min(due)
 
     def _spawn(self, event: WebhookEvent, job: Job) -> None:
@@ -219,7 +220,7 @@ class Worker:
                     previous = self._recent.get(head.ordering_key)
                     until = coalesce.hold_until(head, folded, previous, now, quiet)
                     if until is not None:
-                        self._held_until = min(self._held_until or until, until)
+                        heapq.heappush(self._held, until)
                         await inbox.reschedule(
                             session, head.id, self.name, status=EventStatus.PENDING, at=until,
                             error=None, count_attempt=False,
