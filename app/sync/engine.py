@@ -103,13 +103,13 @@ class SyncEngine:
         )
 
     @staticmethod
-    def plan(head: WebhookEvent, waiting: Sequence[WebhookEvent], worker: str) -> Job:
-        """The job for a claimed event: the newest state of it and the events waiting behind it.
+    def plan(head: WebhookEvent, folded: Sequence[WebhookEvent], worker: str) -> Job:
+        """The job for a claimed event: the newest state of it and of the events folded into it
+        (``coalesce.foldable``: those waiting behind it that it may stand for).
 
         The job runs under the head's claim (``event_id``); the events it supersedes are settled
         with it (see ``app.sync.coalesce``).
         """
-        folded = coalesce.foldable(head, waiting)
         chosen = coalesce.newest([head, *folded]) if folded else head
         return Job(
             event_id=head.id,
