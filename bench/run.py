@@ -160,6 +160,11 @@ def verdict(ok: bool | None) -> str:
     return "n/a" if ok is None else ("**met**" if ok else "**missed**")
 
 
+def goal(measure: str, figure: str, target: str, ok: bool | None) -> dict[str, str]:
+    """One row of the summary: a figure against its target."""
+    return {"measure": measure, "figure": figure, "target": target, "verdict": verdict(ok)}
+
+
 def render(results: dict[str, Any]) -> str:
     lines = [
         "# Benchmarks",
@@ -194,13 +199,12 @@ def render(results: dict[str, Any]) -> str:
             rows.append({**run, "database": run["database"]})
             ok = run["throughput_ratio"] >= 0.9 and run["service_p99_ms"] < 50
             summary.append(
-                {
-                    "measure": f"intake ({run['database']})",
-                    "figure": f"{run['throughput_ratio']}x baseline throughput;"
-                    f" p99 {run['service_p99_ms']} ms",
-                    "target": ">= 0.9x; p99 < 50 ms",
-                    "verdict": verdict(ok),
-                }
+                goal(
+                    f"intake ({run['database']})",
+                    f"{run['throughput_ratio']}x baseline throughput; p99 {run['service_p99_ms']} ms",
+                    ">= 0.9x; p99 < 50 ms",
+                    ok,
+                )
             )
         body += table(
             rows,
@@ -245,14 +249,14 @@ def render(results: dict[str, Any]) -> str:
                 ratio = "0 expected"
             rows.append({**row, "writes/ideal": ratio, "verdict": verdict(ok)})
             summary.append(
-                {
-                    "measure": f"upstream: {row['scenario']}",
-                    "figure": f"{writes} writes, {reads} reads per change",
-                    "target": "<= 2 writes"
+                goal(
+                    f"upstream: {row['scenario']}",
+                    f"{writes} writes, {reads} reads per change",
+                    "<= 2 writes"
                     if row["scenario"].startswith("burst")
                     else (f"{ideal} write (+<= 1 read)" if ideal else "0 calls"),
-                    "verdict": verdict(ok),
-                }
+                    ok,
+                )
             )
         body += table(
             rows,
@@ -299,12 +303,12 @@ def render(results: dict[str, Any]) -> str:
         for row in rate:
             ok = row["achieved / limit"] >= 0.95 and row["429s"] == 0
             summary.append(
-                {
-                    "measure": f"rate budget, {row['limit per s']:.0f}/s, {row['workers']} worker(s)",
-                    "figure": f"{row['achieved / limit']} of the limit, {row['429s']} 429s",
-                    "target": ">= 0.95, 0 429s",
-                    "verdict": verdict(ok),
-                }
+                goal(
+                    f"rate budget, {row['limit per s']:.0f}/s, {row['workers']} worker(s)",
+                    f"{row['achieved / limit']} of the limit, {row['429s']} 429s",
+                    ">= 0.95, 0 429s",
+                    ok,
+                )
             )
 
     backfill = results.get("backfill")
@@ -342,12 +346,12 @@ def render(results: dict[str, Any]) -> str:
                 body += ["", f"{side} calls by route: {listed}."]
         ok = backfill["wall / lower bound"] is not None and backfill["wall / lower bound"] <= 1.05
         summary.append(
-            {
-                "measure": f"backfill of {backfill['contacts per side']} per side",
-                "figure": f"{backfill['wall / lower bound']}x the lower bound",
-                "target": "<= 1.05x",
-                "verdict": verdict(ok),
-            }
+            goal(
+                f"backfill of {backfill['contacts per side']} per side",
+                f"{backfill['wall / lower bound']}x the lower bound",
+                "<= 1.05x",
+                ok,
+            )
         )
 
     memory = results.get("memory")
@@ -377,12 +381,12 @@ def render(results: dict[str, Any]) -> str:
         flat = max(peaks) / min(peaks)
         ok = max(peaks) < 200 and flat <= 1.15
         summary.append(
-            {
-                "measure": "worker memory by backlog size",
-                "figure": f"peak {max(peaks)} MiB; largest/smallest backlog {flat:.2f}x",
-                "target": "< 200 MB, flat",
-                "verdict": verdict(ok),
-            }
+            goal(
+                "worker memory by backlog size",
+                f"peak {max(peaks)} MiB; largest/smallest backlog {flat:.2f}x",
+                "< 200 MB, flat",
+                ok,
+            )
         )
     if fill_memory:
         body += [
@@ -395,12 +399,12 @@ def render(results: dict[str, Any]) -> str:
         peaks = [row["peak RSS MiB"] for row in fill_memory]
         ok = max(peaks) < 200
         summary.append(
-            {
-                "measure": "backfill memory",
-                "figure": f"peak {max(peaks)} MiB at {fill_memory[-1]['contacts per side']} per side",
-                "target": "< 200 MB, flat",
-                "verdict": verdict(ok),
-            }
+            goal(
+                "backfill memory",
+                f"peak {max(peaks)} MiB at {fill_memory[-1]['contacts per side']} per side",
+                "< 200 MB, flat",
+                ok,
+            )
         )
 
     latency = results.get("latency")
@@ -417,12 +421,12 @@ def render(results: dict[str, Any]) -> str:
         for row in latency:
             ok = row["p50_ms"] < 100 and row["p99_ms"] < 500
             summary.append(
-                {
-                    "measure": f"latency, {row['set-up']}",
-                    "figure": f"p50 {row['p50_ms']} ms, p99 {row['p99_ms']} ms",
-                    "target": "p50 < 100 ms, p99 < 500 ms",
-                    "verdict": verdict(ok),
-                }
+                goal(
+                    f"latency, {row['set-up']}",
+                    f"p50 {row['p50_ms']} ms, p99 {row['p99_ms']} ms",
+                    "p50 < 100 ms, p99 < 500 ms",
+                    ok,
+                )
             )
 
     lines += ["", "## Summary: targets", ""]
