@@ -28,7 +28,7 @@ import secrets
 import socket
 import time
 from collections import deque
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -97,6 +97,7 @@ class Worker:
         self._pruned_at: float | None = None
         self._recent: dict[str, datetime] = {}  # ordering key -> when its last claimed event arrived
         self._held: list[datetime] = []  # when the bursts held back here fall due (a heap)
+        self._claimed_at = datetime.min.replace(tzinfo=UTC)  # the ``now`` of the last claim
 
     def wake(self) -> None:
         """Look for work now (after an event was stored: by this process's intake, or a NOTIFY)."""
@@ -176,10 +177,13 @@ class Worker:
         due = [self._settings.worker_poll_seconds]
         if free_at is not None:
             due.append(max(0.01, free_at - now))
-        while self._held and self._held[0].timestamp() <= now:
+        # A hold is forgotten only once a claim has seen it due: a timer may fire a little early
+        # (the event loop measures from the start of its iteration), and a claim that came too
+        # early must not leave the held event to the next poll.
+        while self._held and self._held[0] <= self._claimed_at:
             heapq.heappop(self._held)
         if self._held:
-            due.append(self._held[0].timestamp() - now)
+            due.append(max(0.001, self._held[0].timestamp() - now))
         return min(due)
 
     def _spawn(self, event: WebhookEvent, job: Job) -> None:
@@ -232,6 +236,7 @@ class Worker:
             log.exception("worker.claim_failed", extra={"worker": self.name})
             await asyncio.sleep(self._settings.worker_poll_seconds)
             return []
+        self._claimed_at = now
         return claimed
 
     def _remember(self, key: str, events: list[WebhookEvent], forget_before: datetime) -> None:
