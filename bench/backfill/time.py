@@ -4,8 +4,8 @@ against the GHL limit scaled in time, as a ratio to the lower bound the limit se
     python -m bench.backfill.time [--contacts 2000] [--limit 100] [--window 1]
 
 Both sandboxes are seeded (no webhooks) with N contacts each; N/2 emails are on both sides. The
-backfill runs as users run it (its own process, which also applies the writes), timed from start to
-exit. Lower bound: the GHL calls it made (listing, creates, updates) / the GHL rate (Rankr's limit is
+backfill runs as users run it (its own process, which also applies the writes, beside ``serve`` with
+its worker in-process, the default), timed from start to exit. Lower bound: the GHL calls it made (listing, creates, updates) / the GHL rate (Rankr's limit is
 lifted: GHL's is the binding one; Rankr calls are counted too).
 """
 
@@ -32,7 +32,7 @@ def measure(count: int, limit: int, window: float, logs: Path) -> dict[str, Any]
         "log_level": "WARNING",
     }
     sandbox = {"ghl_rate_max": limit, "ghl_rate_window_seconds": window, "rankr_rate_max": 1_000_000}
-    with world("postgres", logs, settings=settings, sandbox=sandbox) as here:
+    with world("postgres", logs, worker_in_serve=True, settings=settings, sandbox=sandbox) as here:
         half = count // 2
         here.sandbox.rankr.seed_contacts(
             [{"email": f"p{i}@bench.example", "firstName": f"R{i}"} for i in range(count)]
