@@ -5,8 +5,9 @@ against the GHL limit scaled in time, as a ratio to the lower bound the limit se
 
 Both sandboxes are seeded (no webhooks) with N contacts each; N/2 emails are on both sides. The
 backfill runs as users run it (its own process, which also applies the writes, beside ``serve`` with
-its worker in-process, the default), timed from start to exit. Lower bound: the GHL calls it made (listing, creates, updates) / the GHL rate (Rankr's limit is
-lifted: GHL's is the binding one; Rankr calls are counted too).
+its worker in-process, the default), timed from start to exit. Lower bound: the GHL calls it made
+(listing, creates, updates) / the GHL rate (Rankr's limit is lifted: GHL's is the binding one;
+Rankr calls are counted too).
 """
 
 from __future__ import annotations
