@@ -65,3 +65,5 @@ class StagedContact(Base):
     detail: Mapped[str | None] = mapped_column(String(600), default=None)
     # The inbox event that carries the write (webhook_events.id), when one was queued.
     event_ref: Mapped[int | None] = mapped_column(BigInteger, default=None)
+    # A ``pair``'s record on the other side (staged_contacts.id), queued together with it.
+    counterpart_id: Mapped[int | None] = mapped_column(BigInteger, default=None)

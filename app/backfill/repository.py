@@ -121,6 +121,50 @@ async def staged(
     return rows.scalars().all()
 
 
+# The decided records whose event writes to each upstream: a record created on the other side; a
+# pair in both (counted for GHL, whose budget binds).
+BOUND_FOR: dict[str, ColumnElement[bool]] = {
+    "ghl": or_(
+        StagedContact.outcome == "pair",
+        and_(StagedContact.outcome == "create", StagedContact.side == "rankr"),
+    ),
+    "rankr": and_(StagedContact.outcome == "create", StagedContact.side == "ghl"),
+}
+
+
+def _decided_for(connection_id: int, job: str, target: str, after_id: int) -> ColumnElement[bool]:
+    return and_(
+        StagedContact.connection_id == connection_id,
+        StagedContact.job == job,
+        StagedContact.id > after_id,
+        StagedContact.event_ref.is_(None),
+        BOUND_FOR[target],
+    )
+
+
+async def decided(
+    session: AsyncSession, connection_id: int, job: str, target: str, after_id: int, limit: int
+) -> Sequence[StagedContact]:
+    """The next decided records not queued yet (in decision order) whose event writes to ``target``
+    first."""
+    rows = await session.execute(
+        select(StagedContact)
+        .where(_decided_for(connection_id, job, target, after_id))
+        .order_by(StagedContact.id)
+        .limit(limit)
+    )
+    return rows.scalars().all()
+
+
+async def count_decided(
+    session: AsyncSession, connection_id: int, job: str, target: str, after_id: int
+) -> int:
+    rows = await session.execute(
+        select(func.count()).where(_decided_for(connection_id, job, target, after_id))
+    )
+    return int(rows.scalar_one())
+
+
 def same_person(email: str | None, phone: str | None, emails: Any, phones: Any) -> ColumnElement[bool] | None:
     """The matching rule as SQL: the same normalised email, or the same normalised phone when at
     most one of the two records has an email (two different emails are two people)."""

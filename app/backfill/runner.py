@@ -19,7 +19,7 @@ import os
 import secrets
 import socket
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -294,6 +294,16 @@ class SyncRun:
         return await repo.enqueue(session, event, self._clock())
 
 
+def _mixed(streams: Sequence[Sequence[StagedContact]]) -> list[StagedContact]:
+    """The records of several streams in one list, each stream's spread evenly over it (in order)."""
+    placed = [
+        ((index + 0.5) / len(stream), order, record)
+        for order, stream in enumerate(streams)
+        for index, record in enumerate(stream)
+    ]
+    return [record for _, _, record in sorted(placed, key=lambda item: item[:2])]
+
+
 def _later(stored: str | None, seen: datetime) -> str:
     previous = parse_instant(stored)
     return (seen if previous is None or seen > previous else previous).isoformat()
@@ -340,7 +350,13 @@ class Backfill(SyncRun):
                 await self._list_ghl(connection, up, self.job, "ghl")
                 await self._save(phase="match")
             if self._phase == "match":
-                await self._match(connection)
+                if self.dry_run:
+                    await self._match(connection)
+                else:  # the writes decided so far are queued while the rest is being decided
+                    await self._queue_decided(connection, asyncio.create_task(self._match(connection)))
+                await self._save(phase="apply")
+            if self._phase == "queue":
+                await self._queue_decided(connection)
                 await self._save(phase="apply")
             if not self.dry_run:
                 await self._drain(connection)
@@ -365,7 +381,6 @@ class Backfill(SyncRun):
             log.exception("backfill.checkpoint_failed")
 
     async def _match(self, connection: Connection) -> None:
-        run = str(self._cursor.get("run", "0"))
         after = 0
         while True:
             async with unit_of_work(self._sessions) as session:
@@ -375,14 +390,86 @@ class Backfill(SyncRun):
                 for record in batch:
                     after = record.id
                     if record.outcome is None:  # decided in this batch as another's counterpart
-                        await self._decide(session, connection, run, record)
+                        await self._decide(session, connection, record)
                 await self._save(session)
-            if not self.dry_run:
-                await self._room(connection)
 
-    async def _decide(
-        self, session: AsyncSession, connection: Connection, run: str, record: StagedContact
+    async def _queue_decided(
+        self, connection: Connection, deciding: asyncio.Task[None] | None = None
     ) -> None:
+        """Queue the decided writes (while ``deciding`` decides the rest), those bound for GHL and
+        for Rankr in proportion to what is left of each (``_mixed``), at most SYNC_MAX_IN_FLIGHT
+        open at a time.
+
+        In decision order (Rankr's records first) the records found in GHL only, which need Rankr
+        calls and no GHL budget, come last; queued in that order, GHL's budget would idle while
+        they are applied. Deciding is quicker than applying, so once it is over the two are mixed
+        for the rest of the run. The cursors ``queued:ghl`` / ``queued:rankr`` are the checkpoint
+        (phase ``queue`` once everything is decided); queuing an event again after a crash stores
+        nothing new (its id is deterministic).
+        """
+        run = str(self._cursor.get("run", "0"))
+        after = {target: int(self._cursor.get(f"queued:{target}", 0)) for target in repo.BOUND_FOR}
+        try:
+            while True:
+                decided = deciding is None or deciding.done()
+                if decided and deciding is not None:
+                    await deciding  # its error, if it failed
+                    await self._save(phase="queue")
+                    deciding = None
+                async with self._sessions() as session:
+                    left = {
+                        target: await repo.count_decided(
+                            session, connection.id, self.job, target, after[target]
+                        )
+                        for target in after
+                    }
+                total = sum(left.values())
+                if total == 0:
+                    if decided:
+                        return
+                    await asyncio.sleep(POLL_SECONDS)
+                    continue
+                await self._queue_round(connection, run, after, left, total)
+                await self._room(connection)
+        finally:
+            if deciding is not None:
+                deciding.cancel()
+                await asyncio.gather(deciding, return_exceptions=True)
+
+    async def _queue_round(
+        self, connection: Connection, run: str, after: dict[str, int], left: dict[str, int], total: int
+    ) -> None:
+        """Queue the next BATCH decided records, each upstream's share by what is left for it."""
+        share = {target: -(-BATCH * count // total) for target, count in left.items()}  # ceil
+        async with unit_of_work(self._sessions) as session:
+            streams = [
+                await repo.decided(session, connection.id, self.job, target, after[target], share[target])
+                for target in after
+            ]
+            for target, stream in zip(after, streams, strict=True):
+                if stream:
+                    after[target] = stream[-1].id
+            for record in _mixed(streams):
+                event, carried = await self._event(session, connection, run, record)
+                ref = await self._queue(session, event)
+                for staged in carried if ref is not None else ():  # None: queued before a crash
+                    staged.event_ref = ref
+            await self._save(session, cursor={**self._cursor, **{f"queued:{t}": a for t, a in after.items()}})
+
+    async def _event(
+        self, session: AsyncSession, connection: Connection, run: str, record: StagedContact
+    ) -> tuple[IncomingEvent, list[StagedContact]]:
+        """The event that carries a decided record's writes (``create`` or ``pair``), and the staged
+        records it carries."""
+        if record.outcome == "create":
+            created = events.create(self.job, run, connection, record.side, record.record_id, record.wire)
+            return created, [record]
+        counterpart = await session.get(StagedContact, record.counterpart_id)
+        assert counterpart is not None  # noqa: S101 - decided together, in one transaction
+        rankr, ghl = (record, counterpart) if record.side == "rankr" else (counterpart, record)
+        return events.pair(self.job, run, connection, rankr, ghl), [rankr, ghl]
+
+    async def _decide(self, session: AsyncSession, connection: Connection, record: StagedContact) -> None:
         """The matching rule, per staged record (Rankr's are decided first, oldest first):
 
         1. already linked (by a webhook, or an earlier backfill): nothing to do (``linked``);
@@ -416,15 +503,12 @@ class Backfill(SyncRun):
                 f"link rankr {rankr.record_id} <-> ghl {ghl.record_id} (same {how}); "
                 f"fields to merge: {', '.join(fields) or 'none'}"
             )
-            event = events.pair(self.job, run, connection, rankr, ghl)
-            ref = None if self.dry_run else await self._queue(session, event)
-            self._decided(record, "pair", f"{other} {counterpart.record_id} (same {how})", ref)
-            self._decided(counterpart, "paired", f"{record.side} {record.record_id} (same {how})", ref)
+            self._decided(record, "pair", f"{other} {counterpart.record_id} (same {how})")
+            self._decided(counterpart, "paired", f"{record.side} {record.record_id} (same {how})")
+            record.counterpart_id = counterpart.id
             return
         self._report(f"create in {other}: {record.side} {record.record_id}")
-        event = events.create(self.job, run, connection, record.side, record.record_id, record.wire)
-        ref = None if self.dry_run else await self._queue(session, event)
-        self._decided(record, "create", f"in {other}", ref)
+        self._decided(record, "create", f"in {other}")
 
     async def _claimed(
         self, session: AsyncSession, connection: Connection, record: StagedContact
@@ -438,10 +522,9 @@ class Backfill(SyncRun):
         )
         return f"link {linked}" if linked is not None else None
 
-    def _decided(self, record: StagedContact, outcome: str, detail: str, ref: int | None = None) -> None:
+    def _decided(self, record: StagedContact, outcome: str, detail: str) -> None:
         record.outcome = outcome
         record.detail = detail[:600]
-        record.event_ref = ref
         self.counts[outcome] = self.counts.get(outcome, 0) + 1
         self.counts["decided"] = self.counts.get("decided", 0) + 1
 

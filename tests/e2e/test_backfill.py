@@ -227,6 +227,20 @@ def test_backfill_of_thousands_links_merges_and_creates(database_url: str) -> No
             and "search" not in r["path"]
         ]
         assert reads == [], reads[:5]
+        # The records found in GHL only are decided last (Rankr's records come first), but their
+        # creates in Rankr were queued among the GHL-bound writes, not after all of them: GHL's
+        # budget is not left idle while they are applied.
+        queued = [
+            row["event_id"]
+            for row in query(
+                service.database_url,
+                "SELECT event_id FROM webhook_events WHERE event_id LIKE 'sync:backfill:%' ORDER BY id",
+            )
+        ]
+        to_rankr = [n for n, event_id in enumerate(queued) if ":ghl:" in event_id]
+        last_to_ghl = max(n for n, event_id in enumerate(queued) if ":ghl:" not in event_id)
+        assert len(to_rankr) == WORLD.ghl_only
+        assert sum(1 for n in to_rankr if n < last_to_ghl) >= len(to_rankr) // 2, (to_rankr[:3], last_to_ghl)
         # Every merge decision is in the audit log.
         merges = [row for row in service.audit() if row["action"] == "merge"]
         assert len(merges) >= WORLD.by_email
