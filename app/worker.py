@@ -1,9 +1,10 @@
 """The worker: claims due events, applies them through the sync engine, settles the outcome.
 
 Claiming: the oldest open event of each record, with the events queued behind it folded into one job
-that applies the newest state (``app.sync.coalesce``); events of connections whose upstream budget
-could not serve a request soon are left in the database meanwhile (``UpstreamRegistry.held_back``),
-so one connection's backlog never holds up the others.
+that applies the newest state (``app.sync.coalesce``); events that write to an upstream whose budget
+(for their connection) could not serve a request soon are left in the database meanwhile
+(``UpstreamRegistry.held_back``), so one connection's backlog with one upstream holds up neither
+the other connections nor its own echoes and writes to the other upstream.
 
 Outcomes: the engine commits success itself (together with the event's status and the superseded
 events'). Here the failures are settled: ``Deferred`` (a busy record, or ``OutOfBudget``) puts the

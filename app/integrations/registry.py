@@ -104,8 +104,9 @@ class UpstreamRegistry:
             upstream: budget.pacer(self._engine, settings, self._clock, connection.id, upstream)
             for upstream in ("ghl", "rankr")
         }
-        accounts = (connection.rankr_account_id, connection.ghl_location_id)
-        self._pacers[connection.id] = (accounts, list(pacers.values()))
+        # Whose events write to each upstream: Rankr's account's to GHL, GHL's location's to Rankr.
+        writers = (connection.rankr_account_id, connection.ghl_location_id)
+        self._pacers[connection.id] = (writers, [pacers["ghl"], pacers["rankr"]])
         ghl = GhlClient(
             self._ghl_http,
             base_url=settings.ghl_base_url,
@@ -131,19 +132,22 @@ class UpstreamRegistry:
     def held_back(self) -> tuple[list[str], float | None]:
         """Accounts whose events should not be claimed now, and when (Unix seconds) that next changes.
 
-        A connection is held back while one of its budgets could not start a request soon: the
-        events it has in hand already use the slots there are, and events claimed for it now would
-        only wait (or be put back) while other connections' events could run.
+        While a connection's budget with one upstream could not start a request soon, the events
+        that write to that upstream are held back: those of the other side's account (a Rankr
+        change is written to GHL, a GHL change to Rankr). The events in hand already use the slots
+        there are, and events claimed now would only wait (or be put back) while other events could
+        run: the same connection's echoes and its writes to the other upstream, other connections'.
         """
         now = self._clock().timestamp()
         accounts: list[str] = []
         soonest: float | None = None
-        for keys, pacers in self._pacers.values():
-            busy_until = max(pacer.busy_until() for pacer in pacers)
-            if busy_until - now > CLAIM_HORIZON_SECONDS:
-                accounts.extend(keys)
-                free_at = busy_until - CLAIM_HORIZON_SECONDS
-                soonest = free_at if soonest is None else min(soonest, free_at)
+        for writers, pacers in self._pacers.values():
+            for account, pacer in zip(writers, pacers, strict=True):
+                busy_until = pacer.busy_until()
+                if busy_until - now > CLAIM_HORIZON_SECONDS:
+                    accounts.append(account)
+                    free_at = busy_until - CLAIM_HORIZON_SECONDS
+                    soonest = free_at if soonest is None else min(soonest, free_at)
         return accounts, soonest
 
     @property

@@ -5,15 +5,18 @@ from __future__ import annotations
 import asyncio
 import itertools
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from app.config import Settings
 from app.connections import repository as connections
 from app.connections.budget import BudgetRow
 from app.connections.models import RateBudget
 from app.db import create_engine, session_factory, unit_of_work
+from app.integrations.registry import UpstreamRegistry
 from app.kit.pacing import Pacer, RateLimits, SlotRequest, seconds_to_midnight
 
 pytestmark = pytest.mark.anyio
@@ -139,3 +142,32 @@ async def test_pacers_of_two_processes_share_one_pace(engine: AsyncEngine, conne
     await one.acquire()
     # The clock stood still: each next request waits one more interval, whichever process sends it.
     assert sleeps == [pytest.approx(0.01), pytest.approx(0.02)]
+
+
+async def test_a_busy_budget_holds_back_only_the_events_that_write_to_that_upstream(
+    engine: AsyncEngine, database_url: str
+) -> None:
+    async with unit_of_work(session_factory(engine)) as session:
+        connection = await connections.ensure(session, "acct_1", "loc_1", NOW)
+    settings = Settings(database_url=database_url, rankr_client_id="id", rankr_client_secret="secret")
+    registry = UpstreamRegistry(settings, lambda: datetime.now(UTC), engine)
+    try:
+        registry.for_connection(connection)
+        assert registry.held_back() == ([], None)
+        # GHL answered 429 for 5 s (what the GHL client does then): Rankr's changes (written to
+        # GHL) wait in the database; GHL's changes and echoes (written to Rankr, or to nobody) are
+        # still claimed.
+        ghl_pacer = up_pacer(registry, connection.id, "ghl")
+        await ghl_pacer.back_off(5)
+        accounts, free_at = registry.held_back()
+        assert accounts == ["acct_1"]
+        assert free_at is not None
+        assert free_at > datetime.now(UTC).timestamp() + 4
+    finally:
+        await registry.aclose()
+
+
+def up_pacer(registry: Any, connection_id: int, upstream: str) -> Pacer:
+    """The pacer of one connection's budget with ``upstream`` (the registry keeps GHL's first)."""
+    _, pacers = registry._pacers[connection_id]
+    return pacers[0 if upstream == "ghl" else 1]  # type: ignore[no-any-return]
