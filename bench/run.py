@@ -124,15 +124,24 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
         "memory": lambda: part(
             "bench.memory", "--events", *(["200", "400"] if quick else map(str, args.memory_events))
         ),
-        "backfill": lambda: part(
-            "bench.backfill.time",
-            "--contacts",
-            "100" if quick else str(args.backfill_contacts),
-            "--limit",
-            str(args.limit),
-            "--window",
-            str(args.windows[0]),
-        ),
+        "backfill": lambda: [
+            {
+                "GHL limit": f"{args.limit} per {window:g} s",
+                **part(
+                    "bench.backfill.time",
+                    "--contacts",
+                    str(count),
+                    "--limit",
+                    str(args.limit),
+                    "--window",
+                    str(window),
+                ),
+            }
+            for count, window in (
+                (100 if quick else args.backfill_contacts, args.windows[0]),
+                (100 if quick else args.backfill_paced_contacts, 10.0),
+            )
+        ],
         "backfill-memory": lambda: backfill_memory([200, 1000] if quick else args.backfill_memory),
     }
     for name in PARTS:
@@ -311,21 +320,25 @@ def render(results: dict[str, Any]) -> str:
                 )
             )
 
-    backfill = results.get("backfill")
-    if backfill:
+    backfills = results.get("backfill")
+    if isinstance(backfills, dict):  # a report of an earlier harness: one run
+        backfills = [{"GHL limit": "100 per 2 s", **backfills}]
+    if backfills:
         body += [
             "",
             "## 4. Backfill time",
             "",
-            f"`rankr-ghl-sync backfill` of {backfill['contacts per side']} contacts per side, half of them",
-            "the same people, with GHL's limit scaled in time as in 3 (100 per 2 s), Rankr's lifted.",
-            "It runs as users run it: its own process lists both sides, decides, and applies the writes",
-            "(and their echoes). Baseline: the lower bound the limit sets, GHL calls made / rate.",
+            "`rankr-ghl-sync backfill` of N contacts per side, half of them the same people, with GHL's",
+            "limit scaled in time as in 3 (100 per 2 s), and once more with GHL's own limit (100 per 10 s),",
+            "Rankr's lifted. It runs as users run it: its own process lists both sides, decides, and",
+            "applies the writes, beside `serve` and its in-process worker (which take the echoes and a",
+            "share of the writes). Baseline: the lower bound the limit sets, GHL calls made / rate.",
             "",
         ]
         body += table(
-            [backfill],
+            backfills,
             [
+                "GHL limit",
                 "contacts per side",
                 "ghl calls",
                 "ghl writes",
@@ -339,20 +352,21 @@ def render(results: dict[str, Any]) -> str:
                 "expected after",
             ],
         )
-        for side in ("ghl", "rankr"):
-            routes = backfill.get(f"{side} calls by route")
-            if routes:
-                listed = ", ".join(f"`{route}` {count}" for route, count in routes.items())
-                body += ["", f"{side} calls by route: {listed}."]
-        ok = backfill["wall / lower bound"] is not None and backfill["wall / lower bound"] <= 1.05
-        summary.append(
-            goal(
-                f"backfill of {backfill['contacts per side']} per side",
-                f"{backfill['wall / lower bound']}x the lower bound",
-                "<= 1.05x",
-                ok,
+        for backfill in backfills:
+            for side in ("ghl", "rankr"):
+                routes = backfill.get(f"{side} calls by route")
+                if routes:
+                    listed = ", ".join(f"`{route}` {count}" for route, count in routes.items())
+                    body += ["", f"{backfill['GHL limit']}, {side} calls by route: {listed}."]
+            ok = backfill["wall / lower bound"] is not None and backfill["wall / lower bound"] <= 1.05
+            summary.append(
+                goal(
+                    f"backfill of {backfill['contacts per side']} per side, GHL {backfill['GHL limit']}",
+                    f"{backfill['wall / lower bound']}x the lower bound",
+                    "<= 1.05x",
+                    ok,
+                )
             )
-        )
 
     memory = results.get("memory")
     fill_memory = results.get("backfill-memory")
@@ -459,6 +473,12 @@ def main() -> None:
     parser.add_argument("--samples", type=int, default=100, help="latency samples")
     parser.add_argument("--memory-events", type=int, nargs="+", default=[10_000, 50_000])
     parser.add_argument("--backfill-contacts", type=int, default=10_000)
+    parser.add_argument(
+        "--backfill-paced-contacts",
+        type=int,
+        default=1000,
+        help="per side, at GHL's own limit (100 per 10 s)",
+    )
     parser.add_argument("--backfill-memory", type=int, nargs="+", default=[1000, 10_000])
     args = parser.parse_args()
     if args.render_only:
