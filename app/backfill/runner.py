@@ -53,6 +53,10 @@ GHL_PAGE = 100
 BATCH = 100
 POLL_SECONDS = 0.2
 KIND = Kind.CONTACT.value
+# The counts a backfill takes from its staging: what was listed and decided.
+DECISIONS = frozenset(
+    {"rankrListed", "ghlListed", "decided", "linked", "ended", "duplicate", "pair", "paired", "create"}
+)
 
 Progress = Callable[[str, dict[str, Any]], None]
 
@@ -236,6 +240,8 @@ class SyncRun:
                     cursor[f"{key}Newest"] = _later(cursor.get(f"{key}Newest"), newest)
                 await self._save(session, cursor=cursor)
             if following is None:
+                async with unit_of_work(self._sessions) as session:
+                    await repo.analyze_staged(session)
                 return
             position = following
 
@@ -340,7 +346,7 @@ class Backfill(SyncRun):
                         started_at=now, finished_at=None, error=None,
                     )  # fmt: skip
             else:
-                self.counts = dict(row.counts)
+                self.counts = await self._recounted(connection, row.counts)
                 log.info("backfill.resuming", extra={"connection": connection.id, "phase": row.phase})
             up = self._upstreams(connection)
             if self._phase == "rankr":
@@ -373,6 +379,23 @@ class Backfill(SyncRun):
             await self._release_after(exc)
             raise
         return self.counts
+
+    async def _recounted(self, connection: Connection, saved: dict[str, Any]) -> dict[str, Any]:
+        """The checkpoint's counts, with what was listed and decided counted again from staging.
+
+        Deciding runs beside queuing, and either one's checkpoint may be committed while the other
+        has counted decisions it has not committed yet; staging is what was really committed.
+        """
+        async with self._sessions() as session:
+            staged = await repo.outcome_counts(session, connection.id, self.job)
+        counts = {key: value for key, value in saved.items() if key not in DECISIONS}
+        for key, count in staged.items():
+            side, outcome = key.split(":", 1)
+            counts[f"{side}Listed"] = counts.get(f"{side}Listed", 0) + count
+            if outcome != "undecided":
+                counts[outcome] = counts.get(outcome, 0) + count
+                counts["decided"] = counts.get("decided", 0) + count
+        return counts
 
     async def _release_after(self, exc: BaseException) -> None:
         try:
