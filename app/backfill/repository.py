@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, delete, func, or_, select, update
+from sqlalchemy import ColumnElement, and_, delete, func, or_, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -98,6 +98,18 @@ async def stage(session: AsyncSession, rows: list[dict[str, Any]]) -> None:
             set_={name: getattr(statement.excluded, name) for name in columns},
         )
     )
+
+
+async def analyze_staged(session: AsyncSession) -> None:
+    """Refresh Postgres's statistics of the staging table after a listing filled it.
+
+    Without them (autovacuum gathers them only a while after a bulk load, or never where it is off),
+    Postgres looks a record's person up by walking every staged record of the job through an index
+    that leads with the same columns, milliseconds per lookup at 20,000 records instead of
+    microseconds. SQLite's planner needs no statistics for these queries.
+    """
+    if session.bind.dialect.name == "postgresql":
+        await session.execute(text("ANALYZE staged_contacts"))
 
 
 async def clear_staged(session: AsyncSession, connection_id: int, job: str) -> None:
