@@ -65,6 +65,12 @@ class JobBusy(Exception):
     """Another process runs this job of this connection right now."""
 
 
+class BackfillUnfinished(JobBusy):
+    """A reconciliation of a connection whose backfill has not finished (it is running, or was cut
+    short and waits to be resumed): the backfill compares both sides in full itself, and a
+    reconciliation beside it would list everything again and create what the backfill is linking."""
+
+
 class JobLost(Exception):
     """The job's lease was taken over (this process stalled longer than the lease)."""
 
@@ -566,6 +572,15 @@ class Reconciliation(SyncRun):
     """
 
     job = RECONCILE
+
+    async def _take(self, connection: Connection) -> SyncJob:
+        async with self._sessions() as session:
+            backfill = await repo.get_job(session, connection.id, BACKFILL)
+        if backfill is not None and backfill.state == "running":
+            raise BackfillUnfinished(
+                f"the backfill of connection {connection.id} has not finished; reconciliation waits for it"
+            )
+        return await super()._take(connection)
 
     async def run(self, connection: Connection) -> dict[str, Any]:
         row = await self._take(connection)

@@ -81,8 +81,8 @@ class ReconcileLoop:
             try:
                 results[connection.id] = await run.run(connection)
                 log.info("reconcile.done", extra={"connection": connection.id, **_flat(run.counts)})
-            except JobBusy:
-                log.info("reconcile.busy", extra={"connection": connection.id})
+            except JobBusy as exc:
+                log.info("reconcile.busy", extra={"connection": connection.id, "reason": str(exc)})
             except Exception:
                 # The next round tries again (from the checkpoint); webhook work goes on meanwhile.
                 log.exception("reconcile.failed", extra={"connection": connection.id})

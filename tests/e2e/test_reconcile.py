@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 import uuid
 from typing import Any
 
@@ -118,3 +119,39 @@ def test_periodic_reconciliation_detects_a_deletion_that_sent_no_webhook(databas
 
         wait_for(unlinked, timeout=30, what="the link to be settled as unlinked")
         assert service.status()["connections"][0]["reconcile"]["counts"]["missing"] >= 1
+
+
+def test_reconciliation_waits_for_an_unfinished_backfill(database_url: str) -> None:
+    """A backfill compares both sides in full itself; a reconciliation beside it would list everything
+    again and create what the backfill is about to link. So it is refused (409) and the periodic one
+    skips the connection until the backfill is done."""
+    with running_service(database_url, reconcile_interval_seconds=0.5) as service:
+        service.rankr.seed([person() for _ in range(3)])
+        service.ghl.control(latency_ms=1500)  # the backfill's GHL listing takes a while
+        answer = service.http.post(f"{service.url}/admin/backfill", json={})
+        assert answer.status_code == 202, answer.text
+        wait_for(
+            lambda: (service.status()["connections"][0]["backfill"] or {}).get("state") == "running",
+            timeout=30, what="the backfill to be running",
+        )  # fmt: skip
+        # A periodic round may have come before the backfill started; none may start after it.
+        before = (service.status()["connections"][0]["reconcile"] or {}).get("startedAt")
+        refused = service.http.post(f"{service.url}/admin/reconcile", json={})
+        assert refused.status_code == 409, refused.text
+        assert "backfill of connection 1 has not finished" in refused.json()["detail"]
+        time.sleep(1.5)  # three rounds of the periodic reconciliation
+        entry = service.status()["connections"][0]
+        assert entry["backfill"]["state"] == "running"
+        assert (entry["reconcile"] or {}).get("startedAt") == before
+
+        service.ghl.control(latency_ms=0)
+        wait_for(
+            lambda: (service.status()["connections"][0]["backfill"] or {}).get("state") == "done",
+            timeout=60, what="the backfill to finish",
+        )  # fmt: skip
+
+        def reconciled() -> bool:
+            facts = service.status()["connections"][0]["reconcile"] or {}
+            return facts.get("state") == "done" and facts.get("startedAt") != before
+
+        wait_for(reconciled, timeout=30, what="the periodic reconciliation to run once the backfill is done")
