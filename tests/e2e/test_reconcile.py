@@ -57,6 +57,7 @@ def test_reconciliation_repairs_changes_deletions_and_creates_webhooks_missed(se
     service.rankr.update(a["contactId"], firstName="Annabel")  # Rankr only
     service.ghl.update(b_ghl["id"], lastName="Lie")  # GHL only
     service.rankr.update(c["contactId"], firstName="Cora", address={"city": "Rome"})  # both, city conflicts:
+    time.sleep(0.01)  # both sides stamp milliseconds; within the same one the tie rule would decide
     service.ghl.update(c_ghl["id"], city="Bergen")  # GHL's change is the newer
     service.rankr.delete(d["contactId"])  # deleted, no webhook
     e_ghl = service.ghl.create(email=f"new.{uuid.uuid4().hex[:8]}@example.com", firstName="Eve")
