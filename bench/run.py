@@ -491,8 +491,10 @@ def main() -> None:
             previous["errors"].update(results.pop("errors"))
             previous["command"] += f"; then {results['command']}"
             previous.update({k: v for k, v in results.items() if k in args.only})
-            previous["date"] = (
-                results["date"] + " (parts " + ", ".join(args.only) + "); earlier: " + previous["date"]
+            parts = " (parts " + ", ".join(args.only) + "); earlier: "
+            previous["date"] = results["date"] + parts + previous["date"]
+            previous["machine"]["commit"] = (
+                results["machine"]["commit"] + parts + previous["machine"]["commit"]
             )
             results = previous
         RAW.write_text(json.dumps(results, indent=2) + "\n")
