@@ -35,11 +35,13 @@ class Link(Base):
 
     __tablename__ = "links"
     __table_args__ = (
-        UniqueConstraint("connection_id", "kind", "rankr_id"),
-        UniqueConstraint("connection_id", "kind", "ghl_id"),
+        # Each lookup index leads with the id or key it looks up (migration 0009 says why); the
+        # unique constraints keep the names they had when they led with (connection_id, kind).
+        UniqueConstraint("rankr_id", "connection_id", "kind", name="uq_links_connection_id_kind_rankr_id"),
+        UniqueConstraint("ghl_id", "connection_id", "kind", name="uq_links_connection_id_kind_ghl_id"),
         Index("ix_links_parent", "parent_id"),
-        Index("ix_links_match_email", "connection_id", "kind", "match_email"),
-        Index("ix_links_match_phone", "connection_id", "kind", "match_phone"),
+        Index("ix_links_match_email", "match_email", "connection_id", "kind"),
+        Index("ix_links_match_phone", "match_phone", "connection_id", "kind"),
         CheckConstraint("kind IN ('contact', 'task', 'note')", name="kind"),
         CheckConstraint("state IN ('pending', 'linked', 'deleted', 'unlinked')", name="state"),
     )

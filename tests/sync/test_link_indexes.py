@@ -1,0 +1,60 @@
+"""Each link lookup has one right index, with or without statistics (migration 0009).
+
+A fresh table, or a server with autovacuum off, has no statistics; Postgres then rated the
+``(connection_id, kind)`` prefix that four indexes shared as highly selective and took any of them
+for a lookup by one id, walking every link of the connection (milliseconds per event as links grow).
+"""
+
+from __future__ import annotations
+
+import subprocess
+
+import pytest
+
+from tests.support.databases import POSTGRES_SERVER, PostgresSchema
+
+pytestmark = pytest.mark.postgres
+
+# 5,000 links of one connection.
+FILL = """
+INSERT INTO connections (id, name, rankr_account_id, ghl_location_id, status, created_at, updated_at)
+VALUES (1, 'c', 'acct', 'loc', 'active', now(), now());
+INSERT INTO links (
+    connection_id, kind, rankr_id, ghl_id, state, match_email, match_phone, created_at, updated_at
+)
+SELECT 1, 'contact', 'r' || g, 'g' || g, 'linked', 'p' || g || '@example.com', '+1555' || g, now(), now()
+FROM generate_series(1, 5000) g;
+"""
+
+
+def plan(schema: PostgresSchema, sql: str) -> str:
+    done = subprocess.run(
+        ["psql", POSTGRES_SERVER, "-v", "ON_ERROR_STOP=1", "-X", "-q", "-A", "-t", "-c",
+         f"SET search_path TO {schema.name}; EXPLAIN {sql}"],
+        check=True, capture_output=True, text=True,
+    )  # fmt: skip
+    return done.stdout
+
+
+@pytest.mark.parametrize(
+    ("where", "index"),
+    [
+        ("ghl_id = 'g42'", "uq_links_connection_id_kind_ghl_id"),
+        ("rankr_id = 'r42'", "uq_links_connection_id_kind_rankr_id"),
+        ("match_email = 'p42@example.com'", "ix_links_match_email"),
+        ("match_phone = '+155542'", "ix_links_match_phone"),
+    ],
+)
+def test_a_lookup_by_one_key_uses_that_keys_index_without_statistics(
+    postgres_schema: PostgresSchema, postgres_url: str, where: str, index: str
+) -> None:
+    subprocess.run(
+        ["psql", POSTGRES_SERVER, "-v", "ON_ERROR_STOP=1", "-X", "-q", "-c",
+         f"SET search_path TO {postgres_schema.name}; {FILL}"],
+        check=True, capture_output=True, text=True,
+    )  # fmt: skip
+    lookup = f"SELECT * FROM links WHERE connection_id = 1 AND kind = 'contact' AND {where}"  # noqa: S608
+    explained = plan(postgres_schema, lookup)
+    assert f" using {index} on links" in explained.lower(), explained
+    # Index Cond names the key: the lookup descends to it instead of filtering the connection's links.
+    assert "Filter" not in explained, explained
