@@ -47,13 +47,15 @@ def fresh_sqlite(template: Path, directory: Path) -> str:
     return f"sqlite:///{path}"
 
 
-def psql(sql: str) -> None:
-    subprocess.run(
-        ["psql", POSTGRES_SERVER, "-v", "ON_ERROR_STOP=1", "-q", "-c", sql],
+def psql(sql: str) -> str:
+    """Run ``sql`` on the test database; what it printed, unaligned and without headers."""
+    done = subprocess.run(
+        ["psql", POSTGRES_SERVER, "-v", "ON_ERROR_STOP=1", "-X", "-q", "-A", "-t", "-c", sql],
         check=True,
         capture_output=True,
         text=True,
     )
+    return done.stdout
 
 
 def postgres_available() -> bool:

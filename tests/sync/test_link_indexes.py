@@ -7,11 +7,9 @@ for a lookup by one id, walking every link of the connection (milliseconds per e
 
 from __future__ import annotations
 
-import subprocess
-
 import pytest
 
-from tests.support.databases import POSTGRES_SERVER, PostgresSchema
+from tests.support.databases import PostgresSchema, psql
 
 pytestmark = pytest.mark.postgres
 
@@ -27,15 +25,6 @@ FROM generate_series(1, 5000) g;
 """
 
 
-def plan(schema: PostgresSchema, sql: str) -> str:
-    done = subprocess.run(
-        ["psql", POSTGRES_SERVER, "-v", "ON_ERROR_STOP=1", "-X", "-q", "-A", "-t", "-c",
-         f"SET search_path TO {schema.name}; EXPLAIN {sql}"],
-        check=True, capture_output=True, text=True,
-    )  # fmt: skip
-    return done.stdout
-
-
 @pytest.mark.parametrize(
     ("where", "index"),
     [
@@ -48,13 +37,10 @@ def plan(schema: PostgresSchema, sql: str) -> str:
 def test_a_lookup_by_one_key_uses_that_keys_index_without_statistics(
     postgres_schema: PostgresSchema, postgres_url: str, where: str, index: str
 ) -> None:
-    subprocess.run(
-        ["psql", POSTGRES_SERVER, "-v", "ON_ERROR_STOP=1", "-X", "-q", "-c",
-         f"SET search_path TO {postgres_schema.name}; {FILL}"],
-        check=True, capture_output=True, text=True,
-    )  # fmt: skip
+    in_schema = f"SET search_path TO {postgres_schema.name};"
+    psql(f"{in_schema} {FILL}")
     lookup = f"SELECT * FROM links WHERE connection_id = 1 AND kind = 'contact' AND {where}"  # noqa: S608
-    explained = plan(postgres_schema, lookup)
+    explained = psql(f"{in_schema} EXPLAIN {lookup}")
     assert f" using {index} on links" in explained.lower(), explained
     # Index Cond names the key: the lookup descends to it instead of filtering the connection's links.
     assert "Filter" not in explained, explained
