@@ -145,8 +145,11 @@ def create_app(settings: Settings | None = None, *, clock: Clock = utcnow) -> Fa
     )
     install_problem_handlers(app)
     openapi.install(app)
-    app.include_router(rankr_router)
-    app.include_router(ghl_router)
+    # The webhook routes are the hot path, so they go on the app's own router: FastAPI keeps an
+    # included router as a nested one and matches each request against it twice, which costs about
+    # 10 us a request, an eighth of what the intake spends in Python (bench/intake).
+    for router in (rankr_router, ghl_router):
+        app.router.routes.extend(router.routes)
     app.include_router(install_router)
     app.include_router(health_router)
     app.include_router(status_page_router)

@@ -99,7 +99,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
                 "--seconds",
                 "2" if quick else str(args.intake_seconds),
                 "--rounds",
-                "1" if quick else "2",
+                "1" if quick else "4",
             )
             for db in ("postgres", "sqlite")
         ],
@@ -200,7 +200,9 @@ def render(results: dict[str, Any]) -> str:
             "",
             "Signed Rankr webhooks (distinct ids) against `serve` (one process, worker off), wrk on",
             "loopback with 32 connections, next to bench/intake/baseline_app.py (same signature check,",
-            "same row, same driver). Best of the rounds for each.",
+            "same row, same driver), alternating, 4 rounds each: the best round of each. cpu_ratio is",
+            "the baseline's CPU time per request over the service's (each server process's own, from",
+            "/proc): throughput follows what else the shared machine runs, CPU per request much less.",
             "",
         ]
         rows = []
@@ -222,6 +224,9 @@ def render(results: dict[str, Any]) -> str:
                 "baseline_rps",
                 "service_rps",
                 "throughput_ratio",
+                "baseline_cpu_us",
+                "service_cpu_us",
+                "cpu_ratio",
                 "baseline_p50_ms",
                 "baseline_p99_ms",
                 "service_p50_ms",

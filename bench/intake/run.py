@@ -1,10 +1,12 @@
 """Intake benchmark: signed Rankr webhooks against ``serve`` and against the bare baseline, same run.
 
-    python -m bench.intake.run [--database postgres|sqlite] [--seconds 10] [--connections 32] [--rounds 2]
+    python -m bench.intake.run [--database postgres|sqlite] [--seconds 10] [--connections 32] [--rounds 4]
 
 Both servers run as one uvicorn process each (worker off), on a fresh database of their own; wrk
 replays pre-signed webhooks with distinct ids. Figures are ratios to the baseline measured in the
-same run, alternating the two so drift on a shared machine hits both.
+same run, alternating the two so drift on a shared machine hits both. Next to requests/s, the CPU
+time each server process spent per request (from /proc): the two share 2 cores with wrk and the
+database, so throughput moves with whatever else the machine runs, and CPU per request much less.
 """
 
 from __future__ import annotations
@@ -75,12 +77,21 @@ def start(command: list[str], env: dict[str, str], port: int) -> subprocess.Pope
     raise RuntimeError(f"{command} did not start")
 
 
-def wrk(port: int, data: Path, seconds: int, connections: int) -> dict[str, float]:
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time the process has used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def wrk(pid: int, port: int, data: Path, seconds: int, connections: int) -> dict[str, float]:
+    cpu = cpu_seconds(pid)
     output = subprocess.run(
         ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", str(LUA),
          f"http://127.0.0.1:{port}", "--", str(data), "2"],
         capture_output=True, text=True, check=True,
     ).stdout  # fmt: skip
+    cpu = cpu_seconds(pid) - cpu
+    requests = int(re.search(r"(\d+) requests in", output).group(1))  # type: ignore[union-attr]
     rate = float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1))  # type: ignore[union-attr]
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
 
@@ -90,6 +101,7 @@ def wrk(port: int, data: Path, seconds: int, connections: int) -> dict[str, floa
 
     return {
         "rps": rate,
+        "cpu_us_per_request": round(cpu / requests * 1e6, 1),
         "p50_ms": percentile("50"),
         "p99_ms": percentile("99"),
         "non2xx": int(errors.group(1)) if errors else 0,
@@ -110,7 +122,7 @@ def main() -> None:
     parser.add_argument("--database", choices=["postgres", "sqlite"], default="postgres")
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--connections", type=int, default=32)
-    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--rounds", type=int, default=4)
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         sys.exit("wrk is needed: apt-get install wrk")
@@ -156,7 +168,7 @@ def main() -> None:
                 signed_requests(data, 80_000)
                 process = start(command, env, port)
                 try:
-                    results[target].append(wrk(port, data, args.seconds, args.connections))
+                    results[target].append(wrk(process.pid, port, data, args.seconds, args.connections))
                 finally:
                     process.terminate()
                     process.wait(timeout=30)
@@ -169,12 +181,18 @@ def main() -> None:
         values = [run[key] for run in results[target]]
         return max(values) if key == "rps" else min(values)
 
+    baseline_cpu = best("baseline", "cpu_us_per_request")
+    service_cpu = best("service", "cpu_us_per_request")
+
     summary = {
         "database": args.database,
         "connections": args.connections,
         "baseline_rps": best("baseline", "rps"),
         "service_rps": best("service", "rps"),
         "throughput_ratio": round(best("service", "rps") / best("baseline", "rps"), 3),
+        "baseline_cpu_us": baseline_cpu,
+        "service_cpu_us": service_cpu,
+        "cpu_ratio": round(baseline_cpu / service_cpu, 3),
         "baseline_p50_ms": best("baseline", "p50_ms"),
         "baseline_p99_ms": best("baseline", "p99_ms"),
         "service_p50_ms": best("service", "p50_ms"),
