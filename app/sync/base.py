@@ -23,7 +23,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.connections.models import Connection
-from app.db import unit_of_work
+from app.db import reading, unit_of_work
 from app.errors import (
     Deferred,
     LinkConflictError,
@@ -299,7 +299,7 @@ class Handler:
     ) -> None:
         """A record was deleted on ``side``: settle its link with ``settle_delete`` (under the lease), or
         remember the deletion of a record never linked, so a late create event for it is not applied."""
-        async with self._sessions() as session:
+        async with reading(self._sessions) as session:
             link = await links.find(session, connection.id, self.kind, side, record_id)
         if link is not None:
             await self.leased(job, connection, link, partial(self.settle_delete, job, connection, up, side))

@@ -32,6 +32,7 @@ from pydantic import ValidationError
 from app.automation.config import Filters
 from app.config import DeleteMode
 from app.connections.models import Connection
+from app.db import reading
 from app.errors import Deferred, LinkConflictError, MappingError, UpstreamNotFound
 from app.integrations.ghl.schemas import GhlContact
 from app.integrations.rankr.schemas import RankrContact
@@ -114,7 +115,9 @@ class ContactSync(Handler):
                     f"the Rankr contact in the event cannot be read: {exc.errors()[0]['msg']}"
                 ) from exc
             observed = self.from_rankr(contact, current=False)
-            await self._sync(job, connection, up, Side.RANKR, contact.contact_id, partial(_given, observed))
+            await self._sync(
+                job, connection, up, Side.RANKR, contact.contact_id, partial(_given, observed), shown=observed
+            )
             return
         contact_id = str(job.payload["id"])
         if job.type == GHL_DELETE:
@@ -125,20 +128,10 @@ class ContactSync(Handler):
     # --- GHL changes: compare the webhook body first, fetch only when it differs --------------------
 
     async def _ghl_change(self, job: Job, connection: Connection, up: Upstreams, contact_id: str) -> None:
-        async with self._sessions() as session:
-            link = await links.find(session, connection.id, KIND, Side.GHL, contact_id)
-        # Only a lone event's body may stand for the contact: of several coalesced ones, the last to
-        # arrive need not be the newest (GHL does not promise order), so the contact is read instead.
-        if link is not None and link.state == LinkState.LINKED and not job.superseded:
-            try:
-                shown = mapping.from_ghl(GhlContact.model_validate(job.payload), self._maps)
-            except ValidationError:
-                shown = None
-            if shown is not None and mapping.fingerprint(shown) == link.synced_hash:
-                await self.settle(
-                    job, connection, Settlement(note="unchanged since the last sync (echo or no-op)")
-                )
-                return
+        try:
+            shown: Observed | None = self.from_ghl(GhlContact.model_validate(job.payload), current=False)
+        except ValidationError:
+            shown = None
         # GHL webhooks carry no dateUpdated and may omit fields: the current record is the truth. A
         # backfill's listing of a contact not linked yet is as good, and spares the read.
         await self._sync(
@@ -149,7 +142,25 @@ class ContactSync(Handler):
             contact_id,
             lambda: self._fetch(up, Side.GHL, contact_id),
             first_seen=self.listed(job.payload.get("listed"), Side.GHL),
+            shown=shown,
         )
+
+    @staticmethod
+    def _unchanged(job: Job, link: Link, shown: Observed | None) -> bool:
+        """Whether the event body shows the linked contact just as it was last synced, and no newer
+        than the link has seen: an echo of the service's own write, or a change to unmapped fields.
+        Such an event is settled without the link's lease, since it changes nothing.
+
+        Only a lone event's body may stand for the contact: of several coalesced ones, the last to
+        arrive need not be the newest (GHL does not promise order). GHL's bodies carry no time."""
+        if shown is None or job.superseded or link.state != LinkState.LINKED:
+            return False
+        if mapping.fingerprint(shown.fields) != link.synced_hash:
+            return False
+        if shown.side is Side.GHL:
+            return True
+        latest: datetime | None = link.rankr_modified_at
+        return latest is not None and shown.modified_at is not None and shown.modified_at <= latest
 
     async def _fetch(self, up: Upstreams, side: Side, record_id: str) -> Observed | None:
         """The record as its side holds it now (one API read), or None when it no longer exists."""
@@ -188,11 +199,17 @@ class ContactSync(Handler):
         observe: Callable[[], Awaitable[Observed | None]],
         *,
         first_seen: Observed | None = None,
+        shown: Observed | None = None,
     ) -> None:
         """Create or update the record's counterpart from the state ``observe`` returns (or, for a
-        record not linked yet, ``first_seen`` when given)."""
-        async with self._sessions() as session:
+        record not linked yet, ``first_seen`` when given); ``shown``: the state the event's body
+        shows, which settles an echo at once (``_unchanged``)."""
+        async with reading(self._sessions) as session:
             link, in_flight = await links.find_with_pending(session, connection.id, KIND, side, record_id)
+        if link is not None and self._unchanged(job, link, shown):
+            note = "unchanged since the last sync (echo or no-op)"
+            await self.settle(job, connection, Settlement(note=note))
+            return
         if link is None:
             seen = first_seen or await observe()
             if seen is None:
@@ -252,7 +269,7 @@ class ContactSync(Handler):
         email, phone = mapping.match_keys(seen.fields)
         if target is Side.RANKR:
             phone = None  # Rankr recognises a contact by its email only; GHL by email or phone
-        async with self._sessions() as session:
+        async with reading(self._sessions) as session:
             clashes = [
                 other
                 for other in await links.find_by_match(session, connection.id, KIND, email, phone)
@@ -298,7 +315,7 @@ class ContactSync(Handler):
         await self.settle(job, connection, result)
 
     async def _ensure_unlinked(self, connection: Connection, side: Side, record_id: str, link: Link) -> None:
-        async with self._sessions() as session:
+        async with reading(self._sessions) as session:
             other = await links.find(session, connection.id, KIND, side, record_id)
         if other is not None and other.id != link.id:
             raise LinkConflictError(

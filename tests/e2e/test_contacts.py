@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from tests.support.service import Service, ghl_event, rankr_event
+from tests.support.service import Service, ghl_event, query, rankr_event
 
 pytestmark = pytest.mark.slow
 
@@ -94,6 +94,23 @@ def test_an_update_that_changes_no_mapped_field_writes_nothing(service: Service)
     ghl_mark = service.ghl.mark()
     service.rankr.update(contact["contactId"], customFields={"unmapped": "x"})
     service.settle()
+    assert service.ghl.writes_since(ghl_mark) == []
+
+
+def test_a_rankr_event_showing_the_synced_state_settles_at_once_unless_it_is_newer(service: Service) -> None:
+    contact, _ = created_in_rankr(service)
+    ghl_mark = service.ghl.mark()
+    # As the echo of the service's own write would: the fields last synced, no newer than the link.
+    assert service.post_rankr(rankr_event("contact.updated", contact)).status_code == 202
+    service.settle()
+    # The same fields stamped later (a change to something unmapped): the link keeps the later time.
+    later = {**contact, "lastModified": "2030-01-01T00:00:00.000Z"}
+    assert service.post_rankr(rankr_event("contact.updated", later)).status_code == 202
+    service.settle()
+    notes = [event["last_error"] for event in service.events("rankr")][-2:]
+    assert notes == ["unchanged since the last sync (echo or no-op)", "no mapped field changed"]
+    [link] = query(service.database_url, "SELECT rankr_modified_at FROM links")
+    assert str(link["rankr_modified_at"]).startswith("2030-01-01")
     assert service.ghl.writes_since(ghl_mark) == []
 
 
