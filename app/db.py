@@ -220,18 +220,21 @@ def is_unavailable(error: BaseException) -> bool:
 
 
 @asynccontextmanager
-async def reading(sessions: async_sessionmaker[AsyncSession]) -> AsyncIterator[AsyncSession]:
-    """A session for lookups that need no transaction: each statement runs on its own.
+async def autocommit(sessions: async_sessionmaker[AsyncSession]) -> AsyncIterator[AsyncSession]:
+    """A session whose statements each take effect on their own, outside any transaction: for
+    lookups, and for work that is one statement (which is atomic by itself).
 
-    On Postgres that spares the BEGIN and ROLLBACK round trips around them (two of every three
-    statements of a lone lookup) and changes nothing else: at READ COMMITTED every statement reads
-    from a snapshot of its own anyway. Not for locking reads (``FOR UPDATE``). SQLite's driver opens
+    On Postgres that spares the BEGIN and the COMMIT or ROLLBACK round trips around them (two of
+    every three statements of a lone lookup) and changes nothing else: at READ COMMITTED every
+    statement reads from a snapshot of its own anyway. Not for locking reads (``FOR UPDATE``), nor
+    for several writes that must stand or fall together (``unit_of_work``). SQLite's driver opens
     no transaction for reads, so there the session is left as it is.
     """
     async with sessions() as session:
         if session.bind.dialect.name == "postgresql":
             await session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
         yield session
+        await session.commit()
 
 
 @asynccontextmanager

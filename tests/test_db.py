@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app import db
@@ -53,7 +54,7 @@ async def test_a_connection_dropped_while_in_busy_use_fails_one_statement_as_una
     first = await backend_pid(postgres_engine)
     drop(first)
 
-    with pytest.raises(Exception) as failed:
+    with pytest.raises(DBAPIError) as failed:
         await backend_pid(postgres_engine)
     assert db.is_unavailable(failed.value)
     assert await backend_pid(postgres_engine) != first

@@ -23,7 +23,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.connections.models import Connection
-from app.db import reading, unit_of_work
+from app.db import autocommit, unit_of_work
 from app.errors import (
     Deferred,
     LinkConflictError,
@@ -299,7 +299,7 @@ class Handler:
     ) -> None:
         """A record was deleted on ``side``: settle its link with ``settle_delete`` (under the lease), or
         remember the deletion of a record never linked, so a late create event for it is not applied."""
-        async with reading(self._sessions) as session:
+        async with autocommit(self._sessions) as session:
             link = await links.find(session, connection.id, self.kind, side, record_id)
         if link is not None:
             await self.leased(job, connection, link, partial(self.settle_delete, job, connection, up, side))
@@ -427,7 +427,9 @@ class Handler:
     async def settle(self, job: Job, connection: Connection, result: Settlement) -> None:
         """Commit the event's outcome atomically: link state, audit entries, event done."""
         now = self._clock()
-        async with unit_of_work(self._sessions) as session:
+        # Settling an event that changed nothing (an echo, say) is one UPDATE: atomic by itself.
+        alone = result.link_values is None and not result.audits and not result.synced and not job.superseded
+        async with (autocommit if alone else unit_of_work)(self._sessions) as session:
             if result.link_id is not None and result.link_values is not None:
                 values = {**result.link_values, "updated_at": now}
                 if not await links.save(session, result.link_id, job.holder, values):

@@ -32,7 +32,7 @@ from pydantic import ValidationError
 from app.automation.config import Filters
 from app.config import DeleteMode
 from app.connections.models import Connection
-from app.db import reading
+from app.db import autocommit
 from app.errors import Deferred, LinkConflictError, MappingError, UpstreamNotFound
 from app.integrations.ghl.schemas import GhlContact
 from app.integrations.rankr.schemas import RankrContact
@@ -204,7 +204,7 @@ class ContactSync(Handler):
         """Create or update the record's counterpart from the state ``observe`` returns (or, for a
         record not linked yet, ``first_seen`` when given); ``shown``: the state the event's body
         shows, which settles an echo at once (``_unchanged``)."""
-        async with reading(self._sessions) as session:
+        async with autocommit(self._sessions) as session:
             link, in_flight = await links.find_with_pending(session, connection.id, KIND, side, record_id)
         if link is not None and self._unchanged(job, link, shown):
             note = "unchanged since the last sync (echo or no-op)"
@@ -269,7 +269,7 @@ class ContactSync(Handler):
         email, phone = mapping.match_keys(seen.fields)
         if target is Side.RANKR:
             phone = None  # Rankr recognises a contact by its email only; GHL by email or phone
-        async with reading(self._sessions) as session:
+        async with autocommit(self._sessions) as session:
             clashes = [
                 other
                 for other in await links.find_by_match(session, connection.id, KIND, email, phone)
@@ -315,7 +315,7 @@ class ContactSync(Handler):
         await self.settle(job, connection, result)
 
     async def _ensure_unlinked(self, connection: Connection, side: Side, record_id: str, link: Link) -> None:
-        async with reading(self._sessions) as session:
+        async with autocommit(self._sessions) as session:
             other = await links.find(session, connection.id, KIND, side, record_id)
         if other is not None and other.id != link.id:
             raise LinkConflictError(

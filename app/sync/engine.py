@@ -16,7 +16,7 @@ from app.backfill.repair import ContactRepair
 from app.config import Settings
 from app.connections import repository as connections
 from app.connections.models import Connection, ConnectionStatus
-from app.db import reading, unit_of_work
+from app.db import autocommit, unit_of_work
 from app.errors import UnroutableEvent
 from app.inbox import repository as inbox
 from app.inbox.models import EventStatus, WebhookEvent
@@ -129,7 +129,7 @@ class SyncEngine:
             note = await apply_app_event(self._sessions, job.type, job.payload, self._clock())
             await self._finish(job, EventStatus.DONE, note)
             return
-        async with reading(self._sessions) as session:
+        async with autocommit(self._sessions) as session:
             connection = await connections.by_account(session, job.source.value, job.account_key)
         if connection is None or connection.status != ConnectionStatus.ACTIVE:
             state = "disabled" if connection is not None else "no"
