@@ -177,68 +177,64 @@ async def count_decided(
     return int(rows.scalar_one())
 
 
-def same_person(email: str | None, phone: str | None, emails: Any, phones: Any) -> ColumnElement[bool] | None:
-    """The matching rule as SQL: the same normalised email, or the same normalised phone when at
-    most one of the two records has an email (two different emails are two people)."""
+def same_person(
+    email: str | None, phone: str | None, other_email: str | None, other_phone: str | None
+) -> bool:
+    """The matching rule: the same normalised email, or the same normalised phone when at most one
+    of the two records has an email (two different emails are two people)."""
+    if email and other_email == email:
+        return True
+    return bool(phone) and other_phone == phone and (other_email is None if email else True)
+
+
+def _of_people(emails: Any, phones: Any, records: Sequence[StagedContact]) -> ColumnElement[bool] | None:
+    """Rows that share an email or a phone with one of ``records`` (a superset of ``same_person``)."""
     conditions: list[ColumnElement[bool]] = []
-    if email:
-        conditions.append(emails == email)
-    if phone:
-        by_phone: ColumnElement[bool] = phones == phone
-        conditions.append(and_(by_phone, emails.is_(None)) if email else by_phone)
+    wanted = {record.match_email for record in records} - {None}
+    if wanted:
+        conditions.append(emails.in_(wanted))
+    wanted = {record.match_phone for record in records} - {None}
+    if wanted:
+        conditions.append(phones.in_(wanted))
     return or_(*conditions) if conditions else None
 
 
-async def find_staged(
-    session: AsyncSession,
-    record: StagedContact,
-    *,
-    side: str | None,
-    outcomes: Sequence[str] | None,
-) -> StagedContact | None:
-    """The oldest other staged record of the same person (on ``side``; with one of ``outcomes``,
-    or undecided when ``outcomes`` is None)."""
-    match = same_person(
-        record.match_email, record.match_phone, StagedContact.match_email, StagedContact.match_phone
+async def staged_people(
+    session: AsyncSession, connection_id: int, job: str, records: Sequence[StagedContact]
+) -> Sequence[StagedContact]:
+    """The staged records of the job that may be the same people as ``records``, oldest first: what
+    deciding a batch looks its candidates up in (at most PERSON_RECORDS per record of the batch)."""
+    shared = _of_people(StagedContact.match_email, StagedContact.match_phone, records)
+    if shared is None:
+        return []
+    rows = await session.execute(
+        select(StagedContact)
+        .where(StagedContact.connection_id == connection_id, StagedContact.job == job, shared)
+        .order_by(StagedContact.id)
+        .limit(len(records) * PERSON_RECORDS)
     )
-    if match is None:
-        return None
-    statement = select(StagedContact).where(
-        StagedContact.connection_id == record.connection_id,
-        StagedContact.job == record.job,
-        StagedContact.id != record.id,
-        match,
-    )
-    if side is not None:
-        statement = statement.where(StagedContact.side == side)
-    # The outcome is checked here rather than in SQL: given ``outcome IS NULL`` and ``ORDER BY id``,
-    # SQLite walks the outcome index through every undecided record instead of looking the few
-    # records of this person up by email or phone (quadratic over a whole backfill).
-    rows = await session.execute(statement.order_by(StagedContact.id).limit(PERSON_RECORDS))
-    for candidate in rows.scalars():
-        if (candidate.outcome is None) if outcomes is None else (candidate.outcome in outcomes):
-            return candidate
-    return None
+    return rows.scalars().all()
 
 
-async def linked_person(
-    session: AsyncSession, connection_id: int, kind: str, email: str | None, phone: str | None
-) -> int | None:
-    """The live link of the person with this email / phone (by ``same_person``), if there is one."""
-    match = same_person(email, phone, Link.match_email, Link.match_phone)
-    if match is None:
-        return None
-    row = await session.execute(
-        select(Link.id)
+async def linked_people(
+    session: AsyncSession, connection_id: int, kind: str, records: Sequence[StagedContact]
+) -> Sequence[tuple[int, str | None, str | None]]:
+    """The live links (id, email, phone) that may stand for the same people as ``records``."""
+    shared = _of_people(Link.match_email, Link.match_phone, records)
+    if shared is None:
+        return []
+    rows = await session.execute(
+        select(Link.id, Link.match_email, Link.match_phone)
         .where(
             Link.connection_id == connection_id,
             Link.kind == kind,
             Link.state.in_((LinkState.LINKED, LinkState.PENDING)),
-            match,
+            shared,
         )
-        .limit(1)
+        .order_by(Link.id)
+        .limit(len(records) * PERSON_RECORDS)
     )
-    return row.scalar_one_or_none()
+    return rows.tuples().all()
 
 
 async def outcome_counts(session: AsyncSession, connection_id: int, job: str) -> dict[str, int]:

@@ -20,6 +20,7 @@ import secrets
 import socket
 import time
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -321,6 +322,65 @@ def _later(stored: str | None, seen: datetime) -> str:
     return (seen if previous is None or seen > previous else previous).isoformat()
 
 
+@dataclass
+class _People:
+    """What deciding a batch of staged records looks at, read with four queries for the whole batch
+    (before, four per record): the records' links, and the staged records and live links of the
+    same people. Decisions change the staged records in place, so each record of the batch is
+    decided as it would be one after the other."""
+
+    links: dict[str, dict[str, Link]]
+    staged: Sequence[StagedContact]
+    linked: Sequence[tuple[int, str | None, str | None]]
+
+    @classmethod
+    async def of(
+        cls, session: AsyncSession, connection: Connection, job: str, batch: Sequence[StagedContact]
+    ) -> _People:
+        found: dict[str, dict[str, Link]] = {}
+        for side in ("rankr", "ghl"):
+            ids = {record.record_id for record in batch if record.side == side}
+            found[side] = await links.find_many(session, connection.id, KIND, side, ids)
+        return cls(
+            links=found,
+            staged=await repo.staged_people(session, connection.id, job, batch),
+            linked=await repo.linked_people(session, connection.id, KIND, batch),
+        )
+
+    def oldest(
+        self, record: StagedContact, *, side: str | None, outcomes: Sequence[str] | None
+    ) -> StagedContact | None:
+        """The oldest other staged record of the same person (on ``side``; with one of ``outcomes``,
+        or undecided when ``outcomes`` is None), among the first PERSON_RECORDS of that person."""
+        email, phone, looked = record.match_email, record.match_phone, 0
+        for other in self.staged:
+            if other.id == record.id or (side is not None and other.side != side):
+                continue
+            if not repo.same_person(email, phone, other.match_email, other.match_phone):
+                continue
+            if (other.outcome is None) if outcomes is None else (other.outcome in outcomes):
+                return other
+            looked += 1
+            if looked == repo.PERSON_RECORDS:
+                return None
+        return None
+
+    def claimed(self, record: StagedContact) -> str | None:
+        """Who already stands for this record's person, if anyone (see rule 2 of ``_decide``)."""
+        staged = self.oldest(record, side=None, outcomes=("pair", "paired", "create"))
+        if staged is not None:
+            return f"{staged.side} {staged.record_id}"
+        linked = self.linked_to(record)
+        return f"link {linked}" if linked is not None else None
+
+    def linked_to(self, record: StagedContact) -> int | None:
+        """The live link of this record's person, if there is one."""
+        for link_id, email, phone in self.linked:
+            if repo.same_person(record.match_email, record.match_phone, email, phone):
+                return link_id
+        return None
+
+
 class Backfill(SyncRun):
     """The first sync of a connection: link the same people, merge their fields, create the rest.
 
@@ -416,10 +476,11 @@ class Backfill(SyncRun):
                 batch = await repo.staged(session, connection.id, self.job, after, BATCH, undecided=True)
                 if not batch:
                     return
+                people = await _People.of(session, connection, self.job, batch)
                 for record in batch:
                     after = record.id
                     if record.outcome is None:  # decided in this batch as another's counterpart
-                        await self._decide(session, connection, record)
+                        self._decide(people, record)
                 await self._save(session)
 
     async def _queue_decided(
@@ -498,7 +559,7 @@ class Backfill(SyncRun):
         rankr, ghl = (record, counterpart) if record.side == "rankr" else (counterpart, record)
         return events.pair(self.job, run, connection, rankr, ghl), [rankr, ghl]
 
-    async def _decide(self, session: AsyncSession, connection: Connection, record: StagedContact) -> None:
+    def _decide(self, people: _People, record: StagedContact) -> None:
         """The matching rule, per staged record (Rankr's are decided first, oldest first):
 
         1. already linked (by a webhook, or an earlier backfill): nothing to do (``linked``);
@@ -510,18 +571,18 @@ class Backfill(SyncRun):
            and their fields merged (``pair``/``paired``);
         4. otherwise it exists on one side only and is created on the other (``create``).
         """
-        link = await links.find(session, connection.id, KIND, record.side, record.record_id)
+        link = people.links[record.side].get(record.record_id)
         if link is not None:
             live = link.state in (LinkState.LINKED, LinkState.PENDING)
             self._decided(record, "linked" if live else "ended", f"link {link.id}")
             return
-        claimed = await self._claimed(session, connection, record)
+        claimed = people.claimed(record)
         if claimed is not None:
             self._decided(record, "duplicate", claimed)
             self._report(f"duplicate {record.side} {record.record_id}: same person as {claimed}; left alone")
             return
         other = "ghl" if record.side == "rankr" else "rankr"
-        counterpart = await repo.find_staged(session, record, side=other, outcomes=None)
+        counterpart = people.oldest(record, side=other, outcomes=None)
         if counterpart is not None:
             rankr, ghl = (record, counterpart) if record.side == "rankr" else (counterpart, record)
             how = "email" if record.match_email and record.match_email == counterpart.match_email else "phone"
@@ -538,18 +599,6 @@ class Backfill(SyncRun):
             return
         self._report(f"create in {other}: {record.side} {record.record_id}")
         self._decided(record, "create", f"in {other}")
-
-    async def _claimed(
-        self, session: AsyncSession, connection: Connection, record: StagedContact
-    ) -> str | None:
-        """Who already stands for this record's person, if anyone (see rule 2 of ``_decide``)."""
-        staged = await repo.find_staged(session, record, side=None, outcomes=("pair", "paired", "create"))
-        if staged is not None:
-            return f"{staged.side} {staged.record_id}"
-        linked = await repo.linked_person(
-            session, connection.id, KIND, record.match_email, record.match_phone
-        )
-        return f"link {linked}" if linked is not None else None
 
     def _decided(self, record: StagedContact, outcome: str, detail: str) -> None:
         record.outcome = outcome
@@ -644,14 +693,13 @@ class Reconciliation(SyncRun):
                 batch = await repo.staged(session, connection.id, RECONCILE, after, BATCH, undecided=False)
                 if not batch:
                     return
+                people = await _People.of(session, connection, RECONCILE, batch)
                 for record in batch:
                     after = record.id
                     if record.outcome is not None:
                         continue
-                    link = await links.find(session, connection.id, KIND, record.side, record.record_id)
-                    if link is None and await repo.linked_person(
-                        session, connection.id, KIND, record.match_email, record.match_phone
-                    ):
+                    link = people.links[record.side].get(record.record_id)
+                    if link is None and people.linked_to(record) is not None:
                         # Left alone by the backfill as a duplicate of a linked person (or became one).
                         record.outcome = "duplicate"
                     elif link is None:

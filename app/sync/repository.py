@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -29,6 +29,19 @@ async def find(
         )
     )
     return row.scalar_one_or_none()
+
+
+async def find_many(
+    session: AsyncSession, connection_id: int, kind: str, side: str, record_ids: Collection[str]
+) -> dict[str, Link]:
+    """The links of these records of one side, by record id (those that have one)."""
+    if not record_ids:
+        return {}
+    column = side_column(side)
+    rows = await session.execute(
+        select(Link).where(Link.connection_id == connection_id, Link.kind == kind, column.in_(record_ids))
+    )
+    return {getattr(link, f"{side}_id"): link for link in rows.scalars()}
 
 
 async def find_with_pending(
