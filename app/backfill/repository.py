@@ -5,7 +5,7 @@ Never commits.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -253,26 +253,39 @@ async def outcome_counts(session: AsyncSession, connection_id: int, job: str) ->
 # --- queued events -------------------------------------------------------------------------------------
 
 
-async def enqueue(session: AsyncSession, event: IncomingEvent, now: datetime) -> int | None:
-    """Store a synthetic event in the inbox, once per event id; its row id, None when it was stored before."""
+async def enqueue(session: AsyncSession, queued: Sequence[IncomingEvent], now: datetime) -> dict[str, int]:
+    """Store synthetic events in the inbox (one statement), each once per event id: the row ids of
+    those stored now, by event id (one stored before is left out)."""
+    if not queued:
+        return {}
+    rows = [
+        {
+            "source": event.source.value,
+            "event_id": event.event_id,
+            "type": event.type,
+            "account_key": event.account_key,
+            "ordering_key": event.ordering_key,
+            "payload": event.payload,
+            "received_at": now,
+            "status": EventStatus.PENDING.value,
+            "attempts": 0,
+            "next_attempt_at": now,
+        }
+        for event in queued
+    ]
     statement = (
         _insert(session, WebhookEvent)
-        .values(
-            source=event.source.value,
-            event_id=event.event_id,
-            type=event.type,
-            account_key=event.account_key,
-            ordering_key=event.ordering_key,
-            payload=event.payload,
-            received_at=now,
-            status=EventStatus.PENDING.value,
-            attempts=0,
-            next_attempt_at=now,
-        )
+        .values(rows)
         .on_conflict_do_nothing(index_elements=["source", "event_id"])
-        .returning(WebhookEvent.id)
+        .returning(WebhookEvent.event_id, WebhookEvent.id)
     )
-    return (await session.execute(statement)).scalar_one_or_none()
+    return dict((await session.execute(statement)).tuples().all())
+
+
+async def load(session: AsyncSession, ids: Collection[int]) -> None:
+    """Read these staged records into the session at once (``session.get`` then finds them there)."""
+    if ids:
+        await session.execute(select(StagedContact).where(StagedContact.id.in_(ids)))
 
 
 async def events_by_status(session: AsyncSession, prefix: str) -> dict[str, int]:

@@ -304,7 +304,7 @@ class SyncRun:
         self.counts["failed"] = statuses.get(EventStatus.DEAD, 0)
 
     async def _queue(self, session: AsyncSession, event: IncomingEvent) -> int | None:
-        return await repo.enqueue(session, event, self._clock())
+        return (await repo.enqueue(session, [event], self._clock())).get(event.event_id)
 
 
 def _mixed(streams: Sequence[Sequence[StagedContact]]) -> list[StagedContact]:
@@ -539,11 +539,13 @@ class Backfill(SyncRun):
             for target, stream in zip(after, streams, strict=True):
                 if stream:
                     after[target] = stream[-1].id
-            for record in _mixed(streams):
-                event, carried = await self._event(session, connection, run, record)
-                ref = await self._queue(session, event)
-                for staged in carried if ref is not None else ():  # None: queued before a crash
-                    staged.event_ref = ref
+            mixed = _mixed(streams)
+            await repo.load(session, {r.counterpart_id for r in mixed if r.counterpart_id is not None})
+            queued = [await self._event(session, connection, run, record) for record in mixed]
+            refs = await repo.enqueue(session, [event for event, _ in queued], self._clock())
+            for event, carried in queued:
+                for staged in carried if event.event_id in refs else ():  # else queued before a crash
+                    staged.event_ref = refs[event.event_id]
             await self._save(session, cursor={**self._cursor, **{f"queued:{t}": a for t, a in after.items()}})
 
     async def _event(
