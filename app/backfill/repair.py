@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from app.connections.models import Connection
+from app.db import autocommit
 from app.sync import mapping
 from app.sync import repository as links
 from app.sync.base import Job, Observed, Settlement, Side, Upstreams, newest, snapshot_values
@@ -35,7 +36,7 @@ class ContactRepair(ContactSync):
         if job.type == PAIR:
             await self._pair(job, connection, up, str(job.payload["rankrId"]), str(job.payload["ghlId"]))
             return
-        async with self._sessions() as session:
+        async with autocommit(self._sessions) as session:
             link = await links.get(session, int(job.payload["linkId"]))
         if link is None:
             await self.settle(job, connection, Settlement(note="the link no longer exists"))
@@ -47,7 +48,7 @@ class ContactRepair(ContactSync):
     async def _pair(
         self, job: Job, connection: Connection, up: Upstreams, rankr_id: str, ghl_id: str
     ) -> None:
-        async with self._sessions() as session:
+        async with autocommit(self._sessions) as session:
             by_rankr = await links.find(session, connection.id, KIND, Side.RANKR, rankr_id)
             by_ghl = await links.find(session, connection.id, KIND, Side.GHL, ghl_id)
         if by_rankr is not None and by_ghl is not None and by_rankr.id == by_ghl.id:

@@ -194,15 +194,14 @@ class Handler:
         write stale values back.
         """
         now = self._clock()
-        async with unit_of_work(self._sessions) as session:
-            taken = await links.acquire_lease(session, link.id, job.holder, now, now + self._lease)
-            current = await links.get(session, link.id) if taken else None
+        async with autocommit(self._sessions) as session:
+            current = await links.acquire_lease(session, link.id, job.holder, now, now + self._lease)
         if current is None:
             raise Deferred(f"link {link.id} is being synced by another worker")
         return current
 
     async def release(self, job: Job, link_id: int) -> None:
-        async with unit_of_work(self._sessions) as session:
+        async with autocommit(self._sessions) as session:
             await links.release_lease(session, link_id, job.holder)
 
     def audit(
@@ -269,7 +268,7 @@ class Handler:
             **values,
         )
         try:
-            async with unit_of_work(self._sessions) as session:
+            async with autocommit(self._sessions) as session:  # one INSERT
                 session.add(link)
         except IntegrityError as exc:
             raise Deferred(f"another worker is linking this {self.kind}") from exc

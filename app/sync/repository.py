@@ -102,8 +102,9 @@ async def find_by_match(
 
 async def acquire_lease(
     session: AsyncSession, link_id: int, owner: str, now: datetime, until: datetime
-) -> bool:
-    """Take the link's lease unless someone else holds an unexpired one."""
+) -> Link | None:
+    """Take the link's lease unless someone else holds an unexpired one: the link as it is now (one
+    statement), or None."""
     result = await session.execute(
         update(Link)
         .where(
@@ -111,8 +112,10 @@ async def acquire_lease(
             or_(Link.lease_until.is_(None), Link.lease_until < now, Link.lease_owner == owner),
         )
         .values(lease_owner=owner, lease_until=until)
+        .returning(Link)
+        .execution_options(synchronize_session=False, populate_existing=True)
     )
-    return bool(result.rowcount)  # type: ignore[attr-defined]
+    return result.scalar_one_or_none()
 
 
 async def release_lease(session: AsyncSession, link_id: int, owner: str) -> None:
