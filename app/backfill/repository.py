@@ -14,8 +14,8 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.backfill.models import StagedContact, SyncJob
-from app.inbox.models import OPEN_STATUSES, EventStatus, WebhookEvent
-from app.inbox.service import IncomingEvent
+from app.inbox.models import OPEN_STATUSES, WebhookEvent
+from app.inbox.service import IncomingEvent, event_row
 from app.sync.models import Link, LinkState
 
 # At most this many records of one person are looked at (more would be a data problem of its own).
@@ -258,24 +258,9 @@ async def enqueue(session: AsyncSession, queued: Sequence[IncomingEvent], now: d
     those stored now, by event id (one stored before is left out)."""
     if not queued:
         return {}
-    rows = [
-        {
-            "source": event.source.value,
-            "event_id": event.event_id,
-            "type": event.type,
-            "account_key": event.account_key,
-            "ordering_key": event.ordering_key,
-            "payload": event.payload,
-            "received_at": now,
-            "status": EventStatus.PENDING.value,
-            "attempts": 0,
-            "next_attempt_at": now,
-        }
-        for event in queued
-    ]
     statement = (
         _insert(session, WebhookEvent)
-        .values(rows)
+        .values([event_row(event, now) for event in queued])
         .on_conflict_do_nothing(index_elements=["source", "event_id"])
         .returning(WebhookEvent.event_id, WebhookEvent.id)
     )

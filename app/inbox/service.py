@@ -26,7 +26,8 @@ class IncomingEvent:
     payload: dict[str, Any]
 
 
-def _row(event: IncomingEvent, now: datetime) -> dict[str, Any]:
+def event_row(event: IncomingEvent, now: datetime) -> dict[str, Any]:
+    """The inbox row of a new event, due at once."""
     return {
         "source": event.source.value,
         "event_id": event.event_id,
@@ -46,7 +47,7 @@ async def record(writer: InboxWriter, event: IncomingEvent, now: datetime) -> bo
 
     One autocommitted statement: the intake does no other database work.
     """
-    return await writer.insert(_row(event, now))
+    return await writer.insert(event_row(event, now))
 
 
 def ordering_key(source: Source, account: str, kind: str, record_id: str) -> str:
@@ -56,7 +57,7 @@ def ordering_key(source: Source, account: str, kind: str, record_id: str) -> str
 
 def enqueue_in(session: AsyncSession, event: IncomingEvent, now: datetime) -> None:
     """Queue an event the service makes itself, within the caller's transaction."""
-    session.add(WebhookEvent(**_row(event, now)))
+    session.add(WebhookEvent(**event_row(event, now)))
 
 
 async def enqueue(sessions: async_sessionmaker[AsyncSession], event: IncomingEvent, now: datetime) -> bool:
