@@ -220,6 +220,7 @@ class Worker:
                     exclude_accounts=held_back,
                 )
                 waiting = await inbox.waiting_behind(session, heads, limit=most * len(heads))
+                routes = await connections.by_accounts(session, {(h.source, h.account_key) for h in heads})
                 for head in heads:
                     folded = coalesce.foldable(head, waiting.get(head.ordering_key, [])[:most])
                     previous = self._recent.get(head.ordering_key)
@@ -232,7 +233,8 @@ class Worker:
                         )  # fmt: skip
                         continue
                     self._remember(head.ordering_key, [head, *folded], now - coalesce.HOLD_MAX)
-                    claimed.append((head, self._engine.plan(head, folded, self.name)))
+                    route = routes.get((head.source, head.account_key))
+                    claimed.append((head, self._engine.plan(head, folded, self.name, route)))
         except Exception:
             log.exception("worker.claim_failed", extra={"worker": self.name})
             await asyncio.sleep(self._settings.worker_poll_seconds)

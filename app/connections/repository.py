@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -19,10 +19,23 @@ async def all_connections(session: AsyncSession) -> Sequence[Connection]:
     return (await session.execute(select(Connection).order_by(Connection.id))).scalars().all()
 
 
-async def by_account(session: AsyncSession, source: str, account_key: str) -> Connection | None:
-    """The connection an event belongs to: by Rankr account id, or by GHL location id."""
-    column = Connection.rankr_account_id if source == "rankr" else Connection.ghl_location_id
-    return (await session.execute(select(Connection).where(column == account_key))).scalar_one_or_none()
+async def by_accounts(
+    session: AsyncSession, accounts: Collection[tuple[str, str]]
+) -> dict[tuple[str, str], Connection]:
+    """The connections events belong to, by (source, account key): a Rankr account id, or a GHL
+    location id. One query for all of them; accounts with no connection are left out."""
+    if not accounts:
+        return {}
+    rankr = {key for source, key in accounts if source == "rankr"}
+    ghl = {key for source, key in accounts if source != "rankr"}
+    rows = await session.execute(
+        select(Connection).where(Connection.rankr_account_id.in_(rankr) | Connection.ghl_location_id.in_(ghl))
+    )
+    found: dict[tuple[str, str], Connection] = {}
+    for connection in rows.scalars():
+        found[("rankr", connection.rankr_account_id)] = connection
+        found[("ghl", connection.ghl_location_id)] = connection
+    return {account: found[account] for account in accounts if account in found}
 
 
 async def ensure(

@@ -61,9 +61,20 @@ async def claim_due(
         # keep a probe at one index lookup. For this transaction only (the claim's).
         await session.execute(text("SET LOCAL enable_bitmapscan = off"))
     earlier = aliased(WebhookEvent)
-    claimed: list[int] = []
+    take = (
+        update(WebhookEvent)
+        .values(
+            status=EventStatus.PROCESSING,
+            lease_until=now + lease,
+            leased_by=worker,
+            attempts=WebhookEvent.attempts + 1,
+        )
+        .returning(WebhookEvent)
+        .execution_options(synchronize_session=False)
+    )
+    rows: list[WebhookEvent] = []
     after = 0
-    while len(claimed) < limit:
+    while len(rows) < limit:
         window = (
             select(WebhookEvent.id, WebhookEvent.ordering_key)
             .where(due, WebhookEvent.id > after, text(IS_OPEN))
@@ -87,25 +98,17 @@ async def claim_due(
         heads = [event_id for event_id, oldest in probed if event_id == oldest]
         if not heads:
             continue
-        lock = select(WebhookEvent.id).where(WebhookEvent.id.in_(heads), due).order_by(WebhookEvent.id)
+        # Locked and leased in one statement: the heads still due, that no other worker holds.
+        lock = (
+            select(WebhookEvent.id)
+            .where(WebhookEvent.id.in_(heads), due)
+            .order_by(WebhookEvent.id)
+            .limit(limit - len(rows))
+            .correlate(None)
+        )
         if postgres:
             lock = lock.with_for_update(skip_locked=True)
-        claimed += list((await session.execute(lock.limit(limit - len(claimed)))).scalars())
-    if not claimed:
-        return []
-    statement = (
-        update(WebhookEvent)
-        .where(WebhookEvent.id.in_(claimed))
-        .values(
-            status=EventStatus.PROCESSING,
-            lease_until=now + lease,
-            leased_by=worker,
-            attempts=WebhookEvent.attempts + 1,
-        )
-        .returning(WebhookEvent)
-        .execution_options(synchronize_session=False)
-    )
-    rows = (await session.execute(statement)).scalars().all()
+        rows += (await session.execute(take.where(WebhookEvent.id.in_(lock.scalar_subquery())))).scalars()
     return sorted(rows, key=lambda event: event.id)
 
 

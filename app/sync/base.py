@@ -139,6 +139,8 @@ class Job:
     worker: str
     ref: str | None = None  # the event's id as its source named it (webhook-id, webhookId)
     superseded: tuple[int, ...] = ()
+    # The connection the event routes to, as found when it was claimed (None: there is none).
+    connection: Connection | None = None
 
     @property
     def holder(self) -> str:

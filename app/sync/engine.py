@@ -14,9 +14,8 @@ from app.automation.runner import AutomationRunner
 from app.backfill import repair
 from app.backfill.repair import ContactRepair
 from app.config import Settings
-from app.connections import repository as connections
 from app.connections.models import Connection, ConnectionStatus
-from app.db import autocommit, unit_of_work
+from app.db import unit_of_work
 from app.errors import UnroutableEvent
 from app.inbox import repository as inbox
 from app.inbox.models import EventStatus, WebhookEvent
@@ -103,9 +102,12 @@ class SyncEngine:
         )
 
     @staticmethod
-    def plan(head: WebhookEvent, folded: Sequence[WebhookEvent], worker: str) -> Job:
+    def plan(
+        head: WebhookEvent, folded: Sequence[WebhookEvent], worker: str, connection: Connection | None
+    ) -> Job:
         """The job for a claimed event: the newest state of it and of the events folded into it
-        (``coalesce.foldable``: those waiting behind it that it may stand for).
+        (``coalesce.foldable``: those waiting behind it that it may stand for), routed to
+        ``connection`` (``connections.by_accounts``, read with the claim).
 
         The job runs under the head's claim (``event_id``); the events it supersedes are settled
         with it (see ``app.sync.coalesce``).
@@ -120,6 +122,7 @@ class SyncEngine:
             worker=worker,
             ref=chosen.event_id,
             superseded=tuple(event.id for event in folded),
+            connection=connection,
         )
 
     async def handle(self, job: Job) -> None:
@@ -129,8 +132,7 @@ class SyncEngine:
             note = await apply_app_event(self._sessions, job.type, job.payload, self._clock())
             await self._finish(job, EventStatus.DONE, note)
             return
-        async with autocommit(self._sessions) as session:
-            connection = await connections.by_account(session, job.source.value, job.account_key)
+        connection = job.connection
         if connection is None or connection.status != ConnectionStatus.ACTIVE:
             state = "disabled" if connection is not None else "no"
             raise UnroutableEvent(f"{state} connection for {job.source.value} account {job.account_key}")
