@@ -291,7 +291,6 @@ class ContactSync(Handler):
             target_id, target_fields, target_modified = await self._create_in_rankr(
                 job, connection, up, seen, link, result
             )
-        await self._ensure_unlinked(connection, target, target_id, link)
         # The target may hold values the origin lacks (it matched an existing record): bring them back
         # so both sides agree. Never clear anything on the origin this way.
         back = self.writable(mapping.fills(target_fields, seen.fields), seen.side)
@@ -315,6 +314,8 @@ class ContactSync(Handler):
         await self.settle(job, connection, result)
 
     async def _ensure_unlinked(self, connection: Connection, side: Side, record_id: str, link: Link) -> None:
+        """A create that found an existing record may link to it only if no other link has it (a
+        record just created is linked nowhere; the unique constraints on links back both)."""
         async with autocommit(self._sessions) as session:
             other = await links.find(session, connection.id, KIND, side, record_id)
         if other is not None and other.id != link.id:
@@ -330,6 +331,8 @@ class ContactSync(Handler):
         changes = mapping.describe(fields, None)
         upsert = up.ghl.upsert_contact(mapping.ghl_body(fields, self._maps))
         contact, created = await self.write(job, connection, link, Side.GHL, "create", changes, upsert)
+        if not created:  # GHL matched a contact it had (by email or phone): is it linked already?
+            await self._ensure_unlinked(connection, Side.GHL, contact.id, link)
         action = "create" if created else "link"
         result.audits.append(self.audit(link, Side.GHL, action, changes, ghl_id=contact.id))
         return contact.id, mapping.from_ghl(contact, self._maps), parse_instant(contact.date_updated)
