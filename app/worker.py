@@ -201,11 +201,21 @@ class Worker:
         task.add_done_callback(done)
 
     async def _claim(self, limit: int) -> list[tuple[WebhookEvent, Job]]:
-        """Claim due events, each with the job that applies it and the events queued behind it.
+        """Claim due events, each with the job that applies it and the events queued behind it; none
+        when none is due.
 
         A contact event whose burst is still arriving is put back at once, in the same transaction,
-        until the burst is over (``coalesce.hold_until``), without counting an attempt.
+        until the burst is over (``coalesce.hold_until``), without counting an attempt. Events that
+        change nothing are settled right there (``SyncEngine.settle_echoes``); when a claim held
+        only those, the next one is made at once.
         """
+        while True:
+            claimed, settled = await self._claim_once(limit)
+            if claimed or not settled:
+                return claimed
+
+    async def _claim_once(self, limit: int) -> tuple[list[tuple[WebhookEvent, Job]], int]:
+        """One claim: the events to apply, and how many were settled in it as changing nothing."""
         held_back, _ = self._registry.held_back()
         most = self._settings.coalesce_max_events
         quiet = timedelta(seconds=self._settings.coalesce_quiet_seconds)
@@ -238,12 +248,16 @@ class Worker:
                     self._remember(head.ordering_key, [head, *folded], now - coalesce.HOLD_MAX)
                     route = routes.get((head.source, head.account_key))
                     claimed.append((head, self._engine.plan(head, folded, self.name, route)))
+                settled = await self._engine.settle_echoes(session, [job for _, job in claimed], now)
         except Exception:
             log.exception("worker.claim_failed", extra={"worker": self.name})
             await asyncio.sleep(self._settings.worker_poll_seconds)
-            return []
+            return [], 0
         self._claimed_at = now
-        return claimed
+        for head, _ in claimed:
+            if head.id in settled:
+                metrics.event_finished(head.source, "processed", 0.0)
+        return [(head, job) for head, job in claimed if head.id not in settled], len(settled)
 
     def _remember(self, key: str, events: list[WebhookEvent], forget_before: datetime) -> None:
         """Note when the newest event of a record taken for work arrived (burst detection)."""
@@ -317,7 +331,7 @@ class Worker:
         log.error("worker.event_dead", extra={"type": event.type, "error": reason})
         now = self._clock()
         async with unit_of_work(self._sessions) as session:
-            if await inbox.finish(session, event.id, self.name, EventStatus.DEAD, now, reason[:2000]):
+            if await inbox.finish(session, [event.id], self.name, EventStatus.DEAD, now, reason[:2000]):
                 await inbox.finish_waiting(session, job.superseded, EventStatus.DEAD, now, reason[:2000])
 
     async def _reschedule(

@@ -5,7 +5,7 @@ The intake's insert lives in ``app.inbox.writer`` (on the driver itself, for spe
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -138,22 +138,27 @@ async def waiting_behind(
     return waiting
 
 
-def _settle(event_id: int, worker: str) -> Any:
+def _settle(event_ids: Collection[int], worker: str) -> Any:
     # Only the worker holding the lease may settle the event: one whose lease expired and was taken
     # over by another worker must not overwrite that worker's outcome.
-    return update(WebhookEvent).where(WebhookEvent.id == event_id, WebhookEvent.leased_by == worker)
+    return update(WebhookEvent).where(WebhookEvent.id.in_(event_ids), WebhookEvent.leased_by == worker)
 
 
 async def finish(
-    session: AsyncSession, event_id: int, worker: str, status: EventStatus, now: datetime, note: str | None
-) -> bool:
-    """Mark a claimed event done, skipped or dead."""
+    session: AsyncSession,
+    event_ids: Collection[int],
+    worker: str,
+    status: EventStatus,
+    now: datetime,
+    note: str | None,
+) -> int:
+    """Mark claimed events done, skipped or dead; returns how many this worker still held."""
     result = await session.execute(
-        _settle(event_id, worker).values(
+        _settle(event_ids, worker).values(
             status=status, finished_at=now, lease_until=None, leased_by=None, last_error=note
         )
     )
-    return bool(result.rowcount)  # type: ignore[attr-defined]
+    return int(result.rowcount)  # type: ignore[attr-defined]
 
 
 async def finish_waiting(
@@ -193,7 +198,7 @@ async def reschedule(
     }
     if not count_attempt:
         values["attempts"] = WebhookEvent.attempts - 1
-    result = await session.execute(_settle(event_id, worker).values(**values))
+    result = await session.execute(_settle([event_id], worker).values(**values))
     return bool(result.rowcount)  # type: ignore[attr-defined]
 
 

@@ -452,7 +452,9 @@ class Handler:
                 audit.get("result", "ok") == "ok" for audit in result.audits
             ):
                 await self.on_settled(session, job, result, self.kind)
-            if not await inbox.finish(session, job.event_id, job.worker, EventStatus.DONE, now, result.note):
+            if not await inbox.finish(
+                session, [job.event_id], job.worker, EventStatus.DONE, now, result.note
+            ):
                 # Our claim on the event expired and another worker took it: let that one decide.
                 raise LeaseLost()
             note = f"coalesced: applied with event {job.event_id}"

@@ -21,13 +21,14 @@ How the guarantees hold:
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from contextlib import suppress
 from datetime import datetime
 from functools import partial
 from typing import Any
 
 from pydantic import ValidationError
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.automation.config import Filters
 from app.config import DeleteMode
@@ -57,6 +58,7 @@ KIND = Kind.CONTACT.value
 COMPANY = "companyName"
 GHL_DELETE = "ContactDelete"
 RANKR_DELETE = "contact.deleted"
+UNCHANGED = "unchanged since the last sync (echo or no-op)"
 
 
 async def _given(observed: Observed) -> Observed:
@@ -125,13 +127,44 @@ class ContactSync(Handler):
             return
         await self._ghl_change(job, connection, up, contact_id)
 
+    async def echoes(self, session: AsyncSession, jobs: Sequence[Job]) -> list[Job]:
+        """Those of ``jobs`` (claimed, not started) that change nothing (``_unchanged``): mostly the
+        echoes of this service's own writes. Their links are read in ``session`` with one query per
+        connection and side, so the claim can settle them all at once (``SyncEngine.settle_echoes``)."""
+        shown = [(job, job.connection, self._shown(job)) for job in jobs]
+        wanted: dict[tuple[int, Side], set[str]] = {}
+        for _, connection, seen in shown:
+            if connection is not None and seen is not None:
+                wanted.setdefault((connection.id, seen.side), set()).add(seen.record_id)
+        found = {
+            (connection_id, side): await links.find_many(session, connection_id, KIND, side.value, ids)
+            for (connection_id, side), ids in wanted.items()
+        }
+        echoes: list[Job] = []
+        for job, connection, seen in shown:
+            if connection is None or seen is None:
+                continue
+            link = found[(connection.id, seen.side)].get(seen.record_id)
+            if link is not None and self._unchanged(job, link, seen):
+                echoes.append(job)
+        return echoes
+
+    def _shown(self, job: Job) -> Observed | None:
+        """The contact as the event's body shows it; None for a deletion, or a body that cannot be read."""
+        if job.type in (RANKR_DELETE, GHL_DELETE):
+            return None
+        try:
+            if job.source is Side.RANKR:
+                contact = RankrContact.model_validate(job.payload.get("data") or {})
+                return self.from_rankr(contact, current=False)
+            return self.from_ghl(GhlContact.model_validate(job.payload), current=False)
+        except (ValidationError, MappingError):
+            return None
+
     # --- GHL changes: compare the webhook body first, fetch only when it differs --------------------
 
     async def _ghl_change(self, job: Job, connection: Connection, up: Upstreams, contact_id: str) -> None:
-        try:
-            shown: Observed | None = self.from_ghl(GhlContact.model_validate(job.payload), current=False)
-        except ValidationError:
-            shown = None
+        shown = self._shown(job)
         # GHL webhooks carry no dateUpdated and may omit fields: the current record is the truth. A
         # backfill's listing of a contact not linked yet is as good, and spares the read.
         await self._sync(
@@ -207,8 +240,7 @@ class ContactSync(Handler):
         async with autocommit(self._sessions) as session:
             link, in_flight = await links.find_with_pending(session, connection.id, KIND, side, record_id)
         if link is not None and self._unchanged(job, link, shown):
-            note = "unchanged since the last sync (echo or no-op)"
-            await self.settle(job, connection, Settlement(note=note))
+            await self.settle(job, connection, Settlement(note=UNCHANGED))
             return
         if link is None:
             seen = first_seen or await observe()

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -28,9 +29,11 @@ from app.sync import coalesce
 from app.sync.base import Job, LeaseLost, Side
 from app.sync.children import ChildSync, NoteSync, TaskSync
 from app.sync.coalesce import CONTACT_TYPES
-from app.sync.contacts import ContactSync
+from app.sync.contacts import UNCHANGED, ContactSync
 from app.sync.mapping import FieldMaps
 from app.sync.task_poll import TaskPoll
+
+log = logging.getLogger(__name__)
 
 # GHL has no TaskUpdate event in its catalogue; it is accepted should it ever be sent.
 TASK_TYPES = frozenset(
@@ -155,12 +158,34 @@ class SyncEngine:
             return
         await self._skip(job, f"{job.type} events are not synced by this version")
 
+    async def settle_echoes(self, session: AsyncSession, jobs: Sequence[Job], now: datetime) -> set[int]:
+        """Settle, in the claim's transaction (``session``), the claimed contact events that change
+        nothing (``ContactSync.echoes``), and return their ids: the worker then leaves them out.
+
+        Each write of the service comes back as a webhook, so most events are such echoes. Settled
+        here, a whole claim's cost one lookup per connection and side and one UPDATE, where each
+        would otherwise look its link up and settle on its own."""
+        live = [
+            job
+            for job in jobs
+            if job.type in CONTACT_TYPES
+            and job.connection is not None
+            and job.connection.status == ConnectionStatus.ACTIVE
+        ]
+        echoes = [job.event_id for job in await self.contacts.echoes(session, live)]
+        if echoes:
+            worker = jobs[0].worker
+            await inbox.finish(session, echoes, worker, EventStatus.DONE, now, UNCHANGED)
+            for event_id in echoes:
+                log.info("sync.event_applied", extra={"event": event_id, "coalesced": 0, "note": UNCHANGED})
+        return set(echoes)
+
     async def _skip(self, job: Job, note: str) -> None:
         await self._finish(job, EventStatus.SKIPPED, note)
 
     async def _finish(self, job: Job, status: EventStatus, note: str) -> None:
         async with unit_of_work(self._sessions) as session:
             now = self._clock()
-            if not await inbox.finish(session, job.event_id, job.worker, status, now, note):
+            if not await inbox.finish(session, [job.event_id], job.worker, status, now, note):
                 raise LeaseLost()
             await inbox.finish_waiting(session, job.superseded, status, now, note)

@@ -54,7 +54,7 @@ async def settle(sessions: async_sessionmaker[AsyncSession], worker: str, event_
         row = (
             await session.execute(select(WebhookEvent).where(WebhookEvent.event_id == event_id))
         ).scalar_one()
-        assert await repository.finish(session, row.id, worker, EventStatus.DONE, NOW, None)
+        assert await repository.finish(session, [row.id], worker, EventStatus.DONE, NOW, None)
 
 
 async def test_a_redelivery_stores_nothing_new(engine: AsyncEngine, writer: InboxWriter) -> None:
@@ -92,7 +92,7 @@ async def test_future_events_wait_and_expired_leases_are_taken_over(
     async with unit_of_work(sessions) as session:
         row = (await session.execute(select(WebhookEvent))).scalar_one()
         assert row.attempts == 2
-        assert not await repository.finish(session, row.id, "w1", EventStatus.DONE, NOW, None)
+        assert not await repository.finish(session, [row.id], "w1", EventStatus.DONE, NOW, None)
 
 
 async def test_a_deferral_does_not_count_as_an_attempt(engine: AsyncEngine, writer: InboxWriter) -> None:
