@@ -49,8 +49,7 @@ class ContactRepair(ContactSync):
         self, job: Job, connection: Connection, up: Upstreams, rankr_id: str, ghl_id: str
     ) -> None:
         async with autocommit(self._sessions) as session:
-            by_rankr = await links.find(session, connection.id, KIND, Side.RANKR, rankr_id)
-            by_ghl = await links.find(session, connection.id, KIND, Side.GHL, ghl_id)
+            by_rankr, by_ghl = await links.find_pair(session, connection.id, KIND, rankr_id, ghl_id)
         if by_rankr is not None and by_ghl is not None and by_rankr.id == by_ghl.id:
             # Ours, from an attempt that did not finish (pending), or linked since: make both agree.
             await self.leased(

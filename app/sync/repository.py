@@ -31,6 +31,23 @@ async def find(
     return row.scalar_one_or_none()
 
 
+async def find_pair(
+    session: AsyncSession, connection_id: int, kind: str, rankr_id: str, ghl_id: str
+) -> tuple[Link | None, Link | None]:
+    """The link of a Rankr record and that of a GHL record (the same link when they are paired), in
+    one query."""
+    rows = await session.execute(
+        select(Link).where(
+            Link.connection_id == connection_id,
+            Link.kind == kind,
+            or_(Link.rankr_id == rankr_id, Link.ghl_id == ghl_id),
+        )
+    )
+    found = rows.scalars().all()
+    by_rankr = next((link for link in found if link.rankr_id == rankr_id), None)
+    return by_rankr, next((link for link in found if link.ghl_id == ghl_id), None)
+
+
 async def find_many(
     session: AsyncSession, connection_id: int, kind: str, side: str, record_ids: Collection[str]
 ) -> dict[str, Link]:
