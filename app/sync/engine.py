@@ -163,8 +163,8 @@ class SyncEngine:
         nothing (``ContactSync.echoes``), and return their ids: the worker then leaves them out.
 
         Each write of the service comes back as a webhook, so most events are such echoes. Settled
-        here, a whole claim's cost one lookup per connection and side and one UPDATE, where each
-        would otherwise look its link up and settle on its own."""
+        here, a claim's echoes cost one lookup per connection and side and one UPDATE in all, where
+        each would otherwise look its link up and settle on its own."""
         live = [
             job
             for job in jobs
