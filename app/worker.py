@@ -53,6 +53,7 @@ from app.kit.logs import log_context
 from app.ops import housekeeping, metrics
 from app.sync import coalesce
 from app.sync.base import Job
+from app.sync.contacts import UNCHANGED
 from app.sync.engine import SyncEngine
 
 log = logging.getLogger(__name__)
@@ -254,8 +255,11 @@ class Worker:
             await asyncio.sleep(self._settings.worker_poll_seconds)
             return [], 0
         self._claimed_at = now
-        for head, _ in claimed:
+        for head, job in claimed:
             if head.id in settled:
+                ids = {"event": head.id, "source": head.source, "record": head.record_id}
+                with log_context(**ids, connection=job.connection.id if job.connection else None):
+                    log.info("sync.event_applied", extra={"coalesced": 0, "note": UNCHANGED})
                 metrics.event_finished(head.source, "processed", 0.0)
         return [(head, job) for head, job in claimed if head.id not in settled], len(settled)
 

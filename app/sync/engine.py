@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
@@ -32,8 +31,6 @@ from app.sync.coalesce import CONTACT_TYPES
 from app.sync.contacts import UNCHANGED, ContactSync
 from app.sync.mapping import FieldMaps
 from app.sync.task_poll import TaskPoll
-
-log = logging.getLogger(__name__)
 
 # GHL has no TaskUpdate event in its catalogue; it is accepted should it ever be sent.
 TASK_TYPES = frozenset(
@@ -160,7 +157,8 @@ class SyncEngine:
 
     async def settle_echoes(self, session: AsyncSession, jobs: Sequence[Job], now: datetime) -> set[int]:
         """Settle, in the claim's transaction (``session``), the claimed contact events that change
-        nothing (``ContactSync.echoes``), and return their ids: the worker then leaves them out.
+        nothing (``ContactSync.echoes``), and return their ids: the worker leaves them out, and logs
+        them once the claim is committed.
 
         Each write of the service comes back as a webhook, so most events are such echoes. Settled
         here, a claim's echoes cost one lookup per connection and side and one UPDATE in all, where
@@ -176,8 +174,6 @@ class SyncEngine:
         if echoes:
             worker = jobs[0].worker
             await inbox.finish(session, echoes, worker, EventStatus.DONE, now, UNCHANGED)
-            for event_id in echoes:
-                log.info("sync.event_applied", extra={"event": event_id, "coalesced": 0, "note": UNCHANGED})
         return set(echoes)
 
     async def _skip(self, job: Job, note: str) -> None:
