@@ -110,15 +110,9 @@ class ContactSync(Handler):
             if job.type == RANKR_DELETE:
                 await self.deleted(job, connection, up, Side.RANKR, str(data["contactId"]))
                 return
-            try:
-                contact = RankrContact.model_validate(data)
-            except ValidationError as exc:
-                raise MappingError(
-                    f"the Rankr contact in the event cannot be read: {exc.errors()[0]['msg']}"
-                ) from exc
-            observed = self.from_rankr(contact, current=False)
+            observed = self._rankr_shown(job)
             await self._sync(
-                job, connection, up, Side.RANKR, contact.contact_id, partial(_given, observed), shown=observed
+                job, connection, up, Side.RANKR, observed.record_id, partial(_given, observed), shown=observed
             )
             return
         contact_id = str(job.payload["id"])
@@ -153,13 +147,23 @@ class ContactSync(Handler):
         """The contact as the event's body shows it; None for a deletion, or a body that cannot be read."""
         if job.type in (RANKR_DELETE, GHL_DELETE):
             return None
-        try:
-            if job.source is Side.RANKR:
-                contact = RankrContact.model_validate(job.payload.get("data") or {})
-                return self.from_rankr(contact, current=False)
-            return self.from_ghl(GhlContact.model_validate(job.payload), current=False)
-        except (ValidationError, MappingError):
+        if job.source is Side.RANKR:
+            with suppress(MappingError):
+                return self._rankr_shown(job)
             return None
+        with suppress(ValidationError):
+            return self.from_ghl(GhlContact.model_validate(job.payload), current=False)
+        return None
+
+    def _rankr_shown(self, job: Job) -> Observed:
+        """The Rankr contact of a (non-delete) event's body; MappingError when it cannot be read."""
+        try:
+            contact = RankrContact.model_validate(job.payload.get("data") or {})
+        except ValidationError as exc:
+            raise MappingError(
+                f"the Rankr contact in the event cannot be read: {exc.errors()[0]['msg']}"
+            ) from exc
+        return self.from_rankr(contact, current=False)
 
     # --- GHL changes: compare the webhook body first, fetch only when it differs --------------------
 
