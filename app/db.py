@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
-from sqlalchemy import JSON, DateTime, MetaData, event, exc
+from sqlalchemy import JSON, DateTime, MetaData, Table, event, exc
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Dialect, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
@@ -32,6 +32,19 @@ NAMING_CONVENTION = {
 
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+def table_of(model: type[Base]) -> Table:
+    """A model's Core table, for the statements a worker runs for every event.
+
+    Those are built once, with ``bindparam`` placeholders, and run on the table rather than the
+    model. Building a statement and computing its cache key costs SQLAlchemy 0.3-0.9 ms of CPU
+    per call; the ORM's handling of an UPDATE costs about as much again. Together that is three to
+    five times what running the prebuilt Core statement costs.
+    """
+    table = model.__table__
+    assert isinstance(table, Table)  # noqa: S101 - every model here maps one table
+    return table
 
 
 class UTCDateTime(TypeDecorator[datetime]):

@@ -167,7 +167,7 @@ class AutomationRunner(Handler):
             assert saved is not None  # noqa: S101 - rule runs go only with their contact
             saved.state, saved.decision, saved.finished_at = "done", described, self._clock()
             entry = self.audit(contact, Side.GHL, "rule", described, detail=f"rule {decision.rule.name}")
-            self.record(session, job, connection, entry)
+            await self.record(session, job, connection, entry)
         return f"rule {decision.rule.name} applied"
 
     async def _start(
@@ -232,7 +232,7 @@ class AutomationRunner(Handler):
         call = up.rankr.update_contact(contact.rankr_id, mapping.rankr_body(fills, self._maps))
         await self.write(job, connection, contact, Side.RANKR, "enrich", changes, call)
         async with unit_of_work(self._sessions) as session:
-            self.record(session, job, connection, self.audit(contact, Side.RANKR, "enrich", changes))
+            await self.record(session, job, connection, self.audit(contact, Side.RANKR, "enrich", changes))
         return "; ".join(part for part in (f"enriched {sorted(fills)}", failed) if part)
 
 

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Collection, Sequence
 from datetime import datetime
+from functools import cache
 from typing import Any
 
-from sqlalchemy import ColumnElement, case, select, update
+from sqlalchemy import ColumnElement, Float, Integer, Update, bindparam, case, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from app.connections.models import Connection, ConnectionStatus, RateBudget
+from app.db import table_of
 from app.kit.http import RateLimitSnapshot
 from app.kit.pacing import Grant, SlotRequest, seconds_to_midnight
 
@@ -85,6 +87,35 @@ def _greatest(a: Any, b: Any) -> Any:
     return case((a > b, a), else_=b)
 
 
+@cache
+def _reserve(daily_limit: bool) -> Update:
+    """Prebuilt (see ``table_of``): the reservation, refused past ``latest`` (and, with
+    ``daily_limit``, past the day's limit)."""
+    budgets = table_of(RateBudget)
+    start = _greatest(budgets.c.next_slot, bindparam("not_before", type_=Float))
+    used = _greatest(
+        case((budgets.c.day == bindparam("today"), budgets.c.day_count), else_=0),
+        bindparam("used_at_least", type_=Integer),
+    )
+    conditions = [
+        budgets.c.connection_id == bindparam("budget_connection"),
+        budgets.c.upstream == bindparam("budget_upstream"),
+        start <= bindparam("latest", type_=Float),
+    ]
+    if daily_limit:
+        conditions.append(used + bindparam("count", type_=Integer) <= bindparam("limit_per_day", type_=Integer))
+    return (
+        update(budgets)
+        .where(*conditions)
+        .values(
+            next_slot=start + bindparam("span", type_=Float),
+            day=bindparam("today"),
+            day_count=used + bindparam("count", type_=Integer),
+        )
+        .returning(budgets.c.next_slot)
+    )
+
+
 async def reserve_slots(
     connection: AsyncConnection, connection_id: int, upstream: str, request: SlotRequest
 ) -> Grant | None:
@@ -93,25 +124,20 @@ async def reserve_slots(
     The row lock (Postgres) or the single writer (SQLite) makes concurrent reservations of every
     process queue up, each seeing the schedule the previous one left.
     """
-    start = _greatest(RateBudget.next_slot, request.not_before)
-    used = _greatest(
-        case((RateBudget.day == request.today, RateBudget.day_count), else_=0), request.used_today_at_least
-    )
-    conditions = [_budget(connection_id, upstream), start <= request.now + request.max_wait]
-    if request.daily_limit is not None:
-        conditions.append(used + request.count <= request.daily_limit)
-    reserve = (
-        update(RateBudget)
-        .where(*conditions)
-        .values(
-            next_slot=start + request.count * request.interval,
-            day=request.today,
-            day_count=used + request.count,
-        )
-        .returning(RateBudget.next_slot)
-    )
+    reserve = _reserve(request.daily_limit is not None)
+    params = {
+        "budget_connection": connection_id,
+        "budget_upstream": upstream,
+        "not_before": request.not_before,
+        "latest": request.now + request.max_wait,
+        "today": request.today,
+        "used_at_least": request.used_today_at_least,
+        "count": request.count,
+        "limit_per_day": request.daily_limit,
+        "span": request.count * request.interval,
+    }
     for _ in range(3):
-        next_slot = (await connection.execute(reserve)).scalar_one_or_none()
+        next_slot = (await connection.execute(reserve, params)).scalar_one_or_none()
         if next_slot is not None:
             return Grant(first_slot=next_slot - request.count * request.interval, next_slot=next_slot)
         row = (

@@ -9,11 +9,14 @@ from collections.abc import Collection, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, delete, func, or_, select, text, update
+from sqlalchemy import and_, bindparam, delete, func, or_, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
+from app.db import table_of
 from app.inbox.models import IS_OPEN, OPEN_STATUSES, EventStatus, WebhookEvent
+
+EVENTS = table_of(WebhookEvent)
 
 # Due events looked at per round of ``claim_due`` (it goes on while it finds too few heads).
 CLAIM_WINDOW = 200
@@ -138,10 +141,12 @@ async def waiting_behind(
     return waiting
 
 
-def _settle(event_ids: Collection[int], worker: str) -> Any:
-    # Only the worker holding the lease may settle the event: one whose lease expired and was taken
-    # over by another worker must not overwrite that worker's outcome.
-    return update(WebhookEvent).where(WebhookEvent.id.in_(event_ids), WebhookEvent.leased_by == worker)
+# Only the worker holding the lease may settle the event: one whose lease expired and was taken over
+# by another worker must not overwrite that worker's outcome. Prebuilt (see ``table_of``); its SET
+# clause is the keys of the parameters it runs with.
+_SETTLE = update(EVENTS).where(
+    EVENTS.c.id.in_(bindparam("event_ids", expanding=True)), EVENTS.c.leased_by == bindparam("worker")
+)
 
 
 async def finish(
@@ -154,10 +159,12 @@ async def finish(
 ) -> int:
     """Mark claimed events done, skipped or dead; returns how many this worker still held."""
     result = await session.execute(
-        _settle(event_ids, worker).values(
-            status=status, finished_at=now, lease_until=None, leased_by=None, last_error=note
-        )
-    )
+        _SETTLE,
+        {
+            "status": status, "finished_at": now, "lease_until": None, "leased_by": None, "last_error": note,
+            "event_ids": list(event_ids), "worker": worker,
+        },
+    )  # fmt: skip
     return int(result.rowcount)  # type: ignore[attr-defined]
 
 
@@ -196,9 +203,8 @@ async def reschedule(
         "leased_by": None,
         "last_error": error,
     }
-    if not count_attempt:
-        values["attempts"] = WebhookEvent.attempts - 1
-    result = await session.execute(_settle([event_id], worker).values(**values))
+    settle = _SETTLE if count_attempt else _SETTLE.values(attempts=EVENTS.c.attempts - 1)
+    result = await session.execute(settle, {**values, "event_ids": [event_id], "worker": worker})
     return bool(result.rowcount)  # type: ignore[attr-defined]
 
 

@@ -257,24 +257,24 @@ class Handler:
     ) -> Link:
         """Commit a pending link for a record the other side does not know yet, holding its lease."""
         now = self._clock()
-        link = Link(
-            connection_id=connection.id,
-            kind=self.kind,
-            state=LinkState.PENDING,
-            lease_owner=job.holder,
-            lease_until=now + self._lease,
-            created_at=now,
-            updated_at=now,
-            **{f"{side.value}_id": record_id},
+        values = {
+            "connection_id": connection.id,
+            "kind": self.kind,
+            "state": LinkState.PENDING,
+            "lease_owner": job.holder,
+            "lease_until": now + self._lease,
+            "created_at": now,
+            "updated_at": now,
+            f"{side.value}_id": record_id,
             **snapshot_values(fields),
             **values,
-        )
+        }
         try:
             async with autocommit(self._sessions) as session:  # one INSERT
-                session.add(link)
+                link_id = await links.create(session, values)
         except IntegrityError as exc:
             raise Deferred(f"another worker is linking this {self.kind}") from exc
-        return link
+        return Link(id=link_id, **values)
 
     async def creating(self, job: Job, link: Link, work: Awaitable[None]) -> None:
         """Run a create behind its pending ``link``: a permanent failure removes the link (nothing was
@@ -402,12 +402,14 @@ class Handler:
                     "result": "error",
                     "detail": str(exc)[:1000],
                 }
-                self.record(session, job, connection, entry)
+                await self.record(session, job, connection, entry)
             raise
 
-    def record(self, session: AsyncSession, job: Job, connection: Connection, entry: dict[str, Any]) -> None:
+    async def record(
+        self, session: AsyncSession, job: Job, connection: Connection, entry: dict[str, Any]
+    ) -> None:
         """Add an audit entry (``audit()``'s fields, ``result`` ok unless given) for the job's event."""
-        links.add_audit(
+        await links.add_audit(
             session,
             at=self._clock(),
             connection_id=connection.id,
@@ -438,7 +440,7 @@ class Handler:
                 if result.children_state is not None:
                     await links.set_children_state(session, result.link_id, result.children_state, now)
             for audit in result.audits:
-                self.record(session, job, connection, audit)
+                await self.record(session, job, connection, audit)
             marks = {
                 f"last_synced_{direction.value}_at": now
                 for direction in result.synced

@@ -4,12 +4,20 @@ from __future__ import annotations
 
 from collections.abc import Collection, Sequence
 from datetime import datetime
+from functools import cache
 from typing import Any
 
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import Select, and_, bindparam, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.db import table_of
 from app.sync.models import AuditEntry, Link, LinkState
+
+# The statements every event runs are built once (``table_of`` says why); ``cache`` builds each
+# shape of the variable ones once.
+LINKS = table_of(Link)
+_LIVE = (LinkState.LINKED, LinkState.PENDING)
+_OF_KIND = and_(Link.connection_id == bindparam("connection_id"), Link.kind == bindparam("kind"))
 
 
 def side_column(side: str) -> Any:
@@ -20,15 +28,21 @@ async def get(session: AsyncSession, link_id: int) -> Link | None:
     return await session.get(Link, link_id, populate_existing=True)
 
 
+@cache
+def _find(side: str) -> Select[tuple[Link]]:
+    return select(Link).where(_OF_KIND, side_column(side) == bindparam("record_id"))
+
+
 async def find(
     session: AsyncSession, connection_id: int, kind: str, side: str, record_id: str
 ) -> Link | None:
-    row = await session.execute(
-        select(Link).where(
-            Link.connection_id == connection_id, Link.kind == kind, side_column(side) == record_id
-        )
-    )
-    return row.scalar_one_or_none()
+    params = {"connection_id": connection_id, "kind": kind, "record_id": record_id}
+    return (await session.execute(_find(side), params)).scalar_one_or_none()
+
+
+_FIND_PAIR = select(Link).where(
+    _OF_KIND, or_(Link.rankr_id == bindparam("rankr_id"), Link.ghl_id == bindparam("ghl_id"))
+)
 
 
 async def find_pair(
@@ -36,14 +50,8 @@ async def find_pair(
 ) -> tuple[Link | None, Link | None]:
     """The link of a Rankr record and that of a GHL record (the same link when they are paired), in
     one query."""
-    rows = await session.execute(
-        select(Link).where(
-            Link.connection_id == connection_id,
-            Link.kind == kind,
-            or_(Link.rankr_id == rankr_id, Link.ghl_id == ghl_id),
-        )
-    )
-    found = rows.scalars().all()
+    params = {"connection_id": connection_id, "kind": kind, "rankr_id": rankr_id, "ghl_id": ghl_id}
+    found = (await session.execute(_FIND_PAIR, params)).scalars().all()
     by_rankr = next((link for link in found if link.rankr_id == rankr_id), None)
     return by_rankr, next((link for link in found if link.ghl_id == ghl_id), None)
 
@@ -54,11 +62,14 @@ async def find_many(
     """The links of these records of one side, by record id (those that have one)."""
     if not record_ids:
         return {}
-    column = side_column(side)
-    rows = await session.execute(
-        select(Link).where(Link.connection_id == connection_id, Link.kind == kind, column.in_(record_ids))
-    )
+    params = {"connection_id": connection_id, "kind": kind, "record_ids": list(record_ids)}
+    rows = await session.execute(_find_many(side), params)
     return {getattr(link, f"{side}_id"): link for link in rows.scalars()}
+
+
+@cache
+def _find_many(side: str) -> Select[tuple[Link]]:
+    return select(Link).where(_OF_KIND, side_column(side).in_(bindparam("record_ids", expanding=True)))
 
 
 async def find_with_pending(
@@ -76,15 +87,8 @@ async def find_with_pending(
     One statement, so the answer is one consistent snapshot: a create that finishes between two
     separate queries could otherwise be missed by both.
     """
-    column = side_column(side)
-    in_flight = and_(Link.state == LinkState.PENDING, column.is_(None))
-    if parent_id is not None:
-        in_flight = and_(in_flight, Link.parent_id == parent_id)
-    rows = await session.execute(
-        select(Link).where(
-            Link.connection_id == connection_id, Link.kind == kind, or_(column == record_id, in_flight)
-        )
-    )
+    params = {"connection_id": connection_id, "kind": kind, "record_id": record_id, "parent_id": parent_id}
+    rows = await session.execute(_find_with_pending(side, parent_id is not None), params)
     found: Link | None = None
     pending: list[Link] = []
     for link in rows.scalars():
@@ -95,26 +99,31 @@ async def find_with_pending(
     return found, pending
 
 
+@cache
+def _find_with_pending(side: str, under_parent: bool) -> Select[tuple[Link]]:
+    column = side_column(side)
+    in_flight = and_(Link.state == LinkState.PENDING, column.is_(None))
+    if under_parent:
+        in_flight = and_(in_flight, Link.parent_id == bindparam("parent_id"))
+    return select(Link).where(_OF_KIND, or_(column == bindparam("record_id"), in_flight))
+
+
 async def find_by_match(
     session: AsyncSession, connection_id: int, kind: str, email: str | None, phone: str | None
 ) -> Sequence[Link]:
     """Live links whose record has this normalised email or phone."""
-    conditions = []
-    if email:
-        conditions.append(Link.match_email == email)
-    if phone:
-        conditions.append(Link.match_phone == phone)
-    if not conditions:
+    if not email and not phone:
         return []
-    rows = await session.execute(
-        select(Link).where(
-            Link.connection_id == connection_id,
-            Link.kind == kind,
-            Link.state.in_((LinkState.LINKED, LinkState.PENDING)),
-            or_(*conditions),
-        )
-    )
-    return rows.scalars().all()
+    params = {"connection_id": connection_id, "kind": kind, "email": email, "phone": phone}
+    return (await session.execute(_find_by_match(bool(email), bool(phone)), params)).scalars().all()
+
+
+@cache
+def _find_by_match(email: bool, phone: bool) -> Select[tuple[Link]]:
+    conditions = [Link.match_email == bindparam("email")] if email else []
+    if phone:
+        conditions.append(Link.match_phone == bindparam("phone"))
+    return select(Link).where(_OF_KIND, Link.state.in_(_LIVE), or_(*conditions))
 
 
 async def acquire_lease(
@@ -143,13 +152,22 @@ async def release_lease(session: AsyncSession, link_id: int, owner: str) -> None
     )
 
 
+_INSERT = insert(LINKS).returning(LINKS.c.id)
+
+
+async def create(session: AsyncSession, values: dict[str, Any]) -> int:
+    """A new link's row; its id."""
+    return int((await session.execute(_INSERT, values)).scalar_one())
+
+
+# Its SET clause is the keys of the parameters it runs with (SQLAlchemy compiles each set once).
+_SAVE = update(LINKS).where(LINKS.c.id == bindparam("link_id"), LINKS.c.lease_owner == bindparam("owner"))
+
+
 async def save(session: AsyncSession, link_id: int, owner: str, values: dict[str, Any]) -> bool:
     """Write the link's new state and release its lease, if ``owner`` still holds it."""
-    result = await session.execute(
-        update(Link)
-        .where(Link.id == link_id, Link.lease_owner == owner)
-        .values(**values, lease_owner=None, lease_until=None)
-    )
+    params = {**values, "lease_owner": None, "lease_until": None, "link_id": link_id, "owner": owner}
+    result = await session.execute(_SAVE, params)
     return bool(result.rowcount)  # type: ignore[attr-defined]
 
 
@@ -159,8 +177,11 @@ async def remove(session: AsyncSession, link_id: int, owner: str) -> None:
         await session.delete(link)
 
 
-def add_audit(session: AsyncSession, **values: Any) -> None:
-    session.add(AuditEntry(**values))
+_ADD_AUDIT = insert(table_of(AuditEntry))
+
+
+async def add_audit(session: AsyncSession, **values: Any) -> None:
+    await session.execute(_ADD_AUDIT, values)
 
 
 async def link_counts(session: AsyncSession) -> dict[tuple[int, str], int]:
@@ -176,6 +197,6 @@ async def set_children_state(session: AsyncSession, parent_id: int, state: str, 
     """End the links of a record's tasks and notes (their contact was deleted or unlinked)."""
     await session.execute(
         update(Link)
-        .where(Link.parent_id == parent_id, Link.state.in_((LinkState.LINKED, LinkState.PENDING)))
+        .where(Link.parent_id == parent_id, Link.state.in_(_LIVE))
         .values(state=state, lease_owner=None, lease_until=None, updated_at=now)
     )
