@@ -476,7 +476,7 @@ def main() -> None:
         help="GHL's 10 s window scaled in time (the first also for the backfill)",
     )
     parser.add_argument("--samples", type=int, default=100, help="latency samples")
-    parser.add_argument("--memory-events", type=int, nargs="+", default=[10_000, 50_000])
+    parser.add_argument("--memory-events", type=int, nargs="+", default=[10_000, 100_000])
     parser.add_argument("--backfill-contacts", type=int, default=10_000)
     parser.add_argument(
         "--backfill-paced-contacts",

@@ -21,6 +21,12 @@ async def all_connections(session: AsyncSession) -> Sequence[Connection]:
     return (await session.execute(select(Connection).order_by(Connection.id))).scalars().all()
 
 
+_BY_ACCOUNTS = select(Connection).where(
+    Connection.rankr_account_id.in_(bindparam("rankr", expanding=True))
+    | Connection.ghl_location_id.in_(bindparam("ghl", expanding=True))
+)
+
+
 async def by_accounts(
     session: AsyncSession, accounts: Collection[tuple[str, str]]
 ) -> dict[tuple[str, str], Connection]:
@@ -30,9 +36,7 @@ async def by_accounts(
         return {}
     rankr = {key for source, key in accounts if source == "rankr"}
     ghl = {key for source, key in accounts if source != "rankr"}
-    rows = await session.execute(
-        select(Connection).where(Connection.rankr_account_id.in_(rankr) | Connection.ghl_location_id.in_(ghl))
-    )
+    rows = await session.execute(_BY_ACCOUNTS, {"rankr": list(rankr), "ghl": list(ghl)})
     found: dict[tuple[str, str], Connection] = {}
     for connection in rows.scalars():
         found[("rankr", connection.rankr_account_id)] = connection
@@ -103,7 +107,9 @@ def _reserve(daily_limit: bool) -> Update:
         start <= bindparam("latest", type_=Float),
     ]
     if daily_limit:
-        conditions.append(used + bindparam("count", type_=Integer) <= bindparam("limit_per_day", type_=Integer))
+        conditions.append(
+            used + bindparam("count", type_=Integer) <= bindparam("limit_per_day", type_=Integer)
+        )
     return (
         update(budgets)
         .where(*conditions)

@@ -7,13 +7,14 @@ from __future__ import annotations
 
 from collections.abc import Collection, Sequence
 from datetime import datetime, timedelta
+from functools import cache
 from typing import Any
 
-from sqlalchemy import and_, bindparam, delete, func, or_, select, text, update
+from sqlalchemy import ColumnElement, Select, Update, and_, bindparam, delete, func, or_, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
-from app.db import table_of
+from app.db import UTCDateTime, table_of
 from app.inbox.models import IS_OPEN, OPEN_STATUSES, EventStatus, WebhookEvent
 
 EVENTS = table_of(WebhookEvent)
@@ -48,71 +49,112 @@ async def claim_due(
     of open events' ids, so the done events kept for EVENT_RETENTION_DAYS cost it nothing (without
     it, 50 ms per claim behind 200,000 done events).
     """
-    due = or_(
-        and_(
-            WebhookEvent.status.in_((EventStatus.PENDING, EventStatus.RETRYING)),
-            WebhookEvent.next_attempt_at <= now,
-        ),
-        and_(WebhookEvent.status == EventStatus.PROCESSING, WebhookEvent.lease_until < now),
-    )
-    if exclude_accounts:
-        due = and_(due, WebhookEvent.account_key.not_in(exclude_accounts))
+    excluding = bool(exclude_accounts)
+    params: dict[str, Any] = {
+        "now": now,
+        "excluded": list(exclude_accounts),
+        "worker": worker,
+        "until": now + lease,
+    }
     postgres = session.bind.dialect.name == "postgresql"
     if postgres:
         # Without statistics Postgres takes every index for a few rows and ANDs bitmaps of them, each
         # of which reads the whole backlog (0.9 ms per probe at 50,000 events): plain index scans
         # keep a probe at one index lookup. For this transaction only (the claim's).
-        await session.execute(text("SET LOCAL enable_bitmapscan = off"))
-    earlier = aliased(WebhookEvent)
-    take = (
-        update(WebhookEvent)
-        .values(
-            status=EventStatus.PROCESSING,
-            lease_until=now + lease,
-            leased_by=worker,
-            attempts=WebhookEvent.attempts + 1,
-        )
-        .returning(WebhookEvent)
-        .execution_options(synchronize_session=False)
-    )
+        await session.execute(_NO_BITMAP_SCANS)
     rows: list[WebhookEvent] = []
     after = 0
     while len(rows) < limit:
-        window = (
-            select(WebhookEvent.id, WebhookEvent.ordering_key)
-            .where(due, WebhookEvent.id > after, text(IS_OPEN))
-            .order_by(WebhookEvent.id)
-            .limit(CLAIM_WINDOW)
-            .subquery()
-        )
-        # Per event of the window, the oldest open event of its key: one probe of the
-        # (ordering_key, id) index each (a scalar subquery with LIMIT 1 is not turned into a join).
-        first = (
-            select(earlier.id)
-            .where(earlier.ordering_key == window.c.ordering_key, earlier.status.in_(OPEN_STATUSES))
-            .order_by(earlier.id)
-            .limit(1)
-            .scalar_subquery()
-        )
-        probed = (await session.execute(select(window.c.id, first).order_by(window.c.id))).all()
+        probed = (await session.execute(_claim_window(excluding), {**params, "after": after})).all()
         if not probed:
             break
         after = probed[-1][0]
         heads = [event_id for event_id, oldest in probed if event_id == oldest]
         if not heads:
             continue
-        # Locked and leased in one statement: the heads still due, that no other worker holds.
-        lock = (
-            select(WebhookEvent.id)
-            .where(WebhookEvent.id.in_(heads), due)
-            .order_by(WebhookEvent.id)
-            .limit(limit - len(rows))
-            .correlate(None)
-        )
-        if postgres:
-            lock = lock.with_for_update(skip_locked=True)
-        rows += (await session.execute(take.where(WebhookEvent.id.in_(lock.scalar_subquery())))).scalars()
+        take = _claim_heads(excluding, postgres)
+        rows += (await session.execute(take, {**params, "heads": heads, "room": limit - len(rows)})).scalars()
     return sorted(rows, key=lambda event: event.id)
+
+
+_NOW = bindparam("now", type_=UTCDateTime())
+_NO_BITMAP_SCANS = text("SET LOCAL enable_bitmapscan = off")
+
+
+@cache
+def _due(excluding: bool) -> ColumnElement[bool]:
+    """Due at ``now``: pending or retrying and its time has come, or its worker's lease ran out."""
+    due = or_(
+        and_(
+            WebhookEvent.status.in_((EventStatus.PENDING, EventStatus.RETRYING)),
+            WebhookEvent.next_attempt_at <= _NOW,
+        ),
+        and_(WebhookEvent.status == EventStatus.PROCESSING, WebhookEvent.lease_until < _NOW),
+    )
+    if excluding:
+        due = and_(due, WebhookEvent.account_key.not_in(bindparam("excluded", expanding=True)))
+    return due
+
+
+@cache
+def _claim_window(excluding: bool) -> Select[tuple[int, int]]:
+    """The next CLAIM_WINDOW due events after ``after`` (the partial index of open events' ids), each
+    with the oldest open event of its key: one probe of the (ordering_key, id) index each (a scalar
+    subquery with LIMIT 1 is not turned into a join)."""
+    window = (
+        select(WebhookEvent.id, WebhookEvent.ordering_key)
+        .where(_due(excluding), WebhookEvent.id > bindparam("after"), text(IS_OPEN))
+        .order_by(WebhookEvent.id)
+        .limit(CLAIM_WINDOW)
+        .subquery()
+    )
+    earlier = aliased(WebhookEvent)
+    first = (
+        select(earlier.id)
+        .where(earlier.ordering_key == window.c.ordering_key, earlier.status.in_(OPEN_STATUSES))
+        .order_by(earlier.id)
+        .limit(1)
+        .scalar_subquery()
+    )
+    return select(window.c.id, first).order_by(window.c.id)
+
+
+@cache
+def _claim_heads(excluding: bool, postgres: bool) -> Update:
+    """Lock and lease, in one statement, up to ``room`` of the ``heads`` still due that no other
+    worker holds."""
+    lock = (
+        select(WebhookEvent.id)
+        .where(WebhookEvent.id.in_(bindparam("heads", expanding=True)), _due(excluding))
+        .order_by(WebhookEvent.id)
+        .limit(bindparam("room"))
+        .correlate(None)
+    )
+    if postgres:
+        lock = lock.with_for_update(skip_locked=True)
+    return (
+        update(WebhookEvent)
+        .where(WebhookEvent.id.in_(lock.scalar_subquery()))
+        .values(
+            status=EventStatus.PROCESSING,
+            lease_until=bindparam("until"),
+            leased_by=bindparam("worker"),
+            attempts=WebhookEvent.attempts + 1,
+        )
+        .returning(WebhookEvent)
+        .execution_options(synchronize_session=False)
+    )
+
+
+_WAITING_BEHIND = (
+    select(WebhookEvent)
+    .where(
+        WebhookEvent.ordering_key.in_(bindparam("keys", expanding=True)),
+        WebhookEvent.status.in_((EventStatus.PENDING, EventStatus.RETRYING)),
+    )
+    .order_by(WebhookEvent.id)
+    .limit(bindparam("most"))
+)
 
 
 async def waiting_behind(
@@ -126,15 +168,7 @@ async def waiting_behind(
     keys = {head.ordering_key for head in heads}
     if not keys:
         return {}
-    rows = await session.execute(
-        select(WebhookEvent)
-        .where(
-            WebhookEvent.ordering_key.in_(keys),
-            WebhookEvent.status.in_((EventStatus.PENDING, EventStatus.RETRYING)),
-        )
-        .order_by(WebhookEvent.id)
-        .limit(limit)
-    )
+    rows = await session.execute(_WAITING_BEHIND, {"keys": list(keys), "most": limit})
     waiting: dict[str, list[WebhookEvent]] = {}
     for event in rows.scalars():
         waiting.setdefault(event.ordering_key, []).append(event)
