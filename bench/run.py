@@ -121,8 +121,12 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
             )
         ],
         "latency": lambda: part("bench.latency", "--samples", "10" if quick else str(args.samples)),
+        # A worker drains about 40 events/s on a slow two-core machine: 100,000 take 45 minutes.
         "memory": lambda: part(
-            "bench.memory", "--events", *(["200", "400"] if quick else map(str, args.memory_events))
+            "bench.memory",
+            "--events",
+            *(["200", "400"] if quick else map(str, args.memory_events)),
+            timeout=max(1800, sum(args.memory_events) / 20),
         ),
         "backfill": lambda: [
             {
