@@ -29,7 +29,9 @@ import secrets
 import socket
 import time
 from collections import deque
+from contextlib import AbstractContextManager
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -57,6 +59,12 @@ from app.sync.contacts import UNCHANGED
 from app.sync.engine import SyncEngine
 
 log = logging.getLogger(__name__)
+
+
+def _event_logs(event: WebhookEvent, **more: Any) -> AbstractContextManager[None]:
+    """The ids every line logged about an event carries (the handler adds its connection)."""
+    return log_context(event=event.id, source=event.source, record=event.record_id, **more)
+
 
 PERMANENT = (PermanentUpstreamError, MappingError, LinkConflictError, UnroutableEvent)
 BUDGET_FLUSH_SECONDS = 5.0
@@ -257,8 +265,7 @@ class Worker:
         self._claimed_at = now
         for head, job in claimed:
             if head.id in settled:
-                ids = {"event": head.id, "source": head.source, "record": head.record_id}
-                with log_context(**ids, connection=job.connection.id if job.connection else None):
+                with _event_logs(head, connection=job.connection.id if job.connection else None):
                     log.info("sync.event_applied", extra={"coalesced": 0, "note": UNCHANGED})
                 metrics.event_finished(head.source, "processed", 0.0)
         return [(head, job) for head, job in claimed if head.id not in settled], len(settled)
@@ -272,7 +279,7 @@ class Worker:
     async def _process(self, event: WebhookEvent, job: Job) -> None:
         started = time.monotonic()
         outcome = "failed"
-        with log_context(event=event.id, source=event.source, record=event.record_id):
+        with _event_logs(event):
             try:
                 outcome = await self._apply(event, job)
             except Exception:
