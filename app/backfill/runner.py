@@ -59,6 +59,10 @@ DECISIONS = frozenset(
     {"rankrListed", "ghlListed", "decided", "linked", "ended", "duplicate", "pair", "paired", "create"}
 )
 
+# A backfill's listing phase; "rankr" and "ghl" are checkpoints of versions that listed one side, then
+# the other.
+LISTING = ("list", "rankr", "ghl")
+
 Progress = Callable[[str, dict[str, Any]], None]
 
 
@@ -109,6 +113,8 @@ class SyncRun:
         self._lease = timedelta(seconds=settings.worker_lease_seconds)
         self._row: SyncJob | None = None
         self.counts: dict[str, Any] = {}
+        # Both sides are listed at once; a page's checkpoint merges its cursor into the row's.
+        self._checkpointing = asyncio.Lock()
 
     async def run(self, connection: Connection) -> dict[str, Any]:
         """Run (or resume) the job for one connection; its counts."""
@@ -228,6 +234,32 @@ class SyncRun:
 
         await self._list(key, page)
 
+    async def _list_both(
+        self,
+        connection: Connection,
+        up: Upstreams,
+        job: str,
+        keys: tuple[str, str],
+        since: dict[str, Any] | None = None,
+    ) -> None:
+        """List Rankr and GHL at once (each side has its own budget, so neither waits for the other);
+        the first failure stops the other listing too."""
+        since = since or {}
+        listings = [
+            asyncio.create_task(
+                self._list_rankr(connection, up, job, keys[0], parse_instant(since.get("rankr")))
+            ),
+            asyncio.create_task(
+                self._list_ghl(connection, up, job, keys[1], parse_instant(since.get("ghl")))
+            ),
+        ]
+        try:
+            await asyncio.gather(*listings)
+        finally:
+            for listing in listings:
+                listing.cancel()
+            await asyncio.gather(*listings, return_exceptions=True)
+
     async def _list(
         self, key: str, page: Callable[[Any], Awaitable[tuple[list[dict[str, Any]], Any]]]
     ) -> None:
@@ -240,14 +272,14 @@ class SyncRun:
             rows, following = await self._patiently(page, position)
             self.counts[f"{key}Listed"] = self.counts.get(f"{key}Listed", 0) + len(rows)
             newest = max((row["modified_at"] for row in rows if row["modified_at"] is not None), default=None)
-            async with unit_of_work(self._sessions) as session:
+            async with self._checkpointing, unit_of_work(self._sessions) as session:
                 await repo.stage(session, rows)
                 cursor = {**self._cursor, key: following, f"{key}Done": following is None}
                 if newest is not None:
                     cursor[f"{key}Newest"] = _later(cursor.get(f"{key}Newest"), newest)
                 await self._save(session, cursor=cursor)
             if following is None:
-                async with unit_of_work(self._sessions) as session:
+                async with self._checkpointing, unit_of_work(self._sessions) as session:
                     await repo.analyze_staged(session)
                 return
             position = following
@@ -384,7 +416,7 @@ class _People:
 class Backfill(SyncRun):
     """The first sync of a connection: link the same people, merge their fields, create the rest.
 
-    Phases: ``rankr`` and ``ghl`` list every contact of each side into staging; ``match`` decides
+    Phases: ``list`` lists every contact of both sides into staging, at once; ``match`` decides
     for each staged record, Rankr's first (see ``_decide``) and queues the writes; ``apply`` waits
     until the worker applied them all. A dry run lists and decides the same way into its own
     staging, queues nothing, reports each decision, and clears its staging at the end.
@@ -408,18 +440,15 @@ class Backfill(SyncRun):
                     await repo.clear_staged(session, connection.id, self.job)
                     self.counts = {}
                     await self._save(
-                        session, state="running", phase="rankr", cursor={"run": str(int(now.timestamp()))},
+                        session, state="running", phase="list", cursor={"run": str(int(now.timestamp()))},
                         started_at=now, finished_at=None, error=None,
                     )  # fmt: skip
             else:
                 self.counts = await self._recounted(connection, row.counts)
                 log.info("backfill.resuming", extra={"connection": connection.id, "phase": row.phase})
             up = self._upstreams(connection)
-            if self._phase == "rankr":
-                await self._list_rankr(connection, up, self.job, "rankr")
-                await self._save(phase="ghl")
-            if self._phase == "ghl":
-                await self._list_ghl(connection, up, self.job, "ghl")
+            if self._phase in LISTING:
+                await self._list_both(connection, up, self.job, ("rankr", "ghl"))
                 await self._save(phase="match")
             if self._phase == "match":
                 if self.dry_run:
@@ -655,13 +684,11 @@ class Reconciliation(SyncRun):
             up = self._upstreams(connection)
             since = self._cursor.get("since") or {}
             if self._phase == "changes":
-                await self._list_rankr(connection, up, RECONCILE, "rankr", parse_instant(since.get("rankr")))
-                await self._list_ghl(connection, up, RECONCILE, "ghl", parse_instant(since.get("ghl")))
+                await self._list_both(connection, up, RECONCILE, ("rankr", "ghl"), since)
                 await self._repair_changes(connection)
                 await self._save(phase="sweep")
             if self._phase == "sweep":
-                await self._list_rankr(connection, up, SWEEP, "rankrAll")
-                await self._list_ghl(connection, up, SWEEP, "ghlAll")
+                await self._list_both(connection, up, SWEEP, ("rankrAll", "ghlAll"))
                 await self._repair_missing(connection)
                 await self._save(phase="apply")
             await self._drain(connection)

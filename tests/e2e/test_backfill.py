@@ -217,6 +217,10 @@ def test_backfill_of_thousands_links_merges_and_creates(database_url: str) -> No
         assert ghl_paths["POST /contacts/search"] >= 1 + (WORLD.people) // 100 // 2
         rankr_paths = Counter(f"{r['method']} {r['path']}" for r in rankr_requests)
         assert rankr_paths["GET /contacts"] >= 2
+        # The two sides were listed at once: GHL's first page was asked for before Rankr's last.
+        first_search = min(r["at"] for r in ghl_requests if r["path"] == "/contacts/search")
+        last_page = max(r["at"] for r in rankr_requests if r["method"] == "GET" and r["path"] == "/contacts")
+        assert first_search < last_page, (first_search, last_page)
         # The listing carries the records: creating or first linking them reads none of them again.
         reads = [
             f"{side} {r['path']}"
