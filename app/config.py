@@ -83,7 +83,8 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     log_format: Literal["json", "console"] = "console"
 
-    worker_concurrency: int = Field(default=4, ge=1, le=64)
+    # Enough events in hand that a request is waiting whenever a rate-budget slot comes (see .env.example).
+    worker_concurrency: int = Field(default=8, ge=1, le=64)
     worker_poll_seconds: float = Field(default=0.5, gt=0)
     worker_lease_seconds: float = Field(default=60.0, gt=0)
     max_attempts: int = Field(default=8, ge=1)
