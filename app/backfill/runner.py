@@ -242,8 +242,8 @@ class SyncRun:
         keys: tuple[str, str],
         since: dict[str, Any] | None = None,
     ) -> None:
-        """List Rankr and GHL at once (each side has its own budget, so neither waits for the other);
-        the first failure stops the other listing too."""
+        """List Rankr and GHL at once (each side has its own budget, so neither waits for the other),
+        then refresh the staging table's statistics; the first failure stops the other listing too."""
         since = since or {}
         listings = [
             asyncio.create_task(
@@ -259,6 +259,8 @@ class SyncRun:
             for listing in listings:
                 listing.cancel()
             await asyncio.gather(*listings, return_exceptions=True)
+        async with unit_of_work(self._sessions) as session:
+            await repo.analyze_staged(session)
 
     async def _list(
         self, key: str, page: Callable[[Any], Awaitable[tuple[list[dict[str, Any]], Any]]]
@@ -279,8 +281,6 @@ class SyncRun:
                     cursor[f"{key}Newest"] = _later(cursor.get(f"{key}Newest"), newest)
                 await self._save(session, cursor=cursor)
             if following is None:
-                async with self._checkpointing, unit_of_work(self._sessions) as session:
-                    await repo.analyze_staged(session)
                 return
             position = following
 
