@@ -108,7 +108,7 @@ def no_full_collections() -> Iterator[None]:
 
     The sandboxes stamp a request with the time their thread gets to it, and their rate limiter counts
     by those stamps. A full collection of this process, with the sandboxes' stores and logs, takes
-    100-140 ms here; the requests that came in meanwhile are stamped together, a bunch the service
+    90-150 ms here; the requests that came in meanwhile are stamped together, a bunch the service
     never sent, and a window of the limiter that starts at that bunch holds more than the service's
     schedule put into it: a 429 two seconds later (at 100 per 2 s). GHL's limiter does not pause for
     this process's collector, so the benchmarks' sandboxes do not either.
