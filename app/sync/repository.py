@@ -7,8 +7,9 @@ from datetime import datetime
 from functools import cache
 from typing import Any
 
-from sqlalchemy import Select, and_, bindparam, func, insert, or_, select, update
+from sqlalchemy import ColumnElement, Select, and_, bindparam, func, insert, or_, select, union_all, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql.selectable import ExecutableReturnsRows
 
 from app.db import table_of
 from app.sync.models import AuditEntry, Link, LinkState
@@ -18,6 +19,18 @@ from app.sync.models import AuditEntry, Link, LinkState
 LINKS = table_of(Link)
 _LIVE = (LinkState.LINKED, LinkState.PENDING)
 _OF_KIND = and_(Link.connection_id == bindparam("connection_id"), Link.kind == bindparam("kind"))
+
+
+def _any_of(*arms: ColumnElement[bool]) -> ExecutableReturnsRows:
+    """The links of one connection and kind that match any of the arms, as a UNION ALL of one query
+    per arm (a link matching two arms comes twice).
+
+    An OR of the arms leaves the plan to the table's size when Postgres first plans it, and a
+    prepared statement keeps that plan: planned on a nearly empty ``links`` table (and never
+    replanned while autovacuum is off), it walked every link of the connection for each lookup. Each
+    arm here looks one id or key up in the index that leads with it, whatever the table holds.
+    """
+    return select(Link).from_statement(union_all(*(select(Link).where(_OF_KIND, arm) for arm in arms)))
 
 
 def side_column(side: str) -> Any:
@@ -40,9 +53,7 @@ async def find(
     return (await session.execute(_find(side), params)).scalar_one_or_none()
 
 
-_FIND_PAIR = select(Link).where(
-    _OF_KIND, or_(Link.rankr_id == bindparam("rankr_id"), Link.ghl_id == bindparam("ghl_id"))
-)
+_FIND_PAIR = _any_of(Link.rankr_id == bindparam("rankr_id"), Link.ghl_id == bindparam("ghl_id"))
 
 
 async def find_pair(
@@ -100,12 +111,12 @@ async def find_with_pending(
 
 
 @cache
-def _find_with_pending(side: str, under_parent: bool) -> Select[tuple[Link]]:
+def _find_with_pending(side: str, under_parent: bool) -> ExecutableReturnsRows:
     column = side_column(side)
     in_flight = and_(Link.state == LinkState.PENDING, column.is_(None))
     if under_parent:
         in_flight = and_(in_flight, Link.parent_id == bindparam("parent_id"))
-    return select(Link).where(_OF_KIND, or_(column == bindparam("record_id"), in_flight))
+    return _any_of(column == bindparam("record_id"), in_flight)
 
 
 async def find_by_match(
@@ -115,15 +126,16 @@ async def find_by_match(
     if not email and not phone:
         return []
     params = {"connection_id": connection_id, "kind": kind, "email": email, "phone": phone}
-    return (await session.execute(_find_by_match(bool(email), bool(phone)), params)).scalars().all()
+    rows = await session.execute(_find_by_match(bool(email), bool(phone)), params)
+    return list(dict.fromkeys(rows.scalars()))  # once each, though it may match both arms
 
 
 @cache
-def _find_by_match(email: bool, phone: bool) -> Select[tuple[Link]]:
-    conditions = [Link.match_email == bindparam("email")] if email else []
+def _find_by_match(email: bool, phone: bool) -> ExecutableReturnsRows:
+    arms = [Link.match_email == bindparam("email")] if email else []
     if phone:
-        conditions.append(Link.match_phone == bindparam("phone"))
-    return select(Link).where(_OF_KIND, Link.state.in_(_LIVE), or_(*conditions))
+        arms.append(Link.match_phone == bindparam("phone"))
+    return _any_of(*(and_(arm, Link.state.in_(_LIVE)) for arm in arms))
 
 
 async def acquire_lease(

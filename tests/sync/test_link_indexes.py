@@ -8,7 +8,9 @@ for a lookup by one id, walking every link of the connection (milliseconds per e
 from __future__ import annotations
 
 import pytest
+from sqlalchemy.dialects.postgresql import asyncpg
 
+from app.sync import repository
 from tests.support.databases import PostgresSchema, psql
 
 pytestmark = pytest.mark.postgres
@@ -44,3 +46,46 @@ def test_a_lookup_by_one_key_uses_that_keys_index_without_statistics(
     assert f" using {index} on links" in explained.lower(), explained
     # Index Cond names the key: the lookup descends to it instead of filtering the connection's links.
     assert "Filter" not in explained, explained
+
+
+# The lookups every event runs, as the service sends them, and the keys they look up. Each arm of a
+# UNION ALL looks one id or key up; an OR of them was planned on a nearly empty table as a walk of
+# every link of the connection.
+LOOKUPS = {
+    "find_with_pending, rankr": (repository._find_with_pending("rankr", False), {"record_id": "r42"}),
+    "find_with_pending, ghl, under a parent": (
+        repository._find_with_pending("ghl", True),
+        {"record_id": "g42", "parent_id": 7},
+    ),
+    "find_pair": (repository._FIND_PAIR, {"rankr_id": "r42", "ghl_id": "g42"}),
+    "find_by_match": (
+        repository._find_by_match(True, True),
+        {"email": "p42@example.com", "phone": "+155542"},
+    ),
+}
+
+
+@pytest.mark.parametrize("lookup", LOOKUPS)
+def test_a_plan_made_on_an_empty_table_looks_each_key_up_in_its_index(
+    postgres_schema: PostgresSchema, lookup: str
+) -> None:
+    postgres_schema.empty()
+    statement, keys = LOOKUPS[lookup]
+    compiled = statement.params(connection_id=1, kind="contact", **keys).compile(
+        dialect=asyncpg.dialect(paramstyle="numeric_dollar"), compile_kwargs={"render_postcompile": True}
+    )
+    arguments = ", ".join(_literal(compiled.params[name]) for name in compiled.positiontup or ())
+    # The generic plan, made now on the empty table, is the one a prepared statement would keep.
+    explained = psql(
+        f"SET search_path TO {postgres_schema.name}; SET plan_cache_mode = force_generic_plan;"
+        f" PREPARE lookup AS {compiled}; EXPLAIN EXECUTE lookup({arguments});"
+    )
+    conditions = [line.split("Index Cond: ", 1)[1] for line in explained.splitlines() if "Index Cond" in line]
+    assert "Seq Scan" not in explained, explained
+    assert conditions, explained
+    for condition in conditions:
+        assert not condition.startswith("((connection_id"), explained
+
+
+def _literal(value: object) -> str:
+    return str(value) if isinstance(value, int) else "'" + str(value).replace("'", "''") + "'"
