@@ -10,8 +10,10 @@ out a little after its slot, when clocks differ a little, or when someone else s
 
 A process reserves slots for the requests waiting in it at that moment: one when idle, a small batch
 under load, so the store sees about one round trip per batch rather than per request. A slot not
-used within ``SLOT_GRACE`` seconds of its time is dropped, never used late (so a process that
-stalls does not send its requests in a bunch afterwards).
+used soon after its time is dropped, never used late: requests held back by a stall (of this
+process, of the database that grants the slots) would otherwise go out together, and a window of
+the upstream that starts at such a bunch holds more than the schedule put into it. How late is
+soon is what the headroom absorbs (``Pacer.grace``).
 
 The upstream's answers correct the schedule: a limit lower than the setting (``X-RateLimit-Max`` and
 ``-Interval-Milliseconds``, ``RateLimit-Limit``) slows the pace; a remaining count that falls into
@@ -42,7 +44,7 @@ from app.kit.http import RateLimitSnapshot
 
 log = logging.getLogger(__name__)
 
-# A reserved slot may be used this late at most (seconds); later it is dropped.
+# A reserved slot may be used this late at most (seconds), whatever the headroom allows.
 SLOT_GRACE = 0.25
 # Most slots one reservation takes (the requests waiting in this process, up to this many).
 MAX_BATCH = 8
@@ -146,33 +148,39 @@ class Pacer:
         while True:
             self._waiting += 1
             try:
-                slot = await self._take()
+                slot, due = await self._take()
             finally:
                 self._waiting -= 1
-            delay = slot - self._now()
+            delay = due - self._now()
             if delay > 0:
                 await self._sleep(delay)
             # An answer that came while this request waited (a 429, a count at zero) may have moved
             # the schedule past its slot, or the process woke too late for it (a busy CPU): then it
             # needs a later slot, or requests would bunch up at the upstream.
-            if slot >= self._hold_until() and self._now() - slot <= SLOT_GRACE:
+            if slot >= self._hold_until() and self._now() - due <= self.grace:
                 return
 
     def _hold_until(self) -> float:
         """No slot before this, whatever was reserved earlier (the corrections answers brought)."""
         return max(self._not_before, self._paused_until) - 1e-6
 
-    async def _take(self) -> float:
+    async def _take(self) -> tuple[float, float]:
+        """A slot, and when it is due: its time, or, for the first slot of the reservation this
+        request made itself, when the store granted it (late only by the store's answer, which one
+        request cannot bunch; a store that always answers later than the grace would otherwise
+        never grant a usable slot)."""
         while True:
             slot = self._pop()
             if slot is not None:
-                return slot
+                return slot, slot
             async with self._lock:
                 if not self._slots:
                     await self._reserve(min(max(1, self._waiting), MAX_BATCH))
+                    slot = self._slots.popleft()
+                    return slot, max(slot, self._now())
 
     def _pop(self) -> float | None:
-        stale = max(self._now() - SLOT_GRACE, self._hold_until())
+        stale = max(self._now() - self.grace, self._hold_until())
         while self._slots and self._slots[0] < stale:
             self._slots.popleft()
         return self._slots.popleft() if self._slots else None
@@ -212,6 +220,20 @@ class Pacer:
         if self._seen_limit is None:
             return configured
         return max(configured, limits.interval(*self._seen_limit))
+
+    @property
+    def grace(self) -> float:
+        """How late a slot may still be used (seconds).
+
+        Slots used late by up to ``d`` put about ``d / interval`` requests more into one window of
+        the upstream. The headroom keeps ``reserve_count`` requests of each window unused, and the
+        schedule's own edges may take one of them (``observe``); the rest bound the lateness: two
+        slots' time with the default 3 % of 100 (206 ms at GHL's 100 per 10 s, 41 ms at 100 per 2 s).
+        At least one slot's time, at most ``SLOT_GRACE``.
+        """
+        limit, _ = self._seen_limit or (self._limits.limit, self._limits.window_seconds)
+        spare = max(1, self._limits.reserve_count(limit) - 1)
+        return min(SLOT_GRACE, spare * self.interval)
 
     @property
     def daily_limit(self) -> int | None:

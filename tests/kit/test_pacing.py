@@ -149,6 +149,67 @@ async def test_a_slot_not_used_in_time_is_dropped_not_used_late() -> None:
     assert [request.count for request in store.requests] == [1, 2, 1]
 
 
+# GHL's limit scaled to 2 s, with the default headroom: 97 slots, 3 requests of each window kept.
+SCALED = RateLimits(limit=100, window_seconds=2.0, daily_limit=None, headroom=0.03)
+SCALED_INTERVAL = 2.0 / 97
+
+
+class SlowStore(MemoryStore):
+    """A store whose answers come ``delays`` seconds late (a busy database), one delay per answer."""
+
+    def __init__(self, clock: FakeTime, delays: list[float]) -> None:
+        super().__init__()
+        self.clock = clock
+        self.delays = delays
+
+    async def round_trip(self) -> None:
+        self.clock.now += self.delays.pop(0) if len(self.delays) > 1 else self.delays[0]
+        await asyncio.sleep(0)
+
+
+async def _returned(paced: Pacer, clock: FakeTime, requests: int) -> list[float]:
+    """When each of ``requests`` concurrent requests got its slot, from START."""
+    times: list[float] = []
+
+    async def one() -> None:
+        await paced.acquire()
+        times.append(clock.now - START)
+
+    await asyncio.gather(*(one() for _ in range(requests)))
+    return times
+
+
+async def test_slots_late_by_more_than_the_headroom_absorbs_are_dropped() -> None:
+    clock = FakeTime()
+    paced = pacer(SlowStore(clock, [0.0]), clock, SCALED)
+    # Of the 3 kept requests, the schedule's own edges may use one; the other two bound the lateness.
+    assert paced.grace == pytest.approx(2 * SCALED_INTERVAL)
+    # The first request takes one slot; the three that queued meanwhile take the next three, and the
+    # answer comes 6 slots late. Its own first slot goes at once (one request does not bunch); the
+    # other two, late by 4 and 3 slots, would make a bunch of three: they take new slots.
+    clock = FakeTime()
+    store = SlowStore(clock, [0.0, 6 * SCALED_INTERVAL, 0.0])
+    times = await _returned(pacer(store, clock, SCALED), clock, 4)
+    assert [request.count for request in store.requests] == [1, 3, 2]
+    assert sorted(times) == pytest.approx([0, 6 * SCALED_INTERVAL, 6 * SCALED_INTERVAL, 7 * SCALED_INTERVAL])
+
+
+async def test_slots_late_by_less_than_the_grace_are_used() -> None:
+    clock = FakeTime()
+    store = SlowStore(clock, [0.0, 1.5 * SCALED_INTERVAL])
+    await _returned(pacer(store, clock, SCALED), clock, 4)
+    assert [request.count for request in store.requests] == [1, 3]  # none dropped, none taken again
+
+
+async def test_a_store_slower_than_the_grace_still_grants_usable_slots() -> None:
+    clock = FakeTime()
+    store = SlowStore(clock, [5 * SCALED_INTERVAL])
+    paced = pacer(store, clock, SCALED)
+    for _ in range(3):
+        await asyncio.wait_for(paced.acquire(), timeout=5)
+    assert len(store.requests) == 3
+
+
 async def test_a_lower_limit_in_the_answers_slows_the_pace() -> None:
     store, clock = MemoryStore(), FakeTime()
     paced = pacer(store, clock)
