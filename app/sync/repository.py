@@ -7,8 +7,23 @@ from datetime import datetime
 from functools import cache
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, and_, bindparam, func, insert, or_, select, union_all, update
+from sqlalchemy import (
+    ColumnElement,
+    Select,
+    String,
+    and_,
+    bindparam,
+    func,
+    insert,
+    or_,
+    select,
+    true,
+    union_all,
+    update,
+)
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 from sqlalchemy.sql.selectable import ExecutableReturnsRows
 
 from app.db import table_of
@@ -74,13 +89,21 @@ async def find_many(
     if not record_ids:
         return {}
     params = {"connection_id": connection_id, "kind": kind, "record_ids": list(record_ids)}
-    rows = await session.execute(_find_many(side), params)
+    rows = await session.execute(_find_many(side, session.bind.dialect.name == "postgresql"), params)
     return {getattr(link, f"{side}_id"): link for link in rows.scalars()}
 
 
 @cache
-def _find_many(side: str) -> Select[tuple[Link]]:
-    return select(Link).where(_OF_KIND, side_column(side).in_(bindparam("record_ids", expanding=True)))
+def _find_many(side: str, postgres: bool) -> Select[tuple[Link]]:
+    """On Postgres, one lookup of the side's unique index per id. An IN list is planned like an OR
+    (``_any_of``): on a nearly empty table, as a walk of every link of the connection. A LATERAL
+    subquery with a LIMIT stays a lookup of its own, which the unique index answers whatever the
+    table holds. SQLite's planner takes that index for the IN list."""
+    if not postgres:
+        return select(Link).where(_OF_KIND, side_column(side).in_(bindparam("record_ids", expanding=True)))
+    wanted = func.unnest(bindparam("record_ids", type_=ARRAY(String))).table_valued("id").render_derived()
+    found = select(Link).where(_OF_KIND, side_column(side) == wanted.c.id).limit(1).lateral("found")
+    return select(aliased(Link, found)).select_from(wanted).join(found, true())
 
 
 async def find_with_pending(

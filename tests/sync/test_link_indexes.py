@@ -48,9 +48,9 @@ def test_a_lookup_by_one_key_uses_that_keys_index_without_statistics(
     assert "Filter" not in explained, explained
 
 
-# The lookups every event runs, as the service sends them, and the keys they look up. Each arm of a
-# UNION ALL looks one id or key up; an OR of them was planned on a nearly empty table as a walk of
-# every link of the connection.
+# The lookups of links by id or key that events and claims run, as the service sends them, and the
+# keys they look up. Each looks one id or key up at a time (an arm of a UNION ALL, a LATERAL lookup);
+# an OR or IN list of them was planned on a nearly empty table as a walk of every link.
 LOOKUPS = {
     "find_with_pending, rankr": (repository._find_with_pending("rankr", False), {"record_id": "r42"}),
     "find_with_pending, ghl, under a parent": (
@@ -58,6 +58,7 @@ LOOKUPS = {
         {"record_id": "g42", "parent_id": 7},
     ),
     "find_pair": (repository._FIND_PAIR, {"rankr_id": "r42", "ghl_id": "g42"}),
+    "find_many": (repository._find_many("ghl", True), {"record_ids": ["g41", "g42"]}),
     "find_by_match": (
         repository._find_by_match(True, True),
         {"email": "p42@example.com", "phone": "+155542"},
@@ -88,4 +89,7 @@ def test_a_plan_made_on_an_empty_table_looks_each_key_up_in_its_index(
 
 
 def _literal(value: object) -> str:
-    return str(value) if isinstance(value, int) else "'" + str(value).replace("'", "''") + "'"
+    if isinstance(value, int):
+        return str(value)
+    text = "{" + ",".join(value) + "}" if isinstance(value, list) else str(value)
+    return "'" + text.replace("'", "''") + "'"
