@@ -222,6 +222,11 @@ class Pacer:
         return max(configured, limits.interval(*self._seen_limit))
 
     @property
+    def _budget(self) -> tuple[int, float]:
+        """(limit, window seconds): as the upstream's answers last reported them, else as configured."""
+        return self._seen_limit or (self._limits.limit, self._limits.window_seconds)
+
+    @property
     def grace(self) -> float:
         """How late a slot may still be used (seconds).
 
@@ -231,7 +236,7 @@ class Pacer:
         slots' time with the default 3 % of 100 (206 ms at GHL's 100 per 10 s, 41 ms at 100 per 2 s).
         At least one slot's time, at most ``SLOT_GRACE``.
         """
-        limit, _ = self._seen_limit or (self._limits.limit, self._limits.window_seconds)
+        limit, _ = self._budget
         spare = max(1, self._limits.reserve_count(limit) - 1)
         return min(SLOT_GRACE, spare * self.interval)
 
@@ -246,7 +251,7 @@ class Pacer:
         if snapshot.limit is not None:
             window = (snapshot.window_ms or 0) / 1000 or self._limits.window_seconds
             self._seen_limit = (snapshot.limit, window)
-        limit, _ = self._seen_limit or (self._limits.limit, self._limits.window_seconds)
+        limit, _ = self._budget
         if snapshot.remaining is not None:
             # This schedule itself may put one request more than its pace into a window (the one
             # that starts it and the one that ends it), so one of the kept requests may be in use.
@@ -274,7 +279,7 @@ class Pacer:
     @property
     def _default_back_off(self) -> float:
         """The wait when the upstream says the budget is spent but not for how long: a tenth of its window."""
-        _, window = self._seen_limit or (self._limits.limit, self._limits.window_seconds)
+        _, window = self._budget
         return window / 10
 
     async def back_off(self, seconds: float | None) -> None:
