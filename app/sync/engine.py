@@ -19,8 +19,7 @@ from app.db import unit_of_work
 from app.errors import UnroutableEvent
 from app.inbox import repository as inbox
 from app.inbox.models import EventStatus, WebhookEvent
-from app.integrations.ghl.endpoints import APP_EVENTS
-from app.integrations.ghl.install import apply_app_event
+from app.integrations.ghl.app_events import APP_EVENTS, apply_app_event
 from app.integrations.registry import Upstreams
 from app.kit.clock import Clock
 from app.kit.logs import bind_log_context

@@ -16,6 +16,7 @@ from app.inbox.intake import (
 )
 from app.inbox.models import Source
 from app.inbox.service import IncomingEvent, ordering_key
+from app.integrations.ghl.app_events import APP_EVENTS
 from app.integrations.ghl.schemas import GhlWebhook
 from app.kit.clock import parse_instant
 from app.kit.signatures import SignatureError, check_timestamp
@@ -30,10 +31,9 @@ CHILD_EVENTS = frozenset(
     {"TaskCreate", "TaskComplete", "TaskDelete", "TaskUpdate", "NoteCreate", "NoteUpdate", "NoteDelete"}
 )
 APPOINTMENT_EVENTS = frozenset({"AppointmentCreate", "AppointmentUpdate", "AppointmentDelete"})
+
+
 # GHL's docs name these AppInstall / AppUninstall while the bodies say INSTALL / UNINSTALL.
-APP_EVENTS = frozenset({"INSTALL", "UNINSTALL", "AppInstall", "AppUninstall"})
-
-
 def _keys(hook: GhlWebhook) -> tuple[str, str]:
     """The account key (location, or company for agency installs) and the ordering key."""
     if hook.type in APP_EVENTS:

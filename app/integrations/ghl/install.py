@@ -1,4 +1,5 @@
-"""The GHL marketplace install flow, and what the app ``INSTALL`` / ``UNINSTALL`` webhooks change.
+"""The GHL marketplace install flow (what the app ``INSTALL`` / ``UNINSTALL`` webhooks change is in
+``app_events``).
 
 ``GET /oauth/ghl/install?rankrAccountId=acct_1`` redirects the admin to GHL's location chooser with
 the app's client id, the redirect URI, the scopes below and a ``state`` that is encrypted, signed and
@@ -20,18 +21,17 @@ import logging
 import secrets
 from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
-from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.config import Settings
 from app.connections import credentials
 from app.connections import repository as connections
-from app.connections.models import Connection, ConnectionStatus, CredentialKind, GhlCredential
+from app.connections.models import Connection, ConnectionStatus, CredentialKind
 from app.db import unit_of_work
 from app.errors import ProblemError, UpstreamError
 from app.integrations.ghl.oauth import GhlOAuthClient, TokenAnswer
@@ -173,47 +173,6 @@ async def complete_install(
         now=now,
     )
     return Installed(connection_id, location, answer.company_id)
-
-
-# -- app INSTALL / UNINSTALL webhooks ----------------------------------------------------------------
-
-
-async def apply_app_event(
-    sessions: async_sessionmaker[AsyncSession], kind: str, payload: dict[str, Any], now: datetime
-) -> str:
-    """Apply an app install or uninstall to the connections; returns what was done (the event's note)."""
-    location = payload.get("locationId") if isinstance(payload.get("locationId"), str) else None
-    company = payload.get("companyId") if isinstance(payload.get("companyId"), str) else None
-    install = kind in {"INSTALL", "AppInstall"}
-    async with unit_of_work(sessions) as session:
-        if location:
-            rows = list(
-                (
-                    await session.execute(select(Connection).where(Connection.ghl_location_id == location))
-                ).scalars()
-            )
-        elif company:
-            agency_rows = select(GhlCredential.connection_id).where(GhlCredential.company_id == company)
-            rows = list(
-                (await session.execute(select(Connection).where(Connection.id.in_(agency_rows)))).scalars()
-            )
-        else:
-            return "no locationId or companyId"
-        if not rows:
-            where = f"location {location}" if location else f"company {company}"
-            if install:
-                return (
-                    f"no connection for {where} yet: it is created by the install callback "
-                    "(/oauth/ghl/install?rankrAccountId=...) or 'rankr-ghl-sync connections add'"
-                )
-            return f"no connection for {where}"
-        status = ConnectionStatus.ACTIVE if install else ConnectionStatus.DISABLED
-        ids = [row.id for row in rows]
-        await session.execute(
-            update(Connection).where(Connection.id.in_(ids)).values(status=status, updated_at=now)
-        )
-    log.info("connections.app_event", extra={"type": kind, "connections": ids, "status": str(status)})
-    return f"connection(s) {', '.join(map(str, ids))} {status}"
 
 
 # -- routes ------------------------------------------------------------------------------------------
