@@ -17,6 +17,7 @@ from app.cli_automation import config_cli, rules_cli
 from app.cli_connections import connections_cli
 from app.config import Settings
 from app.kit.loop import run as run_async
+from app.kit.loop import started
 
 cli = typer.Typer(
     name="rankr-ghl-sync",
@@ -88,7 +89,9 @@ def serve(
         settings = load_settings(public_url=_local_url(host, port))
     _configure_logging(settings)
     typer.echo(_banner(settings, _local_url(host, port)))
-    uvicorn.run(create_app(settings), host=host, port=port, log_config=None, access_log=False)
+    app = create_app(settings)
+    started()
+    uvicorn.run(app, host=host, port=port, log_config=None, access_log=False)
 
 
 @cli.command()
