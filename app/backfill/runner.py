@@ -14,6 +14,7 @@ open at a time, so webhook-driven events never wait behind more than that many.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import secrets
@@ -53,6 +54,7 @@ RANKR_PAGE = 200
 GHL_PAGE = 100
 BATCH = 100
 POLL_SECONDS = 0.2
+TAIL_POLL_SECONDS = 0.02  # per event still open, while draining
 KIND = Kind.CONTACT.value
 # The counts a backfill takes from its staging: what was listed and decided.
 DECISIONS = frozenset(
@@ -326,7 +328,8 @@ class SyncRun:
             if waiting == 0:
                 return
             await self._save()
-            await asyncio.sleep(POLL_SECONDS)
+            # The last few are applied within a few slots of the budget: look sooner for them.
+            await asyncio.sleep(min(POLL_SECONDS, waiting * TAIL_POLL_SECONDS))
 
     async def _count_events(self, connection: Connection) -> None:
         async with self._sessions() as session:
@@ -429,6 +432,8 @@ class Backfill(SyncRun):
         self.dry_run = dry_run
         self.job = DRY_RUN if dry_run else BACKFILL
         self._report = report or (lambda line: None)
+        # Set when deciding committed a batch: queuing starts on it, not on its next poll.
+        self._batch_decided = asyncio.Event()
 
     async def run(self, connection: Connection) -> dict[str, Any]:
         row = await self._take(connection)
@@ -511,6 +516,7 @@ class Backfill(SyncRun):
                     if record.outcome is None:  # decided in this batch as another's counterpart
                         self._decide(people, record)
                 await self._save(session)
+            self._batch_decided.set()
 
     async def _queue_decided(
         self, connection: Connection, deciding: asyncio.Task[None] | None = None
@@ -535,6 +541,7 @@ class Backfill(SyncRun):
                     await deciding  # its error, if it failed
                     await self._save(phase="queue")
                     deciding = None
+                self._batch_decided.clear()
                 async with self._sessions() as session:
                     left = {
                         target: await repo.count_decided(
@@ -546,7 +553,8 @@ class Backfill(SyncRun):
                 if total == 0:
                     if decided:
                         return
-                    await asyncio.sleep(POLL_SECONDS)
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._batch_decided.wait(), POLL_SECONDS)
                     continue
                 await self._queue_round(connection, run, after, left, total)
                 await self._room(connection)
