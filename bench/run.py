@@ -356,7 +356,7 @@ def render(results: dict[str, Any]) -> str:
                 "lower bound s (ghl calls / rate)",
                 "wall s",
                 "wall / lower bound",
-                "phases s (listing, listing to first write, first to last write)",
+                "phases s (start to listing, listing, listing to first write, first to last write, to exit)",
                 "contacts after (rankr, ghl)",
                 "expected after",
             ],

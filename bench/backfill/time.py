@@ -19,6 +19,7 @@ import sys
 import tempfile
 import time
 from collections import Counter
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -42,12 +43,13 @@ def measure(count: int, limit: int, window: float, logs: Path) -> dict[str, Any]
             [{"email": f"p{i + half}@bench.example", "lastName": f"G{i}"} for i in range(count)]
         )
         marks = {"ghl": here.sandbox.ghl.mark(), "rankr": here.sandbox.rankr.mark()}
-        started = time.monotonic()
+        started, started_at = time.monotonic(), datetime.now(UTC)
         run = subprocess.run(
             [sys.executable, "-m", "app", "backfill"], cwd=ROOT, env=here.env,
             capture_output=True, text=True, check=False,
         )  # fmt: skip
         wall = time.monotonic() - started
+        ended_at = started_at + timedelta(seconds=wall)
         (logs / "backfill.log").write_text(run.stdout + run.stderr)
         if run.returncode != 0:
             raise RuntimeError(f"backfill failed: {run.stderr[-2000:]}")
@@ -63,7 +65,7 @@ def measure(count: int, limit: int, window: float, logs: Path) -> dict[str, Any]
     listing = [r for r in every if not r.is_write and r.route in ("/contacts", "/contacts/search")]
 
     def between(a: Any, b: Any) -> float:
-        return round((b.at - a.at).total_seconds(), 2)
+        return round((b - a).total_seconds(), 2)
 
     return {
         "contacts per side": count,
@@ -76,10 +78,12 @@ def measure(count: int, limit: int, window: float, logs: Path) -> dict[str, Any]
         "wall s": round(wall, 2),
         "wall / lower bound": round(wall / bound, 3) if bound else None,
         "first to last ghl call s": round(span, 2),
-        "phases s (listing, listing to first write, first to last write)": [
-            between(listing[0], listing[-1]),
-            between(listing[-1], writes[0]),
-            between(writes[0], writes[-1]),
+        "phases s (start to listing, listing, listing to first write, first to last write, to exit)": [
+            between(started_at, listing[0].at),
+            between(listing[0].at, listing[-1].at),
+            between(listing[-1].at, writes[0].at),
+            between(writes[0].at, writes[-1].at),
+            between(writes[-1].at, ended_at),
         ]
         if listing and writes
         else None,
