@@ -210,3 +210,16 @@ def test_replay_puts_dead_events_back_by_id_by_connection_or_all(env: dict[str, 
     assert "2 dead event(s)" in result.stdout
     assert [status for _, status, _ in statuses()] == ["pending", "pending", "pending", "done"]
     assert "0 dead event(s)" in run(["replay", "--all"], env).stdout
+
+
+def test_commands_that_serve_no_http_do_not_load_the_web_framework() -> None:
+    """The CLI, the backfill and the worker start without FastAPI or the sandboxes' routes (a third
+    of a second of every command's start; the settings import ``app.sandbox.keys``)."""
+    probe = (
+        "import sys, app.cli, app.backfill.console, app.worker, app.config; "
+        "print(sorted(m for m in sys.modules if m == 'fastapi' or m.startswith('app.sandbox.')))"
+    )
+    loaded = subprocess.run(
+        [sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout.strip()
+    assert loaded == "['app.sandbox.keys']"

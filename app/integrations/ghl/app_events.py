@@ -17,6 +17,7 @@ from app.db import unit_of_work
 
 log = logging.getLogger(__name__)
 
+# GHL's docs name these AppInstall / AppUninstall while the bodies say INSTALL / UNINSTALL.
 APP_EVENTS = frozenset({"INSTALL", "UNINSTALL", "AppInstall", "AppUninstall"})
 
 

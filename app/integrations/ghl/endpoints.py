@@ -33,7 +33,6 @@ CHILD_EVENTS = frozenset(
 APPOINTMENT_EVENTS = frozenset({"AppointmentCreate", "AppointmentUpdate", "AppointmentDelete"})
 
 
-# GHL's docs name these AppInstall / AppUninstall while the bodies say INSTALL / UNINSTALL.
 def _keys(hook: GhlWebhook) -> tuple[str, str]:
     """The account key (location, or company for agency installs) and the ordering key."""
     if hook.type in APP_EVENTS:
