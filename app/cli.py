@@ -16,8 +16,8 @@ from pydantic import ValidationError
 from app.cli_automation import config_cli, rules_cli
 from app.cli_connections import connections_cli
 from app.config import Settings
+from app.kit.loop import cancel_and_wait
 from app.kit.loop import run as run_async
-from app.kit.loop import started
 
 cli = typer.Typer(
     name="rankr-ghl-sync",
@@ -89,9 +89,7 @@ def serve(
         settings = load_settings(public_url=_local_url(host, port))
     _configure_logging(settings)
     typer.echo(_banner(settings, _local_url(host, port)))
-    app = create_app(settings)
-    started()
-    uvicorn.run(app, host=host, port=port, log_config=None, access_log=False)
+    uvicorn.run(create_app(settings), host=host, port=port, log_config=None, access_log=False)
 
 
 @cli.command()
@@ -150,9 +148,7 @@ async def _run_worker(settings: Settings) -> None:
     try:
         await runner.run()
     finally:
-        if reconcile_task is not None:
-            reconcile_task.cancel()
-            await asyncio.gather(reconcile_task, return_exceptions=True)
+        await cancel_and_wait(reconcile_task)
         await registry.aclose()
         await engine.dispose()
 

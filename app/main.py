@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -27,6 +26,7 @@ from app.integrations.ghl.install import router as install_router
 from app.integrations.rankr.endpoints import router as rankr_router
 from app.integrations.registry import UpstreamRegistry
 from app.kit.clock import Clock, utcnow
+from app.kit.loop import cancel_and_wait, started
 from app.ops import history as _history  # noqa: F401 - adds its routes to the admin router
 from app.ops import openapi
 from app.ops.scrape import router as metrics_router
@@ -118,15 +118,12 @@ def create_app(settings: Settings | None = None, *, clock: Clock = utcnow) -> Fa
             reconcile_task = asyncio.create_task(reconciler.run(), name="reconcile")
         # Everything built so far lives as long as the process: keep it out of the collector's scans,
         # which otherwise show up as latency spikes on the intake.
-        gc.freeze()
+        started()
         try:
             yield
         finally:
             # A reconciliation or backfill cut short here resumes from its checkpoint next time.
-            runs = [reconcile_task, *getattr(app.state, "sync_runs", ())]
-            for run in filter(None, runs):
-                run.cancel()
-            await asyncio.gather(*filter(None, runs), return_exceptions=True)
+            await cancel_and_wait(reconcile_task, *getattr(app.state, "sync_runs", ()))
             if worker is not None and worker_task is not None:
                 worker.stop()
                 await worker_task

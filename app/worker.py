@@ -52,6 +52,7 @@ from app.inbox.models import EventStatus, WebhookEvent
 from app.integrations.registry import UpstreamRegistry
 from app.kit.clock import Clock, utcnow
 from app.kit.logs import log_context
+from app.kit.loop import cancel_and_wait
 from app.ops import housekeeping, metrics
 from app.sync import coalesce
 from app.sync.base import Job
@@ -132,9 +133,7 @@ class Worker:
         try:
             await self._loop(concurrency)
         finally:
-            if listening is not None:
-                listening.cancel()
-                await asyncio.gather(listening, return_exceptions=True)
+            await cancel_and_wait(listening)
         log.info("worker.stopped", extra={"worker": self.name})
 
     async def _loop(self, concurrency: int) -> None:

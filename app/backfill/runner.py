@@ -39,6 +39,7 @@ from app.inbox.models import EventStatus
 from app.inbox.service import IncomingEvent
 from app.integrations.registry import Upstreams
 from app.kit.clock import Clock, parse_instant
+from app.kit.loop import cancel_and_wait
 from app.sync import mapping
 from app.sync import repository as links
 from app.sync.mapping import Canonical, FieldMaps
@@ -258,9 +259,7 @@ class SyncRun:
         try:
             await asyncio.gather(*listings)
         finally:
-            for listing in listings:
-                listing.cancel()
-            await asyncio.gather(*listings, return_exceptions=True)
+            await cancel_and_wait(*listings)
         async with unit_of_work(self._sessions) as session:
             await repo.analyze_staged(session)
 
@@ -271,20 +270,26 @@ class SyncRun:
         checkpoint ``key``) and the newest modification time seen (``<key>Newest``)."""
         if self._cursor.get(f"{key}Done"):
             return
-        position = self._cursor.get(key)
-        while True:
-            rows, following = await self._patiently(page, position)
-            self.counts[f"{key}Listed"] = self.counts.get(f"{key}Listed", 0) + len(rows)
-            newest = max((row["modified_at"] for row in rows if row["modified_at"] is not None), default=None)
-            async with self._checkpointing, unit_of_work(self._sessions) as session:
-                await repo.stage(session, rows)
-                cursor = {**self._cursor, key: following, f"{key}Done": following is None}
-                if newest is not None:
-                    cursor[f"{key}Newest"] = _later(cursor.get(f"{key}Newest"), newest)
-                await self._save(session, cursor=cursor)
-            if following is None:
-                return
-            position = following
+        fetching = asyncio.create_task(self._patiently(page, self._cursor.get(key)))
+        try:
+            while True:
+                rows, following = await fetching
+                if following is not None:  # asked for while this page is staged
+                    fetching = asyncio.create_task(self._patiently(page, following))
+                self.counts[f"{key}Listed"] = self.counts.get(f"{key}Listed", 0) + len(rows)
+                newest = max(
+                    (row["modified_at"] for row in rows if row["modified_at"] is not None), default=None
+                )
+                async with self._checkpointing, unit_of_work(self._sessions) as session:
+                    await repo.stage(session, rows)
+                    cursor = {**self._cursor, key: following, f"{key}Done": following is None}
+                    if newest is not None:
+                        cursor[f"{key}Newest"] = _later(cursor.get(f"{key}Newest"), newest)
+                    await self._save(session, cursor=cursor)
+                if following is None:
+                    return
+        finally:
+            await cancel_and_wait(fetching)
 
     async def _patiently(
         self, page: Callable[[Any], Awaitable[tuple[list[dict[str, Any]], Any]]], position: Any
@@ -563,9 +568,7 @@ class Backfill(SyncRun):
                 await self._queue_round(connection, run, after, left, total)
                 await self._room(connection)
         finally:
-            if deciding is not None:
-                deciding.cancel()
-                await asyncio.gather(deciding, return_exceptions=True)
+            await cancel_and_wait(deciding)
 
     async def _queue_round(
         self, connection: Connection, run: str, after: dict[str, int], left: dict[str, int], total: int

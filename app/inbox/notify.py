@@ -26,6 +26,7 @@ from collections.abc import Callable
 import asyncpg
 
 from app.db import asyncpg_arguments
+from app.kit.loop import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
@@ -99,8 +100,7 @@ class Notifier:
         if self._sending is not None:
             sending = self._sending
             await asyncio.wait([sending], timeout=CLOSE_SECONDS)
-            sending.cancel()
-            await asyncio.gather(sending, return_exceptions=True)
+            await cancel_and_wait(sending)
         if self._connection is not None:
             await close(self._connection)
             self._connection = None
