@@ -84,6 +84,11 @@ def is_postgres(database_url: str) -> bool:
     return make_url(async_url(database_url)).drivername.startswith("postgresql")
 
 
+def on_postgres(session: AsyncSession) -> bool:
+    """Whether the session talks to Postgres (else SQLite)."""
+    return session.bind.dialect.name == "postgresql"
+
+
 def asyncpg_arguments(database_url: str) -> dict[str, Any]:
     """``asyncpg.connect`` / ``create_pool`` arguments for a Postgres ``DATABASE_URL``, with its
     ``sslmode`` and libpq ``options`` (tests give each session a schema with ``-csearch_path=x``)."""
@@ -244,7 +249,7 @@ async def autocommit(sessions: async_sessionmaker[AsyncSession]) -> AsyncIterato
     no transaction for reads, so there the session is left as it is.
     """
     async with sessions() as session:
-        if session.bind.dialect.name == "postgresql":
+        if on_postgres(session):
             await session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
         yield session
         await session.commit()

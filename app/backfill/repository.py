@@ -14,6 +14,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.backfill.models import StagedContact, SyncJob
+from app.db import on_postgres
 from app.inbox.models import OPEN_STATUSES, WebhookEvent
 from app.inbox.service import IncomingEvent, event_row
 from app.sync.models import Link, LinkState
@@ -23,7 +24,7 @@ PERSON_RECORDS = 50
 
 
 def _insert(session: AsyncSession, table: Any) -> Any:
-    dialect = postgresql if session.bind.dialect.name == "postgresql" else sqlite
+    dialect = postgresql if on_postgres(session) else sqlite
     return dialect.insert(table)
 
 
@@ -94,7 +95,7 @@ async def stage(session: AsyncSession, rows: list[dict[str, Any]]) -> None:
     columns = ("fields", "wire", "fingerprint", "match_email", "match_phone", "modified_at")
     # The rows as parameters, not as values of the statement: its SQL is then compiled once and
     # cached, and the driver sends the rows in batches (a page's VALUES list was compiled anew for
-    # every page, a third of a listing's CPU).
+    # every page: 44 % of a listing's CPU samples at 10,000 per side).
     await session.execute(
         statement.on_conflict_do_update(
             index_elements=["connection_id", "job", "side", "record_id"],
@@ -112,7 +113,7 @@ async def analyze_staged(session: AsyncSession) -> None:
     that leads with the same columns, milliseconds per lookup at 20,000 records instead of
     microseconds. SQLite's planner needs no statistics for these queries.
     """
-    if session.bind.dialect.name == "postgresql":
+    if on_postgres(session):
         await session.execute(text("ANALYZE staged_contacts"))
 
 

@@ -14,7 +14,7 @@ from sqlalchemy import ColumnElement, Select, Update, and_, bindparam, delete, f
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
-from app.db import UTCDateTime, table_of
+from app.db import UTCDateTime, on_postgres, table_of
 from app.inbox.models import IS_OPEN, OPEN_STATUSES, EventStatus, WebhookEvent
 
 EVENTS = table_of(WebhookEvent)
@@ -56,7 +56,7 @@ async def claim_due(
         "worker": worker,
         "until": now + lease,
     }
-    postgres = session.bind.dialect.name == "postgresql"
+    postgres = on_postgres(session)
     if postgres:
         # Without statistics Postgres takes every index for a few rows and ANDs bitmaps of them, each
         # of which reads the whole backlog (0.9 ms per probe at 50,000 events): plain index scans

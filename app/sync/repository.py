@@ -26,7 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 from sqlalchemy.sql.selectable import ExecutableReturnsRows
 
-from app.db import table_of
+from app.db import on_postgres, table_of
 from app.sync.models import AuditEntry, Link, LinkState
 
 # The statements every event runs are built once (``table_of`` says why); ``cache`` builds each
@@ -89,7 +89,7 @@ async def find_many(
     if not record_ids:
         return {}
     params = {"connection_id": connection_id, "kind": kind, "record_ids": list(record_ids)}
-    rows = await session.execute(_find_many(side, session.bind.dialect.name == "postgresql"), params)
+    rows = await session.execute(_find_many(side, on_postgres(session)), params)
     return {getattr(link, f"{side}_id"): link for link in rows.scalars()}
 
 
