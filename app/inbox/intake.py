@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from fastapi import Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import Response
 from pydantic import BaseModel, ValidationError
 
 from app.db import is_unavailable
@@ -89,13 +89,18 @@ def validate(model: type[T], payload: dict[str, Any]) -> T:
         raise ProblemError(422, "Unprocessable Content", "; ".join(problems)) from exc
 
 
+def answer(status_code: int, status: str, event_id: str) -> Response:
+    """``{"status": ..., "eventId": ...}`` as JSON. JSONResponse would build an encoder per request;
+    with the counter's cached child (``metrics``), that was 10 us of the intake's 140 in Python."""
+    body = f'{{"status":"{status}","eventId":{json.dumps(event_id)}}}'
+    return Response(body.encode(), status_code, media_type="application/json")
+
+
 def unprocessable(detail: str) -> ProblemError:
     return ProblemError(422, "Unprocessable Content", detail)
 
 
-async def store(
-    context: IntakeContext, event: IncomingEvent, *, unavailable_status: int = 503
-) -> JSONResponse:
+async def store(context: IntakeContext, event: IncomingEvent, *, unavailable_status: int = 503) -> Response:
     """Store the event, then answer: 202 when new, 200 for a redelivery (nothing new stored).
 
     While the database is away the answer is ``unavailable_status`` with Retry-After, so the sender
@@ -110,6 +115,6 @@ async def store(
     if stored:
         context.on_stored()
         metrics.webhook_received(event.source, event.type, "accepted")
-        return JSONResponse({"status": "accepted", "eventId": event.event_id}, status_code=202)
+        return answer(202, "accepted", event.event_id)
     metrics.webhook_received(event.source, event.type, "duplicate")
-    return JSONResponse({"status": "duplicate", "eventId": event.event_id}, status_code=200)
+    return answer(200, "duplicate", event.event_id)

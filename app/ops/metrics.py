@@ -18,6 +18,7 @@ in ``app.ops.scrape``; this module depends on nothing of the app, so any layer m
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 
 from prometheus_client import Counter, Gauge, Histogram
 
@@ -61,7 +62,13 @@ def endpoint_template(path: str) -> str:
 
 
 def webhook_received(source: str, type_: str | None, outcome: str) -> None:
-    WEBHOOKS.labels(source, type_ or _UNKNOWN, outcome).inc()
+    _webhooks(source, type_ or _UNKNOWN, outcome).inc()
+
+
+# Every webhook counts once, on the intake's hot path: look each labelled child up once.
+@lru_cache(maxsize=512)
+def _webhooks(source: str, type_: str, outcome: str) -> Counter:
+    return WEBHOOKS.labels(source, type_, outcome)
 
 
 def event_finished(source: str, outcome: str, seconds: float) -> None:

@@ -42,14 +42,17 @@ def assert_problem(answer: httpx.Response, status: int, words: str) -> None:
 
 
 def test_a_signed_rankr_event_is_stored_once(idle_service: Service) -> None:
-    first = idle_service.post_rankr(rankr_event("contact.created", CONTACT), msg_id="msg_once")
-    assert (first.status_code, first.json()["status"]) == (202, "accepted")
-    again = idle_service.post_rankr(rankr_event("contact.created", CONTACT), msg_id="msg_once")
-    assert (again.status_code, again.json()["status"]) == (200, "duplicate")
+    msg_id = 'msg_"once\\'  # the answer quotes the sender's id: it must stay JSON whatever it holds
+    first = idle_service.post_rankr(rankr_event("contact.created", CONTACT), msg_id=msg_id)
+    assert first.status_code == 202
+    assert first.headers["content-type"] == "application/json"
+    assert first.json() == {"status": "accepted", "eventId": msg_id}
+    again = idle_service.post_rankr(rankr_event("contact.created", CONTACT), msg_id=msg_id)
+    assert (again.status_code, again.json()) == (200, {"status": "duplicate", "eventId": msg_id})
     [event] = idle_service.events()
     assert (event["source"], event["event_id"], event["type"], event["status"]) == (
         "rankr",
-        "msg_once",
+        msg_id,
         "contact.created",
         "pending",
     )

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import Response
 
 from app.errors import ProblemError
 from app.inbox.intake import (
+    answer,
     intake_context,
     parse_object,
     read_body,
@@ -80,7 +81,7 @@ def _keys(hook: GhlWebhook) -> tuple[str, str]:
 )
 async def receive_ghl_webhook(
     request: Request,
-) -> JSONResponse:
+) -> Response:
     context = intake_context(request)
     body = await read_body(request)
     try:
@@ -100,7 +101,7 @@ async def receive_ghl_webhook(
         raise ProblemError(401, "Unauthorized", str(exc)) from exc
     if hook.type not in CONTACT_EVENTS | CHILD_EVENTS | APPOINTMENT_EVENTS | APP_EVENTS:
         metrics.webhook_received(Source.GHL, "other", "ignored")
-        return JSONResponse({"status": "ignored", "eventId": hook.webhook_id}, status_code=200)
+        return answer(200, "ignored", hook.webhook_id)
     account, order = _keys(hook)
     event = IncomingEvent(
         source=Source.GHL,

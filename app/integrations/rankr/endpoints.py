@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import Response
 
 from app.errors import ProblemError
 from app.inbox.intake import (
@@ -41,7 +41,7 @@ router = APIRouter(tags=["webhooks"])
 )
 async def receive_rankr_webhook(
     request: Request,
-) -> JSONResponse:
+) -> Response:
     context = intake_context(request)
     body = await read_body(request)
     headers = request.headers
