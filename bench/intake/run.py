@@ -21,6 +21,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -35,31 +36,38 @@ ROOT = Path(__file__).resolve().parents[2]
 LUA = Path(__file__).with_name("requests.lua")
 
 
-def signed_requests(path: Path, count: int) -> None:
+def signed_webhooks(count: int) -> Iterator[tuple[str, int, str, bytes]]:
+    """``count`` Rankr webhooks with distinct ids, signed now: (id, timestamp, signature, body)."""
     secret = WebhookSecret.parse(keys.RANKR_WEBHOOK_SECRET)
     stamp = int(datetime.now(UTC).timestamp())
     run = secrets.token_hex(4)
-    with path.open("w") as out:
-        for number in range(count):
-            body = json.dumps(
-                {
-                    "type": "contact.updated",
-                    "timestamp": datetime.now(UTC).isoformat(),
+    for number in range(count):
+        body = json.dumps(
+            {
+                "type": "contact.updated",
+                "timestamp": datetime.now(UTC).isoformat(),
+                "accountId": keys.RANKR_ACCOUNT_ID,
+                "data": {
+                    "contactId": f"con_{number % 5000}",
                     "accountId": keys.RANKR_ACCOUNT_ID,
-                    "data": {
-                        "contactId": f"con_{number % 5000}",
-                        "accountId": keys.RANKR_ACCOUNT_ID,
-                        "email": f"bench{number}@example.com",
-                        "firstName": "Bench",
-                        "lastName": f"Mark {number}",
-                        "tags": ["bench"],
-                        "lastModified": "2026-11-26T08:00:00.000Z",
-                    },
+                    "email": f"bench{number}@example.com",
+                    "firstName": "Bench",
+                    "lastName": f"Mark {number}",
+                    "tags": ["bench"],
+                    "lastModified": "2026-11-26T08:00:00.000Z",
                 },
-                separators=(",", ":"),
-            )
-            msg_id = f"msg_{run}_{number}"
-            out.write(f"{msg_id}\t{stamp}\t{sign_standard(secret, msg_id, stamp, body.encode())}\t{body}\n")
+            },
+            separators=(",", ":"),
+        ).encode()
+        msg_id = f"msg_{run}_{number}"
+        yield msg_id, stamp, sign_standard(secret, msg_id, stamp, body), body
+
+
+def signed_requests(path: Path, count: int) -> None:
+    """The webhooks as requests.lua reads them, a tab-separated line each."""
+    with path.open("w") as out:
+        for msg_id, stamp, signature, body in signed_webhooks(count):
+            out.write(f"{msg_id}\t{stamp}\t{signature}\t{body.decode()}\n")
 
 
 def start(command: list[str], env: dict[str, str], port: int) -> subprocess.Popen[bytes]:
