@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import gc
 import json
 import os
 import time
@@ -23,8 +22,8 @@ from typing import Any
 from starlette.types import ASGIApp, Message, Scope
 
 from app.inbox.writer import InboxWriter
-from app.sandbox import keys
-from bench.intake.run import signed_webhooks
+from app.kit.loop import started
+from bench.intake.run import INTAKE_ONLY, signed_webhooks
 
 
 class NoWrite(InboxWriter):
@@ -36,16 +35,8 @@ class NoWrite(InboxWriter):
 
 
 def apps() -> dict[str, ASGIApp]:
-    os.environ.update(
-        {
-            "DATABASE_URL": "sqlite:///unused.db",  # never opened: the lifespan does not run
-            "RANKR_WEBHOOK_SECRETS": keys.RANKR_WEBHOOK_SECRET,
-            "RUN_WORKER_IN_PROCESS": "false",
-            "SANDBOX": "false",
-            "GHL_PRIVATE_TOKEN": "bench-unused",
-            "RANKR_API_BASE_URL": "http://127.0.0.1:9/unused",
-        }
-    )
+    # DATABASE_URL is never opened: the lifespan does not run.
+    os.environ.update({**INTAKE_ONLY, "DATABASE_URL": "sqlite:///unused.db"})
     from app.config import Settings
     from app.inbox.intake import IntakeContext
     from app.kit.clock import utcnow
@@ -123,13 +114,13 @@ def main() -> None:
         statuses = set(loop.run_until_complete(drive(app, requests)))
         if not statuses <= {200, 202}:
             raise SystemExit(f"{name} answered {statuses}")
-    gc.freeze()  # as serve does once started
+    started()  # as serve does once built
     best = dict.fromkeys(targets, float("inf"))
     for _ in range(args.repeats):
         for name, app in targets.items():
-            started = time.process_time()
+            began = time.process_time()
             loop.run_until_complete(drive(app, requests))
-            best[name] = min(best[name], (time.process_time() - started) / len(requests) * 1e6)
+            best[name] = min(best[name], (time.process_time() - began) / len(requests) * 1e6)
     print(
         json.dumps(
             {

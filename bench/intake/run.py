@@ -34,6 +34,15 @@ from tests.support.server import reserve_port
 
 ROOT = Path(__file__).resolve().parents[2]
 LUA = Path(__file__).with_name("requests.lua")
+# The service as production runs it for intake only: no sandboxes mounted, no worker in process,
+# upstream settings present but never used.
+INTAKE_ONLY = {
+    "RANKR_WEBHOOK_SECRETS": keys.RANKR_WEBHOOK_SECRET,
+    "RUN_WORKER_IN_PROCESS": "false",
+    "SANDBOX": "false",
+    "GHL_PRIVATE_TOKEN": "bench-unused",
+    "RANKR_API_BASE_URL": "http://127.0.0.1:9/unused",
+}
 
 
 def signed_webhooks(count: int) -> Iterator[tuple[str, int, str, bytes]]:
@@ -148,13 +157,8 @@ def main() -> None:
                 sock.close()
                 env = {
                     **os.environ,
+                    **INTAKE_ONLY,
                     "DATABASE_URL": url,
-                    "RANKR_WEBHOOK_SECRETS": keys.RANKR_WEBHOOK_SECRET,
-                    "RUN_WORKER_IN_PROCESS": "false",
-                    # Production configuration: no sandboxes mounted, intake only.
-                    "SANDBOX": "false",
-                    "GHL_PRIVATE_TOKEN": "bench-unused",
-                    "RANKR_API_BASE_URL": "http://127.0.0.1:9/unused",
                     "LOG_LEVEL": "WARNING",
                     "PYTHONPATH": str(ROOT),
                 }
