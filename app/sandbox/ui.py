@@ -17,12 +17,13 @@ from pathlib import Path
 from typing import Any, Generic, TypeVar
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, Request
-from fastapi.responses import HTMLResponse, RedirectResponse
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from starlette.datastructures import FormData
 
 from app.kit.clock import format_instant
+from app.problems import problem_response
 from app.sandbox.side import SandboxSide
 from app.sandbox.store import ContactStore, RecordNotFound
 
@@ -120,6 +121,32 @@ def form_text(form: Any, name: str) -> str:
 def optional_text(form: Any, name: str) -> str | None:
     """The field's text trimmed; None when it is blank."""
     return form_text(form, name).strip() or None
+
+
+FORM_MEDIA_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
+
+
+class NotAForm(Exception):
+    """A POST to a page's form whose body is not a form: read as one, it would be an empty form."""
+
+
+async def forms_only(request: Request) -> None:
+    """Refuse a POST whose body is something other than a form (JSON, say), instead of saving a
+    blank record from it. A POST without a body (a delete button) is a form with no fields."""
+    if request.method != "POST":
+        return
+    content_type = request.headers.get("content-type")
+    if content_type is None:
+        if await request.body():
+            raise NotAForm("a form's body needs a Content-Type: application/x-www-form-urlencoded")
+        return
+    media_type = content_type.partition(";")[0].strip().lower()
+    if media_type not in FORM_MEDIA_TYPES:
+        raise NotAForm(f"this is an HTML form: send {' or '.join(FORM_MEDIA_TYPES)}, not {media_type}")
+
+
+def _not_a_form(_request: Request, exc: NotAForm) -> JSONResponse:
+    return problem_response(415, "Unsupported Media Type", str(exc))
 
 
 class FormError(Exception):
@@ -301,8 +328,11 @@ class ContactForms(ABC, Generic[StoreT]):
 
 
 def contact_ui_router(kit: UiKit, forms: ContactForms[Any]) -> APIRouter:
-    """The pages under ``/{ghl|rankr}/ui``: contacts, their tasks and notes, settings and reset."""
-    router = APIRouter(prefix="/ui")
+    """The pages under ``/{ghl|rankr}/ui``: contacts, their tasks and notes, settings and reset.
+
+    Every POST under it must carry a form (``forms_only``: 415 otherwise)."""
+    router = APIRouter(prefix="/ui", dependencies=[Depends(forms_only)])
+    kit.side.on_error(NotAForm, _not_a_form)
     store = forms.store
 
     @router.get("", response_class=HTMLResponse)

@@ -174,6 +174,30 @@ def test_ghl_form_errors_are_shown_not_raised(env: Env) -> None:
     assert "error=" in submit(env, "ghl", "/contacts/nope/delete", {})
 
 
+def test_a_form_post_that_is_not_a_form_is_refused_and_saves_nothing(env: Env) -> None:
+    """JSON (or a body with no type) sent to a form's route is a 415, not a blank record."""
+    for side in ("ghl", "rankr"):
+        url = f"{env.url}/sandbox/{side}/ui/contacts"
+        refused = [
+            env.http.post(url, json={"email": "json@example.com"}),
+            env.http.post(url, content=b"email=x%40example.com"),
+        ]
+        for answer in refused:
+            assert answer.status_code == 415, answer.text
+            assert answer.headers["content-type"] == "application/problem+json"
+            assert answer.json()["status"] == 415
+        assert "application/json" in refused[0].json()["detail"]
+        assert state(env, side)["contacts"] == []
+        # A form still works, multipart too, and a button's POST without a body (deleting) as well.
+        page = submit(env, side, "/contacts", contact_form(side, email=f"form@{side}.example"))
+        answer = env.http.post(url, files={"email": (None, f"multi@{side}.example")})
+        assert answer.status_code == 303, answer.text
+        assert len(state(env, side)["contacts"]) == 2
+        path = page.partition("/ui")[2].partition("?")[0]
+        assert "msg=" in submit(env, side, f"{path}/delete", {})
+        assert len(state(env, side)["contacts"]) == 1
+
+
 def test_pages_escape_what_people_type(env: Env) -> None:
     submit(env, "ghl", "/contacts", contact_form("ghl", firstName="<script>alert(1)</script>"))
     page = env.http.get(f"{env.ghl_base}/ui").text
