@@ -15,6 +15,11 @@ Retry-After); a permanent error, or a transient one after ``MAX_ATTEMPTS``, mark
 with the reason, and the events folded into it with it. An outcome that cannot be stored (the
 database is away) is left to the lease: the event is claimed again when it expires. ``stop()``
 (SIGTERM) stops claiming and lets the events in hand finish.
+
+Leases tell a dead worker from a slow one: while a worker holds events (waiting for a free slot, or
+for an upstream slow to answer), it renews their leases, and those its jobs hold on links, every
+third of ``WORKER_LEASE_SECONDS``. Only a worker that stopped renewing (it died, or lost the
+database) has its events taken over, so a slow write is not made a second time by another worker.
 """
 
 from __future__ import annotations
@@ -55,6 +60,7 @@ from app.kit.logs import log_context
 from app.kit.loop import cancel_and_wait
 from app.ops import housekeeping, metrics
 from app.sync import coalesce
+from app.sync import repository as links
 from app.sync.base import Job
 from app.sync.contacts import UNCHANGED
 from app.sync.engine import SyncEngine
@@ -106,6 +112,10 @@ class Worker:
         self._stopping = False
         self._in_flight: set[asyncio.Task[None]] = set()
         self._ready: deque[tuple[WebhookEvent, Job]] = deque()  # claimed, waiting for a free slot
+        # The events in hand (ready or in flight): their job's link-lease holder, and when their
+        # lease was last taken or renewed (monotonic seconds).
+        self._holding: dict[int, tuple[str, float]] = {}
+        self._renew_retry_at = 0.0  # after a renewal failed: not before this (monotonic seconds)
         self._flushed_at = 0.0
         self._polled_at = time.monotonic()
         self._pruned_at: float | None = None
@@ -146,6 +156,7 @@ class Worker:
                 self._ready.extend(await self._claim(concurrency * CLAIM_AHEAD))
             while self._ready and len(self._in_flight) < concurrency:
                 self._spawn(*self._ready.popleft())
+            await self._renew_leases()
             await self._flush_budgets()
             await self._poll_tasks()
             await self._housekeep()
@@ -164,6 +175,7 @@ class Worker:
         """Put back the claimed events not started yet, so another worker need not wait for their lease."""
         while self._ready:
             event, _ = self._ready.popleft()
+            self._holding.pop(event.id, None)
             try:
                 await self._reschedule(event, EventStatus.PENDING, 0.0, None, count_attempt=False)
             except Exception:
@@ -189,6 +201,8 @@ class Worker:
         due = [self._settings.worker_poll_seconds]
         if free_at is not None:
             due.append(max(0.01, free_at - now))
+        if self._holding:
+            due.append(max(0.01, self._renew_due() - time.monotonic()))
         # A hold is forgotten only once a claim has seen it due: a timer may fire a little early
         # (the event loop measures from the start of its iteration), and a claim that came too
         # early must not leave the held event to the next poll.
@@ -262,8 +276,11 @@ class Worker:
             await asyncio.sleep(self._settings.worker_poll_seconds)
             return [], 0
         self._claimed_at = now
+        leased_at = time.monotonic()
         for head, job in claimed:
-            if head.id in settled:
+            if head.id not in settled:
+                self._holding[head.id] = (job.holder, leased_at)
+            else:
                 with _event_logs(head, connection=job.connection.id if job.connection else None):
                     log.info("sync.event_applied", extra={"coalesced": 0, "note": UNCHANGED})
                 metrics.event_finished(head.source, "processed", 0.0)
@@ -286,6 +303,7 @@ class Worker:
                 # and the event is claimed again then, so nothing is lost.
                 log.exception("worker.settle_failed")
             finally:
+                self._holding.pop(event.id, None)
                 elapsed = time.monotonic() - started
                 metrics.event_finished(event.source, outcome, elapsed)
                 log.debug(
@@ -364,6 +382,32 @@ class Worker:
                 error=error[:2000] if error else None,
                 count_attempt=count_attempt,
             )
+
+    def _renew_due(self) -> float:
+        """When (monotonic seconds) the oldest lease in hand is a third through: time to renew."""
+        oldest = min(at for _, at in self._holding.values())
+        return max(oldest + self._settings.worker_lease_seconds / 3, self._renew_retry_at)
+
+    async def _renew_leases(self) -> None:
+        """Renew the leases of the events in hand, and of the links their jobs hold, once the oldest
+        is a third through (one statement for each table, whatever is in hand)."""
+        if not self._holding or time.monotonic() < self._renew_due():
+            return
+        held = dict(self._holding)
+        renewed_at = time.monotonic()
+        until = self._clock() + timedelta(seconds=self._settings.worker_lease_seconds)
+        try:
+            async with unit_of_work(self._sessions) as session:
+                await inbox.renew(session, held, self.name, until)
+                await links.renew_leases(session, [holder for holder, _ in held.values()], until)
+        except Exception:
+            # The leases run out unless a later try gets through: then the events are taken over.
+            log.exception("worker.lease_renewal_failed")
+            self._renew_retry_at = time.monotonic() + self._settings.worker_poll_seconds
+            return
+        for event_id, (holder, _) in held.items():
+            if event_id in self._holding:
+                self._holding[event_id] = (holder, renewed_at)
 
     async def _flush_budgets(self, *, force: bool = False) -> None:
         """Persist the rate-limit headers seen lately, so /status and other processes see them."""

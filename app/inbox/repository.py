@@ -202,6 +202,11 @@ async def finish(
     return int(result.rowcount)  # type: ignore[attr-defined]
 
 
+async def renew(session: AsyncSession, event_ids: Collection[int], worker: str, until: datetime) -> None:
+    """Extend the lease of the claimed events ``worker`` still holds to ``until``."""
+    await session.execute(_SETTLE, {"lease_until": until, "event_ids": list(event_ids), "worker": worker})
+
+
 async def finish_waiting(
     session: AsyncSession, event_ids: Sequence[int], status: EventStatus, now: datetime, note: str | None
 ) -> int:

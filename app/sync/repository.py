@@ -187,6 +187,14 @@ async def release_lease(session: AsyncSession, link_id: int, owner: str) -> None
     )
 
 
+_RENEW = update(LINKS).where(LINKS.c.lease_owner.in_(bindparam("owners", expanding=True)))
+
+
+async def renew_leases(session: AsyncSession, owners: Collection[str], until: datetime) -> None:
+    """Extend the leases that ``owners`` (jobs still at work) hold on links to ``until``."""
+    await session.execute(_RENEW, {"lease_until": until, "owners": list(owners)})
+
+
 _INSERT = insert(LINKS).returning(LINKS.c.id)
 
 

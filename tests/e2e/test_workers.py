@@ -113,6 +113,37 @@ def test_a_worker_killed_mid_write_loses_nothing_and_duplicates_nothing(
         assert {event["status"] for event in service.events()} == {"done"}
 
 
+@pytest.mark.parametrize("database", ["sqlite", "postgres"])
+def test_a_write_slower_than_the_lease_is_made_once(
+    database: str, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    """The worker renews the leases of what it holds: a second worker, idle beside it, does not take
+    over an event whose upstream answers after the lease would have run out."""
+    database_url = request.getfixturevalue(f"{database}_url")
+    logs = [tmp_path / f"worker{n}.log" for n in (1, 2)]
+    with running_service(database_url, run_worker_in_process=False) as service:
+        # GHL makes the contact at once and answers 4 s later: more than twice the 1.5 s lease.
+        service.ghl.control(answer_latency_ms=4000)
+        workers = [start_worker(database_url, service.url, log, WORKER_LEASE_SECONDS="1.5") for log in logs]
+        email = f"slow.{uuid.uuid4().hex[:8]}@example.com"
+        try:
+            ghl_mark = service.ghl.mark()
+            service.rankr.create(email=email, firstName="Slow")
+            service.settle(timeout=30)
+        finally:
+            for worker in workers:
+                worker.send_signal(signal.SIGTERM)
+            codes = [worker.wait(timeout=30) for worker in workers]
+        text = "".join(log.read_text() for log in logs)
+        assert codes == [0, 0], text
+        assert service.ghl.writes_since(ghl_mark) == ["POST /contacts/upsert"], text
+        [event] = service.events("rankr")
+        assert (event["status"], event["attempts"]) == ("done", 1), text
+        assert {event["status"] for event in service.events()} == {"done"}
+        assert "LeaseLost" not in text
+        assert "lease_renewal_failed" not in text
+
+
 @pytest.mark.postgres
 def test_four_worker_processes_share_a_backlog_in_order_and_within_the_budget(
     postgres_url: str, tmp_path: Path
