@@ -247,6 +247,10 @@ class ContactSync(Handler):
             await self.settle(job, connection, Settlement(note=UNCHANGED))
             return
         if link is None:
+            # The body of an echo of a create still in flight says whom it is about, so it waits
+            # without a read (a body that shows no email or phone is read first: GHL may omit them).
+            if shown is not None and any(mapping.match_keys(shown.fields)):
+                self._wait_for_create(in_flight, shown)
             seen = first_seen or await observe()
             if seen is None:
                 await self.settle_gone(job, connection, side, record_id)
@@ -255,14 +259,7 @@ class ContactSync(Handler):
             if refused is not None:
                 await self.settle(job, connection, Settlement(note=f"not synced: {refused}"))
                 return
-            candidates = [pending for pending in in_flight if self._may_be_echo(pending, seen)]
-            if candidates:
-                # Wait until the create finishes and links both records; poll slowly when its
-                # worker is not at it right now (it is waiting to retry).
-                raise Deferred(
-                    "a create toward this side is in flight; this may be its echo",
-                    self.in_flight_delay(candidates),
-                )
+            self._wait_for_create(in_flight, seen)
             link = await self.claim_new(job, connection, seen.side, seen.record_id, seen.fields)
             await self._create(job, connection, up, seen, link)
             return
@@ -280,6 +277,15 @@ class ContactSync(Handler):
                 await self._update(job, connection, up, seen, link)
 
         await self.leased(job, connection, link, apply)
+
+    def _wait_for_create(self, in_flight: list[Link], seen: Observed) -> None:
+        """``Deferred`` when ``seen`` may be the echo of one of the creates ``in_flight`` toward its
+        side: wait until it finishes and links both records; poll slowly when its worker is not at it
+        right now (it is waiting to retry)."""
+        candidates = [pending for pending in in_flight if self._may_be_echo(pending, seen)]
+        if candidates:
+            delay = self.in_flight_delay(candidates)
+            raise Deferred("a create toward this side is in flight; this may be its echo", delay)
 
     def _may_be_echo(self, pending: Link, seen: Observed) -> bool:
         snapshot = pending.snapshot or {}

@@ -75,6 +75,24 @@ def test_rankr_contact_created_appears_in_ghl_once(service: Service) -> None:
     assert all(event["status"] == "done" for event in service.events())
 
 
+def test_the_echo_of_a_create_still_in_flight_costs_no_read(service: Service) -> None:
+    """GHL sends the create's webhook before it answers the create: the echo, claimed while the
+    create waits, is recognised from its body and waits too, with no call of its own."""
+    service.ghl.control(answer_latency_ms=1500)
+    ghl_mark = service.ghl.mark()
+    email = unique_email()
+    service.rankr.create(**rankr_person(email))
+    service.settle()
+    assert [f"{r['method']} {r['path']}" for r in service.ghl.requests_since(ghl_mark)] == [
+        "POST /contacts/upsert"
+    ]
+    [ghl] = service.ghl.by_email(email)
+    [echo] = service.events("ghl")
+    assert echo["status"] == "done"
+    assert echo["last_error"].startswith("unchanged"), echo
+    assert [link["ghl_id"] for link in service.links()] == [ghl["id"]]
+
+
 def test_rankr_update_writes_only_the_change(service: Service) -> None:
     contact, ghl = created_in_rankr(service)
     rankr_mark, ghl_mark = service.rankr.mark(), service.ghl.mark()
