@@ -24,7 +24,10 @@ first kinds travel with the next reservation, so they cost no round trip of thei
 
 A request that would wait longer than ``max_wait`` is not held: ``OutOfBudget`` (a ``Deferred``)
 tells the worker to put its event back, without counting an attempt, for when the budget allows;
-``busy_until`` tells it when to claim this connection's events again.
+``busy_until`` tells it when to claim this connection's events again. The store's refusal stops only
+this process's new reservations until the schedule could grant one again: the slots it already
+holds stay good (they are the schedule's, and a shared schedule that other processes keep full
+refuses every process now and then; dropping their slots then would waste the budget).
 """
 
 from __future__ import annotations
@@ -137,6 +140,7 @@ class Pacer:
         self._next_slot = 0.0
         self._paused_until = 0.0
         self._not_before = 0.0
+        self._refused_until = 0.0  # the store had no slot for a reservation before this
         self._used: tuple[str, int] = ("", 0)  # (UTC day, requests the upstream counted that day)
         self._seen_limit: tuple[int, float] | None = None
         self._seen_daily_limit: int | None = None
@@ -188,8 +192,9 @@ class Pacer:
     async def _reserve(self, count: int) -> None:
         now = self._now()
         not_before = max(now, self._not_before, self._paused_until)
-        if not_before - now > self._max_wait:
-            raise OutOfBudget(self.name, not_before - now)
+        wait = max(not_before, self._refused_until) - now
+        if wait > self._max_wait:
+            raise OutOfBudget(self.name, wait)
         interval = self.interval
         today = _day(now)
         used_day, used = self._used
@@ -206,7 +211,7 @@ class Pacer:
         grant = await self._store.reserve(request)
         self._next_slot = grant.next_slot
         if grant.first_slot is None:
-            self._paused_until = now + grant.wait
+            self._refused_until = now + grant.wait
             raise OutOfBudget(self.name, grant.wait)
         self._slots.extend(grant.first_slot + n * interval for n in range(count))
 
@@ -301,4 +306,4 @@ class Pacer:
 
     def busy_until(self) -> float:
         """When, as far as this process knows, a request newly made here could start (Unix seconds)."""
-        return max(self._next_slot, self._paused_until, self._not_before)
+        return max(self._next_slot, self._paused_until, self._not_before, self._refused_until)

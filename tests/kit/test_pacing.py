@@ -129,6 +129,43 @@ async def test_a_wait_longer_than_max_wait_defers_instead_of_holding_the_request
     assert len(store.requests) == 2
 
 
+class HeldTime(FakeTime):
+    """Sleepers wait until the test moves the clock and lets them go."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.release = asyncio.Event()
+
+    async def sleep(self, seconds: float) -> None:
+        self.slept.append(round(seconds, 6))
+        await self.release.wait()
+
+
+async def test_a_refused_reservation_leaves_the_slots_already_held_good() -> None:
+    """Other processes keep the shared schedule full: this one's next reservation is refused, and
+    the requests already holding a slot still go at it (the refusal once made them all re-reserve,
+    be refused in turn, and defer: every slot wasted, no request sent)."""
+    store, clock = MemoryStore(), HeldTime()
+    paced = pacer(store, clock)
+    held = [asyncio.create_task(paced.acquire()) for _ in range(3)]
+    while len(clock.slept) < 2:
+        await asyncio.sleep(0)
+    assert held[0].done()  # the first slot was now; two requests wait for theirs
+    store.next_slot = START + 30  # the other processes took every slot of the next 30 s
+    with pytest.raises(OutOfBudget) as refused:
+        await paced.acquire()
+    assert refused.value.delay == pytest.approx(30)
+    clock.now = START + 2 * INTERVAL
+    clock.release.set()
+    await asyncio.gather(*held)
+    assert [request.count for request in store.requests] == [1, 2, 1]
+    # Until the schedule could grant a slot again, a new request is refused without asking the store.
+    with pytest.raises(OutOfBudget):
+        await paced.acquire()
+    assert len(store.requests) == 3
+    assert paced.busy_until() == pytest.approx(START + 30)
+
+
 async def test_a_slot_not_used_in_time_is_dropped_not_used_late() -> None:
     store, clock = GatedStore(), FakeTime()
     paced = pacer(store, clock)
