@@ -369,8 +369,31 @@ async def _collect(settings: Settings) -> dict[str, Any]:
         return await collect_status(sessions, utcnow, detailed=True)
 
 
+def _schema_missing(exc: Exception) -> str | None:
+    """The driver's words when ``exc`` says a table is missing (a database never migrated), else None."""
+    from sqlalchemy.exc import DBAPIError
+
+    if not isinstance(exc, DBAPIError):
+        return None
+    reason = str(exc.orig).splitlines()[0]
+    if "no such table" in reason or ("relation" in reason and "does not exist" in reason):
+        return reason.rpartition(">: ")[2]
+    return None
+
+
 def main() -> None:
     try:
         cli(prog_name="rankr-ghl-sync")
     except KeyboardInterrupt:
         sys.exit(130)
+    except Exception as exc:
+        reason = _schema_missing(exc)
+        if reason is None:
+            raise
+        typer.echo(
+            f"error: the database has no schema yet ({reason}): run 'rankr-ghl-sync migrate' first, "
+            "or point DATABASE_URL at the service's database (a relative SQLite path is read from "
+            "the current directory)",
+            err=True,
+        )
+        sys.exit(2)

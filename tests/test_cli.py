@@ -7,6 +7,7 @@ import signal
 import sqlite3
 import subprocess
 import sys
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,7 +16,7 @@ import pytest
 
 from tests.support.cli import ROOT, cli_env, run_cli
 from tests.support.server import reserve_port
-from tests.support.service import wait_for
+from tests.support.service import execute, wait_for
 
 run = run_cli
 
@@ -61,6 +62,26 @@ def test_a_bad_setting_is_reported_by_name(env: dict[str, str]) -> None:
     result = run(["status"], {**env, "RETRY_SCHEDULE": "soon"})
     assert result.returncode == 2
     assert "RETRY_SCHEDULE" in result.stderr
+
+
+@pytest.mark.parametrize("database", ["sqlite", "postgres"])
+def test_a_database_never_migrated_is_named_not_a_traceback(
+    database: str, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    url = f"sqlite:///{tmp_path / 'empty.db'}"
+    if database == "postgres":
+        # A schema of its own, with no tables: the tests' schema stays as it is.
+        tests_url: str = request.getfixturevalue("postgres_url")
+        empty = f"t_empty_{uuid.uuid4().hex[:8]}"
+        execute(tests_url, f"CREATE SCHEMA {empty}")
+        request.addfinalizer(lambda: execute(tests_url, f"DROP SCHEMA {empty} CASCADE"))
+        server, _, _ = tests_url.partition("?options=-csearch_path%3D")
+        url = f"{server}?options=-csearch_path%3D{empty}"
+    result = run(["status"], cli_env(url))
+    assert result.returncode == 2, result.stderr
+    assert "run 'rankr-ghl-sync migrate' first" in result.stderr
+    assert "connections" in result.stderr
+    assert "Traceback" not in result.stderr
 
 
 @pytest.fixture
