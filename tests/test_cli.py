@@ -7,7 +7,6 @@ import signal
 import sqlite3
 import subprocess
 import sys
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,8 +14,9 @@ import httpx
 import pytest
 
 from tests.support.cli import ROOT, cli_env, run_cli
+from tests.support.databases import PostgresSchema
 from tests.support.server import reserve_port
-from tests.support.service import execute, wait_for
+from tests.support.service import wait_for
 
 run = run_cli
 
@@ -64,19 +64,15 @@ def test_a_bad_setting_is_reported_by_name(env: dict[str, str]) -> None:
     assert "RETRY_SCHEDULE" in result.stderr
 
 
-@pytest.mark.parametrize("database", ["sqlite", "postgres"])
+@pytest.mark.parametrize("database", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def test_a_database_never_migrated_is_named_not_a_traceback(
     database: str, request: pytest.FixtureRequest, tmp_path: Path
 ) -> None:
     url = f"sqlite:///{tmp_path / 'empty.db'}"
     if database == "postgres":
-        # A schema of its own, with no tables: the tests' schema stays as it is.
-        tests_url: str = request.getfixturevalue("postgres_url")
-        empty = f"t_empty_{uuid.uuid4().hex[:8]}"
-        execute(tests_url, f"CREATE SCHEMA {empty}")
-        request.addfinalizer(lambda: execute(tests_url, f"DROP SCHEMA {empty} CASCADE"))
-        server, _, _ = tests_url.partition("?options=-csearch_path%3D")
-        url = f"{server}?options=-csearch_path%3D{empty}"
+        empty = PostgresSchema(migrated=False)  # a schema of its own, with no tables
+        request.addfinalizer(empty.drop)
+        url = empty.url
     result = run(["status"], cli_env(url))
     assert result.returncode == 2, result.stderr
     assert "run 'rankr-ghl-sync migrate' first" in result.stderr

@@ -186,8 +186,7 @@ def test_four_worker_processes_share_a_backlog_in_order_and_within_the_budget(
         # once made a worker give up the slots it held (waste, and a backlog that barely moved).
         [reserved] = [
             row["day_count"]
-            for row in query(postgres_url, "SELECT upstream, day_count FROM rate_budgets")
-            if row["upstream"] == "ghl"
+            for row in query(postgres_url, "SELECT day_count FROM rate_budgets WHERE upstream = 'ghl'")
         ]
         assert reserved <= len(requests) + 5, (reserved, len(requests))
 
