@@ -31,6 +31,12 @@ DeliveryState = Literal["pending", "delivered", "failed", "dropped", "disabled",
 # Headers of one attempt, made fresh for each (Standard Webhooks re-signs with a new timestamp).
 Signer = Callable[["Delivery"], Mapping[str, str]]
 
+# Deliveries in flight at once, over as many connections. Each ordering key has a task of its own,
+# and the HTTP client's pool matches every queued request against every connection whenever one
+# frees: with a backlog of thousands of keys that work grows with their square and starves the
+# sandbox's own API on the same loop. A bounded sender, as the products' own are, keeps it small.
+MAX_SENDING = 32
+
 
 @dataclass(frozen=True, slots=True)
 class RetryPolicy:
@@ -111,6 +117,7 @@ class WebhookDispatcher:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._client: httpx.AsyncClient | None = None
         self._tasks: set[asyncio.Task[None]] = set()
+        self._sending: asyncio.Semaphore | None = None
 
     # -- life cycle ---------------------------------------------------------------------------------
 
@@ -118,7 +125,11 @@ class WebhookDispatcher:
         if self._loop is not None:
             return
         self._loop = asyncio.get_running_loop()
-        self._client = httpx.AsyncClient(timeout=httpx.Timeout(self.timeout_seconds))
+        self._sending = asyncio.Semaphore(MAX_SENDING)
+        self._client = httpx.AsyncClient(
+            timeout=httpx.Timeout(self.timeout_seconds),
+            limits=httpx.Limits(max_connections=MAX_SENDING, max_keepalive_connections=MAX_SENDING),
+        )
         with self._lock:
             waiting = list(self._queues)
         for key in waiting:
@@ -224,8 +235,8 @@ class WebhookDispatcher:
 
     async def _deliver(self, job: _Job) -> None:
         delivery = job.delivery
-        client = self._client
-        if client is None or delivery.url is None:
+        client, sending = self._client, self._sending
+        if client is None or sending is None or delivery.url is None:
             delivery.state = "failed"
             return
         retries = iter(job.policy.delays)
@@ -235,9 +246,10 @@ class WebhookDispatcher:
             status: int | None = None
             error: str | None = None
             try:
-                response = await client.post(
-                    delivery.url, content=delivery.body, headers=job.signer(delivery)
-                )
+                async with sending:
+                    response = await client.post(
+                        delivery.url, content=delivery.body, headers=job.signer(delivery)
+                    )
                 status = response.status_code
             except httpx.HTTPError as exc:
                 error = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__

@@ -3,20 +3,23 @@ record, and each product's retry rules (GHL: only on 429; Rankr: on any non-2xx 
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from fastapi import FastAPI, Response
 
 from app.kit.clock import parse_instant
 from app.kit.signatures import GhlVerifier, WebhookSecret, load_public_key, verify_standard
 from app.sandbox import keys
 from app.sandbox.config import SandboxConfig
-from app.sandbox.webhooks import Delivery, RetryPolicy, WebhookDispatcher
+from app.sandbox.webhooks import MAX_SENDING, Delivery, RetryPolicy, WebhookDispatcher
 from tests.sandbox.capture import Received
 from tests.sandbox.conftest import RANKR_LIFE_CYCLE_EVENTS, Env
 from tests.sandbox.specs import ghl_validate_webhook, rankr_validate
+from tests.support.server import serve
 
 LOCATION = {"locationId": keys.GHL_LOCATION_ID}
 DELETION_DATA = {
@@ -223,6 +226,48 @@ async def test_rankr_retries_when_nobody_answers() -> None:
     assert delivery.state == "failed"
     assert [a.status for a in delivery.attempts] == [None, None, None]
     assert all(a.error for a in delivery.attempts)
+
+
+@pytest.mark.anyio
+async def test_a_backlog_of_records_is_sent_a_bounded_number_at_a_time() -> None:
+    """Every record has its own queue; a backlog of many records still sends only MAX_SENDING at once
+    (an unbounded sender let the HTTP pool's bookkeeping starve the sandbox's API on the same loop)."""
+    in_flight = busiest = 0
+    app = FastAPI()
+
+    @app.post("/x")
+    async def receive() -> Response:
+        nonlocal in_flight, busiest
+        in_flight += 1
+        busiest = max(busiest, in_flight)
+        await asyncio.sleep(0.1)
+        in_flight -= 1
+        return Response(status_code=204)
+
+    config = SandboxConfig(webhook_target=None)
+    dispatcher = WebhookDispatcher(config.clock, 5.0, 1000)
+    records = 3 * MAX_SENDING + 7
+    with serve(app) as url:
+        await dispatcher.start()
+        try:
+            for n in range(records):
+                delivery = Delivery(
+                    f"msg_{n}",
+                    "rankr",
+                    "contact.created",
+                    f"rankr:con_{n}",
+                    f"con_{n}",
+                    f"{url}/x",
+                    b"{}",
+                    config.clock(),
+                )
+                dispatcher.submit(delivery, lambda d: {}, RetryPolicy((), lambda s: False))
+            await dispatcher.drain(30)
+        finally:
+            await dispatcher.stop()
+    assert [d.state for d in dispatcher.deliveries()] == ["delivered"] * records
+    # In parallel, but never more than the bound (an unbounded client's pool allowed 100 here).
+    assert MAX_SENDING // 2 < busiest <= MAX_SENDING
 
 
 def test_dropped_and_disabled_webhooks_are_logged_but_not_sent(env: Env) -> None:
