@@ -502,9 +502,11 @@ def main() -> None:
             previous.update({k: v for k, v in results.items() if k in args.only})
             parts = " (parts " + ", ".join(args.only) + "); earlier: "
             previous["date"] = results["date"] + parts + previous["date"]
-            previous["machine"]["commit"] = (
-                results["machine"]["commit"] + parts + previous["machine"]["commit"]
-            )
+            # Each part's figures name the machine and code they were measured on.
+            for key, value in results["machine"].items():
+                earlier = previous["machine"].get(key)
+                if key == "commit" or value != earlier:
+                    previous["machine"][key] = f"{value}{parts}{earlier}"
             results = previous
         RAW.write_text(json.dumps(results, indent=2) + "\n")
     REPORT.write_text(render(results))
