@@ -4,18 +4,23 @@ ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 PIP_DISABLE_
 WORKDIR /srv
 
 # Dependencies in a layer of their own, rebuilt only when pyproject.toml changes: install the
-# project's requirements through a stub package, then drop the stub.
+# project's requirements through a stub package, then drop the stub. Every module is compiled here
+# (the standard library too): the running user cannot write bytecode, so without it each process
+# (serve, worker, every CLI command) would compile all its imports from source at start, 2.5x the
+# start-up time.
 COPY pyproject.toml README.md ./
 RUN mkdir app && touch app/__init__.py \
-    && pip install --no-compile . \
+    && pip install . \
     && pip uninstall -y rankr-ghl-sync \
-    && rm -rf app build ./*.egg-info
+    && rm -rf app build ./*.egg-info \
+    && python -m compileall -q /usr/local/lib/python3.11
 
 # The source runs from /srv (so the top-level migrations/ sits beside the app package).
 COPY alembic.ini ./
 COPY migrations ./migrations
 COPY app ./app
-RUN groupadd --system --gid 10001 rankr \
+RUN python -m compileall -q app \
+    && groupadd --system --gid 10001 rankr \
     && useradd --system --uid 10001 --gid 10001 --home-dir /srv --shell /usr/sbin/nologin rankr \
     && mkdir -p /srv/data && chown rankr:rankr /srv/data
 
