@@ -6,8 +6,8 @@ WORKDIR /srv
 # Dependencies in a layer of their own, rebuilt only when pyproject.toml changes: install the
 # project's requirements through a stub package, then drop the stub. Every module is compiled here
 # (the standard library too): the running user cannot write bytecode, so without it each process
-# (serve, worker, every CLI command) would compile all its imports from source at start, 2.5x the
-# start-up time.
+# (serve, worker, every CLI command) would compile all its imports from source at start, about
+# three times the start-up time.
 COPY pyproject.toml README.md ./
 RUN mkdir app && touch app/__init__.py \
     && pip install . \
