@@ -4,13 +4,13 @@ ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 PIP_DISABLE_
 WORKDIR /srv
 
 # Dependencies in a layer of their own, rebuilt only when pyproject.toml changes: install the
-# project's requirements through a stub package, then drop the stub. Every module is compiled here
-# (the standard library too): the running user cannot write bytecode, so without it each process
-# (serve, worker, every CLI command) would compile all its imports from source at start, about
-# three times the start-up time.
+# project's requirements through a stub package, then drop the stub. Every module is compiled here,
+# in one pass over the standard library and the packages (so pip need not compile what it installs):
+# the running user cannot write bytecode, so without it each process (serve, worker, every CLI
+# command) would compile all its imports from source at start, about three times the start-up time.
 COPY pyproject.toml README.md ./
 RUN mkdir app && touch app/__init__.py \
-    && pip install . \
+    && pip install --no-compile . \
     && pip uninstall -y rankr-ghl-sync \
     && rm -rf app build ./*.egg-info \
     && python -m compileall -q /usr/local/lib/python3.11
