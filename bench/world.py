@@ -4,11 +4,14 @@ The GHL and Rankr sandboxes serve on a loopback port from a thread of this proce
 changes their stores directly (as people do in the products' UIs: no API call, so the request logs
 hold the service's calls only) and reads their request logs and webhook deliveries in memory. The
 service runs as in production: ``serve`` (API, optionally with the worker in process) and ``worker``
-processes, on a fresh database, with production settings pointed at the sandboxes.
+processes, on a fresh database, with production settings pointed at the sandboxes. They start from
+bytecode, as in the image (``compileall`` first: an environment with PYTHONDONTWRITEBYTECODE would
+otherwise compile the service's modules at every start, which a backfill's wall time includes).
 """
 
 from __future__ import annotations
 
+import compileall
 import gc
 import signal
 import subprocess
@@ -134,6 +137,7 @@ def world(
     """Sandboxes + ``serve`` on a fresh database; ``settings`` override the service's environment,
     ``sandbox`` the sandboxes' configuration."""
     logs.mkdir(parents=True, exist_ok=True)
+    compileall.compile_dir(ROOT / "app", quiet=1)
     sock = reserve_port()
     port = sock.getsockname()[1]
     sock.close()
