@@ -138,16 +138,19 @@ def world(
     ``sandbox`` the sandboxes' configuration."""
     logs.mkdir(parents=True, exist_ok=True)
     compileall.compile_dir(ROOT / "app", quiet=1)
-    sock = reserve_port()
-    port = sock.getsockname()[1]
-    sock.close()
-    service_url = f"http://127.0.0.1:{port}"
-    config = SandboxConfig(webhook_target=service_url, random_seed=1, **(sandbox or {}))
+    config = SandboxConfig(webhook_target=None, random_seed=1, **(sandbox or {}))
     app = create_standalone_app(config)
     with ExitStack() as stack:
         stack.enter_context(no_full_collections())
         database_url = stack.enter_context(database(kind))
         sandbox_url = stack.enter_context(serve(app))
+        # The service's port is picked once the sandbox listens: picked before, it could be handed
+        # to the sandbox as soon as it was freed, and serve then failed to bind it.
+        sock = reserve_port()
+        port = sock.getsockname()[1]
+        sock.close()
+        service_url = f"http://127.0.0.1:{port}"
+        config.webhook_target = service_url
         env = service_env(database_url, service_url, sandbox_url)
         env["RUN_WORKER_IN_PROCESS"] = "true" if worker_in_serve else "false"
         env.update({key.upper(): str(value) for key, value in (settings or {}).items()})

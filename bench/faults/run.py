@@ -510,16 +510,18 @@ async def run(args: argparse.Namespace) -> int:
     dice = random.Random(args.seed)
     logs = Path(tempfile.mkdtemp(prefix="faults-logs-"))
     tally = Tally()
-    service_sock = reserve_port()
-    service_port = service_sock.getsockname()[1]
-    service_sock.close()
-    service_url = f"http://127.0.0.1:{service_port}"
-    config = SandboxConfig(webhook_target=service_url, random_seed=args.seed)
+    config = SandboxConfig(webhook_target=None, random_seed=args.seed)
     app = create_standalone_app(config)
     sandbox: Sandbox = app.state.sandbox
     deadline = time.monotonic() + args.seconds
     started = time.monotonic()
     with database(args.database) as database_url, serve(app) as sandbox_url:
+        # Picked once the sandbox listens, so the sandbox cannot be handed the service's port.
+        service_sock = reserve_port()
+        service_port = service_sock.getsockname()[1]
+        service_sock.close()
+        service_url = f"http://127.0.0.1:{service_port}"
+        config.webhook_target = service_url
         processes = Processes(
             fault_env(database_url, service_url, sandbox_url), service_port, args.workers, logs
         )
