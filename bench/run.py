@@ -82,13 +82,13 @@ def backfill_memory(sizes: list[int]) -> list[dict[str, Any]]:
 
 def measure(args: argparse.Namespace) -> dict[str, Any]:
     quick = args.quick
-    results: dict[str, Any] = {
+    run = {
         "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "command": "make bench" + (f" BENCH_ARGS='{shlex.join(sys.argv[1:])}'" if sys.argv[1:] else ""),
         "machine": machine(),
-        "quick": quick,
-        "errors": {},
+        "parts": [],  # those whose figures this run measured
     }
+    results: dict[str, Any] = {"runs": [run], "quick": quick, "errors": {}}
     only = set(args.only or PARTS)
     jobs: dict[str, Any] = {
         "intake": lambda: [
@@ -153,6 +153,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
             continue
         try:
             results[name] = jobs[name]()
+            run["parts"].append(name)
         except Exception as exc:
             results["errors"][name] = str(exc)
             print(f"  {name} FAILED: {exc}", flush=True)
@@ -187,10 +188,15 @@ def render(results: dict[str, Any]) -> str:
         "Figures are ratios to a baseline measured in the same run wherever one exists, since absolute",
         "times on a shared machine drift.",
         "",
-        f"- Date: {results['date']}",
-        f"- Command: `{results['command']}`",
-        "- Machine: " + ", ".join(f"{k} {v}" for k, v in results["machine"].items()),
+        "Runs (each part's figures come from one of them):",
+        "",
     ]
+    for run in results["runs"]:
+        machine = ", ".join(f"{k} {v}" for k, v in run["machine"].items() if k != "commit")
+        lines.append(
+            f"- {run['date']}, commit {run['machine']['commit']}: `{run['command']}`; machine: {machine}."
+            f" Parts: {', '.join(run['parts'])}."
+        )
     if results.get("quick"):
         lines += ["", "**Quick run (tiny sizes): a smoke test of the harness, not figures to rely on.**"]
     summary: list[dict[str, Any]] = []
@@ -463,6 +469,19 @@ def render(results: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def merged(previous: dict[str, Any], results: dict[str, Any], only: list[str]) -> dict[str, Any]:
+    """The earlier report with the parts a partial run measured replaced, and the runs it names
+    reduced to those some part's figures still come from. A part that failed keeps its earlier
+    figures (and their run), beside the error."""
+    (run,) = results["runs"]
+    for earlier in previous["runs"]:
+        earlier["parts"] = [name for name in earlier["parts"] if name not in run["parts"]]
+    previous["runs"] = [earlier for earlier in previous["runs"] if earlier["parts"]] + [run]
+    previous.update({name: results[name] for name in run["parts"]})
+    previous["errors"] = {k: v for k, v in previous["errors"].items() if k not in only} | results["errors"]
+    return previous
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="tiny sizes: a smoke test of the harness")
@@ -495,19 +514,7 @@ def main() -> None:
     else:
         results = measure(args)
         if args.only and RAW.exists():  # a partial run updates the parts it ran
-            previous = json.loads(RAW.read_text())
-            previous["errors"] = {k: v for k, v in previous.get("errors", {}).items() if k not in args.only}
-            previous["errors"].update(results.pop("errors"))
-            previous["command"] += f"; then {results['command']}"
-            previous.update({k: v for k, v in results.items() if k in args.only})
-            parts = " (parts " + ", ".join(args.only) + "); earlier: "
-            previous["date"] = results["date"] + parts + previous["date"]
-            # Each part's figures name the machine and code they were measured on.
-            for key, value in results["machine"].items():
-                earlier = previous["machine"].get(key)
-                if key == "commit" or value != earlier:
-                    previous["machine"][key] = f"{value}{parts}{earlier}"
-            results = previous
+            results = merged(json.loads(RAW.read_text()), results, args.only)
         RAW.write_text(json.dumps(results, indent=2) + "\n")
     REPORT.write_text(render(results))
     print(f"written: {REPORT.relative_to(ROOT)}")
