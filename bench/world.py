@@ -28,7 +28,7 @@ import httpx
 from app.sandbox import Sandbox, SandboxConfig, create_standalone_app
 from app.sandbox.requestlog import RecordedRequest
 from bench.faults.run import database, open_events, service_env
-from tests.support.server import reserve_port, serve
+from tests.support.server import free_port, serve
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -146,9 +146,7 @@ def world(
         sandbox_url = stack.enter_context(serve(app))
         # The service's port is picked once the sandbox listens: picked before, it could be handed
         # to the sandbox as soon as it was freed, and serve then failed to bind it.
-        sock = reserve_port()
-        port = sock.getsockname()[1]
-        sock.close()
+        port = free_port()
         service_url = f"http://127.0.0.1:{port}"
         config.webhook_target = service_url
         env = service_env(database_url, service_url, sandbox_url)

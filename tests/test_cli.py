@@ -15,7 +15,7 @@ import pytest
 
 from tests.support.cli import ROOT, cli_env, run_cli
 from tests.support.databases import PostgresSchema
-from tests.support.server import reserve_port
+from tests.support.server import free_port
 from tests.support.service import wait_for
 
 run = run_cli
@@ -83,9 +83,7 @@ def test_a_database_never_migrated_is_named_not_a_traceback(
 @pytest.fixture
 def served(env: dict[str, str], tmp_path: Path) -> Iterator[str]:
     assert run(["migrate"], env).returncode == 0
-    port = reserve_port()
-    number = port.getsockname()[1]
-    port.close()
+    number = free_port()
     log = (tmp_path / "serve.log").open("w")
     process = subprocess.Popen(
         [sys.executable, "-m", "app", "serve", "--port", str(number)],
@@ -159,9 +157,7 @@ def test_serve_syncs_a_contact_typed_into_the_rankr_page(served: str, env: dict[
 
 
 def test_the_sandboxes_run_on_their_own_port(env: dict[str, str], tmp_path: Path) -> None:
-    sock = reserve_port()
-    port = sock.getsockname()[1]
-    sock.close()
+    port = free_port()
     process = subprocess.Popen(
         [sys.executable, "-m", "app", "sandbox", "--port", str(port)],
         cwd=ROOT,

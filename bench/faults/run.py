@@ -58,7 +58,7 @@ from app.sandbox.store import RecordNotFound
 from app.sync import mapping
 from app.sync.mapping import FieldMaps
 from tests.support.databases import PostgresSchema, migrate
-from tests.support.server import reserve_port, serve
+from tests.support.server import free_port, serve
 from tests.support.service import max_in_window
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -517,9 +517,7 @@ async def run(args: argparse.Namespace) -> int:
     started = time.monotonic()
     with database(args.database) as database_url, serve(app) as sandbox_url:
         # Picked once the sandbox listens, so the sandbox cannot be handed the service's port.
-        service_sock = reserve_port()
-        service_port = service_sock.getsockname()[1]
-        service_sock.close()
+        service_port = free_port()
         service_url = f"http://127.0.0.1:{service_port}"
         config.webhook_target = service_url
         processes = Processes(

@@ -21,7 +21,7 @@ import yaml
 from tests.support.cli import ROOT
 from tests.support.databases import PostgresSchema
 from tests.support.reference import find_shared
-from tests.support.server import reserve_port
+from tests.support.server import free_port
 from tests.support.service import Service, wait_for
 
 PODMAN = str(find_shared() / "tools" / "podman")
@@ -117,9 +117,7 @@ def test_migrate_and_serve_from_the_image_sync_a_contact_through_the_sandboxes(
     migrated = podman("run", "--rm", "-e", f"DATABASE_URL={schema.url}", IMAGE, "migrate")
     assert migrated.returncode == 0, migrated.stderr
     assert "newest migration" in migrated.stdout
-    sock = reserve_port()
-    port = sock.getsockname()[1]
-    sock.close()
+    port = free_port()
     name = f"rankr-ghl-sync-test-{uuid.uuid4().hex[:6]}"
     started = podman(
         "run", "-d", "--name", name,

@@ -16,7 +16,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from app.ops.metrics import endpoint_template
 from tests.support.cli import ROOT, cli_env
-from tests.support.server import reserve_port
+from tests.support.server import free_port, reserve_port
 from tests.support.service import Service, rankr_event, running_service, wait_for
 
 pytestmark = pytest.mark.slow
@@ -147,9 +147,7 @@ def test_the_documented_alert_rules_use_metrics_the_service_exports(sqlite_url: 
 
 
 def test_a_separate_worker_serves_its_own_counters_on_metrics_port(sqlite_url: str) -> None:
-    sock = reserve_port()
-    port = sock.getsockname()[1]
-    sock.close()
+    port = free_port()
     env = cli_env(sqlite_url, METRICS_PORT=str(port), SANDBOX="true")
     process = subprocess.Popen([sys.executable, "-m", "app", "worker"], cwd=ROOT, env=env)
     try:

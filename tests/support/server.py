@@ -22,6 +22,15 @@ def reserve_port() -> socket.socket:
     return sock
 
 
+def free_port() -> int:
+    """A loopback port free right now, for another process to listen on. Start what binds ports of
+    its own in this process first: the port freed here goes to whoever asks for one next."""
+    sock = reserve_port()
+    port: int = sock.getsockname()[1]
+    sock.close()
+    return port
+
+
 @contextmanager
 def serve(app: Any, sock: socket.socket | None = None) -> Iterator[str]:
     """Serve ``app`` until the block ends; yields its base URL (``http://127.0.0.1:PORT``)."""
