@@ -30,7 +30,7 @@ import httpx
 from app.kit.signatures import WebhookSecret, sign_standard
 from app.sandbox import keys
 from tests.support.databases import PostgresSchema, migrate
-from tests.support.server import reserve_port
+from tests.support.server import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 LUA = Path(__file__).with_name("requests.lua")
@@ -152,9 +152,7 @@ def main() -> None:
                 url, schema = database(args.database, work, f"{target}{round_number}")
                 if schema is not None:
                     schemas.append(schema)
-                sock = reserve_port()
-                port = sock.getsockname()[1]
-                sock.close()
+                port = free_port()
                 env = {
                     **os.environ,
                     **INTAKE_ONLY,
