@@ -11,6 +11,7 @@ otherwise compile the service's modules at every start, which a backfill's wall 
 
 from __future__ import annotations
 
+import asyncio
 import compileall
 import gc
 import signal
@@ -24,7 +25,9 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from sqlalchemy.ext.asyncio import AsyncEngine
 
+from app.db import create_engine
 from app.sandbox import Sandbox, SandboxConfig, create_standalone_app
 from app.sandbox.requestlog import RecordedRequest
 from bench.faults.run import database, open_events, service_env
@@ -41,6 +44,8 @@ class World:
     database_url: str
     env: dict[str, str]
     logs: Path
+    loop: asyncio.Runner
+    engine: AsyncEngine
     processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
 
     def start(self, *args: str, name: str) -> subprocess.Popen[bytes]:
@@ -64,9 +69,9 @@ class World:
             process.wait()
 
     def open_events(self) -> int:
-        import asyncio
-
-        return asyncio.run(open_events(self.database_url))
+        # One engine for the world's life: an engine and a connection per poll cost this process
+        # and Postgres more CPU than the query, and a benchmark polls while the service works.
+        return self.loop.run(open_events(self.engine))
 
     def wait_delivered(self, timeout: float = 300) -> None:
         """Until the sandboxes sent every webhook (answered by the service)."""
@@ -152,7 +157,10 @@ def world(
         env = service_env(database_url, service_url, sandbox_url)
         env["RUN_WORKER_IN_PROCESS"] = "true" if worker_in_serve else "false"
         env.update({key.upper(): str(value) for key, value in (settings or {}).items()})
-        here = World(app.state.sandbox, sandbox_url, service_url, database_url, env, logs)
+        loop = stack.enter_context(asyncio.Runner())
+        engine = create_engine(database_url)
+        stack.callback(lambda: loop.run(engine.dispose()))
+        here = World(app.state.sandbox, sandbox_url, service_url, database_url, env, logs, loop, engine)
         here.start("serve", "--port", str(port), name="serve")
         try:
             wait_ready(service_url)

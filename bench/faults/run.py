@@ -48,6 +48,7 @@ from typing import Any
 
 import httpx
 from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.db import create_engine
 from app.integrations.ghl.schemas import GhlContact
@@ -404,30 +405,18 @@ class Redelivery:
 # --- the run -----------------------------------------------------------------------------------------------
 
 
-async def open_events(database_url: str) -> int:
-    engine = create_engine(database_url)
-    try:
-        async with engine.connect() as connection:
-            result = await connection.execute(
-                text(
-                    "SELECT count(*) FROM webhook_events"
-                    " WHERE status IN ('pending', 'processing', 'retrying')"
-                )
-            )
-            return int(result.scalar_one())
-    finally:
-        await engine.dispose()
+async def open_events(engine: AsyncEngine) -> int:
+    async with engine.connect() as connection:
+        result = await connection.execute(
+            text("SELECT count(*) FROM webhook_events WHERE status IN ('pending', 'processing', 'retrying')")
+        )
+        return int(result.scalar_one())
 
 
-async def event_figures(database_url: str) -> dict[str, Any]:
-    engine = create_engine(database_url)
-    try:
-        async with engine.connect() as connection:
-            rows = (
-                await connection.execute(text("SELECT status, last_error, attempts FROM webhook_events"))
-            ).all()
-    finally:
-        await engine.dispose()
+async def event_figures(engine: AsyncEngine) -> dict[str, Any]:
+    async with engine.connect() as connection:
+        result = await connection.execute(text("SELECT status, last_error, attempts FROM webhook_events"))
+        rows = result.all()
     statuses = Counter(row.status for row in rows)
     coalesced = sum(1 for row in rows if (row.last_error or "").startswith("coalesced"))
     return {
@@ -523,6 +512,7 @@ async def run(args: argparse.Namespace) -> int:
         processes = Processes(
             fault_env(database_url, service_url, sandbox_url), service_port, args.workers, logs
         )
+        engine = create_engine(database_url)
         try:
             async with httpx.AsyncClient(timeout=10) as http:
                 await wait_ready(http, service_url)
@@ -552,7 +542,7 @@ async def run(args: argparse.Namespace) -> int:
                 while quiet < 5:
                     redelivery.collect()
                     await redelivery.send_due(http)
-                    busy = sandbox.dispatcher.pending() + redelivery.pending + await open_events(database_url)
+                    busy = sandbox.dispatcher.pending() + redelivery.pending + await open_events(engine)
                     quiet = quiet + 1 if busy == 0 else 0
                     if time.monotonic() > deadline:
                         print(f"NOT SETTLED in {args.seconds:.0f} s: {busy} events or deliveries open")
@@ -561,7 +551,8 @@ async def run(args: argparse.Namespace) -> int:
                 settled_after = time.monotonic() - started
         finally:
             processes.stop()
-        events = await event_figures(database_url)
+        events = await event_figures(engine)
+        await engine.dispose()
         records = compare(sandbox, people.people)
         upstream = requests_figures(sandbox, tally)
         webhooks = Counter(d.state for d in sandbox.dispatcher.deliveries())
