@@ -124,7 +124,9 @@ async def _run_worker(settings: Settings) -> None:
     )
     from app.backfill.service import ReconcileLoop
 
-    reconciler = ReconcileLoop(sessions, settings, registry.for_connection, clock=utcnow)
+    reconciler = ReconcileLoop(
+        sessions, settings, registry.for_connection, clock=utcnow, on_queued=runner.wake
+    )
     loop = asyncio.get_running_loop()
 
     def stop() -> None:

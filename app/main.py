@@ -114,7 +114,9 @@ def create_app(settings: Settings | None = None, *, clock: Clock = utcnow) -> Fa
         worker_task = asyncio.create_task(worker.run(), name="worker") if worker else None
         reconcile_task = None
         if worker is not None and settings.reconcile_interval_seconds > 0:
-            reconciler = ReconcileLoop(sessions, settings, registry.for_connection, clock=clock)
+            reconciler = ReconcileLoop(
+                sessions, settings, registry.for_connection, clock=clock, on_queued=stored
+            )
             reconcile_task = asyncio.create_task(reconciler.run(), name="reconcile")
         # Everything built so far lives as long as the process: keep it out of the collector's scans,
         # which otherwise show up as latency spikes on the intake.

@@ -70,6 +70,7 @@ async def run_command(settings: Settings, job: str, connection_id: int | None, d
             registry,
         )
     worker_task = asyncio.create_task(worker.run()) if worker else None
+    wake = worker.wake if worker else None
     try:
         chosen = await targets(sessions, connection_id)
         if not chosen:
@@ -82,10 +83,12 @@ async def run_command(settings: Settings, job: str, connection_id: int | None, d
                 report = (lambda line: console.print(line, markup=False)) if dry_run else None
                 run = Backfill(
                     sessions, settings, registry.for_connection, clock=utcnow, progress=bar,
-                    dry_run=dry_run, report=report,
+                    on_queued=wake, dry_run=dry_run, report=report,
                 )  # fmt: skip
             else:
-                run = Reconciliation(sessions, settings, registry.for_connection, clock=utcnow, progress=bar)
+                run = Reconciliation(
+                    sessions, settings, registry.for_connection, clock=utcnow, progress=bar, on_queued=wake
+                )
             console.print(
                 f"{job}{' (dry run)' if dry_run else ''} of connection {connection.id}: {connection.name}"
             )

@@ -94,7 +94,10 @@ async def backfill(request: Request, body: BackfillRequest | None = None) -> JSO
                 raise ProblemError(409, "Conflict", str(exc)) from exc
         return JSONResponse({"dryRun": True, "connections": results, "actions": lines})
     for connection in chosen:
-        run = Backfill(state.sessions, state.settings, state.registry.for_connection, clock=state.clock)
+        run = Backfill(
+            state.sessions, state.settings, state.registry.for_connection, clock=state.clock,
+            on_queued=state.intake.on_stored,
+        )  # fmt: skip
         await _start(request, run, connection)
     return JSONResponse({"started": [c.id for c in chosen], "job": BACKFILL}, status_code=202)
 
@@ -105,6 +108,9 @@ async def reconcile(request: Request, body: ReconcileRequest | None = None) -> J
     state = request.app.state
     chosen = await _chosen(request, body.connection_id, RECONCILE)
     for connection in chosen:
-        run = Reconciliation(state.sessions, state.settings, state.registry.for_connection, clock=state.clock)
+        run = Reconciliation(
+            state.sessions, state.settings, state.registry.for_connection, clock=state.clock,
+            on_queued=state.intake.on_stored,
+        )  # fmt: skip
         await _start(request, run, connection)
     return JSONResponse({"started": [c.id for c in chosen], "job": RECONCILE}, status_code=202)

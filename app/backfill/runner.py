@@ -104,12 +104,16 @@ class SyncRun:
         *,
         clock: Clock,
         progress: Progress | None = None,
+        on_queued: Callable[[], None] | None = None,
     ) -> None:
+        """``on_queued``: called once a batch of queued events is committed, to wake the workers
+        (the intake's ``on_stored``, or the worker of the command's own process)."""
         self._sessions = sessions
         self._settings = settings
         self._upstreams = upstreams
         self._clock = clock
         self._progress = progress or _nothing
+        self._on_queued = on_queued or (lambda: None)
         self._maps = FieldMaps(custom_fields=settings.custom_fields, users=settings.users)
         self._owner = _owner()
         # A process that dies holds the job this long, like a worker its events.
@@ -314,7 +318,13 @@ class SyncRun:
     # --- queuing -------------------------------------------------------------------------------
 
     async def _room(self, connection: Connection) -> None:
-        """Wait until fewer than SYNC_MAX_IN_FLIGHT of this job's events are open."""
+        """After a batch was queued: wake the workers, then wait until fewer than SYNC_MAX_IN_FLIGHT
+        of this job's events are open.
+
+        Woken, a worker takes the batch now rather than at its next poll (WORKER_POLL_SECONDS): at
+        GHL's pace, the poll before a backfill's first write was a fifth of the time it spent on
+        anything but writes."""
+        self._on_queued()
         limit = self._settings.sync_max_in_flight
         while True:
             async with self._sessions() as session:

@@ -50,11 +50,14 @@ class ReconcileLoop:
         upstreams: Callable[[Connection], Upstreams],
         *,
         clock: Clock,
+        on_queued: Callable[[], None] | None = None,
     ) -> None:
+        """``on_queued``: wakes the workers once a reconciliation queued events (see ``SyncRun``)."""
         self._sessions = sessions
         self._settings = settings
         self._upstreams = upstreams
         self._clock = clock
+        self._on_queued = on_queued
         self._stop = asyncio.Event()
 
     def stop(self) -> None:
@@ -77,7 +80,9 @@ class ReconcileLoop:
             log.exception("reconcile.no_connections")
             return results
         for connection in chosen:
-            run = Reconciliation(self._sessions, self._settings, self._upstreams, clock=self._clock)
+            run = Reconciliation(
+                self._sessions, self._settings, self._upstreams, clock=self._clock, on_queued=self._on_queued
+            )
             try:
                 results[connection.id] = await run.run(connection)
                 log.info("reconcile.done", extra={"connection": connection.id, **_flat(run.counts)})

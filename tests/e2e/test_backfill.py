@@ -375,6 +375,32 @@ def test_backfill_killed_midway_resumes_where_it_stopped(database_url: str) -> N
         check_result(service, world)
 
 
+SMALL = World(rankr_only=3, ghl_only=3, by_email=3, by_phone=1, duplicate_groups=1, duplicates_with_ghl=1)
+
+
+@pytest.mark.parametrize("through", ["admin route", "command line"])
+def test_queued_writes_wake_the_worker(database_url: str, through: str) -> None:
+    """A backfill wakes the worker that applies its writes as it queues them: with a 30 s poll,
+    a small one still finishes in seconds (it waited for the poll before)."""
+    poll = 30.0
+    with running_service(
+        database_url, worker_poll_seconds=poll, run_worker_in_process=through == "admin route", **UNPACED
+    ) as service:
+        unlimited(service)
+        seed(service, SMALL)
+        started = time.monotonic()
+        if through == "admin route":
+            assert service.http.post(f"{service.url}/admin/backfill", json={}).status_code == 202
+            wait_for(lambda: finished(service), timeout=2 * poll, what="the backfill to finish")
+        else:
+            command = [sys.executable, "-m", "app", "backfill"]
+            env = {**cli_env(service), "WORKER_POLL_SECONDS": str(poll)}
+            done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+            assert done.returncode == 0, done.stderr[-3000:]
+        assert time.monotonic() - started < poll / 2
+        check_result(service, SMALL)
+
+
 def test_dry_run_on_the_command_line_prints_its_decisions(database_url: str) -> None:
     with running_service(database_url) as service:
         world = World(
