@@ -321,9 +321,8 @@ class SyncRun:
         """After a batch was queued: wake the workers, then wait until fewer than SYNC_MAX_IN_FLIGHT
         of this job's events are open.
 
-        Woken, a worker takes the batch now rather than at its next poll (WORKER_POLL_SECONDS): at
-        GHL's pace, the poll before a backfill's first write was a fifth of the time it spent on
-        anything but writes."""
+        Woken, a worker takes the batch now rather than at its next poll (WORKER_POLL_SECONDS),
+        which a backfill's first write used to wait for."""
         self._on_queued()
         limit = self._settings.sync_max_in_flight
         while True:
