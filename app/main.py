@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from fastapi_offline import FastAPIOffline
 
 from app import replay  # noqa: F401 - importing it adds POST /admin/replay to the admin router
 from app.admin import router as admin_router
@@ -137,10 +138,13 @@ def create_app(settings: Settings | None = None, *, clock: Clock = utcnow) -> Fa
             await writer.close()
             await engine.dispose()
 
-    app = FastAPI(
+    # /docs and /redoc load Swagger UI and ReDoc from copies served here, not from a CDN, so they
+    # work where the service has no internet access.
+    app = FastAPIOffline(
         title="rankr-ghl-sync",
         summary="Keeps contacts in sync between Rankr and GoHighLevel, driven by signed webhooks.",
         lifespan=lifespan,
+        static_url=openapi.DOCS_ASSETS_URL,
     )
     install_problem_handlers(app)
     openapi.install(app)
