@@ -10,13 +10,25 @@ PODMAN ?= $(SHARED)/tools/podman
 
 .PHONY: install run test lint typecheck migrations-check browser container-test bench faults clean
 
-$(STAMP): pyproject.toml
+# Exactly the locked versions, each checked against its hash; then the project itself, without deps.
+$(STAMP): pyproject.toml requirements.lock requirements-dev.lock
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet --require-hashes -r requirements-dev.lock
+	$(BIN)/python -m pip install --quiet --no-deps -e .
 	@touch $(STAMP)
 
 install: $(STAMP)
+
+## Re-resolve the locks after a change to pyproject.toml; pins that still fit are kept. Upgrades:
+## LOCK_ARGS=--upgrade (all) or LOCK_ARGS='--upgrade-package httpx'. The runtime lock is the dev
+## lock's subset, so the image runs the versions the tests ran.
+LOCK_ARGS ?=
+LOCK_FLAGS = --quiet --generate-hashes --python-version 3.11 --python-platform x86_64-unknown-linux-gnu \
+	--custom-compile-command 'make lock' $(LOCK_ARGS)
+.PHONY: lock
+lock: install
+	$(BIN)/uv pip compile pyproject.toml --extra dev $(LOCK_FLAGS) -o requirements-dev.lock
+	$(BIN)/uv pip compile pyproject.toml -c requirements-dev.lock $(LOCK_FLAGS) -o requirements.lock
 
 ## The service on the embedded SQLite database with both sandboxes, worker in-process.
 run: install
