@@ -42,12 +42,19 @@ lint: install
 typecheck: install
 	$(BIN)/mypy --strict app
 
-## Models and migrations never drift: upgrade a scratch SQLite database, then `alembic check`.
+## Models and migrations never drift, on either database: upgrade a scratch SQLite file and a
+## throw-away schema in the local Postgres (dropped again, pass or fail), then `alembic check` each.
+TEST_POSTGRES_URL ?= postgresql://root@127.0.0.1:5432/test
 migrations-check: install
 	@rm -f .migrations-check.db
 	DATABASE_URL=sqlite:///.migrations-check.db $(BIN)/alembic upgrade head
 	DATABASE_URL=sqlite:///.migrations-check.db $(BIN)/alembic check
 	@rm -f .migrations-check.db
+	@schema=migrations_check_$$$$; url="$(TEST_POSTGRES_URL)?options=-csearch_path%3D$$schema"; \
+	  psql "$(TEST_POSTGRES_URL)" -X -q -v ON_ERROR_STOP=1 -c "CREATE SCHEMA $$schema" || exit 1; \
+	  trap 'psql "$(TEST_POSTGRES_URL)" -X -q -c "SET client_min_messages = warning" -c "DROP SCHEMA $$schema CASCADE"' EXIT; \
+	  echo "alembic upgrade head && alembic check on Postgres (schema $$schema)"; \
+	  DATABASE_URL="$$url" $(BIN)/alembic upgrade head && DATABASE_URL="$$url" $(BIN)/alembic check
 
 ## The headless browser the status page is tested in (Debian's chromium, driven through chromium-driver).
 browser:
