@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.install-stamp
 SHARED ?= $(firstword $(wildcard ../shared) $(wildcard $(shell git config --get remote.origin.url 2>/dev/null)/../shared) ../shared)
 PODMAN ?= $(SHARED)/tools/podman
 
-.PHONY: install run test lint typecheck migrations-check browser container-test bench faults clean
+.PHONY: install run test lint typecheck migrations-check browser kubectl container-test bench faults clean
 
 # Exactly the locked versions, each checked against its hash; then the project itself, without deps.
 $(STAMP): pyproject.toml requirements.lock requirements-dev.lock
@@ -61,8 +61,13 @@ browser:
 	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || \
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null)
 
+## kubectl, whose `kubectl kustomize` renders deploy/kubernetes for tests/deploy (Debian's kubernetes-client).
+kubectl:
+	@command -v kubectl >/dev/null || \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq kubernetes-client >/dev/null)
+
 ## Everything: lint, types, migrations, and the whole suite on SQLite and Postgres.
-test: lint typecheck migrations-check browser
+test: lint typecheck migrations-check browser kubectl
 	$(BIN)/pytest
 
 ## The image as users run it: build, lint (hadolint, compose schema), size, migrate + serve + a round trip.
