@@ -147,7 +147,7 @@ def add(
                     f"(location token minted from agency {agency.company_id})"
                 )
             query = urlencode({"rankrAccountId": rankr_account})
-            url = f"{settings.public_url.rstrip('/')}/oauth/ghl/install?{query}"
+            url = f"{settings.public_base_url}/oauth/ghl/install?{query}"
             return f"open this URL to install the app on the location (OAuth):\n{url}"
         finally:
             await registry.aclose()
