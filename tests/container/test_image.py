@@ -251,3 +251,12 @@ def test_migrate_and_serve_from_the_image_keep_their_data_and_sync_a_contact(
     assert shown.returncode == 0, shown.stderr
     [kept] = json.loads(shown.stdout)["connections"]
     assert kept["linked"]["contacts"] == 1
+
+
+def test_the_readme_gives_the_recipe_this_file_runs() -> None:
+    readme = (ROOT / "README.md").read_text()
+    volume = "-v rankr-ghl-sync-data:/srv/data"
+    assert f"docker run --rm {volume} --env-file .env rankr-ghl-sync migrate" in readme
+    assert f"-p 8000:8000 {volume} --env-file .env rankr-ghl-sync\n" in readme
+    assert "SANDBOX=true docker compose up" in readme
+    assert "cp .env.example .env" in readme
