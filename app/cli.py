@@ -89,22 +89,16 @@ def serve(
     from app.registration import public_url_warnings
 
     settings = load_settings()
+    local = _local_url(host, port)
+    # Without PUBLIC_URL outside sandbox mode, the derived URLs only serve a local trial: say so, and
+    # still start.
+    for warning in public_url_warnings(settings, fallback=local):
+        typer.echo(f"warning: {warning}", err=True)
     derived = settings.public_url is None
     if derived:
-        # Outside sandbox mode the derived URLs only serve a local trial: say so, and still start.
-        if not settings.sandbox_mode:
-            typer.echo(
-                "warning: PUBLIC_URL is not set: GHL and Rankr need it (the service's HTTPS address) "
-                f"to reach the webhooks and the OAuth callback; using {_local_url(host, port)} "
-                "from --host/--port",
-                err=True,
-            )
-        settings = load_settings(public_url=_local_url(host, port))
-    else:
-        for warning in public_url_warnings(settings):
-            typer.echo(f"warning: {warning}", err=True)
+        settings = load_settings(public_url=local)
     _configure_logging(settings)
-    typer.echo(_banner(settings, _local_url(host, port), derived))
+    typer.echo(_banner(settings, local, derived))
     uvicorn.run(create_app(settings), host=host, port=port, log_config=None, access_log=False)
 
 

@@ -62,15 +62,17 @@ def is_loopback(url: str) -> bool:
         return False
 
 
-def public_url_warnings(settings: Settings) -> list[str]:
+def public_url_warnings(settings: Settings, fallback: str | None = None) -> list[str]:
     """One line per reason GHL or Rankr cannot reach the URLs this service gives out (none in sandbox
-    mode, where the sandboxes call it in-process or on loopback)."""
+    mode, where the sandboxes call it in-process or on loopback). ``fallback``: the base used while
+    PUBLIC_URL is not set, when it is not ``LOCAL_URL`` (``serve`` derives it from --host/--port)."""
     if settings.sandbox_mode:
         return []
     if settings.public_url is None:
+        used = f"{fallback} from --host/--port" if fallback else settings.public_base_url
         return [
-            f"PUBLIC_URL is not set: the URLs below use {settings.public_base_url}, which GHL and Rankr "
-            "cannot reach; set PUBLIC_URL to the service's HTTPS address"
+            "PUBLIC_URL is not set: GHL and Rankr need it (the service's HTTPS address) to reach the "
+            f"webhooks and the OAuth callback; using {used}, which they cannot reach"
         ]
     if urlsplit(settings.public_url).scheme == "http" and not is_loopback(settings.public_url):
         return [

@@ -81,7 +81,11 @@ def test_every_url_is_built_on_public_url() -> None:
 @pytest.mark.parametrize(
     ("values", "words"),
     [
-        ({**PRODUCTION}, f"PUBLIC_URL is not set: the URLs below use {LOCAL_URL}"),
+        (
+            {**PRODUCTION},
+            f"PUBLIC_URL is not set: GHL and Rankr need it (the service's HTTPS address) to reach the "
+            f"webhooks and the OAuth callback; using {LOCAL_URL}, which they cannot reach",
+        ),
         ({**PRODUCTION, "public_url": "http://sync.example.com"}, "plain http"),
         ({**PRODUCTION, "public_url": "http://10.0.0.7:8000"}, "plain http"),
         ({**PRODUCTION, "public_url": "https://sync.example.com"}, None),
