@@ -1,4 +1,5 @@
-# One image for `serve` (default), `worker` and `migrate`: docker run rankr-ghl-sync migrate
+# One image for `serve` (default), `worker`, `migrate` and every other command. The SQLite default
+# lives in /srv/data: mount one volume there for all of them (README, "Running the container").
 FROM python:3.11-slim-bookworm
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 WORKDIR /srv

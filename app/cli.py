@@ -51,20 +51,23 @@ def _configure_logging(settings: Settings) -> None:
 
 def _local_url(host: str, port: int) -> str:
     shown = "127.0.0.1" if host in {"0.0.0.0", "::", ""} else host  # noqa: S104 - only printed
-    return f"http://{shown}:{port}"
+    return f"http://[{shown}]:{port}" if ":" in shown else f"http://{shown}:{port}"
 
 
-def _banner(settings: Settings, base: str) -> str:
-    public = settings.public_url.rstrip("/")
+def _banner(settings: Settings, base: str, derived: bool) -> str:
+    public = settings.public_base_url
+    note = "   (derived: set PUBLIC_URL for GHL to reach it)" if derived and not settings.sandbox_mode else ""
     lines = [
         "",
         "rankr-ghl-sync is starting",
         f"  status page        {base}/status          (JSON; HTML in a browser)",
         f"  health             {base}/healthz  {base}/readyz",
         f"  API docs           {base}/docs",
-        f"  Rankr webhook URL  {public}/webhooks/rankr",
-        f"  GHL webhook URL    {public}/webhooks/ghl",
+        f"  Rankr webhook URL  {public}/webhooks/rankr{note}",
+        f"  GHL webhook URL    {public}/webhooks/ghl{note}",
+        f"  OAuth redirect     {settings.ghl_oauth_redirect_uri}{'' if settings.ghl_redirect_uri else note}",
         f"  database           {settings.database_url.split('@')[-1]}",
+        "  what to register where: rankr-ghl-sync urls",
     ]
     if settings.sandbox_mode:
         lines += [
@@ -83,12 +86,19 @@ def serve(
 ) -> None:
     """The HTTP API; runs the worker in-process when RUN_WORKER_IN_PROCESS is true."""
     from app.main import create_app
+    from app.registration import public_url_warnings
 
     settings = load_settings()
-    if settings.sandbox_mode and "public_url" not in settings.model_fields_set:
-        settings = load_settings(public_url=_local_url(host, port))
+    local = _local_url(host, port)
+    # Without PUBLIC_URL outside sandbox mode, the derived URLs only serve a local trial: say so, and
+    # still start.
+    for warning in public_url_warnings(settings, fallback=local):
+        typer.echo(f"warning: {warning}", err=True)
+    derived = settings.public_url is None
+    if derived:
+        settings = load_settings(public_url=local)
     _configure_logging(settings)
-    typer.echo(_banner(settings, _local_url(host, port)))
+    typer.echo(_banner(settings, local, derived))
     uvicorn.run(create_app(settings), host=host, port=port, log_config=None, access_log=False)
 
 
@@ -182,9 +192,25 @@ def sandbox(
     typer.echo(
         f"GHL sandbox API    {base}/sandbox/ghl   (UI: {base}/sandbox/ghl/ui)\n"
         f"Rankr sandbox API  {base}/sandbox/rankr (UI: {base}/sandbox/rankr/ui)\n"
-        f"webhooks go to     {settings.public_url.rstrip('/')}/webhooks/..."
+        f"webhooks go to     {settings.public_base_url}/webhooks/..."
     )
     uvicorn.run(create_standalone_app(sandbox_config(settings)), host=host, port=port, log_config=None)
+
+
+@cli.command()
+def urls(
+    as_json: Annotated[bool, typer.Option("--json", help="print the JSON document")] = False,
+) -> None:
+    """What to register where: webhook URLs and events in GHL and Rankr, the OAuth redirect, scopes."""
+    from app.registration import as_text, registration
+
+    sheet = registration(load_settings())
+    if as_json:
+        typer.echo(json.dumps(sheet, indent=2))
+        return
+    for warning in sheet["warnings"]:
+        typer.echo(f"warning: {warning}", err=True)
+    typer.echo(as_text(sheet))
 
 
 @cli.command()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Any, TypeVar
-from urllib.parse import urlencode
 
 import typer
 from sqlalchemy import delete, select
@@ -146,8 +145,9 @@ def add(
                     f"connection {connection_id}: Rankr {rankr_account} <-> GHL {ghl_location} "
                     f"(location token minted from agency {agency.company_id})"
                 )
-            query = urlencode({"rankrAccountId": rankr_account})
-            url = f"{settings.public_url.rstrip('/')}/oauth/ghl/install?{query}"
+            from app.registration import install_link
+
+            url = install_link(settings, rankr_account)
             return f"open this URL to install the app on the location (OAuth):\n{url}"
         finally:
             await registry.aclose()

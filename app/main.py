@@ -57,7 +57,7 @@ async def seed_connection(app: FastAPI, settings: Settings, clock: Clock) -> Non
 
 
 def sandbox_config(settings: Settings) -> SandboxConfig:
-    return SandboxConfig(webhook_target=settings.public_url.rstrip("/"))
+    return SandboxConfig(webhook_target=settings.public_base_url)
 
 
 def create_app(settings: Settings | None = None, *, clock: Clock = utcnow) -> FastAPI:

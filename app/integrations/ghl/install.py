@@ -42,7 +42,7 @@ log = logging.getLogger(__name__)
 
 router = APIRouter(tags=["install"])
 
-# Least privilege, from the endpoints the service calls (README "Scopes"):
+# Least privilege, from the endpoints the service calls (docs/connections-and-oauth.md, "Scopes"):
 #   contacts.readonly          GET /contacts/{id}, GET /contacts/search/duplicate, tasks and notes reads,
 #                              GET /contacts/{id}/appointments, and the Contact*/Task*/Note* webhooks
 #   contacts.write             POST /contacts/upsert, PUT/DELETE /contacts/{id}, POST /contacts/{id}/tags,
