@@ -128,8 +128,12 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 
 
 def create_engine(database_url: str, **kwargs: Any) -> AsyncEngine:
-    """An async engine for ``DATABASE_URL``; a Postgres URL may carry libpq ``options=-csearch_path=x``."""
+    """An async engine for ``DATABASE_URL``; a Postgres URL may carry libpq ``options=-csearch_path=x``.
+
+    Its errors never carry the statement's parameters: those are contact data.
+    """
     url = make_url(async_url(database_url))
+    kwargs.setdefault("hide_parameters", True)
     if url.drivername.startswith("sqlite"):
         engine = create_async_engine(url, **kwargs)
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
@@ -235,6 +239,33 @@ def is_unavailable(error: BaseException) -> bool:
             return True
         pending += [current.__cause__, current.__context__, getattr(current, "orig", None)]
     return False
+
+
+def _sqlstate(error: BaseException) -> str | None:
+    orig = getattr(error, "orig", None)
+    code = getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None)
+    return code if isinstance(code, str) else None
+
+
+def cannot_store(error: BaseException) -> bool:
+    """True when the database refused a value itself (too long, out of range, invalid text):
+    trying the same write again cannot succeed."""
+    if isinstance(error, exc.DataError):
+        return True
+    code = _sqlstate(error)
+    return code is not None and code.startswith("22")
+
+
+def describe_error(error: BaseException) -> str:
+    """What went wrong, in words safe to log and store: the error's kind and, for a database error,
+    its SQLSTATE, never the driver's text (which may quote the values it refused)."""
+    if isinstance(error, exc.DBAPIError):
+        # SQLAlchemy's asyncpg adapter wraps the driver's own error, which names the problem.
+        driver = getattr(error.orig, "__cause__", None) or error.orig or error
+        kind = type(driver).__name__
+        code = _sqlstate(error)
+        return f"database error {kind}" + (f" (SQLSTATE {code})" if code else "")
+    return type(error).__name__
 
 
 @asynccontextmanager

@@ -38,11 +38,12 @@ from contextlib import AbstractContextManager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import httpx
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.config import Settings
 from app.connections import repository as connections
-from app.db import is_postgres, unit_of_work
+from app.db import cannot_store, describe_error, is_postgres, is_unavailable, unit_of_work
 from app.errors import (
     Deferred,
     LinkConflictError,
@@ -74,11 +75,21 @@ def _event_logs(event: WebhookEvent, **more: Any) -> AbstractContextManager[None
 
 
 PERMANENT = (PermanentUpstreamError, MappingError, LinkConflictError, UnroutableEvent)
+# Failures that the same work reproduces every time (a value the database or the encoder refuses,
+# an id no URL can carry): the event goes dead at once rather than after MAX_ATTEMPTS tries.
+REPRODUCIBLE = (UnicodeError, OverflowError, RecursionError, httpx.InvalidURL)
 BUDGET_FLUSH_SECONDS = 5.0
 RECENT_KEYS = 10_000  # records whose last event time the worker keeps for burst detection
 # A claim takes up to this many times the worker's concurrency: a claim costs about the same for one
 # event as for several (six statements), and the rest wait in hand for a free slot.
 CLAIM_AHEAD = 2
+
+
+def cannot_apply(error: Exception) -> bool:
+    """True when applying the event again would fail the same way (not while the database is away)."""
+    if is_unavailable(error):
+        return False
+    return isinstance(error, REPRODUCIBLE) or cannot_store(error)
 
 
 def worker_name() -> str:
@@ -329,8 +340,16 @@ class Worker:
             await self._dead(event, job, str(exc))
             return "dead"
         except Exception as exc:
-            log.exception("worker.event_crashed", extra={"type": event.type})
-            return await self._retry(event, job, f"unexpected {type(exc).__name__}: {exc}", None)
+            reason = describe_error(exc)
+            if cannot_apply(exc):
+                await self._dead(event, job, f"the event cannot be applied: {reason}")
+                return "dead"
+            log.warning(
+                "worker.event_crashed",
+                extra={"type": event.type, "error": reason},
+                exc_info=log.isEnabledFor(logging.DEBUG),
+            )
+            return await self._retry(event, job, f"unexpected {reason}", None)
         return "processed"
 
     def _backoff(self, attempts: int) -> float:

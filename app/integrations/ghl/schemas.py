@@ -6,7 +6,7 @@ from typing import Any
 
 from pydantic import Field
 
-from app.integrations.wire import WireModel
+from app.integrations.wire import Email, Phone, WireModel
 
 
 class GhlCustomField(WireModel):
@@ -76,3 +76,5 @@ class GhlWebhook(WireModel):
     id: str | None = Field(default=None, min_length=1, max_length=255)
     contact_id: str | None = Field(default=None, min_length=1, max_length=255)
     appointment: dict[str, Any] | None = None
+    email: Email | None = None
+    phone: Phone | None = None

@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from app.integrations.wire import WireModel
+from app.integrations.wire import Email, Instant, Phone, WireModel
 
 ContactEventType = Literal["contact.created", "contact.updated", "contact.deleted"]
 TaskEventType = Literal["task.created", "task.updated", "task.completed", "task.deleted"]
@@ -66,14 +66,18 @@ class RankrEventData(WireModel):
     contact_id: str | None = Field(default=None, min_length=1, max_length=255)
     task_id: str | None = Field(default=None, min_length=1, max_length=255)
     note_id: str | None = Field(default=None, min_length=1, max_length=255)
-    last_modified: datetime
+    last_modified: Instant
+    created_at: Instant | None = None
+    due_date: Instant | None = None
+    email: Email | None = None
+    phone: Phone | None = None
 
 
 class RankrWebhook(WireModel):
     """A Rankr webhook body (WebhookEvent)."""
 
     type: RankrEventType
-    timestamp: datetime
+    timestamp: Instant
     account_id: str = Field(min_length=1, max_length=255)
     data: RankrEventData
 
