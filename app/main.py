@@ -11,6 +11,7 @@ from fastapi import FastAPI
 from fastapi_offline import FastAPIOffline
 
 from app import replay  # noqa: F401 - importing it adds POST /admin/replay to the admin router
+from app.admin import AdminGate
 from app.admin import router as admin_router
 from app.backfill import routes as _backfill_routes  # noqa: F401 - adds /admin/backfill, /admin/reconcile
 from app.backfill.service import ReconcileLoop
@@ -19,7 +20,7 @@ from app.connections import repository as connections
 from app.db import create_engine, is_postgres, session_factory, unit_of_work
 from app.health import head_revision, schema_problem
 from app.health import router as health_router
-from app.inbox.intake import IntakeContext
+from app.inbox.intake import MAX_BODY_BYTES, IntakeContext
 from app.inbox.notify import Notifier
 from app.inbox.writer import open_writer
 from app.integrations.ghl.endpoints import router as ghl_router
@@ -27,6 +28,7 @@ from app.integrations.ghl.install import router as install_router
 from app.integrations.rankr.endpoints import router as rankr_router
 from app.integrations.registry import UpstreamRegistry
 from app.kit.clock import Clock, utcnow
+from app.kit.limits import BodyLimit
 from app.kit.loop import cancel_and_wait, started
 from app.ops import history as _history  # noqa: F401 - adds its routes to the admin router
 from app.ops import openapi
@@ -39,6 +41,8 @@ from app.sync.engine import SyncEngine
 from app.worker import Worker, worker_name
 
 log = logging.getLogger(__name__)
+
+OPERATOR_BODY_BYTES = 256 * 1024
 
 
 async def seed_connection(app: FastAPI, settings: Settings, clock: Clock) -> None:
@@ -148,6 +152,13 @@ def create_app(settings: Settings | None = None, *, clock: Clock = utcnow) -> Fa
     )
     install_problem_handlers(app)
     openapi.install(app)
+    # Webhooks and the sandboxes' APIs take bodies up to 1 MiB; the operator routes need far less.
+    app.add_middleware(
+        BodyLimit,
+        limit=OPERATOR_BODY_BYTES,
+        prefix_limits={"/webhooks/": MAX_BODY_BYTES, "/sandbox/": MAX_BODY_BYTES},
+    )
+    app.add_middleware(AdminGate)
     # The webhook routes are the hot path, so they go on the app's own router: FastAPI keeps an
     # included router as a nested one and matches each request against it twice, which costs about
     # 10 us a request, an eighth of what the intake spends in Python (bench/intake).

@@ -56,21 +56,9 @@ def intake_context(request: Request) -> IntakeContext:
 
 
 async def read_body(request: Request) -> bytes:
-    """The raw body, refused with 413 beyond 1 MiB (declared or actually sent)."""
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit():
-        if int(declared) > MAX_BODY_BYTES:
-            raise ProblemError(413, "Content Too Large", f"the body exceeds {MAX_BODY_BYTES} bytes")
-        # The server delivers no more than Content-Length announces: read it in one go.
-        return await request.body()
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > MAX_BODY_BYTES:
-            raise ProblemError(413, "Content Too Large", f"the body exceeds {MAX_BODY_BYTES} bytes")
-        chunks.append(chunk)
-    return b"".join(chunks)
+    """The raw body; ``BodyLimit`` (installed by the app factory) has refused it with 413 beyond
+    ``MAX_BODY_BYTES``, declared or actually sent."""
+    return await request.body()
 
 
 def parse_object(body: bytes) -> dict[str, Any]:
