@@ -14,7 +14,7 @@ from fastapi import APIRouter, Depends, Header, Request
 
 from app.config import Settings
 from app.errors import ProblemError
-from app.kit.limits import ASGIApp, Receive, Scope, Send, send_problem
+from app.kit.guards import ASGIApp, Receive, Scope, Send, send_problem
 from app.ops.openapi import problem
 
 

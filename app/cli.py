@@ -99,7 +99,7 @@ def serve(
         settings = load_settings(public_url=local)
     _configure_logging(settings)
     typer.echo(_banner(settings, local, derived))
-    from app.kit.limits import LimitedHttpTools
+    from app.kit.guards import LimitedHttpTools
 
     uvicorn.run(
         create_app(settings), host=host, port=port, log_config=None, access_log=False, http=LimitedHttpTools

@@ -28,7 +28,7 @@ from app.integrations.ghl.install import router as install_router
 from app.integrations.rankr.endpoints import router as rankr_router
 from app.integrations.registry import UpstreamRegistry
 from app.kit.clock import Clock, utcnow
-from app.kit.limits import BodyLimit
+from app.kit.guards import BodyLimit, SecurityHeaders
 from app.kit.loop import cancel_and_wait, started
 from app.ops import history as _history  # noqa: F401 - adds its routes to the admin router
 from app.ops import openapi
@@ -159,6 +159,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock = utcnow) -> Fa
         prefix_limits={"/webhooks/": MAX_BODY_BYTES, "/sandbox/": MAX_BODY_BYTES},
     )
     app.add_middleware(AdminGate)
+    app.add_middleware(SecurityHeaders)
     # The webhook routes are the hot path, so they go on the app's own router: FastAPI keeps an
     # included router as a nested one and matches each request against it twice, which costs about
     # 10 us a request, an eighth of what the intake spends in Python (bench/intake).

@@ -71,11 +71,32 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(line, default=str)
 
 
+# Control characters and the bidirectional overrides, as \x.. / \u.... escapes: a value from a webhook
+# must not end a console line early, move the cursor, or reorder what the terminal shows.
+_UNPRINTABLE = {
+    code: f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+    for code in [
+        *range(0x20),
+        *range(0x7F, 0xA0),
+        0x061C,
+        0x200E,
+        0x200F,
+        *range(0x202A, 0x202F),
+        *range(0x2066, 0x206A),
+    ]
+}
+
+
+def printable(text: str) -> str:
+    """``text`` with control and bidi-override characters escaped."""
+    return text.translate(_UNPRINTABLE)
+
+
 class ConsoleFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         stamp = datetime.fromtimestamp(record.created, UTC).strftime("%H:%M:%S")
-        extras = " ".join(f"{key}={value}" for key, value in _extras(record).items())
-        line = f"{stamp} {record.levelname:<7} {_message(record)} {extras}".rstrip()
+        extras = " ".join(f"{key}={printable(str(value))}" for key, value in _extras(record).items())
+        line = f"{stamp} {record.levelname:<7} {printable(_message(record))} {extras}".rstrip()
         if record.exc_info:
             line += "\n" + scrub(self.formatException(record.exc_info))
         return line

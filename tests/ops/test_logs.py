@@ -116,3 +116,13 @@ def test_a_full_run_logs_ids_on_every_job_line_and_no_personal_data_or_secret(da
     assert dead[0]["record"] == created["contactId"]
     assert "ghl 422" in dead[0]["error"]
     assert all({"at", "level", "message", "logger"} <= line.keys() for line in lines)
+
+
+def test_console_lines_escape_control_and_bidi_characters_from_any_source() -> None:
+    with captured("console") as buffer:
+        logging.getLogger("app.test").warning("inbox.odd\x00id\u202e", extra={"eventId": "ab\ncd\x1b[2J"})
+    [line] = buffer.getvalue().splitlines()
+    assert "inbox.odd\\x00id\\u202e" in line
+    assert "eventId=ab\\x0acd\\x1b[2J" in line
+    assert "\x1b" not in line
+    assert "\u202e" not in line

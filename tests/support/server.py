@@ -11,7 +11,7 @@ from typing import Any
 
 import uvicorn
 
-from app.kit.limits import LimitedHttpTools
+from app.kit.guards import LimitedHttpTools
 
 
 def reserve_port() -> socket.socket:

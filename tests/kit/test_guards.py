@@ -12,7 +12,7 @@ import pytest
 from fastapi import FastAPI, Request
 
 from app.config import Settings
-from app.kit.limits import MAX_HEADER_BYTES, BodyLimit
+from app.kit.guards import MAX_HEADER_BYTES, BodyLimit
 from app.main import create_app
 from tests.support.server import serve
 
@@ -135,3 +135,21 @@ def test_a_head_over_the_limit_gets_431_and_the_connection_closes() -> None:
             base, normal + normal.replace(b"HTTP/1.1\r\n", b"HTTP/1.1\r\nconnection: close\r\n")
         )
         assert answer.count(b"HTTP/1.1 200 OK") == 2
+
+
+async def test_html_pages_carry_the_security_headers_and_json_answers_nosniff(service: Any) -> None:
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=service), base_url="http://t") as http:
+        page = await http.get("/status", headers={"accept": "text/html"})
+        sandbox_page = await http.get("/sandbox/ghl/ui")
+        document = await http.get("/status")
+    for html in (page, sandbox_page):
+        assert html.headers["content-type"].startswith("text/html")
+        policy = html.headers["content-security-policy"]
+        assert "frame-ancestors 'none'" in policy
+        assert "default-src 'self'" in policy
+        assert html.headers["x-frame-options"] == "DENY"
+        assert html.headers["referrer-policy"] == "no-referrer"
+        assert html.headers["x-content-type-options"] == "nosniff"
+    assert document.headers["content-type"] == "application/json"
+    assert document.headers["x-content-type-options"] == "nosniff"
+    assert "content-security-policy" not in document.headers
