@@ -8,9 +8,11 @@ a stranger's upload is refused unread; ``require_admin`` keeps the rule in the O
 from __future__ import annotations
 
 import hmac
+import secrets
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Header, Request
+from fastapi import APIRouter, Depends, Header, Request, Response
+from itsdangerous import BadSignature, TimestampSigner
 
 from app.config import Settings
 from app.errors import ProblemError
@@ -25,6 +27,63 @@ def is_admin(settings: Settings, authorization: str | None) -> bool:
         return settings.sandbox_mode
     expected = f"Bearer {settings.admin_token.get_secret_value()}"
     return authorization is not None and hmac.compare_digest(authorization.encode(), expected.encode())
+
+
+# A browser cannot send Authorization: once it has shown the admin token (the status page's form), it
+# holds a signed session cookie that expires. Signed with the admin token, so changing the token ends
+# every session.
+SESSION_COOKIE = "rankr_ghl_sync_session"
+SESSION_SECONDS = 8 * 3600
+
+
+def _signer(settings: Settings) -> TimestampSigner | None:
+    if settings.admin_token is None:
+        return None
+    return TimestampSigner(settings.admin_token.get_secret_value(), salt="rankr-ghl-sync admin session")
+
+
+def session_is_admin(settings: Settings, cookie: str | None) -> bool:
+    """True when ``cookie`` is an admin session that has not expired (or, with no token, in sandbox mode)."""
+    signer = _signer(settings)
+    if signer is None:
+        return settings.sandbox_mode
+    if not cookie:
+        return False
+    try:
+        signer.unsign(cookie, max_age=SESSION_SECONDS)
+    except BadSignature:
+        return False
+    return True
+
+
+def request_is_admin(request: Request) -> bool:
+    """The admin token as a bearer header, or a browser's admin session cookie."""
+    settings: Settings = request.app.state.settings
+    return is_admin(settings, request.headers.get("authorization")) or (
+        settings.admin_token is not None and session_is_admin(settings, request.cookies.get(SESSION_COOKIE))
+    )
+
+
+def start_session(response: Response, request: Request) -> None:
+    """Give the browser an admin session: HttpOnly, SameSite=Strict, Secure over HTTPS, expiring."""
+    signer = _signer(request.app.state.settings)
+    if signer is None:
+        return
+    response.set_cookie(
+        SESSION_COOKIE,
+        signer.sign(secrets.token_urlsafe(16)).decode(),
+        max_age=SESSION_SECONDS,
+        path="/",
+        httponly=True,
+        samesite="strict",
+        secure=request.url.scheme == "https",
+    )
+
+
+def end_session(response: Response, request: Request) -> None:
+    response.delete_cookie(
+        SESSION_COOKIE, path="/", httponly=True, samesite="strict", secure=request.url.scheme == "https"
+    )
 
 
 UNAUTHORIZED_DETAIL = "this route needs 'Authorization: Bearer <ADMIN_TOKEN>'"

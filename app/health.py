@@ -13,10 +13,11 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app.admin import is_admin
+from app.admin import request_is_admin
 from app.backfill import repository as backfill_repo
 from app.config import Settings
 from app.connections import credentials as ghl_credentials
+from app.connections import installs
 from app.connections import repository as connections
 from app.connections.models import CredentialKind, CredentialState, GhlCredential
 from app.errors import ProblemError
@@ -24,7 +25,7 @@ from app.inbox import repository as inbox
 from app.inbox.models import EventStatus
 from app.kit.clock import Clock
 from app.ops import openapi
-from app.ops.status_page import COOKIE, cookie_admin, health_of, render_status_page
+from app.ops.status_page import health_of, render_status_page
 from app.sync import repository as links
 from app.sync.models import Kind
 
@@ -103,6 +104,7 @@ async def collect_status(
             for row in await ghl_credentials.all_credentials(session)
             if row.connection_id is not None
         }
+        refused = await installs.refusals(session)
         errors = {}
         if detailed:
             for connection in rows:
@@ -189,12 +191,18 @@ async def collect_status(
             ]
         entry["health"] = health_of(entry)
         result.append(entry)
+    latest_refusal: dict[str, Any] | None = None
+    if refused.latest_at is not None:
+        latest_refusal = {"at": _iso(refused.latest_at), "reason": refused.latest_reason}
+        if detailed:
+            latest_refusal["rankrAccountId"] = refused.latest_rankr_account_id
     unrouted = {account: None for account, _ in counts if account not in known}
     stuck = sum(entry["events"][EventStatus.DEAD] for entry in result)
     return {
         "status": "degraded" if stuck else "ok",
         "generatedAt": now.isoformat(),
         "connections": result,
+        "installs": {"refusedCallbacks": refused.count, "latestRefusal": latest_refusal},
         "unrouted": {
             "accounts": len(unrouted),
             "events": {
@@ -227,12 +235,14 @@ async def readyz(request: Request) -> dict[str, str]:
 )
 async def status(
     request: Request,
-    authorization: Annotated[str | None, Header()] = None,
+    authorization: Annotated[
+        str | None, Header(description="Bearer ADMIN_TOKEN: adds ids and the latest errors")
+    ] = None,
     accept: Annotated[str, Header()] = "",
     replayed: Annotated[int | None, Query(description="shown on the page after a replay")] = None,
 ) -> Response:
     settings: Settings = request.app.state.settings
-    detailed = is_admin(settings, authorization) or cookie_admin(settings, request.cookies.get(COOKIE))
+    detailed = request_is_admin(request)
     registry = request.app.state.registry
     expiry = {
         connection_id: registry.rankr_token_expiry(connection_id) for connection_id in registry.connection_ids
