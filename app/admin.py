@@ -95,19 +95,33 @@ async def require_admin(request: Request, authorization: Annotated[str | None, H
         raise ProblemError(401, "Unauthorized", UNAUTHORIZED_DETAIL, headers=CHALLENGE)
 
 
+DOCS_PATHS = ("/docs", "/redoc", "/openapi.json")
+DOCS_DETAIL = "the API documentation needs the admin's credentials (the bearer token, or sign in on /status)"
+
+
 class AdminGate:
-    """ASGI middleware: a request under ``/admin`` without the admin token gets 401, its body unread."""
+    """ASGI middleware: a request under ``/admin`` without the admin token gets 401, its body unread;
+    the API documentation answers as ``API_DOCS`` says (everyone, the admin, or 404)."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and (scope["path"] + "/").startswith("/admin/"):
-            authorization = dict(scope["headers"]).get(b"authorization")
-            settings = scope["app"].state.settings
-            if not is_admin(settings, authorization.decode("latin-1") if authorization else None):
-                await send_problem(send, 401, "Unauthorized", UNAUTHORIZED_DETAIL, CHALLENGE)
-                return
+        if scope["type"] == "http":
+            path: str = scope["path"]
+            settings: Settings = scope["app"].state.settings
+            if (path + "/").startswith("/admin/"):
+                authorization = dict(scope["headers"]).get(b"authorization")
+                if not is_admin(settings, authorization.decode("latin-1") if authorization else None):
+                    await send_problem(send, 401, "Unauthorized", UNAUTHORIZED_DETAIL, CHALLENGE)
+                    return
+            elif path.startswith(DOCS_PATHS) and settings.api_docs_access != "public":
+                if settings.api_docs_access == "off":
+                    await send_problem(send, 404, "Not Found", "Not Found")
+                    return
+                if not request_is_admin(Request(scope)):
+                    await send_problem(send, 401, "Unauthorized", DOCS_DETAIL, CHALLENGE)
+                    return
         await self.app(scope, receive, send)
 
 

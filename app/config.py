@@ -84,6 +84,9 @@ class Settings(BaseSettings):
     rankr_webhook_secrets: SecretStr | None = None
 
     admin_token: SecretStr | None = None
+    # Who may read /docs, /redoc and /openapi.json (they list the admin routes): everyone, the admin
+    # (bearer token or the status page's sign-in), or nobody. Default: everyone in sandbox mode only.
+    api_docs: Literal["public", "admin", "off"] | None = None
     token_encryption_key: SecretStr | None = None
     log_level: str = "INFO"
     log_format: Literal["json", "console"] = "console"
@@ -183,6 +186,12 @@ class Settings(BaseSettings):
         if self.sandbox is not None:
             return self.sandbox
         return self.ghl_private_token is None and self.ghl_client_id is None
+
+    @property
+    def api_docs_access(self) -> Literal["public", "admin", "off"]:
+        if self.api_docs is not None:
+            return self.api_docs
+        return "public" if self.sandbox_mode else "admin"
 
     @property
     def public_base_url(self) -> str:

@@ -96,7 +96,6 @@ def create_app(settings: Settings | None = None, *, clock: Clock = utcnow) -> Fa
             if notifier is not None:
                 notifier.poke()
 
-        app.state.settings = settings
         app.state.clock = clock
         app.state.sessions = sessions
         app.state.registry = registry
@@ -150,6 +149,8 @@ def create_app(settings: Settings | None = None, *, clock: Clock = utcnow) -> Fa
         lifespan=lifespan,
         static_url=openapi.DOCS_ASSETS_URL,
     )
+    # Before the lifespan, as the request guards read it too.
+    app.state.settings = settings
     install_problem_handlers(app)
     openapi.install(app)
     # Webhooks and the sandboxes' APIs take bodies up to 1 MiB; the operator routes need far less.

@@ -234,7 +234,12 @@ async def status_page_login(request: Request, token: Annotated[str, _TOKEN_FIELD
     "/status/logout",
     summary="End the browser's admin session",
     status_code=303,
-    responses={303: {"description": "back to the status page, without details"}},
+    responses={
+        303: {
+            "description": "back to the status page, without details",
+            "headers": {"Location": {"schema": {"type": "string"}, "example": "/status"}},
+        }
+    },
 )
 async def status_page_logout(request: Request) -> RedirectResponse:
     answer = RedirectResponse("/status", status_code=303)

@@ -153,3 +153,34 @@ async def test_html_pages_carry_the_security_headers_and_json_answers_nosniff(se
     assert document.headers["content-type"] == "application/json"
     assert document.headers["x-content-type-options"] == "nosniff"
     assert "content-security-policy" not in document.headers
+
+
+@pytest.mark.parametrize("access", ["admin", "off", None])
+async def test_the_api_documentation_answers_as_api_docs_says(sqlite_url: str, access: str | None) -> None:
+    settings = Settings(
+        database_url=sqlite_url,
+        sandbox=False,
+        admin_token="s3cret-admin",
+        api_docs=access,
+        run_worker_in_process=False,
+        reconcile_interval_seconds=0,
+        rankr_webhook_secrets="whsec_" + "A" * 32,
+        _env_file=None,  # type: ignore[call-arg]
+    )
+    app = create_app(settings)
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as http,
+    ):
+        for path in ("/docs", "/redoc", "/openapi.json", "/docs/assets/swagger-ui.css"):
+            stranger = await http.get(path)
+            admin = await http.get(path, headers={"authorization": "Bearer s3cret-admin"})
+            if access == "off":
+                assert (stranger.status_code, admin.status_code) == (404, 404), path
+            else:  # "admin", the default outside sandbox mode
+                assert stranger.status_code == 401, path
+                assert "sign in on /status" in stranger.json()["detail"]
+                assert admin.status_code == 200, path
+        if access != "off":
+            await http.post("/status/login", data={"token": "s3cret-admin"})
+            assert (await http.get("/openapi.json")).status_code == 200  # the browser's admin session

@@ -49,7 +49,9 @@ def content_types(tag: str, rel: str) -> tuple[str, ...]:
 @pytest.fixture(params=[True, False], ids=["sandbox", "production"])
 async def http(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[httpx.AsyncClient]:
     """The app in process (its lifespan does not run: the pages need no database)."""
-    settings = service.test_settings(f"sqlite:///{tmp_path / 'docs.db'}", SERVICE, sandbox=request.param)
+    settings = service.test_settings(
+        f"sqlite:///{tmp_path / 'docs.db'}", SERVICE, sandbox=request.param, api_docs="public"
+    )
     transport = httpx.ASGITransport(app=create_app(settings))
     async with httpx.AsyncClient(transport=transport, base_url=SERVICE) as client:
         yield client
