@@ -42,6 +42,14 @@ def _phone_fits(value: str) -> str:
     return value
 
 
+def _one_segment(value: str) -> str:
+    if value in (".", ".."):
+        raise ValueError("cannot be a record id ('.' and '..' cannot go into a URL path)")
+    return value
+
+
 Instant = Annotated[datetime, AfterValidator(in_range)]
+# An id the service will put into an upstream URL, as the column that stores it allows.
+RecordId = Annotated[str, Field(min_length=1, max_length=255), AfterValidator(_one_segment)]
 Email = Annotated[str, Field(max_length=MAX_EMAIL_LENGTH)]
 Phone = Annotated[str, AfterValidator(_phone_fits)]

@@ -110,6 +110,7 @@ RANKR_REFUSALS = [
     ({"customFields": {"score": float("nan")}}, "data.customFields.score: is not a finite number"),
     ({"customFields": {"bad\u0000key": "x"}}, "data.customFields: a key contains a NUL character"),
     ({"contactId": "c" * 256}, "contactId"),
+    ({"contactId": ".."}, "data.contactId: Value error, cannot be a record id"),
     ({"email": "a" * 310 + "@example.com"}, "data.email"),
     ({"phone": "+1 " + "5" * 40}, "data.phone"),
     ({"lastModified": "9999-12-31T23:59:59-01:00"}, "data.lastModified"),
@@ -132,6 +133,7 @@ GHL_REFUSALS = [
     ({"customFields": [{"id": "f1", "value": float("-inf")}]}, "customFields.0.value: is not a finite"),
     ({"email": "b" * 320 + "@x.io"}, "email"),
     ({"id": "g" * 256}, "id"),
+    ({"id": "."}, "id: Value error, cannot be a record id"),
     ({"timestamp": "0001-01-01T00:00:00+01:00"}, "timestamp"),
 ]
 
