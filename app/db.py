@@ -6,7 +6,9 @@ plain ``sqlite:///`` or ``postgresql://`` URL; the async driver (aiosqlite, asyn
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
+import threading
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -187,6 +189,20 @@ async def opened(database_url: str) -> AsyncIterator[tuple[AsyncEngine, async_se
         yield engine, session_factory(engine)
     finally:
         await engine.dispose()
+        if not is_postgres(database_url):
+            await _aiosqlite_threads_ended()
+
+
+async def _aiosqlite_threads_ended() -> None:
+    """Wait for aiosqlite's connection threads to end while the event loop still runs.
+
+    When a connection fails to open, aiosqlite stops its thread without waiting for it, and the
+    thread then posts its last result to the event loop: had the command's loop closed meanwhile,
+    the thread would die with a traceback ("Event loop is closed") after the command's own error.
+    """
+    for thread in threading.enumerate():
+        if thread.name.endswith("(_connection_worker_thread)"):
+            await asyncio.to_thread(thread.join, 1.0)
 
 
 # Errors that say "the database cannot be reached now" rather than "this statement is wrong".

@@ -19,6 +19,7 @@ from app.config import Settings
 from app.connections import credentials as ghl_credentials
 from app.connections import repository as connections
 from app.connections.models import CredentialKind, CredentialState, GhlCredential
+from app.db_problems import MIGRATE, DatabaseProblem, ProblemKind, database_problem
 from app.errors import ProblemError
 from app.inbox import repository as inbox
 from app.inbox.models import EventStatus
@@ -45,16 +46,25 @@ def head_revision() -> str | None:
     return ScriptDirectory.from_config(alembic_config()).get_current_head()
 
 
-async def schema_problem(sessions: async_sessionmaker[AsyncSession], head: str | None) -> str | None:
+async def schema_problem(
+    sessions: async_sessionmaker[AsyncSession], head: str | None
+) -> DatabaseProblem | None:
     """Why the database is not ready, or None when it answers and is at the newest migration."""
+    url = None
     try:
         async with sessions() as session:
+            url = session.get_bind().engine.url
             current = (await session.execute(text("SELECT version_num FROM alembic_version"))).scalar()
     except Exception as exc:  # any driver error means "not ready"; the reason is reported, not raised
-        reason = type(exc).__name__
-        return f"the database does not answer or has no schema ({reason}); run 'rankr-ghl-sync migrate'"
+        return database_problem(exc, url) or DatabaseProblem(
+            ProblemKind.UNAVAILABLE,
+            f"the database answered with an unexpected error ({type(exc).__name__})",
+            "see the service's log with LOG_LEVEL=DEBUG",
+        )
     if current != head:
-        return f"the schema is at {current}, the newest migration is {head}; run 'rankr-ghl-sync migrate'"
+        return DatabaseProblem(
+            ProblemKind.NOT_MIGRATED, f"the schema is at {current}, the newest migration is {head}", MIGRATE
+        )
     return None
 
 
@@ -216,7 +226,7 @@ async def healthz() -> dict[str, str]:
 async def readyz(request: Request) -> dict[str, str]:
     problem = await schema_problem(request.app.state.sessions, request.app.state.head_revision)
     if problem is not None:
-        raise ProblemError(503, "Service Unavailable", problem)
+        raise ProblemError(503, "Service Unavailable", str(problem))
     return {"status": "ready"}
 
 
