@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
@@ -29,6 +30,7 @@ from app.ops.status_page import COOKIE, cookie_admin, health_of, render_status_p
 from app.sync import repository as links
 from app.sync.models import Kind
 
+log = logging.getLogger(__name__)
 router = APIRouter(tags=["health"])
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
@@ -56,6 +58,7 @@ async def schema_problem(
             url = session.get_bind().engine.url
             current = (await session.execute(text("SELECT version_num FROM alembic_version"))).scalar()
     except Exception as exc:  # any driver error means "not ready"; the reason is reported, not raised
+        log.debug("db.check_failed", exc_info=exc)
         return database_problem(exc, url) or DatabaseProblem(
             ProblemKind.UNAVAILABLE,
             f"the database answered with an unexpected error ({type(exc).__name__})",

@@ -89,6 +89,7 @@ def configure_logging(level: str, fmt: str, stream: IO[str] | None = None) -> No
     root.setLevel(level)
     # httpx logs every request URL at INFO; keep it quiet unless debugging.
     logging.getLogger("httpx").setLevel(logging.WARNING if level != "DEBUG" else logging.DEBUG)
-    # Database drivers log every statement with its parameters (whole webhook payloads) at DEBUG.
-    for noisy in ("aiosqlite", "asyncpg", "sqlalchemy.engine", "httpcore", "multipart"):
+    # Database drivers log every statement with its parameters (whole webhook payloads) at DEBUG;
+    # alembic names its plugins at INFO when the service reads its migration head.
+    for noisy in ("aiosqlite", "asyncpg", "sqlalchemy.engine", "httpcore", "multipart", "alembic"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
