@@ -144,6 +144,8 @@ def _unreachable(url: URL | None, error: OSError) -> DatabaseProblem:
         reason = "connection refused"
     elif isinstance(error, TimeoutError):
         reason = "no answer in time"
+    elif isinstance(error, ConnectionError) and error.errno is None:
+        reason = "the connection was closed"
     else:
         reason = error.strerror or type(error).__name__
     return DatabaseProblem(

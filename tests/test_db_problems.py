@@ -142,6 +142,11 @@ async def test_a_file_that_is_not_a_database(tmp_path: Path) -> None:
             "the connection to the database at db.internal:5433 was lost",
         ),
         (TimeoutError(), ProblemKind.UNREACHABLE, "(no answer in time)"),
+        (
+            ConnectionError("unexpected connection_lost() call"),
+            ProblemKind.UNREACHABLE,
+            "at db.internal:5433 (the connection was closed)",
+        ),
     ],
 )
 def test_errors_by_type_and_sqlstate(error: BaseException, kind: ProblemKind, words: str) -> None:
