@@ -9,8 +9,10 @@ import asyncpg
 import pytest
 from sqlalchemy import text
 
+from app.config import Settings
 from app.db import opened
-from app.db_problems import FATAL_AT_START, ProblemKind, database_problem
+from app.db_problems import FATAL_AT_START, DatabaseNotUsable, ProblemKind, database_problem
+from app.main import create_app
 from tests.support.databases import POSTGRES_SERVER, PostgresSchema
 
 pytestmark = pytest.mark.anyio
@@ -178,3 +180,14 @@ def test_the_cause_is_found_behind_a_wrapping_error() -> None:
         problem = database_problem(wrapped, "postgresql://root@10.0.0.9/test")
     assert problem is not None
     assert problem.cause == "cannot reach the database at 10.0.0.9:5432 (connection refused)"
+
+
+async def test_the_app_refuses_to_start_on_a_database_it_cannot_open(tmp_path: Path) -> None:
+    """For apps built without the CLI (which checks first and exits 2): a clear error, not a later one."""
+    url = f"sqlite:///{tmp_path / 'missing' / 'sync.db'}"
+    app = create_app(Settings(database_url=url, sandbox_mode=True))
+    with pytest.raises(DatabaseNotUsable) as refused:
+        async with app.router.lifespan_context(app):
+            pass
+    assert refused.value.problem.kind == ProblemKind.CANNOT_OPEN
+    assert str(refused.value).startswith(f"cannot open the SQLite file {tmp_path / 'missing' / 'sync.db'}")
