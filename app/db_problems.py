@@ -179,7 +179,13 @@ def _postgres_problem(url: URL | None, error: asyncpg.PostgresError) -> Database
             "(no such role, or pg_hba.conf does not let it in)",
             "correct the user in DATABASE_URL, or create that role",
         )
-    if isinstance(error, asyncpg.InsufficientPrivilegeError | asyncpg.InvalidSchemaNameError):
+    if isinstance(error, asyncpg.InvalidSchemaNameError):
+        return DatabaseProblem(
+            ProblemKind.NO_DATABASE,
+            f"the schema the service should use does not exist in {name or 'the database'}",
+            "create it (CREATE SCHEMA), or correct search_path in DATABASE_URL's options",
+        )
+    if isinstance(error, asyncpg.InsufficientPrivilegeError):
         return DatabaseProblem(
             ProblemKind.PERMISSION,
             f"{user} lacks a privilege the service needs on {name or 'the database'}",

@@ -143,6 +143,11 @@ async def test_a_file_that_is_not_a_database(tmp_path: Path) -> None:
             ProblemKind.UNAVAILABLE,
             "the connection to the database at db.internal:5433 was lost",
         ),
+        (
+            asyncpg.InvalidSchemaNameError("no schema has been selected to create in"),
+            ProblemKind.NO_DATABASE,
+            "the schema the service should use does not exist in sync",
+        ),
         (TimeoutError(), ProblemKind.UNREACHABLE, "(no answer in time)"),
         (
             ConnectionError("unexpected connection_lost() call"),
