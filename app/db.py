@@ -188,18 +188,19 @@ async def opened(database_url: str) -> AsyncIterator[tuple[AsyncEngine, async_se
     try:
         yield engine, session_factory(engine)
     finally:
-        await engine.dispose()
-        if not is_postgres(database_url):
-            await _aiosqlite_threads_ended()
+        await dispose(engine)
 
 
-async def _aiosqlite_threads_ended() -> None:
-    """Wait for aiosqlite's connection threads to end while the event loop still runs.
+async def dispose(engine: AsyncEngine) -> None:
+    """Close the engine's connections; on SQLite, also wait for aiosqlite's threads to end.
 
     When a connection fails to open, aiosqlite stops its thread without waiting for it, and the
-    thread then posts its last result to the event loop: had the command's loop closed meanwhile,
-    the thread would die with a traceback ("Event loop is closed") after the command's own error.
+    thread then posts its last result to the event loop: had the loop closed meanwhile, the thread
+    would die with a traceback ("Event loop is closed") after the command's own error.
     """
+    await engine.dispose()
+    if engine.dialect.name != "sqlite":
+        return
     for thread in threading.enumerate():
         if thread.name.endswith("(_connection_worker_thread)"):
             await asyncio.to_thread(thread.join, 1.0)

@@ -15,7 +15,7 @@ from app.backfill import routes as _backfill_routes  # noqa: F401 - adds /admin/
 from app.backfill.service import ReconcileLoop
 from app.config import Settings
 from app.connections import repository as connections
-from app.db import create_engine, is_postgres, session_factory, unit_of_work
+from app.db import create_engine, dispose, is_postgres, session_factory, unit_of_work
 from app.db_problems import FATAL_AT_START, DatabaseNotUsable
 from app.health import head_revision, schema_problem
 from app.health import router as health_router
@@ -72,7 +72,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock = utcnow) -> Fa
         problem = await schema_problem(sessions, revision)
         if problem is not None and problem.kind in FATAL_AT_START:
             # Nothing would work: refuse to start (``serve`` checks this first and exits 2 with it).
-            await engine.dispose()
+            await dispose(engine)
             raise DatabaseNotUsable(problem)
         writer = await open_writer(settings.database_url)
         name = worker_name()
