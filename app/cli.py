@@ -7,7 +7,8 @@ import json
 import logging
 import signal
 import sys
-from typing import Annotated, Any
+import traceback
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 import uvicorn
@@ -18,6 +19,9 @@ from app.cli_connections import connections_cli
 from app.config import Settings
 from app.kit.loop import cancel_and_wait
 from app.kit.loop import run as run_async
+
+if TYPE_CHECKING:
+    from app.db_problems import DatabaseProblem
 
 cli = typer.Typer(
     name="rankr-ghl-sync",
@@ -98,6 +102,7 @@ def serve(
     if derived:
         settings = load_settings(public_url=local)
     _configure_logging(settings)
+    _stop_if_database_unusable(settings, allow_unmigrated=True)
     typer.echo(_banner(settings, local, derived))
     from app.kit.guards import LimitedHttpTools
 
@@ -115,6 +120,7 @@ def worker(
     if concurrency is not None:
         settings = load_settings(worker_concurrency=concurrency)
     _configure_logging(settings)
+    _stop_if_database_unusable(settings, allow_unmigrated=True)
     run_async(_run_worker(settings))
 
 
@@ -177,6 +183,7 @@ def migrate() -> None:
     from app.health import alembic_config
 
     settings = load_settings()
+    _stop_if_database_unusable(settings, allow_unmigrated=True)
     command.upgrade(alembic_config(settings.database_url), "head")
     typer.echo("database is at the newest migration")
 
@@ -229,6 +236,7 @@ def backfill(
 
     settings = load_settings()
     _configure_logging(settings)
+    _stop_if_database_unusable(settings)
     raise typer.Exit(run_async(run_command(settings, "backfill", connection, dry_run)))
 
 
@@ -241,6 +249,7 @@ def reconcile(
 
     settings = load_settings()
     _configure_logging(settings)
+    _stop_if_database_unusable(settings)
     raise typer.Exit(run_async(run_command(settings, "reconcile", connection, False)))
 
 
@@ -401,16 +410,35 @@ async def _collect(settings: Settings) -> dict[str, Any]:
         return await collect_status(sessions, utcnow, detailed=True)
 
 
-def _schema_missing(exc: Exception) -> str | None:
-    """The driver's words when ``exc`` says a table is missing (a database never migrated), else None."""
-    from sqlalchemy.exc import DBAPIError
+def _database_problem_line(problem: DatabaseProblem) -> str:
+    return f"error: {problem.cause}\n  fix: {problem.fix}"
 
-    if not isinstance(exc, DBAPIError):
+
+def _stop_if_database_unusable(settings: Settings, *, allow_unmigrated: bool = False) -> None:
+    """Before a command that would start work: exit 2 with the cause and the fix when the database
+    cannot be used. ``allow_unmigrated``: a database that lacks its schema (or is busy for a moment)
+    is left to the command (``migrate`` builds it; ``serve`` and ``worker`` say so once and wait)."""
+    from app.db_problems import FATAL_AT_START
+
+    problem = run_async(_database_at_start(settings))
+    if problem is not None and (problem.kind in FATAL_AT_START or not allow_unmigrated):
+        typer.echo(_database_problem_line(problem), err=True)
+        raise typer.Exit(2)
+
+
+async def _database_at_start(settings: Settings) -> DatabaseProblem | None:
+    from app.db import opened
+    from app.health import head_revision, schema_problem
+
+    async with opened(settings.database_url) as (_, sessions):
+        return await schema_problem(sessions, head_revision())
+
+
+def _settings_or_none() -> Settings | None:
+    try:
+        return Settings()
+    except Exception:  # the command itself reports a bad setting
         return None
-    reason = str(exc.orig).splitlines()[0]
-    if "no such table" in reason or ("relation" in reason and "does not exist" in reason):
-        return reason.rpartition(">: ")[2]
-    return None
 
 
 def main() -> None:
@@ -419,13 +447,13 @@ def main() -> None:
     except KeyboardInterrupt:
         sys.exit(130)
     except Exception as exc:
-        reason = _schema_missing(exc)
-        if reason is None:
+        from app.db_problems import database_problem
+
+        settings = _settings_or_none()
+        problem = database_problem(exc, settings.database_url if settings else None)
+        if problem is None:
             raise
-        typer.echo(
-            f"error: the database has no schema yet ({reason}): run 'rankr-ghl-sync migrate' first, "
-            "or point DATABASE_URL at the service's database (a relative SQLite path is read from "
-            "the current directory)",
-            err=True,
-        )
+        if settings is not None and settings.log_level == "DEBUG":
+            traceback.print_exception(exc)
+        typer.echo(_database_problem_line(problem), err=True)
         sys.exit(2)

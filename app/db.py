@@ -6,7 +6,9 @@ plain ``sqlite:///`` or ``postgresql://`` URL; the async driver (aiosqlite, asyn
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
+import threading
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -190,7 +192,22 @@ async def opened(database_url: str) -> AsyncIterator[tuple[AsyncEngine, async_se
     try:
         yield engine, session_factory(engine)
     finally:
-        await engine.dispose()
+        await dispose(engine)
+
+
+async def dispose(engine: AsyncEngine) -> None:
+    """Close the engine's connections; on SQLite, also wait for aiosqlite's threads to end.
+
+    When a connection fails to open, aiosqlite stops its thread without waiting for it, and the
+    thread then posts its last result to the event loop: had the loop closed meanwhile, the thread
+    would die with a traceback ("Event loop is closed") after the command's own error.
+    """
+    await engine.dispose()
+    if engine.dialect.name != "sqlite":
+        return
+    for thread in threading.enumerate():
+        if thread.name.endswith("(_connection_worker_thread)"):
+            await asyncio.to_thread(thread.join, 1.0)
 
 
 # Errors that say "the database cannot be reached now" rather than "this statement is wrong".
@@ -239,33 +256,6 @@ def is_unavailable(error: BaseException) -> bool:
             return True
         pending += [current.__cause__, current.__context__, getattr(current, "orig", None)]
     return False
-
-
-def _sqlstate(error: BaseException) -> str | None:
-    orig = getattr(error, "orig", None)
-    code = getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None)
-    return code if isinstance(code, str) else None
-
-
-def cannot_store(error: BaseException) -> bool:
-    """True when the database refused a value itself (too long, out of range, invalid text):
-    trying the same write again cannot succeed."""
-    if isinstance(error, exc.DataError):
-        return True
-    code = _sqlstate(error)
-    return code is not None and code.startswith("22")
-
-
-def describe_error(error: BaseException) -> str:
-    """What went wrong, in words safe to log and store: the error's kind and, for a database error,
-    its SQLSTATE, never the driver's text (which may quote the values it refused)."""
-    if isinstance(error, exc.DBAPIError):
-        # SQLAlchemy's asyncpg adapter wraps the driver's own error, which names the problem.
-        driver = getattr(error.orig, "__cause__", None) or error.orig or error
-        kind = type(driver).__name__
-        code = _sqlstate(error)
-        return f"database error {kind}" + (f" (SQLSTATE {code})" if code else "")
-    return type(error).__name__
 
 
 @asynccontextmanager

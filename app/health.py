@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
@@ -20,6 +21,7 @@ from app.connections import credentials as ghl_credentials
 from app.connections import installs
 from app.connections import repository as connections
 from app.connections.models import CredentialKind, CredentialState, GhlCredential
+from app.db_problems import MIGRATE, DatabaseProblem, ProblemKind, database_problem
 from app.errors import ProblemError
 from app.inbox import repository as inbox
 from app.inbox.models import EventStatus
@@ -29,6 +31,7 @@ from app.ops.status_page import health_of, render_status_page
 from app.sync import repository as links
 from app.sync.models import Kind
 
+log = logging.getLogger(__name__)
 router = APIRouter(tags=["health"])
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
@@ -46,16 +49,26 @@ def head_revision() -> str | None:
     return ScriptDirectory.from_config(alembic_config()).get_current_head()
 
 
-async def schema_problem(sessions: async_sessionmaker[AsyncSession], head: str | None) -> str | None:
+async def schema_problem(
+    sessions: async_sessionmaker[AsyncSession], head: str | None
+) -> DatabaseProblem | None:
     """Why the database is not ready, or None when it answers and is at the newest migration."""
+    url = None
     try:
         async with sessions() as session:
+            url = session.get_bind().engine.url
             current = (await session.execute(text("SELECT version_num FROM alembic_version"))).scalar()
     except Exception as exc:  # any driver error means "not ready"; the reason is reported, not raised
-        reason = type(exc).__name__
-        return f"the database does not answer or has no schema ({reason}); run 'rankr-ghl-sync migrate'"
+        log.debug("db.check_failed", exc_info=exc)
+        return database_problem(exc, url) or DatabaseProblem(
+            ProblemKind.UNAVAILABLE,
+            f"the database answered with an unexpected error ({type(exc).__name__})",
+            "see the service's log with LOG_LEVEL=DEBUG",
+        )
     if current != head:
-        return f"the schema is at {current}, the newest migration is {head}; run 'rankr-ghl-sync migrate'"
+        return DatabaseProblem(
+            ProblemKind.NOT_MIGRATED, f"the schema is at {current}, the newest migration is {head}", MIGRATE
+        )
     return None
 
 
@@ -224,7 +237,7 @@ async def healthz() -> dict[str, str]:
 async def readyz(request: Request) -> dict[str, str]:
     problem = await schema_problem(request.app.state.sessions, request.app.state.head_revision)
     if problem is not None:
-        raise ProblemError(503, "Service Unavailable", problem)
+        raise ProblemError(503, "Service Unavailable", str(problem))
     return {"status": "ready"}
 
 

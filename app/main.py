@@ -17,7 +17,8 @@ from app.backfill import routes as _backfill_routes  # noqa: F401 - adds /admin/
 from app.backfill.service import ReconcileLoop
 from app.config import Settings
 from app.connections import repository as connections
-from app.db import create_engine, is_postgres, session_factory, unit_of_work
+from app.db import create_engine, dispose, is_postgres, session_factory, unit_of_work
+from app.db_problems import FATAL_AT_START, DatabaseNotUsable
 from app.health import head_revision, schema_problem
 from app.health import router as health_router
 from app.inbox.intake import MAX_BODY_BYTES, IntakeContext
@@ -72,6 +73,12 @@ def create_app(settings: Settings | None = None, *, clock: Clock = utcnow) -> Fa
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         engine = create_engine(settings.database_url)
         sessions = session_factory(engine)
+        revision = head_revision()
+        problem = await schema_problem(sessions, revision)
+        if problem is not None and problem.kind in FATAL_AT_START:
+            # Nothing would work: refuse to start (``serve`` checks this first and exits 2 with it).
+            await dispose(engine)
+            raise DatabaseNotUsable(problem)
         writer = await open_writer(settings.database_url)
         name = worker_name()
         registry = UpstreamRegistry(settings, clock, engine, holder=name)
@@ -99,7 +106,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock = utcnow) -> Fa
         app.state.clock = clock
         app.state.sessions = sessions
         app.state.registry = registry
-        app.state.head_revision = head_revision()
+        app.state.head_revision = revision
         app.state.worker = worker
         app.state.intake = IntakeContext(
             writer=writer,
@@ -108,11 +115,13 @@ def create_app(settings: Settings | None = None, *, clock: Clock = utcnow) -> Fa
             rankr_secrets=settings.rankr_secrets,
             ghl_verifier=settings.ghl_verifier,
         )
-        problem = await schema_problem(sessions, app.state.head_revision)
         if problem is None:
             await seed_connection(app, settings, clock)
         else:
-            log.warning("db.not_ready", extra={"reason": problem})
+            # Said once here; /readyz answers 503 with it and the worker waits without a word.
+            log.warning("db.not_ready", extra={"reason": str(problem)})
+            if worker is not None:
+                worker.database_problem_reported(str(problem))
         if sandbox is not None:
             await sandbox.start()
         worker_task = asyncio.create_task(worker.run(), name="worker") if worker else None

@@ -18,7 +18,8 @@ from fastapi import Request
 from fastapi.responses import Response
 from pydantic import BaseModel, ValidationError
 
-from app.db import describe_error, is_unavailable
+from app.db import is_unavailable
+from app.db_problems import describe_error
 from app.errors import ProblemError
 from app.inbox.service import IncomingEvent, record
 from app.inbox.writer import InboxWriter

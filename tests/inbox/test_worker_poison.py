@@ -15,7 +15,8 @@ from sqlalchemy.exc import DBAPIError
 
 from app.config import Settings
 from app.connections import repository as connections
-from app.db import cannot_store, create_engine, describe_error, session_factory, unit_of_work
+from app.db import create_engine, session_factory, unit_of_work
+from app.db_problems import cannot_store, describe_error
 from app.inbox.models import EventStatus, Source, WebhookEvent
 from app.inbox.service import IncomingEvent, ordering_key, record
 from app.inbox.writer import open_writer
