@@ -6,7 +6,7 @@ Feature modules add their routes to ``router``; every route on it requires the t
 from __future__ import annotations
 
 import hmac
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Request
 
@@ -40,3 +40,16 @@ router = APIRouter(
     dependencies=[Depends(require_admin)],
     responses=problem(401, "Unauthorized", "this route needs 'Authorization: Bearer <ADMIN_TOKEN>'"),
 )
+
+
+@router.post(
+    "/connections/{connection_id}/verify",
+    summary="Check a connection against GHL and Rankr now (read-only calls); the outcome is stored",
+    responses=problem(404, "Not Found", "no connection 7"),
+)
+async def verify_connection(connection_id: int, request: Request) -> dict[str, Any]:
+    outcomes = await request.app.state.verifier(connection_id)
+    if not outcomes:
+        raise ProblemError(404, "Not Found", f"no connection {connection_id}")
+    result: dict[str, Any] = outcomes[0].as_json()
+    return result

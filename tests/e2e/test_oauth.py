@@ -48,6 +48,7 @@ def test_install_flow_connects_the_location_and_syncs_with_its_oauth_token(servi
         "contacts.readonly",
         "contacts.write",
         "locations/tasks.readonly",
+        "locations.readonly",
         "oauth.write",
     }
     callback = choose(service, params)

@@ -27,6 +27,7 @@ TABLES = (
     "rate_budgets",
     "webhook_events",
     "ghl_credentials",
+    "connection_verifications",
     "connections",
 )
 

@@ -76,3 +76,11 @@ class GhlWebhook(WireModel):
     id: str | None = Field(default=None, min_length=1, max_length=255)
     contact_id: str | None = Field(default=None, min_length=1, max_length=255)
     appointment: dict[str, Any] | None = None
+
+
+class GhlLocation(WireModel):
+    """A location as GET /locations/{locationId} answers it (GetLocationByIdSchema), the part read here."""
+
+    id: str
+    company_id: str | None = None
+    name: str | None = None
