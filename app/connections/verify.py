@@ -35,7 +35,7 @@ from app.connections import credentials
 from app.connections import repository as connections
 from app.connections.models import Connection, ConnectionVerification, CredentialKind, CredentialState
 from app.db import unit_of_work
-from app.errors import PermanentUpstreamError, TransientUpstreamError, UpstreamError
+from app.errors import OutOfBudget, PermanentUpstreamError, TransientUpstreamError, UpstreamError
 from app.integrations.ghl.tokens import NeedsReauth
 from app.integrations.rankr.client import SCOPES as RANKR_SCOPES
 from app.integrations.registry import UpstreamRegistry, Upstreams
@@ -267,14 +267,24 @@ async def check_ghl(
         await ghl.first_tasks()
     except NeedsReauth:
         return NEEDS_REAUTH(context), name
+    except OutOfBudget as exc:
+        return Problem(
+            "ghl_unreachable", f"no request to GHL allowed now: {exc.reason}", context.recheck()
+        ), name
     except UpstreamError as exc:
         return classify_ghl(exc, step, context), name
     return None, name
 
 
 async def check_rankr(upstreams: Upstreams, context: Context) -> Problem | None:
+    # The token request is part of the check: a token this process holds proves nothing new.
+    upstreams.rankr.forget_token()
     try:
         contacts, _ = await upstreams.rankr.list_contacts(limit=1)
+    except OutOfBudget as exc:
+        return Problem(
+            "rankr_unreachable", f"no request to Rankr allowed now: {exc.reason}", context.recheck()
+        )
     except UpstreamError as exc:
         return classify_rankr(exc, context)
     foreign = [contact for contact in contacts if contact.account_id != context.rankr_account_id]
@@ -443,8 +453,23 @@ class Verifier:
 
 def unconfigured_hint(settings: Settings) -> str:
     """How to add the first connection (for /status, the status command and the start-up log)."""
+    seed = {
+        "GHL_LOCATION_ID": settings.ghl_location_id,
+        "GHL_PRIVATE_TOKEN": settings.ghl_private_token,
+        "RANKR_ACCOUNT_ID": settings.rankr_account_id,
+        "RANKR_CLIENT_ID": settings.rankr_client_id,
+        "RANKR_CLIENT_SECRET": settings.rankr_client_secret,
+        "RANKR_API_BASE_URL": settings.rankr_api_base_url,
+    }
+    missing = [name for name, value in seed.items() if not value]
+    install = f"install the GHL app at {settings.public_url.rstrip('/')}/oauth/ghl/install"
+    if len(missing) < len(seed):
+        # Part of the settings' connection is set: name what is missing.
+        return (
+            f"the settings describe no connection: {', '.join(missing)} not set; set them and restart, "
+            f"or {install}, or run 'rankr-ghl-sync connections add'"
+        )
     return (
-        f"no connection yet: install the GHL app at {settings.public_url.rstrip('/')}/oauth/ghl/install, "
-        "or set GHL_LOCATION_ID, GHL_PRIVATE_TOKEN, RANKR_ACCOUNT_ID, RANKR_CLIENT_ID, RANKR_CLIENT_SECRET "
-        "and RANKR_API_BASE_URL and restart, or run 'rankr-ghl-sync connections add'"
+        f"no connection yet: {install}, or set {', '.join(seed)} and restart, "
+        "or run 'rankr-ghl-sync connections add'"
     )

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from app.connections.verify import unconfigured_hint
 from app.ops.status_page import heading, render_status_page
 from tests.connections.conftest import InProcess, settings_for, started
 from tests.support.cli import cli_env, run_cli
@@ -122,3 +123,21 @@ def test_the_status_command_says_unconfigured_and_how_to_add_a_connection(tmp_pa
     assert lines[0].startswith("overall: unconfigured")
     assert "/oauth/ghl/install" in lines[1]
     assert "GHL_PRIVATE_TOKEN" in lines[1]
+
+
+@pytest.mark.parametrize(
+    ("settings", "says"),
+    [
+        ({}, "no connection yet: install the GHL app at http://service.test/oauth/ghl/install"),
+        (
+            {"ghl_private_token": "pit-secret", "rankr_client_id": "c"},
+            "the settings describe no connection: GHL_LOCATION_ID, RANKR_ACCOUNT_ID, RANKR_CLIENT_SECRET, "
+            "RANKR_API_BASE_URL not set; set them and restart, or install the GHL app at "
+            "http://service.test/oauth/ghl/install",
+        ),
+    ],
+)
+def test_the_unconfigured_hint_names_the_missing_settings(settings: dict[str, Any], says: str) -> None:
+    hint = unconfigured_hint(settings_for("sqlite:///unused.db", sandbox=False, **settings))
+    assert says in hint
+    assert "pit-secret" not in hint

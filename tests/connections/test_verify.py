@@ -383,3 +383,15 @@ async def test_the_admin_route_needs_the_token_and_a_known_connection(service: I
     result = await verify(service, connection_id)
     assert result["connectionId"] == connection_id
     assert result["verified"] is True
+
+
+async def test_a_rankr_client_without_the_scopes_the_sync_needs_fails(service: InProcess) -> None:
+    connection_id = await seeded_id(service)
+    answer = await service.http.post(
+        "/sandbox/rankr/_sandbox/oauth", json={"client_scopes": ["tasks.read", "notes.read"]}
+    )
+    assert answer.status_code == 200, answer.text
+    result = await verify(service, connection_id)
+    assert result["problem"]["code"] == "rankr_scope_missing"
+    assert "contacts.read" in result["problem"]["reason"]
+    assert "contacts.read, contacts.write, tasks.read" in result["problem"]["fix"]
