@@ -110,7 +110,7 @@ def test_ids_on_the_page_do_not_break_mid_word_and_wide_tables_scroll() -> None:
     page = render_status_page(_facts("green"), detailed=False)
     assert ".id, td.record, td.event { white-space: nowrap; }" in page
     assert ".scroll { overflow-x: auto;" in page
-    assert "table.errors td.error { overflow-wrap: anywhere; }" in page
+    assert "table.errors td.error { min-width: 18em; overflow-wrap: anywhere; }" in page
     assert '<div class="scroll">\n  <table class="facts">' in page
 
 
