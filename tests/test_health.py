@@ -7,7 +7,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.support.service import running_service
+from tests.support.service import running_service, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -24,9 +24,12 @@ def test_readyz_reports_an_unmigrated_database(tmp_path: Path) -> None:
 def test_readyz_and_status_on_a_migrated_database(database_url: str) -> None:
     with running_service(database_url) as service:
         assert service.http.get(f"{service.url}/readyz").json() == {"status": "ready"}
+        # Ready at once; the start-up verification of the sandbox's connection follows in the background.
+        wait_for(lambda: service.status()["status"] == "ok", what="the start-up verification")
         facts = service.status()
         [connection] = facts["connections"]
-        assert facts["status"] == "ok"
+        assert connection["verification"]["verified"] is True
+        assert connection["verification"]["locationName"] == "Sandbox sub-account"
         assert connection["events"] == {
             "pending": 0, "processing": 0, "retrying": 0, "done": 0, "skipped": 0, "dead": 0
         }  # fmt: skip
