@@ -128,6 +128,7 @@ class Worker:
         # The events in hand (ready or in flight): their job's link-lease holder, and when their
         # lease was last taken or renewed (monotonic seconds).
         self._holding: dict[int, tuple[str, float]] = {}
+        self._stranded: set[int] = set()  # events in hand whose outcome the database could not take
         self._renew_retry_at = 0.0  # after a renewal failed: not before this (monotonic seconds)
         self._flushed_at = 0.0
         self._polled_at = time.monotonic()
@@ -281,6 +282,7 @@ class Worker:
         claimed: list[tuple[WebhookEvent, Job]] = []
         try:
             async with unit_of_work(self._sessions) as session:
+                await self._release_stranded(session, now)
                 lease = timedelta(seconds=self._settings.worker_lease_seconds)
                 heads = await inbox.claim_due(
                     session,
@@ -311,6 +313,7 @@ class Worker:
             self._failed(self._claims, exc)
             await asyncio.sleep(self._settings.worker_poll_seconds)
             return [], 0
+        self._stranded.clear()
         self._claims.succeeded()
         self._database.succeeded()
         self._claimed_at = now
@@ -323,6 +326,15 @@ class Worker:
                     log.info("sync.event_applied", extra={"coalesced": 0, "note": UNCHANGED})
                 metrics.event_finished(head.source, "processed", 0.0)
         return [(head, job) for head, job in claimed if head.id not in settled], len(settled)
+
+    async def _release_stranded(self, session: AsyncSession, now: datetime) -> None:
+        """Put back, due now and uncounted, the events whose outcome could not be stored while the
+        database was away: the claim that follows takes them again, without waiting for their leases."""
+        for event_id in sorted(self._stranded):
+            await inbox.reschedule(
+                session, event_id, self.name, status=EventStatus.PENDING, at=now, error=None,
+                count_attempt=False,
+            )  # fmt: skip
 
     def _remember(self, key: str, events: list[WebhookEvent], forget_before: datetime) -> None:
         """Note when the newest event of a record taken for work arrived (burst detection)."""
@@ -337,12 +349,14 @@ class Worker:
             try:
                 outcome = await self._apply(event, job)
             except Exception as exc:
-                # The outcome could not be stored (the database is away): the claim's lease runs out
-                # and the event is claimed again then, so nothing is lost.
+                # The outcome could not be stored: the event stays leased to this worker. When the
+                # database is the cause it is put back as soon as the database answers again
+                # (``_release_stranded``); otherwise the lease runs out and it is claimed again then.
                 if database_problem(exc, self._settings.database_url) is None:
                     log.exception("worker.settle_failed")
                 else:
                     self._database.failed(exc)
+                    self._stranded.add(event.id)
             finally:
                 self._holding.pop(event.id, None)
                 elapsed = time.monotonic() - started
@@ -372,9 +386,15 @@ class Worker:
         except Exception as exc:
             problem = database_problem(exc, self._settings.database_url)
             if problem is not None:
-                # An outage fails every event in hand alike: one streak for them all, not a line each.
+                # An outage fails every event in hand alike: one streak for them all, not a line each;
+                # the event waits for the database, uncounted (while it is away, ``_process`` keeps it
+                # for ``_release_stranded``).
                 self._database.failed(exc)
-                return await self._retry(event, job, str(problem), None, quiet=True)
+                await self._reschedule(
+                    event, EventStatus.PENDING, self._settings.worker_poll_seconds, str(problem),
+                    count_attempt=False,
+                )  # fmt: skip
+                return "deferred"
             reason = describe_error(exc)
             if cannot_apply(exc):
                 await self._dead(event, job, f"the event cannot be applied: {reason}")
@@ -392,17 +412,13 @@ class Worker:
         delays = self._settings.retry_delays
         return delays[min(max(attempts, 1), len(delays)) - 1] * random.uniform(0.8, 1.2)  # noqa: S311 - jitter
 
-    async def _retry(
-        self, event: WebhookEvent, job: Job, error: str, retry_after: float | None, *, quiet: bool = False
-    ) -> str:
-        """Schedule the next attempt, or give up; returns the outcome (``retried`` or ``dead``).
-        ``quiet``: the cause is logged elsewhere (a database outage's streak)."""
+    async def _retry(self, event: WebhookEvent, job: Job, error: str, retry_after: float | None) -> str:
+        """Schedule the next attempt, or give up; returns the outcome (``retried`` or ``dead``)."""
         if event.attempts >= self._settings.max_attempts:
             await self._dead(event, job, f"{error} (gave up after {event.attempts} attempts)")
             return "dead"
         delay = max(self._backoff(event.attempts), retry_after or 0.0)
-        if not quiet:
-            log.warning("worker.event_retrying", extra={"in_seconds": round(delay, 1), "error": error})
+        log.warning("worker.event_retrying", extra={"in_seconds": round(delay, 1), "error": error})
         await self._reschedule(event, EventStatus.RETRYING, delay, error, count_attempt=True)
         return "retried"
 

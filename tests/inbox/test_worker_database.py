@@ -180,7 +180,13 @@ async def test_events_in_hand_when_the_database_goes_away_are_one_line_for_all(
         proxy.cut()
         with caplog.at_level(logging.INFO, logger="app"):
             await asyncio.gather(*(worker._process(event, job) for event, job in claimed))
-    assert logged(caplog) == ["worker.database_failed"]
-    assert "the database at 127.0.0.1" in caplog.records[0].__dict__["reason"]
-    assert worker._database.failures == 16, worker._database.failures  # each: its work, then its retry
-    no_tracebacks(caplog)
+        assert logged(caplog) == ["worker.database_failed"]
+        assert "the database at 127.0.0.1" in caplog.records[0].__dict__["reason"]
+        assert worker._database.failures == 16, worker._database.failures  # each: its work, then its retry
+        no_tracebacks(caplog)
+        # Back: the first claim puts the eight back and takes them again, leases or not, and the
+        # outage cost them no attempt.
+        proxy.restore()
+        again = await worker._claim(8)
+    assert sorted(event.event_id for event, _ in again) == [f"e{number}" for number in range(8)]
+    assert {event.attempts for event, _ in again} == {1}
