@@ -290,6 +290,13 @@ def status(
             typer.echo(f"  {upstream + ' budget':<16}{budget['remaining']} of {budget['limit']} left")
         for error in entry.get("latestErrors", []):
             typer.echo(f"  ! {error['status']} {error['type']} {error['eventId']}: {error['error']}")
+    installs = facts["installs"]
+    if installs["refusedCallbacks"]:
+        latest = installs["latestRefusal"]
+        typer.echo(
+            f"\nGHL install callbacks refused: {installs['refusedCallbacks']} "
+            f"(latest {latest['at']}: {latest['reason']})"
+        )
     unrouted = facts["unrouted"]
     if unrouted["accounts"]:
         typer.echo(f"\nevents for {unrouted['accounts']} unknown account(s): {unrouted['events']}")

@@ -58,6 +58,8 @@ def test_the_admin_installs_once_and_a_replayed_callback_is_refused_and_shown(se
     assert installs["latestRefusal"]["rankrAccountId"] == keys.RANKR_ACCOUNT_ID
     public = service.http.get(f"{service.url}/status").json()["installs"]
     assert "rankrAccountId" not in public["latestRefusal"]
+    page = service.http.get(f"{service.url}/status", headers={"accept": "text/html"}).text
+    assert "GHL install callbacks refused: 1" in page
 
 
 def test_a_callback_in_another_browser_is_refused_and_the_real_one_still_works(service: Service) -> None:
