@@ -133,6 +133,11 @@ def test_an_operator_sees_a_dead_event_signs_in_and_replays_it_in_a_browser(sqli
         assert _field(_section(browser), "linked") == "2"
         screenshot(browser, "status-green")
 
+        # Signing out ends the session: the page shows no details again.
+        browser.find_element(By.ID, "logout").click()
+        wait_for(lambda: browser.find_elements(By.ID, "login"), what="the signed-out page")
+        assert browser.find_elements(By.CSS_SELECTOR, "table.errors") == []
+
 
 @pytest.mark.slow
 def test_replaying_from_the_page_needs_the_admin_token_and_writes_nothing_without_it(
