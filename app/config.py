@@ -20,10 +20,10 @@ from urllib.parse import urlsplit
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from app import sandbox_mode as sandbox_keys
 from app.integrations.ghl import keys as ghl_keys
 from app.kit.crypto import new_key, parse_keys
 from app.kit.signatures import GhlVerifier, WebhookSecret, load_public_key
-from app.sandbox import keys as sandbox_keys
 
 if TYPE_CHECKING:
     from app.automation.config import SyncConfig

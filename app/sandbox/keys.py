@@ -1,17 +1,28 @@
-"""Test keys of the built-in sandboxes.
+"""Test keys of the built-in sandboxes: the private halves, which sign the webhooks the GHL sandbox
+sends. The public halves, credentials and ids the service uses against the sandboxes are in
+``app.sandbox_mode``, re-exported here under the names the sandboxes and tests know.
 
-These keys are public on purpose: they sign the webhooks the GHL and Rankr sandboxes send, so that
-the service can verify them exactly as it verifies the real ones. They protect nothing; production
-uses GHL's published public keys and the Rankr secrets configured in ``RANKR_WEBHOOK_SECRETS``.
+These keys are public on purpose: they protect nothing; production uses GHL's published public keys
+and the Rankr secrets configured in ``RANKR_WEBHOOK_SECRETS``.
 """
+
+from app.sandbox_mode import (
+    GHL_CLIENT_ID,
+    GHL_CLIENT_SECRET,
+    GHL_COMPANY_ID,
+    GHL_ED25519_PUBLIC_PEM,
+    GHL_LOCATION_ID,
+    GHL_PRIVATE_TOKEN,
+    GHL_RSA_PUBLIC_PEM,
+    RANKR_ACCOUNT_ID,
+    RANKR_CLIENT_ID,
+    RANKR_CLIENT_SECRET,
+    RANKR_WEBHOOK_SECRET,
+)
 
 GHL_ED25519_PRIVATE_PEM = """-----BEGIN PRIVATE KEY-----
 MC4CAQAwBQYDK2VwBCIEIEaZHhzZ0AlrHXWcRV1Y2wrISb4CgU2PhzULYHSVe2OX
 -----END PRIVATE KEY-----
-"""
-GHL_ED25519_PUBLIC_PEM = """-----BEGIN PUBLIC KEY-----
-MCowBQYDK2VwAyEAjZiLK3Qb9rewGdUgZ0+axziMld/5J8P38aPXuvIYT8M=
------END PUBLIC KEY-----
 """
 GHL_RSA_PRIVATE_PEM = """-----BEGIN PRIVATE KEY-----
 MIIEvgIBADANBgkqhkiG9w0BAQEFAASCBKgwggSkAgEAAoIBAQC3RS+ESr4vjyse
@@ -42,26 +53,19 @@ HuHtJuOhV7EWU9nbpgHboP+uI+cIFyuQWXjvgdmwTWdQ4Xy5EHECQI2ywVqIT6am
 SeHTrvTOahqjQWs2gnxedzNs
 -----END PRIVATE KEY-----
 """
-GHL_RSA_PUBLIC_PEM = """-----BEGIN PUBLIC KEY-----
-MIIBIjANBgkqhkiG9w0BAQEFAAOCAQ8AMIIBCgKCAQEAt0UvhEq+L48rHl5VVlOC
-okls9IVZ78T+tVkJ/HWTw7jgUdL0b3qReBidi5X3qM5iaWsJSB0RkYW9TlN4G9Nr
-DUZMA507bHb9IKeNnPar0ALbqu4g+kydNwT/yJwxTSLo6YwqKp5GeDbvbv0bPqsT
-wWUe84ruxnKwKAbLP6UNrH/PSCbDjuRmJM8HIh85m341G5linB8doiA8ksWdzWFX
-sWl7VLARfuLfa9kBIV9IrmplpMKqtiDIt5qr/lHRoBY48/X7qo8aHSR3H0Uwu7Se
-dgEk6jTw1wd5KGgPzm4ewThXQuze5WsJJ17GUcMdI7AReB4JsDZ4Jl32TieY1Zag
-EwIDAQAB
------END PUBLIC KEY-----
-"""
-RANKR_WEBHOOK_SECRET = "whsec_/3YtfazvVLFcqVvUQPbljojvaU2tglxD"
 
-# Credentials the sandboxes accept, and the service uses against them in sandbox mode.
-GHL_PRIVATE_TOKEN = "pit-sandbox-0000-0000-0000-000000000000"
-GHL_LOCATION_ID = "SbxLoc0000000000001"
-RANKR_ACCOUNT_ID = "acct_sandbox"
-RANKR_CLIENT_ID = "sandbox-client"
-RANKR_CLIENT_SECRET = "sandbox-secret"
-
-# The marketplace app the GHL sandbox knows (OAuth install flow), and the agency that owns its location.
-GHL_CLIENT_ID = "sandbox-ghl-app-client"
-GHL_CLIENT_SECRET = "sandbox-ghl-app-secret-0000"
-GHL_COMPANY_ID = "SbxCompany000000001"
+__all__ = [
+    "GHL_CLIENT_ID",
+    "GHL_CLIENT_SECRET",
+    "GHL_COMPANY_ID",
+    "GHL_ED25519_PRIVATE_PEM",
+    "GHL_ED25519_PUBLIC_PEM",
+    "GHL_LOCATION_ID",
+    "GHL_PRIVATE_TOKEN",
+    "GHL_RSA_PRIVATE_PEM",
+    "GHL_RSA_PUBLIC_PEM",
+    "RANKR_ACCOUNT_ID",
+    "RANKR_CLIENT_ID",
+    "RANKR_CLIENT_SECRET",
+    "RANKR_WEBHOOK_SECRET",
+]

@@ -244,10 +244,8 @@ async def start_install(
         if not request_is_admin(request):
             raise ProblemError(401, "Unauthorized", _START_NEEDS, headers={"WWW-Authenticate": "Bearer"})
         account = (rankr_account_id or settings.rankr_account_id or "").strip()
-        if not account and settings.sandbox_mode:
-            from app.sandbox import keys
-
-            account = keys.RANKR_ACCOUNT_ID
+        if not account and settings.sandbox_mode and settings.connection_seed is not None:
+            account = settings.connection_seed.rankr_account_id
         if not account:
             raise ProblemError(400, "Bad Request", "rankrAccountId is required: the Rankr account to link")
         if len(account) > 255:

@@ -12,10 +12,10 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 import uvicorn
-from pydantic import ValidationError
 
-from app.cli_automation import config_cli, rules_cli
-from app.cli_connections import connections_cli
+from app.cli.automation import config_cli, rules_cli
+from app.cli.connections import connections_cli
+from app.cli.settings import load_settings
 from app.config import Settings
 from app.kit.loop import cancel_and_wait
 from app.kit.loop import run as run_async
@@ -34,17 +34,6 @@ cli = typer.Typer(
 cli.add_typer(connections_cli, name="connections")
 cli.add_typer(config_cli, name="config")
 cli.add_typer(rules_cli, name="rules")
-
-
-def load_settings(**overrides: Any) -> Settings:
-    """Settings from the environment / .env, or a readable error naming the bad setting."""
-    try:
-        return Settings(**overrides)
-    except ValidationError as exc:
-        for error in exc.errors():
-            where = ".".join(str(part) for part in error["loc"]).upper() or "settings"
-            typer.echo(f"error: {where}: {error['msg']}", err=True)
-        raise typer.Exit(2) from exc
 
 
 def _configure_logging(settings: Settings) -> None:

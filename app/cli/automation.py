@@ -42,7 +42,7 @@ def custom_fields(
     ] = None,
 ) -> None:
     """List the GHL location's contact custom fields, as 'key: id' lines for mapping.customFields."""
-    from app.cli import load_settings
+    from app.cli.settings import load_settings
 
     settings = load_settings()
     fields = run_async(_custom_fields(settings, connection_id))
@@ -81,7 +81,7 @@ def try_rules(
     """Show what the rules would do for the event in EVENT_FILE; nothing is written anywhere."""
     from app.automation.config import ConfigError, load
     from app.automation.runner import dry_run
-    from app.cli import load_settings
+    from app.cli.settings import load_settings
     from app.kit.clock import utcnow
     from app.sync.mapping import FieldMaps
 

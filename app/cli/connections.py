@@ -24,7 +24,7 @@ connections_cli = typer.Typer(
 
 
 def _settings() -> Settings:
-    from app.cli import load_settings
+    from app.cli.settings import load_settings
 
     return load_settings()
 
