@@ -33,13 +33,13 @@ from app.integrations.registry import UpstreamRegistry
 from app.kit.clock import Clock, utcnow
 from app.kit.guards import BodyLimit, SecurityHeaders
 from app.kit.loop import cancel_and_wait, started
+from app.ops import contacts as _contacts  # noqa: F401 - adds /admin/contacts/* to the admin router
 from app.ops import history as _history  # noqa: F401 - adds its routes to the admin router
 from app.ops import openapi
 from app.ops.scrape import router as metrics_router
 from app.ops.status_page import router as status_page_router
 from app.problems import install_problem_handlers
 from app.sandbox import Sandbox, SandboxConfig
-from app.sync import views as contact_views  # noqa: F401 - adds /admin/contacts/* to the admin router
 from app.sync.engine import SyncEngine
 from app.worker import Worker, worker_name
 

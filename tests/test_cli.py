@@ -98,7 +98,10 @@ def test_urls_prints_what_to_register_where(env: dict[str, str]) -> None:
     assert "contact.created" in lines["events"]
     assert "note.deleted" in lines["events"]
     assert "RANKR_WEBHOOK_SECRETS (none set" in lines["signing secret"]
-    assert "contacts.readonly contacts.write locations/tasks.readonly oauth.write" in lines["scopes"]
+    assert (
+        "contacts.readonly contacts.write locations/tasks.readonly locations.readonly oauth.write"
+        in lines["scopes"]
+    )
     sheet = json.loads(run(["urls", "--json"], production).stdout)
     assert sheet["ghl"]["webhookUrl"] == "https://sync.example.com/webhooks/ghl"
     assert sheet["rankr"]["events"][0] == "contact.created"
@@ -320,8 +323,8 @@ def test_replay_puts_dead_events_back_by_id_by_connection_or_all(env: dict[str, 
 
 
 def test_commands_that_serve_no_http_do_not_load_the_web_framework() -> None:
-    """The CLI, the backfill and the worker start without FastAPI or the sandboxes' routes (a third
-    of a second of every command's start; the settings import ``app.sandbox.keys``)."""
+    """The CLI, the backfill and the worker start without FastAPI or any of the sandboxes (a third
+    of a second of every command's start; the settings read ``app.sandbox_mode``)."""
     probe = (
         "import sys, app.cli, app.backfill.console, app.worker, app.config; "
         "print(sorted(m for m in sys.modules if m == 'fastapi' or m.startswith('app.sandbox.')))"
@@ -329,4 +332,4 @@ def test_commands_that_serve_no_http_do_not_load_the_web_framework() -> None:
     loaded = subprocess.run(
         [sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, check=True
     ).stdout.strip()
-    assert loaded == "['app.sandbox.keys']"
+    assert loaded == "[]"

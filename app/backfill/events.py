@@ -15,10 +15,10 @@ from __future__ import annotations
 from typing import Any
 
 from app.backfill.models import StagedContact
-from app.backfill.repair import PAIR, RECONCILE
 from app.connections.models import Connection
 from app.inbox.models import Source
 from app.inbox.service import IncomingEvent, ordering_key
+from app.sync.repair import PAIR, RECONCILE
 
 KIND = "contact"
 

@@ -17,7 +17,15 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from app.admin import router
 from app.backfill import repository as repo
-from app.backfill.runner import BACKFILL, RECONCILE, Backfill, JobBusy, Reconciliation, SyncRun
+from app.backfill.runner import (
+    BACKFILL,
+    RECONCILE,
+    Backfill,
+    JobBusy,
+    Reconciliation,
+    SyncRun,
+    backfill_unfinished,
+)
 from app.backfill.service import UnknownConnection, targets
 from app.connections.models import Connection
 from app.errors import ProblemError
@@ -48,6 +56,11 @@ async def _chosen(request: Request, connection_id: int | None, job: str) -> list
     now = request.app.state.clock()
     async with sessions() as session:
         for connection in chosen:
+            # An unfinished backfill is the reason to give first: a reconciliation now running
+            # beside it only came before it, and waits for it next round too.
+            unfinished = await backfill_unfinished(session, connection.id) if job == RECONCILE else None
+            if unfinished is not None:
+                raise ProblemError(409, "Conflict", unfinished)
             row = await repo.get_job(session, connection.id, job)
             if row is not None and row.lease_until is not None and row.lease_until > now:
                 raise ProblemError(409, "Conflict", f"a {job} of connection {connection.id} is running")

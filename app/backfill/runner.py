@@ -73,6 +73,14 @@ class JobBusy(Exception):
     """Another process runs this job of this connection right now."""
 
 
+async def backfill_unfinished(session: AsyncSession, connection_id: int) -> str | None:
+    """Why a reconciliation of the connection must wait, or None: its backfill has not finished."""
+    backfill = await repo.get_job(session, connection_id, BACKFILL)
+    if backfill is not None and backfill.state == "running":
+        return f"the backfill of connection {connection_id} has not finished; reconciliation waits for it"
+    return None
+
+
 class BackfillUnfinished(JobBusy):
     """A reconciliation of a connection whose backfill has not finished (it is running, or was cut
     short and waits to be resumed): the backfill compares both sides in full itself, and a
@@ -679,11 +687,9 @@ class Reconciliation(SyncRun):
 
     async def _take(self, connection: Connection) -> SyncJob:
         async with self._sessions() as session:
-            backfill = await repo.get_job(session, connection.id, BACKFILL)
-        if backfill is not None and backfill.state == "running":
-            raise BackfillUnfinished(
-                f"the backfill of connection {connection.id} has not finished; reconciliation waits for it"
-            )
+            unfinished = await backfill_unfinished(session, connection.id)
+        if unfinished is not None:
+            raise BackfillUnfinished(unfinished)
         return await super()._take(connection)
 
     async def run(self, connection: Connection) -> dict[str, Any]:

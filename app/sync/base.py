@@ -188,6 +188,10 @@ class Handler:
         self._lease = lease
         self._marked: dict[tuple[int, Direction], float] = {}  # when this handler last stamped one
 
+    async def handle(self, job: Job, connection: Connection, up: Upstreams) -> None:
+        """Apply one event of the types the engine's dispatch table routes here."""
+        raise NotImplementedError
+
     async def acquire(self, job: Job, link: Link) -> Link:
         """Take the link's lease and return the link as it is now, or defer while another job holds it.
 

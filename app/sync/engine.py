@@ -11,8 +11,6 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from app.automation.enrich import Enricher
 from app.automation.runner import EVENT_TYPE as AUTOMATION_EVENT
 from app.automation.runner import AutomationRunner
-from app.backfill import repair
-from app.backfill.repair import ContactRepair
 from app.config import Settings
 from app.connections.models import Connection, ConnectionStatus
 from app.db import unit_of_work
@@ -24,11 +22,13 @@ from app.integrations.registry import Upstreams
 from app.kit.clock import Clock
 from app.kit.logs import bind_log_context
 from app.sync import coalesce
-from app.sync.base import Job, LeaseLost, Side
-from app.sync.children import ChildSync, NoteSync, TaskSync
+from app.sync.base import Handler, Job, LeaseLost, Side
+from app.sync.children import NoteSync, TaskSync
 from app.sync.coalesce import CONTACT_TYPES
 from app.sync.contacts import UNCHANGED, ContactSync
 from app.sync.mapping import FieldMaps
+from app.sync.repair import TYPES as REPAIR_TYPES
+from app.sync.repair import ContactRepair
 from app.sync.task_poll import TaskPoll
 
 # GHL has no TaskUpdate event in its catalogue; it is accepted should it ever be sent.
@@ -76,14 +76,17 @@ class SyncEngine:
         }
         self.contacts = ContactSync(sessions, **contact_options)
         due = timedelta(hours=settings.task_default_due_hours)
-        self.children: dict[str, ChildSync] = {
-            **dict.fromkeys(
-                TASK_TYPES, TaskSync(sessions, clock=clock, lease=lease, maps=maps, default_due=due)
-            ),
-            **dict.fromkeys(NOTE_TYPES, NoteSync(sessions, clock=clock, lease=lease, maps=maps)),
-        }
+        tasks = TaskSync(sessions, clock=clock, lease=lease, maps=maps, default_due=due)
+        notes = NoteSync(sessions, clock=clock, lease=lease, maps=maps)
         # Backfill and reconciliation hand their writes to the worker as synthetic events.
         self.repairs = ContactRepair(sessions, tie=settings.conflict_tie_winner, **contact_options)
+        # The one dispatch table: an event type is one entry here and one handler.
+        self.handlers: dict[str, Handler] = {
+            **dict.fromkeys(CONTACT_TYPES, self.contacts),
+            **dict.fromkeys(REPAIR_TYPES, self.repairs),
+            **dict.fromkeys(TASK_TYPES, tasks),
+            **dict.fromkeys(NOTE_TYPES, notes),
+        }
         self.automation: AutomationRunner | None = None
         if config.rules or config.enrichment.local or config.enrichment.http is not None:
             self.automation = AutomationRunner(
@@ -94,7 +97,8 @@ class SyncEngine:
                 maps=maps,
                 enricher=Enricher.from_config(config.enrichment, clock),
             )
-            for handler in (self.contacts, *self.children.values()):
+            self.handlers[AUTOMATION_EVENT] = self.automation
+            for handler in (self.contacts, tasks, notes):
                 handler.on_settled = self.automation.enqueue
         self.task_poll = TaskPoll(
             sessions, upstreams, maps=maps, clock=clock, contacts_per_round=settings.task_poll_contacts
@@ -136,23 +140,16 @@ class SyncEngine:
             state = "disabled" if connection is not None else "no"
             raise UnroutableEvent(f"{state} connection for {job.source.value} account {job.account_key}")
         bind_log_context(connection=connection.id)
-        if job.type in repair.TYPES:
-            await self.repairs.handle(job, connection, self._upstreams(connection))
+        handler = self.handlers.get(job.type)
+        if handler is None:
+            await self._skip(
+                job,
+                "no rules or enrichment are configured any more"
+                if job.type == AUTOMATION_EVENT
+                else f"{job.type} events are not synced by this version",
+            )
             return
-        if job.type in CONTACT_TYPES:
-            await self.contacts.handle(job, connection, self._upstreams(connection))
-            return
-        if job.type == AUTOMATION_EVENT:
-            if self.automation is None:
-                await self._skip(job, "no rules or enrichment are configured any more")
-                return
-            await self.automation.handle(job, connection, self._upstreams(connection))
-            return
-        child = self.children.get(job.type)
-        if child is not None:
-            await child.handle(job, connection, self._upstreams(connection))
-            return
-        await self._skip(job, f"{job.type} events are not synced by this version")
+        await handler.handle(job, connection, self._upstreams(connection))
 
     async def settle_echoes(self, session: AsyncSession, jobs: Sequence[Job], now: datetime) -> set[int]:
         """Settle, in the claim's transaction (``session``), the claimed contact events that change

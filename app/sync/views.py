@@ -1,22 +1,20 @@
 """What the service knows about one contact: its link, its tasks' and notes' links, its GHL appointments.
 
-Served at ``GET /admin/contacts/{id}`` and ``GET /admin/contacts/{id}/appointments`` and printed by
-``rankr-ghl-sync contact ID``. The id may be the Rankr or the GHL contact id. Contact field values
-(names, emails, phones) are not shown: only ids, states and times, plus task titles.
+Served at ``GET /admin/contacts/{id}`` and ``GET /admin/contacts/{id}/appointments``
+(``app.ops.contacts``) and printed by ``rankr-ghl-sync contact ID``. The id may be the Rankr or the
+GHL contact id. Contact field values (names, emails, phones) are not shown: only ids, states and
+times, plus task titles.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import Path, Request
 from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app.admin import router
 from app.connections.models import Connection
-from app.errors import ProblemError
 from app.integrations.registry import Upstreams
 from app.sync.models import Kind, Link
 
@@ -96,28 +94,3 @@ async def appointments(
             {key: event.get(key) for key in APPOINTMENT_FIELDS if key in event} for event in events
         ],
     }
-
-
-ContactId = Annotated[str, Path(description="the Rankr or the GHL contact id", examples=["ct_123"])]
-
-
-def _not_linked(record_id: str) -> ProblemError:
-    return ProblemError(404, "Not Found", f"no contact with id {record_id} is known to the service")
-
-
-@router.get("/contacts/{contact_id}", summary="A contact's sync state: its link, tasks and notes")
-async def get_contact_state(request: Request, contact_id: ContactId) -> dict[str, Any]:
-    state = await contact_state(request.app.state.sessions, contact_id)
-    if state is None:
-        raise _not_linked(contact_id)
-    return state
-
-
-@router.get("/contacts/{contact_id}/appointments", summary="A linked contact's GHL appointments (read now)")
-async def get_contact_appointments(request: Request, contact_id: ContactId) -> dict[str, Any]:
-    found = await appointments(
-        request.app.state.sessions, request.app.state.registry.for_connection, contact_id
-    )
-    if found is None:
-        raise _not_linked(contact_id)
-    return found
