@@ -16,6 +16,16 @@ from tests.support.reference import SHARED
 # The container image's tests need the image built: `make container-test` runs them.
 collect_ignore = [] if os.environ.get("CONTAINER_TESTS") else ["container"]
 
+E2E = Path(__file__).resolve().parent / "e2e"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Everything under tests/e2e/ is end to end, so a test added there cannot slip into `make test`."""
+    e2e = pytest.mark.e2e
+    for item in items:
+        if item.path.is_relative_to(E2E):
+            item.add_marker(e2e)
+
 
 @pytest.fixture(scope="session")
 def shared_dir() -> Path:

@@ -113,7 +113,7 @@ def _ready(url: str) -> bool:
         return False
 
 
-@pytest.mark.slow
+@pytest.mark.e2e
 def test_serve_syncs_a_contact_typed_into_the_rankr_page(served: str, env: dict[str, str]) -> None:
     """What a newcomer does after `make run`: fill in the Rankr form, find the contact in GHL."""
     with httpx.Client(base_url=served, timeout=10) as http:

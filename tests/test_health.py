@@ -9,7 +9,7 @@ import pytest
 
 from tests.support.service import running_service
 
-pytestmark = pytest.mark.slow
+pytestmark = pytest.mark.e2e
 
 
 def test_readyz_reports_an_unmigrated_database(tmp_path: Path) -> None:

@@ -14,8 +14,6 @@ from app.sandbox import keys
 from tests.support.cli import cli_env, run_cli
 from tests.support.service import Service, rankr_event, running_service
 
-pytestmark = pytest.mark.slow
-
 CONFIG = """
 version: 1
 mapping:

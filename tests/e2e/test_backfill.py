@@ -23,7 +23,6 @@ import pytest
 
 from tests.support.service import Service, query, running_service, wait_for
 
-pytestmark = pytest.mark.slow
 T = TypeVar("T")
 ROOT = Path(__file__).resolve().parents[2]
 

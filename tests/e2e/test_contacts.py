@@ -10,11 +10,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-import pytest
-
 from tests.support.service import Service, ghl_event, query, rankr_event
-
-pytestmark = pytest.mark.slow
 
 
 def unique_email() -> str:

@@ -6,11 +6,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-import pytest
-
 from tests.support.service import Service, query, rankr_event, running_service, wait_for
-
-pytestmark = pytest.mark.slow
 
 
 def one_event(service: Service, status: str) -> dict[str, Any]:

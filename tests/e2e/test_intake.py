@@ -12,8 +12,6 @@ import pytest
 from app.sandbox import keys
 from tests.support.service import Service, ghl_event, rankr_event, running_service
 
-pytestmark = pytest.mark.slow
-
 CONTACT = {
     "contactId": "con_intake",
     "accountId": keys.RANKR_ACCOUNT_ID,

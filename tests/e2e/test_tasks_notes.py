@@ -10,13 +10,9 @@ import uuid
 from datetime import timedelta
 from typing import Any
 
-import pytest
-
 from app.kit.clock import format_instant, parse_instant
 from app.sandbox import keys
 from tests.support.service import Service, ghl_event, rankr_event, running_service, wait_for
-
-pytestmark = pytest.mark.slow
 
 
 def linked_contact(service: Service) -> tuple[str, str]:

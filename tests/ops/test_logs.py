@@ -66,7 +66,7 @@ def test_console_lines_carry_the_context_ids_and_mask_extras() -> None:
     assert second.endswith("outside")
 
 
-@pytest.mark.slow
+@pytest.mark.e2e
 def test_a_full_run_logs_ids_on_every_job_line_and_no_personal_data_or_secret(database_url: str) -> None:
     unique = uuid.uuid4().hex[:6]
     person = {

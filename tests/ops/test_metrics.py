@@ -19,7 +19,7 @@ from tests.support.cli import ROOT, cli_env
 from tests.support.server import free_port, reserve_port
 from tests.support.service import Service, rankr_event, running_service, wait_for
 
-pytestmark = pytest.mark.slow
+pytestmark = pytest.mark.e2e
 
 STAMP = "2026-11-26T08:00:00.000Z"
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]

@@ -9,7 +9,7 @@ import pytest
 
 from tests.support.service import running_service
 
-pytestmark = pytest.mark.slow
+pytestmark = pytest.mark.e2e
 
 
 def _resolve(document: dict[str, Any], node: Any) -> Any:

@@ -66,7 +66,7 @@ def _dead(service: Service) -> int:
     return int(service.status()["connections"][0]["events"]["dead"])
 
 
-@pytest.mark.slow
+@pytest.mark.e2e
 def test_an_operator_sees_a_dead_event_signs_in_and_replays_it_in_a_browser(sqlite_url: str) -> None:
     with running_service(sqlite_url, admin_token="s3cret") as service, headless_chromium() as browser:
         service.rankr.create(email=f"fine.{uuid.uuid4().hex[:6]}@example.com", firstName="Fine")
@@ -128,7 +128,7 @@ def test_an_operator_sees_a_dead_event_signs_in_and_replays_it_in_a_browser(sqli
         screenshot(browser, "status-green")
 
 
-@pytest.mark.slow
+@pytest.mark.e2e
 def test_replaying_from_the_page_needs_the_admin_token_and_writes_nothing_without_it(
     database_url: str,
 ) -> None:
