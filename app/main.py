@@ -7,6 +7,7 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import httpx
 from fastapi import FastAPI
 
 from app import replay  # noqa: F401 - importing it adds POST /admin/replay to the admin router
@@ -55,13 +56,24 @@ async def seed_connection(app: FastAPI, settings: Settings, clock: Clock) -> Non
         log.error("connections.seed_conflict", extra={"error": str(exc)})
 
 
-def sandbox_config(settings: Settings) -> SandboxConfig:
-    return SandboxConfig(webhook_target=settings.public_url.rstrip("/"))
+def sandbox_config(settings: Settings, clock: Clock = utcnow) -> SandboxConfig:
+    return SandboxConfig(webhook_target=settings.public_url.rstrip("/"), clock=clock)
 
 
-def create_app(settings: Settings | None = None, *, clock: Clock = utcnow) -> FastAPI:
+def create_app(
+    settings: Settings | None = None,
+    *,
+    clock: Clock = utcnow,
+    transport: httpx.AsyncBaseTransport | None = None,
+) -> FastAPI:
+    """The service; ``transport`` carries every request it makes (upstream calls, the sandboxes'
+    webhooks) instead of the network, so tests can run it and its sandboxes in one process."""
     settings = settings or Settings()
-    sandbox = Sandbox(sandbox_config(settings)) if settings.sandbox_mode else None
+    sandbox = (
+        Sandbox(sandbox_config(settings, clock), webhook_transport=transport)
+        if settings.sandbox_mode
+        else None
+    )
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -69,7 +81,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock = utcnow) -> Fa
         sessions = session_factory(engine)
         writer = await open_writer(settings.database_url)
         name = worker_name()
-        registry = UpstreamRegistry(settings, clock, engine, holder=name)
+        registry = UpstreamRegistry(settings, clock, engine, holder=name, transport=transport)
         worker: Worker | None = None
         if settings.run_worker_in_process:
             worker = Worker(

@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.db import create_engine
 from tests.support.databases import PostgresSchema, fresh_sqlite, postgres_available, sqlite_template
+from tests.support.inprocess import InProcessService, inprocess_service
 from tests.support.reference import SHARED
 
 # The container image's tests need the image built: `make container-test` runs them.
@@ -65,6 +66,20 @@ def postgres_url(postgres_schema: PostgresSchema) -> str:
 @pytest.fixture
 def sqlite_url(sqlite_template_path: Path, tmp_path: Path) -> str:
     return fresh_sqlite(sqlite_template_path, tmp_path)
+
+
+@pytest.fixture
+def behaviour_database_url(sqlite_url: str) -> str:
+    """The database of tests of behaviour: SQLite. What depends on the database (SQL, locking and
+    claiming, migrations, repositories) takes ``database_url`` and runs on both."""
+    return sqlite_url
+
+
+@pytest.fixture
+async def inprocess(behaviour_database_url: str) -> AsyncIterator[InProcessService]:
+    """The service, its sandboxes and a worker in the test's loop (``tests/support/inprocess.py``)."""
+    async with inprocess_service(behaviour_database_url) as service:
+        yield service
 
 
 @pytest.fixture

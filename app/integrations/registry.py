@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
+import httpx
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.config import Settings
@@ -45,13 +46,20 @@ class Upstreams:
 
 class UpstreamRegistry:
     def __init__(
-        self, settings: Settings, clock: Clock, engine: AsyncEngine, *, holder: str = "registry"
+        self,
+        settings: Settings,
+        clock: Clock,
+        engine: AsyncEngine,
+        *,
+        holder: str = "registry",
+        transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
+        """``transport``: where both upstreams' requests go instead of the network (tests)."""
         self._settings = settings
         self._clock = clock
         self._engine = engine
-        self._ghl_http = build_http_client(settings.http_timeout_seconds)
-        self._rankr_http = build_http_client(settings.http_timeout_seconds)
+        self._ghl_http = build_http_client(settings.http_timeout_seconds, transport)
+        self._rankr_http = build_http_client(settings.http_timeout_seconds, transport)
         self._clients: dict[int, Upstreams] = {}
         self._pacers: dict[int, tuple[tuple[str, str], list[Pacer]]] = {}
         self.budgets: dict[tuple[int, str], RateLimitSnapshot] = {}

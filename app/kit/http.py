@@ -130,11 +130,16 @@ def rankr_rate_limit(headers: Mapping[str, str], now: datetime) -> RateLimitSnap
     )
 
 
-def build_http_client(timeout_seconds: float) -> httpx.AsyncClient:
-    """The long-lived client of one upstream, with explicit timeouts and a bounded pool."""
+def build_http_client(
+    timeout_seconds: float, transport: httpx.AsyncBaseTransport | None = None
+) -> httpx.AsyncClient:
+    """The long-lived client of one upstream, with explicit timeouts and a bounded pool.
+
+    ``transport`` replaces the network (tests send the requests to ASGI apps in the same process).
+    """
     timeout = httpx.Timeout(timeout_seconds, connect=min(5.0, timeout_seconds))
     limits = httpx.Limits(max_connections=50, max_keepalive_connections=20)
-    return httpx.AsyncClient(timeout=timeout, limits=limits, follow_redirects=False)
+    return httpx.AsyncClient(timeout=timeout, limits=limits, follow_redirects=False, transport=transport)
 
 
 class _wait_retry_after(wait_base):  # noqa: N801 - tenacity's naming style

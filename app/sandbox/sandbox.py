@@ -16,6 +16,7 @@ import random
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import httpx
 from fastapi import FastAPI
 from fastapi.responses import HTMLResponse, RedirectResponse
 from starlette.requests import Request
@@ -29,12 +30,15 @@ from app.sandbox.webhooks import WebhookDispatcher
 class Sandbox:
     """The GHL and Rankr sandboxes, their shared webhook dispatcher, and the app serving both."""
 
-    def __init__(self, config: SandboxConfig) -> None:
+    def __init__(
+        self, config: SandboxConfig, *, webhook_transport: httpx.AsyncBaseTransport | None = None
+    ) -> None:
+        """``webhook_transport``: where webhooks go instead of the network (tests: the service's ASGI app)."""
         self.config = config
         # One seeded die for faults and drops of both sides: a seed makes a whole run repeatable.
         self.dice = random.Random(config.random_seed)
         self.dispatcher = WebhookDispatcher(
-            config.clock, config.webhook_timeout_seconds, config.delivery_log_size
+            config.clock, config.webhook_timeout_seconds, config.delivery_log_size, webhook_transport
         )
         self.ghl = GhlSandbox(config, self.dispatcher, self.dice)
         self.rankr = RankrSandbox(config, self.dispatcher, self.dice)

@@ -108,8 +108,16 @@ class _Job:
 class WebhookDispatcher:
     """Queues deliveries per ordering key and sends them from background tasks on the started loop."""
 
-    def __init__(self, clock: Clock, timeout_seconds: float, history_size: int) -> None:
+    def __init__(
+        self,
+        clock: Clock,
+        timeout_seconds: float,
+        history_size: int,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        """``transport``: where deliveries go instead of the network (tests: the service's ASGI app)."""
         self._clock = clock
+        self._transport = transport
         self.timeout_seconds = timeout_seconds
         self._history: deque[Delivery] = deque(maxlen=history_size)
         self._queues: dict[str, deque[_Job]] = {}
@@ -131,6 +139,7 @@ class WebhookDispatcher:
         self._client = httpx.AsyncClient(
             timeout=httpx.Timeout(self.timeout_seconds),
             limits=httpx.Limits(max_connections=MAX_SENDING, max_keepalive_connections=MAX_SENDING),
+            transport=self._transport,
         )
         with self._lock:
             waiting = list(self._queues)
@@ -199,6 +208,18 @@ class WebhookDispatcher:
             if time.monotonic() >= deadline:
                 raise TimeoutError(f"{self.pending(source)} webhook deliveries still pending")
             await asyncio.sleep(0.005)
+
+    async def send_queued(self) -> None:
+        """Send every queued delivery (and those they cause) now, on this loop, and return once each
+        was delivered or given up: for callers that drive the loop themselves, with no waiting by time."""
+        while True:
+            with self._lock:
+                keys = [key for key, queue in self._queues.items() if queue]
+            for key in keys:
+                self._kick(key)
+            if not self._tasks:
+                return
+            await asyncio.gather(*self._tasks, return_exceptions=True)
 
     # -- sending ------------------------------------------------------------------------------------
 
