@@ -196,7 +196,7 @@ class InProcessService:
         self.http = http
         self.worker = worker
         self.clock = clock
-        self.sandbox: Sandbox = app.state.sandbox
+        self.sandbox: Sandbox | None = getattr(app.state, "sandbox", None)  # None: sandbox mode off
         self._sessions = sessions
         self.ghl = Ghl(http, f"{SERVICE_URL}/sandbox/ghl")
         self.rankr = Rankr(http, f"{SERVICE_URL}/sandbox/rankr")
@@ -205,7 +205,8 @@ class InProcessService:
 
     async def deliver(self) -> None:
         """Send every webhook the sandboxes queued (they are stored, not applied, by the service)."""
-        await self.sandbox.dispatcher.send_queued()
+        if self.sandbox is not None:
+            await self.sandbox.dispatcher.send_queued()
 
     async def run_worker(self) -> int:
         """Apply every stored event due now; how many the worker took."""
