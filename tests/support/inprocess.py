@@ -31,6 +31,9 @@ from tests.support.service import signed_ghl, signed_rankr, test_settings
 
 # The app's own address, as the sandboxes send webhooks to it and its clients reach the sandboxes.
 SERVICE_URL = "http://service.test"
+# Budgets so large that the pacers never wait: they sleep in real time until a slot on the clock,
+# which here stands still. Pacing has tests of its own (tests/kit/test_pacing.py, e2e/test_delivery.py).
+UNPACED = {"ghl_rate_limit": 1_000_000, "rankr_rate_limit": 1_000_000}
 
 
 class ManualClock:
@@ -225,15 +228,18 @@ class InProcessService:
         raise AssertionError(f"the service did not settle: {await self.events()}")
 
     async def _next_due(self) -> datetime | None:
+        """When the next open event falls due after now (events wait behind their record's first
+        one, so one due now may still wait for a later one); None when no event is open."""
         rows = await self.query(
-            "SELECT next_attempt_at FROM webhook_events"
-            " WHERE status IN ('pending', 'processing', 'retrying') ORDER BY next_attempt_at LIMIT 1"
+            "SELECT next_attempt_at FROM webhook_events WHERE status IN ('pending', 'processing', 'retrying')"
         )
         if not rows:
             return None
-        at = rows[0]["next_attempt_at"]
-        at = datetime.fromisoformat(at) if isinstance(at, str) else at
-        return at if at.tzinfo else at.replace(tzinfo=UTC)
+        times = [_instant(row["next_attempt_at"]) for row in rows]
+        later = [at for at in times if at > self.clock()]
+        if not later:
+            raise AssertionError(f"events due that the worker does not take: {await self.events()}")
+        return min(later)
 
     # --- reading its state -------------------------------------------------------------------------
 
@@ -274,6 +280,12 @@ class InProcessService:
         return await self.http.post(f"{SERVICE_URL}/webhooks/ghl", content=body, headers=headers)
 
 
+def _instant(value: datetime | str) -> datetime:
+    """A stored time as an aware datetime (SQLite hands back naive UTC text)."""
+    at = datetime.fromisoformat(value) if isinstance(value, str) else value
+    return at if at.tzinfo else at.replace(tzinfo=UTC)
+
+
 @asynccontextmanager
 async def inprocess_service(
     database_url: str, *, clock: ManualClock | None = None, **overrides: Any
@@ -281,7 +293,9 @@ async def inprocess_service(
     """The service (its lifespan run, its in-process worker off) with its sandboxes and a worker
     of the test's, until the block ends. ``overrides`` are settings, as for ``running_service``."""
     clock = clock or ManualClock()
-    settings = test_settings(database_url, SERVICE_URL, **{"run_worker_in_process": False, **overrides})
+    settings = test_settings(
+        database_url, SERVICE_URL, **{**UNPACED, "run_worker_in_process": False, **overrides}
+    )
     transport = LateAppTransport()
     app = create_app(settings, clock=clock, transport=transport)
     transport.attach(app)
