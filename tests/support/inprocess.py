@@ -31,9 +31,11 @@ from tests.support.service import signed_ghl, signed_rankr, test_settings
 
 # The app's own address, as the sandboxes send webhooks to it and its clients reach the sandboxes.
 SERVICE_URL = "http://service.test"
-# Budgets so large that the pacers never wait: they sleep in real time until a slot on the clock,
-# which here stands still. Pacing has tests of its own (tests/kit/test_pacing.py, e2e/test_delivery.py).
-UNPACED = {"ghl_rate_limit": 1_000_000, "rankr_rate_limit": 1_000_000}
+# Budgets so large (the service's, and the sandboxes' it adapts to) that the pacers never wait: they
+# sleep in real time until a slot on the clock, which here stands still. Pacing has tests of its own
+# (tests/kit/test_pacing.py, tests/e2e/test_delivery.py).
+UNPACED_LIMIT = 1_000_000
+UNPACED = {"ghl_rate_limit": UNPACED_LIMIT, "rankr_rate_limit": UNPACED_LIMIT}
 
 
 class ManualClock:
@@ -191,6 +193,7 @@ class InProcessService:
         app: FastAPI,
         http: httpx.AsyncClient,
         worker: Worker,
+        registry: UpstreamRegistry,
         clock: ManualClock,
         sessions: async_sessionmaker[AsyncSession],
     ) -> None:
@@ -198,6 +201,7 @@ class InProcessService:
         self.url = SERVICE_URL
         self.http = http
         self.worker = worker
+        self.registry = registry
         self.clock = clock
         self.sandbox: Sandbox | None = getattr(app.state, "sandbox", None)  # None: sandbox mode off
         self._sessions = sessions
@@ -229,14 +233,17 @@ class InProcessService:
 
     async def _next_due(self) -> datetime | None:
         """When the next open event falls due after now (events wait behind their record's first
-        one, so one due now may still wait for a later one); None when no event is open."""
+        one, so one due now may still wait for a later one), or a held-back budget frees; None when
+        no event is open."""
         rows = await self.query(
             "SELECT next_attempt_at FROM webhook_events WHERE status IN ('pending', 'processing', 'retrying')"
         )
         if not rows:
             return None
-        times = [_instant(row["next_attempt_at"]) for row in rows]
-        later = [at for at in times if at > self.clock()]
+        later = [at for at in (_instant(row["next_attempt_at"]) for row in rows) if at > self.clock()]
+        _, budget_frees_at = self.registry.held_back()
+        if budget_frees_at is not None:
+            later.append(datetime.fromtimestamp(budget_frees_at, UTC))
         if not later:
             raise AssertionError(f"events due that the worker does not take: {await self.events()}")
         return min(later)
@@ -313,7 +320,11 @@ async def inprocess_service(
     )
     try:
         async with app.router.lifespan_context(app), httpx.AsyncClient(transport=transport) as http:
-            yield InProcessService(app, http, worker, clock, sessions)
+            service = InProcessService(app, http, worker, registry, clock, sessions)
+            if service.sandbox is not None:
+                for product in (service.ghl, service.rankr):
+                    await product.control(rate_max=UNPACED_LIMIT)
+            yield service
     finally:
         await registry.aclose()
         await engine.dispose()
