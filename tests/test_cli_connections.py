@@ -6,11 +6,15 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
+import pytest
 from cryptography.fernet import Fernet
 
 from tests.test_cli import env, run
 
 __all__ = ["env"]
+
+# The command runs as a child process, as users run it: end to end (make test-e2e).
+pytestmark = pytest.mark.e2e
 
 TOKEN = "pit-0000-test-token-9f8e7d"
 
