@@ -1,4 +1,4 @@
-"""The service, both sandboxes and a worker in the test's own event loop: no ports, threads or sleeps.
+"""The service, both sandboxes and a worker in the test's own event loop: no ports, servers or polling.
 
 Every request between them goes through ``httpx.ASGITransport`` to the one app (the sandboxes are
 mounted in it at ``/sandbox``): the service's upstream clients call the sandboxes, the sandboxes'
@@ -6,6 +6,8 @@ webhooks reach the service's intake. Nothing happens on its own: ``deliver()`` s
 sandboxes queued, ``run_worker()`` applies the stored events, and ``settle()`` repeats both, moving
 the shared ``ManualClock`` on to the next due event (a burst's hold, a retry's delay), until nothing
 is left. Tests read the same as the end-to-end ones (``tests/support/service.py``), with ``await``.
+Time passes only on that clock, but for the upstream clients' own short retries of a failed request,
+which wait in real time.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.db import create_engine, session_factory
+from app.inbox.models import IS_OPEN
 from app.integrations.registry import UpstreamRegistry
 from app.main import create_app
 from app.sandbox import Sandbox, keys
@@ -235,9 +238,7 @@ class InProcessService:
         """When the next open event falls due after now (events wait behind their record's first
         one, so one due now may still wait for a later one), or a held-back budget frees; None when
         no event is open."""
-        rows = await self.query(
-            "SELECT next_attempt_at FROM webhook_events WHERE status IN ('pending', 'processing', 'retrying')"
-        )
+        rows = await self.query(f"SELECT next_attempt_at FROM webhook_events WHERE {IS_OPEN}")  # noqa: S608
         if not rows:
             return None
         later = [at for at in (_instant(row["next_attempt_at"]) for row in rows) if at > self.clock()]
