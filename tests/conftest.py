@@ -1,4 +1,11 @@
-"""Shared fixtures: the reference material in ../shared and real databases (SQLite and Postgres)."""
+"""Shared fixtures: the reference material in ../shared, real databases, the in-process service.
+
+Three layers: unit tests; in-process tests (``inprocess``: the app, both sandboxes and a worker over
+httpx.ASGITransport, tests/support/inprocess.py), run by ``make test``; and the end-to-end tests
+(marker ``e2e``, all of tests/e2e/), run by ``make test-e2e``. Behaviour runs on SQLite
+(``behaviour_database_url``); what depends on the database (SQL, locking and claiming, migrations,
+repositories) takes ``database_url`` and runs on SQLite and Postgres.
+"""
 
 from __future__ import annotations
 
