@@ -1,18 +1,18 @@
-# One image for `serve` (default), `worker` and `migrate`: docker run rankr-ghl-sync migrate
+# One image for `serve` (default), `worker`, `migrate` and every other command. The SQLite default
+# lives in /srv/data: mount one volume there for all of them (README, "Running the container").
 FROM python:3.11-slim-bookworm
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 WORKDIR /srv
 
-# Dependencies in a layer of their own, rebuilt only when pyproject.toml changes: install the
-# project's requirements through a stub package, then drop the stub. Every module is compiled here,
-# in one pass over the standard library and the packages (so pip need not compile what it installs):
-# the running user cannot write bytecode, so without it each process (serve, worker, every CLI
-# command) would compile all its imports from source at start, about three times the start-up time.
-COPY pyproject.toml README.md ./
-RUN mkdir app && touch app/__init__.py \
-    && pip install --no-compile . \
-    && pip uninstall -y rankr-ghl-sync \
-    && rm -rf app build ./*.egg-info \
+# Dependencies in a layer of their own, rebuilt only when the lock changes: exactly the pinned
+# versions, each checked against its hash, wheels only (no build step fetching unpinned tools).
+# Every module is compiled here, in one pass over the standard library and the packages (so pip need
+# not compile what it installs): the running user cannot write bytecode, so without it each process
+# (serve, worker, every CLI command) would compile all its imports from source at start, about three
+# times the start-up time.
+COPY requirements.lock ./
+RUN pip install --no-compile --require-hashes --only-binary :all: -r requirements.lock \
+    && rm requirements.lock \
     && python -m compileall -q /usr/local/lib/python3.11
 
 # The source runs from /srv (so the top-level migrations/ sits beside the app package).

@@ -8,15 +8,27 @@ STAMP  := $(VENV)/.install-stamp
 SHARED ?= $(firstword $(wildcard ../shared) $(wildcard $(shell git config --get remote.origin.url 2>/dev/null)/../shared) ../shared)
 PODMAN ?= $(SHARED)/tools/podman
 
-.PHONY: install run test test-e2e lint typecheck migrations-check browser container-test bench faults clean
+.PHONY: install run test test-e2e lint typecheck migrations-check browser kubectl container-test bench faults clean
 
-$(STAMP): pyproject.toml
+# Exactly the locked versions, each checked against its hash; then the project itself, without deps.
+$(STAMP): pyproject.toml requirements.lock requirements-dev.lock
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet --require-hashes -r requirements-dev.lock
+	$(BIN)/python -m pip install --quiet --no-deps -e .
 	@touch $(STAMP)
 
 install: $(STAMP)
+
+## Re-resolve the locks after a change to pyproject.toml; pins that still fit are kept. Upgrades:
+## LOCK_ARGS=--upgrade (all) or LOCK_ARGS='--upgrade-package httpx'. The runtime lock is the dev
+## lock's subset, so the image runs the versions the tests ran.
+LOCK_ARGS ?=
+LOCK_FLAGS = --quiet --generate-hashes --python-version 3.11 --python-platform x86_64-unknown-linux-gnu \
+	--custom-compile-command 'make lock' $(LOCK_ARGS)
+.PHONY: lock
+lock: install
+	$(BIN)/uv pip compile pyproject.toml --extra dev $(LOCK_FLAGS) -o requirements-dev.lock
+	$(BIN)/uv pip compile pyproject.toml -c requirements-dev.lock $(LOCK_FLAGS) -o requirements.lock
 
 ## The service on the embedded SQLite database with both sandboxes, worker in-process.
 run: install
@@ -30,21 +42,33 @@ lint: install
 typecheck: install
 	$(BIN)/mypy --strict app
 
-## Models and migrations never drift: upgrade a scratch SQLite database, then `alembic check`.
+## Models and migrations never drift, on either database: upgrade a scratch SQLite file and a
+## throw-away schema in the local Postgres (dropped again, pass or fail), then `alembic check` each.
+TEST_POSTGRES_URL ?= postgresql://root@127.0.0.1:5432/test
 migrations-check: install
 	@rm -f .migrations-check.db
 	DATABASE_URL=sqlite:///.migrations-check.db $(BIN)/alembic upgrade head
 	DATABASE_URL=sqlite:///.migrations-check.db $(BIN)/alembic check
 	@rm -f .migrations-check.db
+	@schema=migrations_check_$$$$; url="$(TEST_POSTGRES_URL)?options=-csearch_path%3D$$schema"; \
+	  psql "$(TEST_POSTGRES_URL)" -X -q -v ON_ERROR_STOP=1 -c "CREATE SCHEMA $$schema" || exit 1; \
+	  trap 'psql "$(TEST_POSTGRES_URL)" -X -q -c "SET client_min_messages = warning" -c "DROP SCHEMA $$schema CASCADE"' EXIT; \
+	  echo "alembic upgrade head && alembic check on Postgres (schema $$schema)"; \
+	  DATABASE_URL="$$url" $(BIN)/alembic upgrade head && DATABASE_URL="$$url" $(BIN)/alembic check
 
 ## The headless browser the status page is tested in (Debian's chromium, driven through chromium-driver).
 browser:
 	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || \
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null)
 
+## kubectl, whose `kubectl kustomize` renders deploy/kubernetes for tests/deploy (Debian's kubernetes-client).
+kubectl:
+	@command -v kubectl >/dev/null || \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq kubernetes-client >/dev/null)
+
 ## Lint, types, migrations, and the fast suite: unit and in-process tests (no ports, processes or
 ## browser). Exit 5 is pytest's "nothing selected".
-test: lint typecheck migrations-check
+test: lint typecheck migrations-check kubectl
 	$(BIN)/pytest -m 'not e2e' || [ $$? -eq 5 ]
 
 ## The end-to-end tests (marker e2e): the service on loopback ports, worker processes killed, Postgres

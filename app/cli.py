@@ -7,7 +7,8 @@ import json
 import logging
 import signal
 import sys
-from typing import Annotated, Any
+import traceback
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 import uvicorn
@@ -18,6 +19,9 @@ from app.cli_connections import connections_cli
 from app.config import Settings
 from app.kit.loop import cancel_and_wait
 from app.kit.loop import run as run_async
+
+if TYPE_CHECKING:
+    from app.db_problems import DatabaseProblem
 
 cli = typer.Typer(
     name="rankr-ghl-sync",
@@ -51,20 +55,23 @@ def _configure_logging(settings: Settings) -> None:
 
 def _local_url(host: str, port: int) -> str:
     shown = "127.0.0.1" if host in {"0.0.0.0", "::", ""} else host  # noqa: S104 - only printed
-    return f"http://{shown}:{port}"
+    return f"http://[{shown}]:{port}" if ":" in shown else f"http://{shown}:{port}"
 
 
-def _banner(settings: Settings, base: str) -> str:
-    public = settings.public_url.rstrip("/")
+def _banner(settings: Settings, base: str, derived: bool) -> str:
+    public = settings.public_base_url
+    note = "   (derived: set PUBLIC_URL for GHL to reach it)" if derived and not settings.sandbox_mode else ""
     lines = [
         "",
         "rankr-ghl-sync is starting",
         f"  status page        {base}/status          (JSON; HTML in a browser)",
         f"  health             {base}/healthz  {base}/readyz",
         f"  API docs           {base}/docs",
-        f"  Rankr webhook URL  {public}/webhooks/rankr",
-        f"  GHL webhook URL    {public}/webhooks/ghl",
+        f"  Rankr webhook URL  {public}/webhooks/rankr{note}",
+        f"  GHL webhook URL    {public}/webhooks/ghl{note}",
+        f"  OAuth redirect     {settings.ghl_oauth_redirect_uri}{'' if settings.ghl_redirect_uri else note}",
         f"  database           {settings.database_url.split('@')[-1]}",
+        "  what to register where: rankr-ghl-sync urls",
     ]
     if settings.sandbox_mode:
         lines += [
@@ -83,13 +90,25 @@ def serve(
 ) -> None:
     """The HTTP API; runs the worker in-process when RUN_WORKER_IN_PROCESS is true."""
     from app.main import create_app
+    from app.registration import public_url_warnings
 
     settings = load_settings()
-    if settings.sandbox_mode and "public_url" not in settings.model_fields_set:
-        settings = load_settings(public_url=_local_url(host, port))
+    local = _local_url(host, port)
+    # Without PUBLIC_URL outside sandbox mode, the derived URLs only serve a local trial: say so, and
+    # still start.
+    for warning in public_url_warnings(settings, fallback=local):
+        typer.echo(f"warning: {warning}", err=True)
+    derived = settings.public_url is None
+    if derived:
+        settings = load_settings(public_url=local)
     _configure_logging(settings)
-    typer.echo(_banner(settings, _local_url(host, port)))
-    uvicorn.run(create_app(settings), host=host, port=port, log_config=None, access_log=False)
+    _stop_if_database_unusable(settings, allow_unmigrated=True)
+    typer.echo(_banner(settings, local, derived))
+    from app.kit.guards import LimitedHttpTools
+
+    uvicorn.run(
+        create_app(settings), host=host, port=port, log_config=None, access_log=False, http=LimitedHttpTools
+    )
 
 
 @cli.command()
@@ -101,6 +120,7 @@ def worker(
     if concurrency is not None:
         settings = load_settings(worker_concurrency=concurrency)
     _configure_logging(settings)
+    _stop_if_database_unusable(settings, allow_unmigrated=True)
     run_async(_run_worker(settings))
 
 
@@ -163,6 +183,7 @@ def migrate() -> None:
     from app.health import alembic_config
 
     settings = load_settings()
+    _stop_if_database_unusable(settings, allow_unmigrated=True)
     command.upgrade(alembic_config(settings.database_url), "head")
     typer.echo("database is at the newest migration")
 
@@ -182,9 +203,25 @@ def sandbox(
     typer.echo(
         f"GHL sandbox API    {base}/sandbox/ghl   (UI: {base}/sandbox/ghl/ui)\n"
         f"Rankr sandbox API  {base}/sandbox/rankr (UI: {base}/sandbox/rankr/ui)\n"
-        f"webhooks go to     {settings.public_url.rstrip('/')}/webhooks/..."
+        f"webhooks go to     {settings.public_base_url}/webhooks/..."
     )
     uvicorn.run(create_standalone_app(sandbox_config(settings)), host=host, port=port, log_config=None)
+
+
+@cli.command()
+def urls(
+    as_json: Annotated[bool, typer.Option("--json", help="print the JSON document")] = False,
+) -> None:
+    """What to register where: webhook URLs and events in GHL and Rankr, the OAuth redirect, scopes."""
+    from app.registration import as_text, registration
+
+    sheet = registration(load_settings())
+    if as_json:
+        typer.echo(json.dumps(sheet, indent=2))
+        return
+    for warning in sheet["warnings"]:
+        typer.echo(f"warning: {warning}", err=True)
+    typer.echo(as_text(sheet))
 
 
 @cli.command()
@@ -199,6 +236,7 @@ def backfill(
 
     settings = load_settings()
     _configure_logging(settings)
+    _stop_if_database_unusable(settings)
     raise typer.Exit(run_async(run_command(settings, "backfill", connection, dry_run)))
 
 
@@ -211,6 +249,7 @@ def reconcile(
 
     settings = load_settings()
     _configure_logging(settings)
+    _stop_if_database_unusable(settings)
     raise typer.Exit(run_async(run_command(settings, "reconcile", connection, False)))
 
 
@@ -371,16 +410,35 @@ async def _collect(settings: Settings) -> dict[str, Any]:
         return await collect_status(sessions, utcnow, detailed=True)
 
 
-def _schema_missing(exc: Exception) -> str | None:
-    """The driver's words when ``exc`` says a table is missing (a database never migrated), else None."""
-    from sqlalchemy.exc import DBAPIError
+def _database_problem_line(problem: DatabaseProblem) -> str:
+    return f"error: {problem.cause}\n  fix: {problem.fix}"
 
-    if not isinstance(exc, DBAPIError):
+
+def _stop_if_database_unusable(settings: Settings, *, allow_unmigrated: bool = False) -> None:
+    """Before a command that would start work: exit 2 with the cause and the fix when the database
+    cannot be used. ``allow_unmigrated``: a database that lacks its schema (or is busy for a moment)
+    is left to the command (``migrate`` builds it; ``serve`` and ``worker`` say so once and wait)."""
+    from app.db_problems import FATAL_AT_START
+
+    problem = run_async(_database_at_start(settings))
+    if problem is not None and (problem.kind in FATAL_AT_START or not allow_unmigrated):
+        typer.echo(_database_problem_line(problem), err=True)
+        raise typer.Exit(2)
+
+
+async def _database_at_start(settings: Settings) -> DatabaseProblem | None:
+    from app.db import opened
+    from app.health import head_revision, schema_problem
+
+    async with opened(settings.database_url) as (_, sessions):
+        return await schema_problem(sessions, head_revision())
+
+
+def _settings_or_none() -> Settings | None:
+    try:
+        return Settings()
+    except Exception:  # the command itself reports a bad setting
         return None
-    reason = str(exc.orig).splitlines()[0]
-    if "no such table" in reason or ("relation" in reason and "does not exist" in reason):
-        return reason.rpartition(">: ")[2]
-    return None
 
 
 def main() -> None:
@@ -389,13 +447,13 @@ def main() -> None:
     except KeyboardInterrupt:
         sys.exit(130)
     except Exception as exc:
-        reason = _schema_missing(exc)
-        if reason is None:
+        from app.db_problems import database_problem
+
+        settings = _settings_or_none()
+        problem = database_problem(exc, settings.database_url if settings else None)
+        if problem is None:
             raise
-        typer.echo(
-            f"error: the database has no schema yet ({reason}): run 'rankr-ghl-sync migrate' first, "
-            "or point DATABASE_URL at the service's database (a relative SQLite path is read from "
-            "the current directory)",
-            err=True,
-        )
+        if settings is not None and settings.log_level == "DEBUG":
+            traceback.print_exception(exc)
+        typer.echo(_database_problem_line(problem), err=True)
         sys.exit(2)

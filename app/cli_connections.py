@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Any, TypeVar
-from urllib.parse import urlencode
 
 import typer
 from sqlalchemy import delete, select
@@ -96,11 +95,11 @@ def add(
 
     With --ghl-token: a Private Integration token, stored encrypted. With --company (or when the
     location's agency installed the app): a location token is minted from the agency's token.
-    Otherwise the install URL is printed: open it to install the app on the location (OAuth).
+    Otherwise a one-time install link is printed: open it to install the app on the location (OAuth).
     """
     from app.connections import credentials
     from app.connections.models import CredentialKind
-    from app.integrations.ghl.install import activate, connect_agency_location
+    from app.integrations.ghl.install import activate, connect_agency_location, new_install_link
     from app.integrations.registry import UpstreamRegistry
     from app.kit.clock import utcnow
 
@@ -146,9 +145,8 @@ def add(
                     f"connection {connection_id}: Rankr {rankr_account} <-> GHL {ghl_location} "
                     f"(location token minted from agency {agency.company_id})"
                 )
-            query = urlencode({"rankrAccountId": rankr_account})
-            url = f"{settings.public_url.rstrip('/')}/oauth/ghl/install?{query}"
-            return f"open this URL to install the app on the location (OAuth):\n{url}"
+            url = await new_install_link(sessions, settings, rankr_account, now)
+            return f"open this one-time link to install the app on the location (OAuth):\n{url}"
         finally:
             await registry.aclose()
 
@@ -156,6 +154,25 @@ def add(
         typer.echo(_run(work))
     except ValueError as exc:
         raise _fail(str(exc)) from exc
+
+
+@connections_cli.command("install-link")
+def install_link(
+    rankr_account: Annotated[str, typer.Option("--rankr-account", help="Rankr account id")],
+) -> None:
+    """Print a one-time link that installs the GHL app on a location and links it to this Rankr account.
+
+    Whoever opens it first starts the install (no admin token needed); it works once, for 7 days.
+    """
+    from app.integrations.ghl.install import new_install_link
+    from app.kit.clock import utcnow
+
+    async def work(settings: Settings, sessions: async_sessionmaker[AsyncSession]) -> str:
+        return await new_install_link(sessions, settings, rankr_account.strip(), utcnow())
+
+    if not rankr_account.strip() or len(rankr_account) > 255:
+        raise _fail("--rankr-account must be a Rankr account id (1 to 255 characters)")
+    typer.echo(_run(work))
 
 
 def _set_status(connection_id: int, remove: bool) -> None:

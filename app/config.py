@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
+from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -28,6 +29,9 @@ if TYPE_CHECKING:
     from app.automation.config import SyncConfig
 
 DeleteMode = Literal["delete", "unlink"]
+
+# Where `make run` serves: the base URL of every derived URL when PUBLIC_URL is not set.
+LOCAL_URL = "http://127.0.0.1:8000"
 
 
 def _pairs(text: str, setting: str) -> dict[str, str]:
@@ -57,7 +61,8 @@ class Settings(BaseSettings):
     database_url: str = "sqlite:///./rankr_ghl_sync.db"
     sandbox: bool | None = None
     run_worker_in_process: bool = True
-    public_url: str = "http://127.0.0.1:8000"
+    # Where GHL, Rankr and browsers reach this service; None: not set (see ``public_base_url``).
+    public_url: str | None = None
 
     ghl_api_base_url: str | None = None
     ghl_api_version: str = "2021-07-28"
@@ -79,6 +84,9 @@ class Settings(BaseSettings):
     rankr_webhook_secrets: SecretStr | None = None
 
     admin_token: SecretStr | None = None
+    # Who may read /docs, /redoc and /openapi.json (they list the admin routes): everyone, the admin
+    # (bearer token or the status page's sign-in), or nobody. Default: everyone in sandbox mode only.
+    api_docs: Literal["public", "admin", "off"] | None = None
     token_encryption_key: SecretStr | None = None
     log_level: str = "INFO"
     log_format: Literal["json", "console"] = "console"
@@ -131,10 +139,22 @@ class Settings(BaseSettings):
             raise ValueError("LOG_LEVEL must be DEBUG, INFO, WARNING, ERROR or CRITICAL")
         return level
 
-    @field_validator("config_file", mode="before")
+    @field_validator("config_file", "public_url", mode="before")
     @classmethod
-    def _no_empty_path(cls, value: object) -> object:
+    def _empty_is_unset(cls, value: object) -> object:
         return None if value == "" else value
+
+    @field_validator("public_url")
+    @classmethod
+    def _absolute_http_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        parts = urlsplit(value.strip())
+        if parts.scheme not in {"http", "https"} or not parts.hostname:
+            raise ValueError("PUBLIC_URL must be an absolute http(s) URL, e.g. https://sync.example.com")
+        if parts.query or parts.fragment or parts.username is not None:
+            raise ValueError("PUBLIC_URL must be a base URL, without credentials, query or fragment")
+        return value.strip().rstrip("/")
 
     @field_validator("database_url")
     @classmethod
@@ -168,11 +188,23 @@ class Settings(BaseSettings):
         return self.ghl_private_token is None and self.ghl_client_id is None
 
     @property
+    def api_docs_access(self) -> Literal["public", "admin", "off"]:
+        if self.api_docs is not None:
+            return self.api_docs
+        return "public" if self.sandbox_mode else "admin"
+
+    @property
+    def public_base_url(self) -> str:
+        """The base of every URL of this service that is printed, registered or called back: PUBLIC_URL,
+        or, when it is not set, ``LOCAL_URL`` (``serve`` sets it from --host/--port first)."""
+        return self.public_url or LOCAL_URL
+
+    @property
     def ghl_base_url(self) -> str:
         if self.ghl_api_base_url:
             return self.ghl_api_base_url.rstrip("/")
         if self.sandbox_mode:
-            return f"{self.public_url.rstrip('/')}/sandbox/ghl"
+            return f"{self.public_base_url}/sandbox/ghl"
         return "https://services.leadconnectorhq.com"
 
     @property
@@ -180,7 +212,7 @@ class Settings(BaseSettings):
         if self.rankr_api_base_url:
             return self.rankr_api_base_url.rstrip("/")
         if self.sandbox_mode:
-            return f"{self.public_url.rstrip('/')}/sandbox/rankr"
+            return f"{self.public_base_url}/sandbox/rankr"
         raise ValueError("RANKR_API_BASE_URL is not set")
 
     @property
@@ -208,13 +240,13 @@ class Settings(BaseSettings):
 
     @property
     def ghl_oauth_redirect_uri(self) -> str:
-        return self.ghl_redirect_uri or f"{self.public_url.rstrip('/')}/oauth/ghl/callback"
+        return self.ghl_redirect_uri or f"{self.public_base_url}/oauth/ghl/callback"
 
     @property
     def ghl_chooser_url(self) -> str:
         """GHL's location chooser (the app's Authorization Page)."""
         base = self.ghl_marketplace_url or (
-            f"{self.public_url.rstrip('/')}/sandbox/ghl"
+            f"{self.public_base_url}/sandbox/ghl"
             if self.sandbox_mode
             else "https://marketplace.gohighlevel.com/v2"
         )

@@ -6,7 +6,9 @@ plain ``sqlite:///`` or ``postgresql://`` URL; the async driver (aiosqlite, asyn
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
+import threading
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -128,8 +130,12 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 
 
 def create_engine(database_url: str, **kwargs: Any) -> AsyncEngine:
-    """An async engine for ``DATABASE_URL``; a Postgres URL may carry libpq ``options=-csearch_path=x``."""
+    """An async engine for ``DATABASE_URL``; a Postgres URL may carry libpq ``options=-csearch_path=x``.
+
+    Its errors never carry the statement's parameters: those are contact data.
+    """
     url = make_url(async_url(database_url))
+    kwargs.setdefault("hide_parameters", True)
     if url.drivername.startswith("sqlite"):
         engine = create_async_engine(url, **kwargs)
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
@@ -186,7 +192,22 @@ async def opened(database_url: str) -> AsyncIterator[tuple[AsyncEngine, async_se
     try:
         yield engine, session_factory(engine)
     finally:
-        await engine.dispose()
+        await dispose(engine)
+
+
+async def dispose(engine: AsyncEngine) -> None:
+    """Close the engine's connections; on SQLite, also wait for aiosqlite's threads to end.
+
+    When a connection fails to open, aiosqlite stops its thread without waiting for it, and the
+    thread then posts its last result to the event loop: had the loop closed meanwhile, the thread
+    would die with a traceback ("Event loop is closed") after the command's own error.
+    """
+    await engine.dispose()
+    if engine.dialect.name != "sqlite":
+        return
+    for thread in threading.enumerate():
+        if thread.name.endswith("(_connection_worker_thread)"):
+            await asyncio.to_thread(thread.join, 1.0)
 
 
 # Errors that say "the database cannot be reached now" rather than "this statement is wrong".

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
@@ -13,21 +14,24 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app.admin import is_admin
+from app.admin import request_is_admin
 from app.backfill import repository as backfill_repo
 from app.config import Settings
 from app.connections import credentials as ghl_credentials
+from app.connections import installs
 from app.connections import repository as connections
 from app.connections.models import CredentialKind, CredentialState, GhlCredential
+from app.db_problems import MIGRATE, DatabaseProblem, ProblemKind, database_problem
 from app.errors import ProblemError
 from app.inbox import repository as inbox
 from app.inbox.models import EventStatus
 from app.kit.clock import Clock
 from app.ops import openapi
-from app.ops.status_page import COOKIE, cookie_admin, health_of, render_status_page
+from app.ops.status_page import health_of, render_status_page
 from app.sync import repository as links
 from app.sync.models import Kind
 
+log = logging.getLogger(__name__)
 router = APIRouter(tags=["health"])
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
@@ -45,16 +49,26 @@ def head_revision() -> str | None:
     return ScriptDirectory.from_config(alembic_config()).get_current_head()
 
 
-async def schema_problem(sessions: async_sessionmaker[AsyncSession], head: str | None) -> str | None:
+async def schema_problem(
+    sessions: async_sessionmaker[AsyncSession], head: str | None
+) -> DatabaseProblem | None:
     """Why the database is not ready, or None when it answers and is at the newest migration."""
+    url = None
     try:
         async with sessions() as session:
+            url = session.get_bind().engine.url
             current = (await session.execute(text("SELECT version_num FROM alembic_version"))).scalar()
     except Exception as exc:  # any driver error means "not ready"; the reason is reported, not raised
-        reason = type(exc).__name__
-        return f"the database does not answer or has no schema ({reason}); run 'rankr-ghl-sync migrate'"
+        log.debug("db.check_failed", exc_info=exc)
+        return database_problem(exc, url) or DatabaseProblem(
+            ProblemKind.UNAVAILABLE,
+            f"the database answered with an unexpected error ({type(exc).__name__})",
+            "see the service's log with LOG_LEVEL=DEBUG",
+        )
     if current != head:
-        return f"the schema is at {current}, the newest migration is {head}; run 'rankr-ghl-sync migrate'"
+        return DatabaseProblem(
+            ProblemKind.NOT_MIGRATED, f"the schema is at {current}, the newest migration is {head}", MIGRATE
+        )
     return None
 
 
@@ -103,6 +117,7 @@ async def collect_status(
             for row in await ghl_credentials.all_credentials(session)
             if row.connection_id is not None
         }
+        refused = await installs.refusals(session)
         errors = {}
         if detailed:
             for connection in rows:
@@ -189,12 +204,18 @@ async def collect_status(
             ]
         entry["health"] = health_of(entry)
         result.append(entry)
+    latest_refusal: dict[str, Any] | None = None
+    if refused.latest_at is not None:
+        latest_refusal = {"at": _iso(refused.latest_at), "reason": refused.latest_reason}
+        if detailed:
+            latest_refusal["rankrAccountId"] = refused.latest_rankr_account_id
     unrouted = {account: None for account, _ in counts if account not in known}
     stuck = sum(entry["events"][EventStatus.DEAD] for entry in result)
     return {
         "status": "degraded" if stuck else "ok",
         "generatedAt": now.isoformat(),
         "connections": result,
+        "installs": {"refusedCallbacks": refused.count, "latestRefusal": latest_refusal},
         "unrouted": {
             "accounts": len(unrouted),
             "events": {
@@ -216,7 +237,7 @@ async def healthz() -> dict[str, str]:
 async def readyz(request: Request) -> dict[str, str]:
     problem = await schema_problem(request.app.state.sessions, request.app.state.head_revision)
     if problem is not None:
-        raise ProblemError(503, "Service Unavailable", problem)
+        raise ProblemError(503, "Service Unavailable", str(problem))
     return {"status": "ready"}
 
 
@@ -227,12 +248,14 @@ async def readyz(request: Request) -> dict[str, str]:
 )
 async def status(
     request: Request,
-    authorization: Annotated[str | None, Header()] = None,
+    authorization: Annotated[
+        str | None, Header(description="Bearer ADMIN_TOKEN: adds ids and the latest errors")
+    ] = None,
     accept: Annotated[str, Header()] = "",
     replayed: Annotated[int | None, Query(description="shown on the page after a replay")] = None,
 ) -> Response:
     settings: Settings = request.app.state.settings
-    detailed = is_admin(settings, authorization) or cookie_admin(settings, request.cookies.get(COOKIE))
+    detailed = request_is_admin(request)
     registry = request.app.state.registry
     expiry = {
         connection_id: registry.rankr_token_expiry(connection_id) for connection_id in registry.connection_ids

@@ -9,17 +9,20 @@ from contextlib import asynccontextmanager
 
 import httpx
 from fastapi import FastAPI
+from fastapi_offline import FastAPIOffline
 
 from app import replay  # noqa: F401 - importing it adds POST /admin/replay to the admin router
+from app.admin import AdminGate
 from app.admin import router as admin_router
 from app.backfill import routes as _backfill_routes  # noqa: F401 - adds /admin/backfill, /admin/reconcile
 from app.backfill.service import ReconcileLoop
 from app.config import Settings
 from app.connections import repository as connections
-from app.db import create_engine, is_postgres, session_factory, unit_of_work
+from app.db import create_engine, dispose, is_postgres, session_factory, unit_of_work
+from app.db_problems import FATAL_AT_START, DatabaseNotUsable
 from app.health import head_revision, schema_problem
 from app.health import router as health_router
-from app.inbox.intake import IntakeContext
+from app.inbox.intake import MAX_BODY_BYTES, IntakeContext
 from app.inbox.notify import Notifier
 from app.inbox.writer import open_writer
 from app.integrations.ghl.endpoints import router as ghl_router
@@ -27,6 +30,7 @@ from app.integrations.ghl.install import router as install_router
 from app.integrations.rankr.endpoints import router as rankr_router
 from app.integrations.registry import UpstreamRegistry
 from app.kit.clock import Clock, utcnow
+from app.kit.guards import BodyLimit, SecurityHeaders
 from app.kit.loop import cancel_and_wait, started
 from app.ops import history as _history  # noqa: F401 - adds its routes to the admin router
 from app.ops import openapi
@@ -39,6 +43,8 @@ from app.sync.engine import SyncEngine
 from app.worker import Worker, worker_name
 
 log = logging.getLogger(__name__)
+
+OPERATOR_BODY_BYTES = 256 * 1024
 
 
 async def seed_connection(app: FastAPI, settings: Settings, clock: Clock) -> None:
@@ -57,7 +63,7 @@ async def seed_connection(app: FastAPI, settings: Settings, clock: Clock) -> Non
 
 
 def sandbox_config(settings: Settings, clock: Clock = utcnow) -> SandboxConfig:
-    return SandboxConfig(webhook_target=settings.public_url.rstrip("/"), clock=clock)
+    return SandboxConfig(webhook_target=settings.public_base_url, clock=clock)
 
 
 def create_app(
@@ -79,6 +85,12 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         engine = create_engine(settings.database_url)
         sessions = session_factory(engine)
+        revision = head_revision()
+        problem = await schema_problem(sessions, revision)
+        if problem is not None and problem.kind in FATAL_AT_START:
+            # Nothing would work: refuse to start (``serve`` checks this first and exits 2 with it).
+            await dispose(engine)
+            raise DatabaseNotUsable(problem)
         writer = await open_writer(settings.database_url)
         name = worker_name()
         registry = UpstreamRegistry(settings, clock, engine, holder=name, transport=transport)
@@ -103,11 +115,10 @@ def create_app(
             if notifier is not None:
                 notifier.poke()
 
-        app.state.settings = settings
         app.state.clock = clock
         app.state.sessions = sessions
         app.state.registry = registry
-        app.state.head_revision = head_revision()
+        app.state.head_revision = revision
         app.state.worker = worker
         app.state.intake = IntakeContext(
             writer=writer,
@@ -116,11 +127,13 @@ def create_app(
             rankr_secrets=settings.rankr_secrets,
             ghl_verifier=settings.ghl_verifier,
         )
-        problem = await schema_problem(sessions, app.state.head_revision)
         if problem is None:
             await seed_connection(app, settings, clock)
         else:
-            log.warning("db.not_ready", extra={"reason": problem})
+            # Said once here; /readyz answers 503 with it and the worker waits without a word.
+            log.warning("db.not_ready", extra={"reason": str(problem)})
+            if worker is not None:
+                worker.database_problem_reported(str(problem))
         if sandbox is not None:
             await sandbox.start()
         worker_task = asyncio.create_task(worker.run(), name="worker") if worker else None
@@ -149,13 +162,26 @@ def create_app(
             await writer.close()
             await engine.dispose()
 
-    app = FastAPI(
+    # /docs and /redoc load Swagger UI and ReDoc from copies served here, not from a CDN, so they
+    # work where the service has no internet access.
+    app = FastAPIOffline(
         title="rankr-ghl-sync",
         summary="Keeps contacts in sync between Rankr and GoHighLevel, driven by signed webhooks.",
         lifespan=lifespan,
+        static_url=openapi.DOCS_ASSETS_URL,
     )
+    # Before the lifespan, as the request guards read it too.
+    app.state.settings = settings
     install_problem_handlers(app)
     openapi.install(app)
+    # Webhooks and the sandboxes' APIs take bodies up to 1 MiB; the operator routes need far less.
+    app.add_middleware(
+        BodyLimit,
+        limit=OPERATOR_BODY_BYTES,
+        prefix_limits={"/webhooks/": MAX_BODY_BYTES, "/sandbox/": MAX_BODY_BYTES},
+    )
+    app.add_middleware(AdminGate)
+    app.add_middleware(SecurityHeaders)
     # The webhook routes are the hot path, so they go on the app's own router: FastAPI keeps an
     # included router as a nested one and matches each request against it twice, which costs about
     # 10 us a request, an eighth of what the intake spends in Python (bench/intake).

@@ -38,11 +38,13 @@ from contextlib import AbstractContextManager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import httpx
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.config import Settings
 from app.connections import repository as connections
-from app.db import is_postgres, unit_of_work
+from app.db import is_postgres, is_unavailable, unit_of_work
+from app.db_problems import cannot_store, database_problem, database_streak, describe_error
 from app.errors import (
     Deferred,
     LinkConflictError,
@@ -58,6 +60,7 @@ from app.integrations.registry import UpstreamRegistry
 from app.kit.clock import Clock, utcnow
 from app.kit.logs import log_context
 from app.kit.loop import cancel_and_wait
+from app.kit.streak import FailureStreak
 from app.ops import housekeeping, metrics
 from app.sync import coalesce
 from app.sync import repository as links
@@ -74,11 +77,21 @@ def _event_logs(event: WebhookEvent, **more: Any) -> AbstractContextManager[None
 
 
 PERMANENT = (PermanentUpstreamError, MappingError, LinkConflictError, UnroutableEvent)
+# Failures that the same work reproduces every time (a value the database or the encoder refuses,
+# an id no URL can carry): the event goes dead at once rather than after MAX_ATTEMPTS tries.
+REPRODUCIBLE = (UnicodeError, OverflowError, RecursionError, httpx.InvalidURL)
 BUDGET_FLUSH_SECONDS = 5.0
 RECENT_KEYS = 10_000  # records whose last event time the worker keeps for burst detection
 # A claim takes up to this many times the worker's concurrency: a claim costs about the same for one
 # event as for several (six statements), and the rest wait in hand for a free slot.
 CLAIM_AHEAD = 2
+
+
+def cannot_apply(error: Exception) -> bool:
+    """True when applying the event again would fail the same way (not while the database is away)."""
+    if is_unavailable(error):
+        return False
+    return isinstance(error, REPRODUCIBLE) or cannot_store(error)
 
 
 def worker_name() -> str:
@@ -122,6 +135,27 @@ class Worker:
         self._recent: dict[str, datetime] = {}  # ordering key -> when its last claimed event arrived
         self._held: list[datetime] = []  # when the bursts held back here fall due (a heap)
         self._claimed_at = datetime.min.replace(tzinfo=UTC)  # the ``now`` of the last claim
+        # A failure that repeats is logged when it starts and ends, not every round. A database
+        # problem fails every step and event alike: one streak for the worker, ended by a claim.
+        self._database = database_streak(log, "worker.database", settings.database_url)
+        self._claims = FailureStreak(log, "worker.claim")
+        self._renewals = FailureStreak(log, "worker.lease_renewal")
+        self._budget_flushes = FailureStreak(log, "worker.budget_flush")
+        self._task_polls = FailureStreak(log, "worker.task_poll")
+        self._prunes = FailureStreak(log, "worker.prune")
+
+    def database_problem_reported(self, reason: str) -> None:
+        """The database's problem was logged by whoever started the worker: the worker waits for
+        it to pass without a line of its own (the end of the wait is still logged)."""
+        self._database.known(reason)
+
+    def _failed(self, step: FailureStreak, error: Exception) -> None:
+        """Count a failure of a step: in the worker's database streak when the database is the
+        cause, else in the step's own (a fault of the service, logged with its traceback)."""
+        if database_problem(error, self._settings.database_url) is None:
+            step.failed(error)
+        else:
+            self._database.failed(error)
 
     def wake(self) -> None:
         """Look for work now (after an event was stored: by this process's intake, or a NOTIFY)."""
@@ -158,8 +192,9 @@ class Worker:
                 self._spawn(*self._ready.popleft())
             await self._renew_leases()
             await self._flush_budgets()
-            await self._poll_tasks()
-            await self._housekeep()
+            if not self._database.failing:  # these would fail too, and the claims tell when it is back
+                await self._poll_tasks()
+                await self._housekeep()
             if self._stopping:
                 break
             if free > 0 and len(self._in_flight) == concurrency:
@@ -173,13 +208,14 @@ class Worker:
 
     async def _release_ready(self) -> None:
         """Put back the claimed events not started yet, so another worker need not wait for their lease."""
+        releases = FailureStreak(log, "worker.release")
         while self._ready:
             event, _ = self._ready.popleft()
             self._holding.pop(event.id, None)
             try:
                 await self._reschedule(event, EventStatus.PENDING, 0.0, None, count_attempt=False)
-            except Exception:
-                log.exception("worker.release_failed")  # the lease runs out instead
+            except Exception as exc:
+                self._failed(releases, exc)  # the lease runs out instead
 
     async def run_until_idle(self, max_rounds: int = 10_000) -> int:
         """Process due events until none is left (tests and one-shot runs); returns how many ran."""
@@ -271,10 +307,12 @@ class Worker:
                     route = routes.get((head.source, head.account_key))
                     claimed.append((head, self._engine.plan(head, folded, self.name, route)))
                 settled = await self._engine.settle_echoes(session, [job for _, job in claimed], now)
-        except Exception:
-            log.exception("worker.claim_failed", extra={"worker": self.name})
+        except Exception as exc:
+            self._failed(self._claims, exc)
             await asyncio.sleep(self._settings.worker_poll_seconds)
             return [], 0
+        self._claims.succeeded()
+        self._database.succeeded()
         self._claimed_at = now
         leased_at = time.monotonic()
         for head, job in claimed:
@@ -298,10 +336,13 @@ class Worker:
         with _event_logs(event):
             try:
                 outcome = await self._apply(event, job)
-            except Exception:
+            except Exception as exc:
                 # The outcome could not be stored (the database is away): the claim's lease runs out
                 # and the event is claimed again then, so nothing is lost.
-                log.exception("worker.settle_failed")
+                if database_problem(exc, self._settings.database_url) is None:
+                    log.exception("worker.settle_failed")
+                else:
+                    self._database.failed(exc)
             finally:
                 self._holding.pop(event.id, None)
                 elapsed = time.monotonic() - started
@@ -329,8 +370,21 @@ class Worker:
             await self._dead(event, job, str(exc))
             return "dead"
         except Exception as exc:
-            log.exception("worker.event_crashed", extra={"type": event.type})
-            return await self._retry(event, job, f"unexpected {type(exc).__name__}: {exc}", None)
+            problem = database_problem(exc, self._settings.database_url)
+            if problem is not None:
+                # An outage fails every event in hand alike: one streak for them all, not a line each.
+                self._database.failed(exc)
+                return await self._retry(event, job, str(problem), None, quiet=True)
+            reason = describe_error(exc)
+            if cannot_apply(exc):
+                await self._dead(event, job, f"the event cannot be applied: {reason}")
+                return "dead"
+            log.warning(
+                "worker.event_crashed",
+                extra={"type": event.type, "error": reason},
+                exc_info=log.isEnabledFor(logging.DEBUG),
+            )
+            return await self._retry(event, job, f"unexpected {reason}", None)
         return "processed"
 
     def _backoff(self, attempts: int) -> float:
@@ -338,13 +392,17 @@ class Worker:
         delays = self._settings.retry_delays
         return delays[min(max(attempts, 1), len(delays)) - 1] * random.uniform(0.8, 1.2)  # noqa: S311 - jitter
 
-    async def _retry(self, event: WebhookEvent, job: Job, error: str, retry_after: float | None) -> str:
-        """Schedule the next attempt, or give up; returns the outcome (``retried`` or ``dead``)."""
+    async def _retry(
+        self, event: WebhookEvent, job: Job, error: str, retry_after: float | None, *, quiet: bool = False
+    ) -> str:
+        """Schedule the next attempt, or give up; returns the outcome (``retried`` or ``dead``).
+        ``quiet``: the cause is logged elsewhere (a database outage's streak)."""
         if event.attempts >= self._settings.max_attempts:
             await self._dead(event, job, f"{error} (gave up after {event.attempts} attempts)")
             return "dead"
         delay = max(self._backoff(event.attempts), retry_after or 0.0)
-        log.warning("worker.event_retrying", extra={"in_seconds": round(delay, 1), "error": error})
+        if not quiet:
+            log.warning("worker.event_retrying", extra={"in_seconds": round(delay, 1), "error": error})
         await self._reschedule(event, EventStatus.RETRYING, delay, error, count_attempt=True)
         return "retried"
 
@@ -400,11 +458,12 @@ class Worker:
             async with unit_of_work(self._sessions) as session:
                 await inbox.renew(session, held, self.name, until)
                 await links.renew_leases(session, [holder for holder, _ in held.values()], until)
-        except Exception:
+        except Exception as exc:
             # The leases run out unless a later try gets through: then the events are taken over.
-            log.exception("worker.lease_renewal_failed")
+            self._failed(self._renewals, exc)
             self._renew_retry_at = time.monotonic() + self._settings.worker_poll_seconds
             return
+        self._renewals.succeeded()
         for event_id, (holder, _) in held.items():
             if event_id in self._holding:
                 self._holding[event_id] = (holder, renewed_at)
@@ -421,8 +480,10 @@ class Worker:
             async with unit_of_work(self._sessions) as session:
                 for (connection_id, upstream), snapshot in pending.items():
                     await connections.save_budget(session, connection_id, upstream, snapshot)
-        except Exception:
-            log.exception("worker.budget_flush_failed")
+        except Exception as exc:
+            self._failed(self._budget_flushes, exc)
+            return
+        self._budget_flushes.succeeded()
 
     async def _poll_tasks(self) -> None:
         """Look for GHL task changes that send no webhook, every ``TASK_POLL_SECONDS``."""
@@ -433,9 +494,10 @@ class Worker:
         self._polled_at = now
         try:
             queued = await self._engine.task_poll.run_once()
-        except Exception:
-            log.exception("worker.task_poll_failed")
+        except Exception as exc:
+            self._failed(self._task_polls, exc)
             return
+        self._task_polls.succeeded()
         if queued:
             log.info("worker.task_changes_found", extra={"queued": queued})
             self._wake.set()
@@ -448,5 +510,7 @@ class Worker:
         self._pruned_at = now
         try:
             await housekeeping.prune(self._sessions, self._settings, self._clock())
-        except Exception:
-            log.exception("worker.prune_failed")
+        except Exception as exc:
+            self._failed(self._prunes, exc)
+            return
+        self._prunes.succeeded()

@@ -43,6 +43,7 @@ COMMANDS = (
     "backfill",
     "reconcile",
     "replay",
+    "urls",
 )
 
 
@@ -81,6 +82,99 @@ def test_a_database_never_migrated_is_named_not_a_traceback(
     assert "run 'rankr-ghl-sync migrate' first" in result.stderr
     assert "connections" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+PRODUCTION = {"SANDBOX": "false", "GHL_PRIVATE_TOKEN": "pit-test"}
+
+
+def test_urls_prints_what_to_register_where(env: dict[str, str]) -> None:
+    production = {**env, **PRODUCTION, "PUBLIC_URL": "https://sync.example.com/"}
+    result = run(["urls"], production)
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == ""
+    lines = {line.strip().split("  ", 1)[0]: line for line in result.stdout.splitlines() if line.strip()}
+    assert lines["webhook URL"].endswith(" https://sync.example.com/webhooks/ghl")
+    assert "ContactCreate, ContactDelete" in lines["events to tick"]
+    assert lines["redirect URL"].endswith(" https://sync.example.com/oauth/ghl/callback")
+    assert "https://sync.example.com/oauth/ghl/install?rankrAccountId=" in lines["install (open)"]
+    assert lines["URL"].endswith(" https://sync.example.com/webhooks/rankr")
+    assert "contact.created" in lines["events"]
+    assert "note.deleted" in lines["events"]
+    assert "RANKR_WEBHOOK_SECRETS (none set" in lines["signing secret"]
+    assert "contacts.readonly contacts.write locations/tasks.readonly oauth.write" in lines["scopes"]
+    sheet = json.loads(run(["urls", "--json"], production).stdout)
+    assert sheet["ghl"]["webhookUrl"] == "https://sync.example.com/webhooks/ghl"
+    assert sheet["rankr"]["events"][0] == "contact.created"
+    assert (sheet["publicUrlSet"], sheet["sandbox"], sheet["warnings"]) == (True, False, [])
+
+
+def test_urls_without_public_url_says_what_is_missing(env: dict[str, str]) -> None:
+    result = run(["urls"], {**env, **PRODUCTION})
+    assert result.returncode == 0
+    [warning] = result.stderr.splitlines()
+    assert warning.startswith("warning: PUBLIC_URL is not set")
+    assert "(PUBLIC_URL not set: derived)" in result.stdout
+    assert "http://127.0.0.1:8000/webhooks/ghl" in result.stdout
+
+
+@pytest.mark.parametrize("command", ["serve", "worker", "urls"])
+def test_a_public_url_that_is_not_an_absolute_http_url_stops_the_start(
+    env: dict[str, str], command: str
+) -> None:
+    result = run([command], {**env, "PUBLIC_URL": "sync.example.com"})
+    assert result.returncode == 2
+    [line] = result.stderr.splitlines()
+    assert line.startswith("error: PUBLIC_URL: ")
+    assert "absolute http(s) URL" in line
+
+
+def _serve_until_ready(env: dict[str, str], tmp_path: Path) -> tuple[str, str]:
+    """Start serve on a free port, wait for /readyz, stop it: its stdout (banner) and stderr."""
+    assert run(["migrate"], env).returncode == 0
+    number = free_port()
+    out, err = (tmp_path / "serve.out").open("w"), (tmp_path / "serve.err").open("w")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "app", "serve", "--port", str(number)],
+        cwd=ROOT,
+        env=env,
+        stdout=out,
+        stderr=err,
+    )
+    try:
+        wait_for(lambda: _ready(f"http://127.0.0.1:{number}"), timeout=30, what="serve to become ready")
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=30)
+        out.close()
+        err.close()
+    return (tmp_path / "serve.out").read_text(), (tmp_path / "serve.err").read_text()
+
+
+def test_serve_outside_sandbox_mode_without_public_url_derives_it_and_says_so(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    banner, errors = _serve_until_ready({**env, **PRODUCTION}, tmp_path)
+    [warning] = [line for line in errors.splitlines() if line.startswith("warning:")]
+    assert "PUBLIC_URL is not set" in warning
+    assert "from --host/--port" in warning
+    [ghl] = [line for line in banner.splitlines() if "GHL webhook URL" in line]
+    assert "http://127.0.0.1:" in ghl
+    assert "/webhooks/ghl" in ghl
+    assert "(derived" in ghl
+    [redirect] = [line for line in banner.splitlines() if "OAuth redirect" in line]
+    assert "/oauth/ghl/callback" in redirect
+    assert "(derived" in redirect
+
+
+def test_serve_prints_public_url_and_warns_when_it_is_plain_http(env: dict[str, str], tmp_path: Path) -> None:
+    banner, errors = _serve_until_ready(
+        {**env, **PRODUCTION, "PUBLIC_URL": "http://sync.example.com"}, tmp_path
+    )
+    [warning] = [line for line in errors.splitlines() if line.startswith("warning:")]
+    assert "PUBLIC_URL http://sync.example.com is plain http" in warning
+    assert "  GHL webhook URL    http://sync.example.com/webhooks/ghl\n" in banner
+    assert "  OAuth redirect     http://sync.example.com/oauth/ghl/callback\n" in banner
+    assert "derived" not in banner
 
 
 @pytest.fixture

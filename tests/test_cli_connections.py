@@ -45,7 +45,13 @@ def test_connections_add_list_disable_remove(env: dict[str, str], tmp_path: Path
 
     install = run(["connections", "add", "--ghl-location", "LocB", "--rankr-account", "acct_b"], env)
     assert install.returncode == 0
-    assert "/oauth/ghl/install?rankrAccountId=acct_b" in install.stdout
+    assert "one-time link" in install.stdout
+    assert "/oauth/ghl/install?link=" in install.stdout
+    [(account, kind, used)] = rows(tmp_path, "SELECT rankr_account_id, kind, used_at FROM install_states")
+    assert (account, kind, used) == ("acct_b", "link", None)
+    linked = run(["connections", "install-link", "--rankr-account", "acct_d"], env)
+    assert linked.returncode == 0, linked.stderr
+    assert linked.stdout.strip().startswith("http://127.0.0.1:8000/oauth/ghl/install?link=")
 
     taken = run(
         ["connections", "add", "--ghl-location", "LocA", "--rankr-account", "acct_c", "--ghl-token", "x"], env

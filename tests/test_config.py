@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from app.config import Settings
+from app.config import LOCAL_URL, Settings
+from app.main import sandbox_config
 from app.sandbox import keys
 
 
@@ -73,3 +74,25 @@ def test_custom_field_and_user_maps() -> None:
     config = settings(custom_field_map="industry=cf1, score = cf2", user_map="usr_1=ghlU1")
     assert config.custom_fields == {"industry": "cf1", "score": "cf2"}
     assert config.users == {"usr_1": "ghlU1"}
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["sync.example.com", "ftp://sync.example.com", "https://", "/webhooks", "https://u:p@sync.example.com",
+     "https://sync.example.com/?a=1", "https://sync.example.com/#top"],
+)  # fmt: skip
+def test_a_public_url_that_is_not_an_absolute_http_base_url_is_refused(value: str) -> None:
+    with pytest.raises(ValidationError, match="PUBLIC_URL must be"):
+        settings(public_url=value)
+
+
+def test_every_url_of_the_service_is_built_on_one_base() -> None:
+    unset = settings()
+    assert (unset.public_url, unset.public_base_url) == (None, LOCAL_URL)
+    assert settings(public_url="").public_url is None  # an empty line in .env is not set
+    config = settings(public_url=" https://sync.example.com/crm/ ")
+    assert config.public_base_url == "https://sync.example.com/crm"
+    assert config.ghl_oauth_redirect_uri == "https://sync.example.com/crm/oauth/ghl/callback"
+    assert config.ghl_base_url == "https://sync.example.com/crm/sandbox/ghl"  # sandbox mode
+    assert config.ghl_chooser_url == "https://sync.example.com/crm/sandbox/ghl/oauth/chooselocation"
+    assert sandbox_config(config).webhook_target == "https://sync.example.com/crm"

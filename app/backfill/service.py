@@ -14,8 +14,10 @@ from app.backfill.runner import Backfill, JobBusy, Reconciliation
 from app.config import Settings
 from app.connections import repository as connections
 from app.connections.models import Connection, ConnectionStatus
+from app.db_problems import database_streak
 from app.integrations.registry import Upstreams
 from app.kit.clock import Clock
+from app.kit.streak import FailureStreak
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +61,9 @@ class ReconcileLoop:
         self._clock = clock
         self._on_queued = on_queued
         self._stop = asyncio.Event()
+        # A failure that comes back every round is logged when it starts and when it ends.
+        self._listing = database_streak(log, "reconcile.connections", settings.database_url)
+        self._runs: dict[int, FailureStreak] = {}
 
     def stop(self) -> None:
         self._stop.set()
@@ -76,21 +81,27 @@ class ReconcileLoop:
         results: dict[int, dict[str, Any]] = {}
         try:
             chosen = await targets(self._sessions, None)
-        except Exception:
-            log.exception("reconcile.no_connections")
+        except Exception as exc:
+            self._listing.failed(exc)
             return results
+        self._listing.succeeded()
         for connection in chosen:
+            streak = self._runs.get(connection.id)
+            if streak is None:
+                streak = database_streak(log, "reconcile.run", self._settings.database_url)
+                self._runs[connection.id] = streak
             run = Reconciliation(
                 self._sessions, self._settings, self._upstreams, clock=self._clock, on_queued=self._on_queued
             )
             try:
                 results[connection.id] = await run.run(connection)
+                streak.succeeded()
                 log.info("reconcile.done", extra={"connection": connection.id, **_flat(run.counts)})
             except JobBusy as exc:
                 log.info("reconcile.busy", extra={"connection": connection.id, "reason": str(exc)})
-            except Exception:
+            except Exception as exc:
                 # The next round tries again (from the checkpoint); webhook work goes on meanwhile.
-                log.exception("reconcile.failed", extra={"connection": connection.id})
+                streak.failed(exc, connection=connection.id)
         return results
 
 

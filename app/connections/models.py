@@ -103,3 +103,30 @@ class GhlCredential(Base):
     refreshed_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class InstallStateKind(StrEnum):
+    LINK = "link"  # a one-time install link the operator made for a Rankr account
+    STATE = "state"  # an install in progress: the OAuth ``state`` GHL hands back to the callback
+
+
+class InstallState(Base):
+    """A secret of the GHL install flow, by its SHA-256 (the secret itself is only in the URL and cookie).
+
+    Each is used once (``used_at``), before ``expires_at``; a callback refused for it (a replay,
+    another browser, too late) is counted here so ``/status`` can show it.
+    """
+
+    __tablename__ = "install_states"
+    __table_args__ = (CheckConstraint("kind IN ('link', 'state')", name="kind"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(8))
+    digest: Mapped[str] = mapped_column(String(64), unique=True)
+    rankr_account_id: Mapped[str] = mapped_column(String(255))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    used_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
+    refusals: Mapped[int] = mapped_column(Integer, default=0)
+    refused_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
+    refusal: Mapped[str | None] = mapped_column(String(200), default=None)

@@ -8,6 +8,8 @@ one insert and answer 2xx. Nothing here calls out over the network.
 from __future__ import annotations
 
 import json
+import logging
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -17,6 +19,7 @@ from fastapi.responses import Response
 from pydantic import BaseModel, ValidationError
 
 from app.db import is_unavailable
+from app.db_problems import describe_error
 from app.errors import ProblemError
 from app.inbox.service import IncomingEvent, record
 from app.inbox.writer import InboxWriter
@@ -25,7 +28,12 @@ from app.kit.signatures import GhlVerifier, WebhookSecret
 from app.ops import metrics
 from app.problems import database_unavailable
 
+log = logging.getLogger(__name__)
+
 MAX_BODY_BYTES = 1024 * 1024
+# Deeper than any real webhook body nests, and far below what the parser and the worker's
+# recursive walks (fingerprints, mappings) can take.
+MAX_DEPTH = 32
 
 T = TypeVar("T", bound=BaseModel)
 
@@ -49,32 +57,67 @@ def intake_context(request: Request) -> IntakeContext:
 
 
 async def read_body(request: Request) -> bytes:
-    """The raw body, refused with 413 beyond 1 MiB (declared or actually sent)."""
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit():
-        if int(declared) > MAX_BODY_BYTES:
-            raise ProblemError(413, "Content Too Large", f"the body exceeds {MAX_BODY_BYTES} bytes")
-        # The server delivers no more than Content-Length announces: read it in one go.
-        return await request.body()
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > MAX_BODY_BYTES:
-            raise ProblemError(413, "Content Too Large", f"the body exceeds {MAX_BODY_BYTES} bytes")
-        chunks.append(chunk)
-    return b"".join(chunks)
+    """The raw body; ``BodyLimit`` (installed by the app factory) has refused it with 413 beyond
+    ``MAX_BODY_BYTES``, declared or actually sent."""
+    return await request.body()
 
 
 def parse_object(body: bytes) -> dict[str, Any]:
-    """The body as a JSON object: 400 when it is not JSON, 422 when it is JSON but not an object."""
+    """The body as a JSON object the service can store and apply.
+
+    400 when it is not JSON; 422 when it is JSON but not an object, or holds what neither database
+    nor the sync can hold (``check_storable``).
+    """
     try:
         payload = json.loads(body)
+    except RecursionError as exc:
+        raise unprocessable(f"the body nests deeper than {MAX_DEPTH} levels") from exc
     except (ValueError, UnicodeDecodeError) as exc:
         raise ProblemError(400, "Bad Request", f"the body is not valid JSON: {exc}") from exc
     if not isinstance(payload, dict):
         raise ProblemError(422, "Unprocessable Content", "the body must be a JSON object")
+    check_storable(payload)
     return payload
+
+
+def _unstorable_text(text: str) -> str | None:
+    if "\x00" in text:
+        return "contains a NUL character"
+    if not text.isascii():
+        try:
+            text.encode()
+        except UnicodeEncodeError:
+            return "contains an unpaired UTF-16 surrogate"
+    return None
+
+
+def check_storable(payload: dict[str, Any]) -> None:
+    """422 naming the first value that Postgres cannot store or the sync cannot apply.
+
+    Text with NUL or an unpaired surrogate (jsonb and UTF-8 refuse both), numbers that are not
+    finite (``NaN``, ``Infinity``, ``1e999``) and nesting beyond ``MAX_DEPTH``. Iterative, so a deep
+    body cannot exhaust the stack.
+    """
+    stack: list[tuple[str, Any, int]] = [("", payload, 1)]
+    while stack:
+        path, value, depth = stack.pop()
+        if isinstance(value, str):
+            problem = _unstorable_text(value)
+        elif isinstance(value, float):
+            problem = None if math.isfinite(value) else "is not a finite number"
+        elif isinstance(value, dict | list):
+            if depth > MAX_DEPTH:
+                raise unprocessable(f"{path or 'body'}: nests deeper than {MAX_DEPTH} levels")
+            items = value.items() if isinstance(value, dict) else enumerate(value)
+            for key, item in items:
+                if isinstance(key, str) and (problem := _unstorable_text(key)) is not None:
+                    raise unprocessable(f"{path or 'body'}: a key {problem}")
+                stack.append((f"{path}.{key}" if path else str(key), item, depth + 1))
+            continue
+        else:
+            continue
+        if problem is not None:
+            raise unprocessable(f"{path}: {problem}")
 
 
 def validate(model: type[T], payload: dict[str, Any]) -> T:
@@ -103,14 +146,18 @@ def unprocessable(detail: str) -> ProblemError:
 async def store(context: IntakeContext, event: IncomingEvent, *, unavailable_status: int = 503) -> Response:
     """Store the event, then answer: 202 when new, 200 for a redelivery (nothing new stored).
 
-    While the database is away the answer is ``unavailable_status`` with Retry-After, so the sender
-    delivers again later: nothing is acknowledged that is not stored.
+    While the database is away, or refuses the row, the answer is ``unavailable_status`` with
+    Retry-After, so the sender delivers again later: nothing is acknowledged that is not stored.
     """
     try:
         stored = await record(context.writer, event, context.clock())
     except Exception as error:
         if not is_unavailable(error):
-            raise
+            # Not an outage, but the sender must still deliver again: answer as an outage would.
+            log.error(
+                "inbox.store_failed",
+                extra={"source": event.source, "type": event.type, "error": describe_error(error)},
+            )
         raise database_unavailable(unavailable_status) from error
     if stored:
         context.on_stored()

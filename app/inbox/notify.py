@@ -26,7 +26,9 @@ from collections.abc import Callable
 import asyncpg
 
 from app.db import asyncpg_arguments
+from app.db_problems import database_streak
 from app.kit.loop import cancel_and_wait
+from app.kit.streak import FailureStreak
 
 log = logging.getLogger(__name__)
 
@@ -54,25 +56,6 @@ async def close(connection: asyncpg.Connection) -> None:
         await connection.close(timeout=CLOSE_SECONDS)
 
 
-class _Outage:
-    """Logs the first failure of an outage and its end, not every failure in between."""
-
-    def __init__(self, failed: str, restored: str) -> None:
-        self._failed = failed
-        self._restored = restored
-        self._down = False
-
-    def failed(self, error: BaseException) -> None:
-        if not self._down:
-            self._down = True
-            log.warning(self._failed, extra={"error": f"{type(error).__name__}: {error}"[:300]})
-
-    def ended(self) -> None:
-        if self._down:
-            self._down = False
-            log.info(self._restored)
-
-
 class Notifier:
     """Sends ``NOTIFY`` on the channel after events are stored, coalesced (see the module docstring).
 
@@ -86,7 +69,7 @@ class Notifier:
         self._connection: asyncpg.Connection | None = None
         self._sending: asyncio.Task[None] | None = None
         self._again = False
-        self._outage = _Outage("inbox.notify_failed", "inbox.notify_restored")
+        self._outage = database_streak(log, "inbox.notify", database_url)
 
     def poke(self) -> None:
         """Say that an event was stored (committed)."""
@@ -131,7 +114,7 @@ class Notifier:
                 await close(self._connection)
                 self._connection = None
             return False
-        self._outage.ended()
+        self._outage.succeeded()
         return True
 
 
@@ -142,25 +125,25 @@ async def listen(database_url: str, wake: Callable[[], None], channel: str = CHA
     tried again ``RETRY_SECONDS`` later; ``wake`` is also called each time listening (re)starts, for
     the events stored while nobody listened.
     """
-    outage = _Outage("inbox.listen_failed", "inbox.listen_restored")
+    outage = database_streak(log, "inbox.listen", database_url)
     while True:
         try:
             await _listen_until_lost(database_url, wake, channel, outage)
-            outage.failed(ConnectionError("the listening connection was closed"))
+            outage.failed(asyncpg.ConnectionDoesNotExistError("the listening connection was closed"))
         except Exception as error:
             outage.failed(error)
         await asyncio.sleep(RETRY_SECONDS)
 
 
 async def _listen_until_lost(
-    database_url: str, wake: Callable[[], None], channel: str, outage: _Outage
+    database_url: str, wake: Callable[[], None], channel: str, outage: FailureStreak
 ) -> None:
     connection = await connect(database_url)
     try:
         lost = asyncio.Event()
         connection.add_termination_listener(lambda _connection: lost.set())
         await connection.add_listener(channel, lambda *_: wake())
-        outage.ended()
+        outage.succeeded()
         log.info("inbox.listening", extra={"channel": channel})
         wake()
         while not lost.is_set():

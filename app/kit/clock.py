@@ -13,16 +13,15 @@ def utcnow() -> datetime:
 
 
 def parse_instant(value: str | None) -> datetime | None:
-    """An RFC 3339 / ISO 8601 instant as an aware UTC datetime; None for empty or unparsable text."""
+    """An RFC 3339 / ISO 8601 instant as an aware UTC datetime; None for empty or unparsable text,
+    and for an instant at the calendar's edge that has no UTC form (year 1 with a positive offset)."""
     if not value:
         return None
     try:
         parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
+        return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+    except (ValueError, OverflowError):
         return None
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=UTC)
-    return parsed.astimezone(UTC)
 
 
 def format_instant(value: datetime) -> str:

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from email.utils import parsedate_to_datetime
 from typing import Any, Protocol
+from urllib.parse import quote
 
 import httpx
 from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_exponential_jitter
@@ -31,6 +32,16 @@ from app.ops import metrics
 log = logging.getLogger(__name__)
 
 TRANSIENT_STATUSES = frozenset({408, 429})
+
+
+def url_path(*segments: str) -> str:
+    """``/a/b/c`` with every segment percent-escaped, so an id from a webhook stays one segment:
+    ``/``, ``?``, ``#`` and ``%`` in it cannot reach another path or the query. A segment that is
+    empty, ``.`` or ``..`` cannot be made safe and raises ``httpx.InvalidURL``."""
+    for segment in segments:
+        if segment in ("", ".", ".."):
+            raise httpx.InvalidURL(f"{segment!r} cannot be a path segment")
+    return "/" + "/".join(quote(segment, safe="") for segment in segments)
 
 
 def classify_status(status: int) -> type[UpstreamError] | None:

@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 from typing import IO, Any
 
 from app.kit.masking import scrub, scrub_value
+from app.kit.streak import error_text
 
 _CONTEXT: ContextVar[dict[str, Any]] = ContextVar("log_context", default={})  # noqa: B039 - never mutated
 
@@ -71,24 +72,62 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(line, default=str)
 
 
+# Control characters and the bidirectional overrides, as \x.. / \u.... escapes: a value from a webhook
+# must not end a console line early, move the cursor, or reorder what the terminal shows.
+_UNPRINTABLE = {
+    code: f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+    for code in [
+        *range(0x20),
+        *range(0x7F, 0xA0),
+        0x061C,
+        0x200E,
+        0x200F,
+        *range(0x202A, 0x202F),
+        *range(0x2066, 0x206A),
+    ]
+}
+
+
+def printable(text: str) -> str:
+    """``text`` with control and bidi-override characters escaped."""
+    return text.translate(_UNPRINTABLE)
+
+
 class ConsoleFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         stamp = datetime.fromtimestamp(record.created, UTC).strftime("%H:%M:%S")
-        extras = " ".join(f"{key}={value}" for key, value in _extras(record).items())
-        line = f"{stamp} {record.levelname:<7} {_message(record)} {extras}".rstrip()
+        extras = " ".join(f"{key}={printable(str(value))}" for key, value in _extras(record).items())
+        line = f"{stamp} {record.levelname:<7} {printable(_message(record))} {extras}".rstrip()
         if record.exc_info:
             line += "\n" + scrub(self.formatException(record.exc_info))
         return line
 
 
+# Database drivers whose own retries log a traceback on every try (asyncpg's pool restoring its
+# connections during an outage); the service reports the outage itself, once.
+_DRIVERS = frozenset({"asyncpg", "aiosqlite", "sqlalchemy"})
+
+
+def _driver_error_in_one_line(record: logging.LogRecord) -> bool:
+    """A driver's error as one line: its message and the error's first line, no traceback."""
+    if record.name.partition(".")[0] in _DRIVERS and record.exc_info and record.exc_info[1] is not None:
+        record.msg = f"{record.getMessage()} ({error_text(record.exc_info[1])})"
+        record.args = None
+        record.exc_info = record.exc_text = None
+    return True
+
+
 def configure_logging(level: str, fmt: str, stream: IO[str] | None = None) -> None:
     handler = logging.StreamHandler(stream or sys.stderr)
     handler.setFormatter(JsonFormatter() if fmt == "json" else ConsoleFormatter())
+    if level != "DEBUG":
+        handler.addFilter(_driver_error_in_one_line)
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
     # httpx logs every request URL at INFO; keep it quiet unless debugging.
     logging.getLogger("httpx").setLevel(logging.WARNING if level != "DEBUG" else logging.DEBUG)
-    # Database drivers log every statement with its parameters (whole webhook payloads) at DEBUG.
-    for noisy in ("aiosqlite", "asyncpg", "sqlalchemy.engine", "httpcore", "multipart"):
+    # Database drivers log every statement with its parameters (whole webhook payloads) at DEBUG;
+    # alembic names its plugins at INFO when the service reads its migration head.
+    for noisy in ("aiosqlite", "asyncpg", "sqlalchemy.engine", "httpcore", "multipart", "alembic"):
         logging.getLogger(noisy).setLevel(logging.WARNING)

@@ -11,6 +11,8 @@ from typing import Any
 from fastapi import FastAPI
 
 PROBLEM_JSON = "application/problem+json"
+# Where the Swagger UI and ReDoc pages find their scripts, styles and icon (fastapi-offline serves them).
+DOCS_ASSETS_URL = "/docs/assets"
 
 
 def problem(status: int, title: str, detail: str, description: str | None = None) -> dict[int | str, Any]:

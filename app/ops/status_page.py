@@ -15,13 +15,13 @@ typing the admin token; a meta refresh without scripts).
 
 A browser cannot send ``Authorization``, so the page has a form with the admin token as a field: its
 "show details" posts to ``POST /status/login`` and its replay buttons to ``POST /status/replay``. A
-right token sets an HttpOnly, SameSite=Strict cookie holding an HMAC of the token (never the token
-itself) for ``/status``, so later views show ids and errors and replays need no retyping.
+right token starts the browser's admin session (``app.admin.start_session``: a signed, expiring
+cookie, never the token itself), so later views show ids and errors, replays need no retyping, and
+the GHL install can be started; ``POST /status/logout`` ends it.
 """
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 from datetime import datetime
 from pathlib import Path
@@ -31,6 +31,7 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import RedirectResponse
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
+from app.admin import end_session, request_is_admin, start_session
 from app.config import Settings
 from app.connections.models import Connection
 from app.db import unit_of_work
@@ -146,39 +147,18 @@ def render_status_page(facts: dict[str, Any], *, detailed: bool, notice: str | N
     )
 
 
-COOKIE = "rankr_ghl_sync_status"
-COOKIE_MAX_AGE = 8 * 3600
-
-
-def _cookie_value(settings: Settings) -> str | None:
-    if settings.admin_token is None:
-        return None
-    key = settings.admin_token.get_secret_value().encode()
-    return hmac.new(key, b"rankr-ghl-sync status page", hashlib.sha256).hexdigest()
-
-
-def cookie_admin(settings: Settings, cookie: str | None) -> bool:
-    """True when the status page's cookie was issued for the current admin token (constant time)."""
-    expected = _cookie_value(settings)
-    return expected is not None and cookie is not None and hmac.compare_digest(cookie, expected)
-
-
-def _form_admin(settings: Settings, token: str, cookie: str | None) -> bool:
-    """The admin token from a form field or the page's cookie (open in sandbox mode without a token)."""
-    if settings.admin_token is None:
-        return settings.sandbox_mode
-    if token:
+def _form_admin(request: Request, token: str) -> bool:
+    """The admin token from a form field, or the browser's admin session (open in sandbox mode
+    without a token)."""
+    settings: Settings = request.app.state.settings
+    if settings.admin_token is not None and token:
         return hmac.compare_digest(token.encode(), settings.admin_token.get_secret_value().encode())
-    return cookie_admin(settings, cookie)
+    return request_is_admin(request)
 
 
-def _back(settings: Settings, query: str = "") -> RedirectResponse:
+def _back(request: Request, query: str = "") -> RedirectResponse:
     answer = RedirectResponse(f"/status{query}", status_code=303)
-    value = _cookie_value(settings)
-    if value is not None:
-        answer.set_cookie(
-            COOKIE, value, max_age=COOKIE_MAX_AGE, path="/status", httponly=True, samesite="strict"
-        )
+    start_session(answer, request)
     return answer
 
 
@@ -213,8 +193,7 @@ async def replay_from_status_page(
         int | None, Form(description="replay every dead event of this connection", examples=[1])
     ] = None,
 ) -> RedirectResponse:
-    settings: Settings = request.app.state.settings
-    if not _form_admin(settings, token, request.cookies.get(COOKIE)):
+    if not _form_admin(request, token):
         raise ProblemError(401, "Unauthorized", "the admin token is missing or wrong")
     if event is None and connection is None:
         raise ProblemError(422, "Unprocessable Content", "choose a dead event or a connection to replay")
@@ -233,7 +212,7 @@ async def replay_from_status_page(
         )
     if count:
         request.app.state.intake.on_stored()
-    return _back(settings, f"?replayed={count}")
+    return _back(request, f"?replayed={count}")
 
 
 @router.post(
@@ -244,6 +223,25 @@ async def replay_from_status_page(
 )
 async def status_page_login(request: Request, token: Annotated[str, _TOKEN_FIELD] = "") -> RedirectResponse:
     settings: Settings = request.app.state.settings
-    if not _form_admin(settings, token, None):
+    if settings.admin_token is not None and not token:
         raise ProblemError(401, "Unauthorized", "the admin token is missing or wrong")
-    return _back(settings)
+    if not _form_admin(request, token):
+        raise ProblemError(401, "Unauthorized", "the admin token is missing or wrong")
+    return _back(request)
+
+
+@router.post(
+    "/status/logout",
+    summary="End the browser's admin session",
+    status_code=303,
+    responses={
+        303: {
+            "description": "back to the status page, without details",
+            "headers": {"Location": {"schema": {"type": "string"}, "example": "/status"}},
+        }
+    },
+)
+async def status_page_logout(request: Request) -> RedirectResponse:
+    answer = RedirectResponse("/status", status_code=303)
+    end_session(answer, request)
+    return answer

@@ -14,7 +14,9 @@ import pytest
 from app.kit.logs import configure_logging, log_context
 from app.kit.masking import mask_field, scrub
 from app.sandbox import keys
+from tests.support.databases import psql
 from tests.support.inprocess import inprocess_service
+from tests.support.service import running_service, wait_for
 
 
 @contextmanager
@@ -120,3 +122,56 @@ async def test_a_full_run_logs_ids_on_every_job_line_and_no_personal_data_or_sec
     assert dead[0]["record"] == created["contactId"]
     assert "ghl 422" in dead[0]["error"]
     assert all({"at", "level", "message", "logger"} <= line.keys() for line in lines)
+
+
+def test_console_lines_escape_control_and_bidi_characters_from_any_source() -> None:
+    with captured("console") as buffer:
+        logging.getLogger("app.test").warning("inbox.odd\x00id\u202e", extra={"eventId": "ab\ncd\x1b[2J"})
+    [line] = buffer.getvalue().splitlines()
+    assert "inbox.odd\\x00id\\u202e" in line
+    assert "eventId=ab\\x0acd\\x1b[2J" in line
+    assert "\x1b" not in line
+    assert "\u202e" not in line
+
+
+@pytest.mark.e2e
+@pytest.mark.postgres
+def test_a_statement_the_database_refuses_logs_and_stores_no_synced_field(postgres_url: str) -> None:
+    """Every synced field is in the refused statement's parameters; none may reach the log or /status."""
+    unique = uuid.uuid4().hex[:6]
+    person = {
+        "email": f"orla.vantablack.{unique}@example.com",
+        "phone": "+14155550199",
+        "firstName": f"Orla{unique}",
+        "lastName": f"Vantablack{unique}",
+        "companyName": f"Umbra Mills {unique}",
+        "website": f"https://umbra-{unique}.example.com",
+        "address": {
+            "line1": f"{unique} Nightjar Lane",
+            "city": f"Sablewick{unique}",
+            "state": f"Duskshire{unique}",
+            "postalCode": f"Z{unique}",
+            "country": "NZ",
+        },
+        "tags": [f"tag-{unique}"],
+    }
+    schema = postgres_url.rsplit("%3D", 1)[1]
+    # The link's email column made too short for this one: the insert that records the pair fails.
+    psql(f"ALTER TABLE {schema}.links ALTER COLUMN match_email TYPE varchar(12)")
+    with captured("json") as buffer, running_service(postgres_url, log_level="DEBUG") as service:
+        service.rankr.create(**person)
+        wait_for(lambda: any(e["status"] == "dead" for e in service.events()), what="the refused event")
+        facts = service.status()
+    text = buffer.getvalue()
+    [entry] = facts["connections"]
+    [error] = entry["latestErrors"]
+    assert error["error"] == (
+        "the event cannot be applied: database error StringDataRightTruncationError (SQLSTATE 22001)"
+    )
+    assert error["attempts"] == 1
+    assert any(json.loads(line)["message"] == "worker.event_dead" for line in text.splitlines())
+    shown = text + json.dumps(facts)
+    values = [v for v in person.values() if isinstance(v, str)]
+    values += [v for v in person["address"].values() if v != "NZ"] + [unique + " Nightjar", "4155550199"]
+    for value in values:
+        assert value not in shown, f"{value!r} was logged or shown"

@@ -11,6 +11,8 @@ from typing import Any
 
 import uvicorn
 
+from app.kit.guards import LimitedHttpTools
+
 
 def reserve_port() -> socket.socket:
     """A listening-ready socket bound to a free loopback port (pass it to ``serve``)."""
@@ -36,7 +38,7 @@ def serve(app: Any, sock: socket.socket | None = None) -> Iterator[str]:
     """Serve ``app`` until the block ends; yields its base URL (``http://127.0.0.1:PORT``)."""
     sock = sock or reserve_port()
     port = sock.getsockname()[1]
-    config = uvicorn.Config(app, log_level="warning", lifespan="on", access_log=False)
+    config = uvicorn.Config(app, log_level="warning", lifespan="on", access_log=False, http=LimitedHttpTools)
     server = uvicorn.Server(config)
     loop = asyncio.new_event_loop()
 

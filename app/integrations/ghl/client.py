@@ -18,7 +18,7 @@ from pydantic import BaseModel
 from app.errors import PermanentUpstreamError, UpstreamNotFound
 from app.integrations.ghl.schemas import GhlContact, GhlNote, GhlTask
 from app.kit.clock import format_instant
-from app.kit.http import RateLimitSnapshot, UpstreamClient, ghl_rate_limit
+from app.kit.http import RateLimitSnapshot, UpstreamClient, ghl_rate_limit, url_path
 
 TokenSource = Callable[[], Awaitable[str]]
 ModelT = TypeVar("ModelT", bound=BaseModel)
@@ -109,7 +109,7 @@ class GhlClient(UpstreamClient):
 
     async def get_contact(self, contact_id: str) -> GhlContact | None:
         try:
-            return self._contact(await self._call("GET", f"/contacts/{contact_id}"))
+            return self._contact(await self._call("GET", url_path("contacts", contact_id)))
         except UpstreamNotFound:
             return None
 
@@ -148,7 +148,7 @@ class GhlClient(UpstreamClient):
         return self._contact(body), bool(body.get("new"))
 
     async def update_contact(self, contact_id: str, fields: dict[str, Any]) -> GhlContact:
-        return self._contact(await self._call("PUT", f"/contacts/{contact_id}", json=fields))
+        return self._contact(await self._call("PUT", url_path("contacts", contact_id), json=fields))
 
     async def find_duplicate(
         self, *, email: str | None = None, phone: str | None = None
@@ -188,52 +188,56 @@ class GhlClient(UpstreamClient):
 
     async def delete_contact(self, contact_id: str) -> None:
         try:
-            await self._call("DELETE", f"/contacts/{contact_id}")
+            await self._call("DELETE", url_path("contacts", contact_id))
         except UpstreamNotFound:
             return
 
     async def add_tags(self, contact_id: str, tags: list[str]) -> None:
-        await self._call("POST", f"/contacts/{contact_id}/tags", json={"tags": tags})
+        await self._call("POST", url_path("contacts", contact_id, "tags"), json={"tags": tags})
 
     # --- tasks -------------------------------------------------------------------------------------
 
     async def get_task(self, contact_id: str, task_id: str) -> GhlTask | None:
         try:
             return _member(
-                await self._call("GET", f"/contacts/{contact_id}/tasks/{task_id}"), "task", GhlTask
+                await self._call("GET", url_path("contacts", contact_id, "tasks", task_id)), "task", GhlTask
             )
         except UpstreamNotFound:
             return None
 
     async def list_tasks(self, contact_id: str) -> list[GhlTask]:
-        return _members(await self._call("GET", f"/contacts/{contact_id}/tasks"), "tasks", GhlTask)
+        return _members(await self._call("GET", url_path("contacts", contact_id, "tasks")), "tasks", GhlTask)
 
     async def find_task(self, task_id: str, title: str | None) -> GhlTask | None:
         """Find a task of this location by id when its contact is unknown (the location task search)."""
         body: dict[str, Any] = {"limit": 100}
         if title:
             body["query"] = title
-        found = await self._call("POST", f"/locations/{self.location_id}/tasks/search", json=body)
+        found = await self._call(
+            "POST", url_path("locations", self.location_id, "tasks", "search"), json=body
+        )
         for task in _members(found, "tasks", GhlTask):
             if task.id == task_id:
                 return task
         return None
 
     async def create_task(self, contact_id: str, fields: dict[str, Any]) -> GhlTask:
-        body = await self._call("POST", f"/contacts/{contact_id}/tasks", json=fields, idempotent=False)
+        body = await self._call(
+            "POST", url_path("contacts", contact_id, "tasks"), json=fields, idempotent=False
+        )
         return _member(body, "task", GhlTask)
 
     async def update_task(self, contact_id: str, task_id: str, fields: dict[str, Any]) -> GhlTask:
-        body = await self._call("PUT", f"/contacts/{contact_id}/tasks/{task_id}", json=fields)
+        body = await self._call("PUT", url_path("contacts", contact_id, "tasks", task_id), json=fields)
         return _member(body, "task", GhlTask)
 
     async def set_task_completed(self, contact_id: str, task_id: str, completed: bool) -> GhlTask:
-        path = f"/contacts/{contact_id}/tasks/{task_id}/completed"
+        path = url_path("contacts", contact_id, "tasks", task_id, "completed")
         return _member(await self._call("PUT", path, json={"completed": completed}), "task", GhlTask)
 
     async def delete_task(self, contact_id: str, task_id: str) -> None:
         try:
-            await self._call("DELETE", f"/contacts/{contact_id}/tasks/{task_id}")
+            await self._call("DELETE", url_path("contacts", contact_id, "tasks", task_id))
         except UpstreamNotFound:
             return
 
@@ -242,25 +246,27 @@ class GhlClient(UpstreamClient):
     async def get_note(self, contact_id: str, note_id: str) -> GhlNote | None:
         try:
             return _member(
-                await self._call("GET", f"/contacts/{contact_id}/notes/{note_id}"), "note", GhlNote
+                await self._call("GET", url_path("contacts", contact_id, "notes", note_id)), "note", GhlNote
             )
         except UpstreamNotFound:
             return None
 
     async def list_notes(self, contact_id: str) -> list[GhlNote]:
-        return _members(await self._call("GET", f"/contacts/{contact_id}/notes"), "notes", GhlNote)
+        return _members(await self._call("GET", url_path("contacts", contact_id, "notes")), "notes", GhlNote)
 
     async def create_note(self, contact_id: str, fields: dict[str, Any]) -> GhlNote:
-        body = await self._call("POST", f"/contacts/{contact_id}/notes", json=fields, idempotent=False)
+        body = await self._call(
+            "POST", url_path("contacts", contact_id, "notes"), json=fields, idempotent=False
+        )
         return _member(body, "note", GhlNote)
 
     async def update_note(self, contact_id: str, note_id: str, fields: dict[str, Any]) -> GhlNote:
-        body = await self._call("PUT", f"/contacts/{contact_id}/notes/{note_id}", json=fields)
+        body = await self._call("PUT", url_path("contacts", contact_id, "notes", note_id), json=fields)
         return _member(body, "note", GhlNote)
 
     async def delete_note(self, contact_id: str, note_id: str) -> None:
         try:
-            await self._call("DELETE", f"/contacts/{contact_id}/notes/{note_id}")
+            await self._call("DELETE", url_path("contacts", contact_id, "notes", note_id))
         except UpstreamNotFound:
             return
 
@@ -268,7 +274,7 @@ class GhlClient(UpstreamClient):
 
     async def list_appointments(self, contact_id: str) -> list[dict[str, Any]]:
         """The contact's appointments as GHL shows them (GetEventSchema objects, passed through)."""
-        body = await self._call("GET", f"/contacts/{contact_id}/appointments")
+        body = await self._call("GET", url_path("contacts", contact_id, "appointments"))
         events = body.get("events") if isinstance(body, dict) else None
         return [event for event in events or () if isinstance(event, dict)]
 
@@ -276,7 +282,7 @@ class GhlClient(UpstreamClient):
 
     async def list_custom_fields(self) -> list[dict[str, Any]]:
         """The location's contact custom fields (id, name, fieldKey, dataType), as GHL lists them."""
-        path = f"/locations/{self.location_id}/customFields"
+        path = url_path("locations", self.location_id, "customFields")
         body = await self._call("GET", path, params={"model": "contact"})
         fields = body.get("customFields") if isinstance(body, dict) else None
         return [field for field in fields or () if isinstance(field, dict)]

@@ -1,12 +1,17 @@
 """The GHL marketplace install flow (what the app ``INSTALL`` / ``UNINSTALL`` webhooks change is in
 ``app_events``).
 
-``GET /oauth/ghl/install?rankrAccountId=acct_1`` redirects the admin to GHL's location chooser with
-the app's client id, the redirect URI, the scopes below and a ``state`` that is encrypted, signed and
-expires after ``STATE_TTL_SECONDS`` (it carries the Rankr account the location will be linked to).
-``GET /oauth/ghl/callback`` checks ``state``, exchanges the code at ``/oauth/token``, stores the tokens
-(encrypted) and creates (or re-activates) the connection. A tampered or expired ``state``, an
-``error`` from GHL or a failed exchange answers a plain HTML page and creates nothing.
+Starting an install binds a GHL location to a Rankr account, so it takes the admin's credentials:
+``GET /oauth/ghl/install?rankrAccountId=acct_1`` with the bearer ``ADMIN_TOKEN`` or a browser's admin
+session (``app.admin``), or ``GET /oauth/ghl/install?link=...``, a one-time link the operator made
+for one Rankr account (``rankr-ghl-sync connections install-link``, ``POST /admin/install-links``).
+It redirects to GHL's location chooser with the app's client id, the redirect URI, the scopes below
+and a random ``state``, which the browser also keeps in a cookie. ``GET /oauth/ghl/callback`` takes
+the state once (``app.connections.installs``), only from the browser that started the install and
+within ``STATE_TTL_SECONDS``, exchanges the code at ``/oauth/token``, stores the tokens (encrypted)
+and creates (or re-activates) the connection. An unknown, replayed, foreign or expired ``state``, an
+``error`` from GHL or a failed exchange answers a plain HTML page and creates nothing; refusals of a
+known state are counted on ``/status``.
 
 Agency installs (``userType: Company``) store the agency's tokens; when the agency approved exactly
 one location, a location token is minted at once (``/oauth/locationToken``); otherwise each location
@@ -16,33 +21,34 @@ is connected with ``rankr-ghl-sync connections add --ghl-location X --rankr-acco
 from __future__ import annotations
 
 import html
-import json
 import logging
-import secrets
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Annotated
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Query, Request
-from fastapi.responses import HTMLResponse, RedirectResponse
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from pydantic import BaseModel, Field
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from app.admin import request_is_admin
+from app.admin import router as admin_router
 from app.config import Settings
-from app.connections import credentials
+from app.connections import credentials, installs
 from app.connections import repository as connections
-from app.connections.models import Connection, ConnectionStatus, CredentialKind
+from app.connections.models import Connection, ConnectionStatus, CredentialKind, InstallStateKind
 from app.db import unit_of_work
 from app.errors import ProblemError, UpstreamError
 from app.integrations.ghl.oauth import GhlOAuthClient, TokenAnswer
 from app.integrations.ghl.tokens import expiry
-from app.kit.crypto import TokenCipher, UnreadableSecret
+from app.kit.crypto import TokenCipher
 
 log = logging.getLogger(__name__)
 
 router = APIRouter(tags=["install"])
 
-# Least privilege, from the endpoints the service calls (README "Scopes"):
+# Least privilege, from the endpoints the service calls (docs/connections-and-oauth.md, "Scopes"):
 #   contacts.readonly          GET /contacts/{id}, GET /contacts/search/duplicate, tasks and notes reads,
 #                              GET /contacts/{id}/appointments, and the Contact*/Task*/Note* webhooks
 #   contacts.write             POST /contacts/upsert, PUT/DELETE /contacts/{id}, POST /contacts/{id}/tags,
@@ -53,11 +59,14 @@ SCOPES = ("contacts.readonly", "contacts.write", "locations/tasks.readonly", "oa
 STATE_TTL_SECONDS = 600
 
 
-def install_url(settings: Settings, cipher: TokenCipher, rankr_account_id: str) -> str:
+STATE_COOKIE = "rankr_ghl_sync_install"
+INSTALL_LINK_TTL = timedelta(days=7)
+
+
+def install_url(settings: Settings, state: str) -> str:
     client = settings.ghl_oauth_client
     if client is None:
         raise ValueError("GHL_CLIENT_ID / GHL_CLIENT_SECRET are not configured")
-    state = cipher.encrypt(json.dumps({"rankrAccountId": rankr_account_id, "nonce": secrets.token_hex(8)}))
     query = {
         "response_type": "code",
         "redirect_uri": settings.ghl_oauth_redirect_uri,
@@ -68,16 +77,13 @@ def install_url(settings: Settings, cipher: TokenCipher, rankr_account_id: str) 
     return f"{settings.ghl_chooser_url}?{urlencode(query)}"
 
 
-def read_state(cipher: TokenCipher, state: str) -> str:
-    """The Rankr account a valid, unexpired ``state`` carries; ValueError otherwise."""
-    try:
-        data = json.loads(cipher.decrypt(state, ttl=STATE_TTL_SECONDS))
-    except (UnreadableSecret, ValueError) as exc:
-        raise ValueError("the install link is invalid or expired; start the install again") from exc
-    account = data.get("rankrAccountId") if isinstance(data, dict) else None
-    if not isinstance(account, str) or not account:
-        raise ValueError("the install link names no Rankr account")
-    return account
+async def new_install_link(
+    sessions: async_sessionmaker[AsyncSession], settings: Settings, rankr_account_id: str, now: datetime
+) -> str:
+    """A one-time link that starts the install for ``rankr_account_id``, for whoever opens it first."""
+    async with unit_of_work(sessions) as session:
+        secret = await installs.issue(session, InstallStateKind.LINK, rankr_account_id, now, INSTALL_LINK_TTL)
+    return f"{settings.public_base_url}/oauth/ghl/install?{urlencode({'link': secret})}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -189,25 +195,73 @@ def page(title: str, message: str, status: int = 200, *, items: list[str] | None
     )
 
 
+class InstallLinkRequest(BaseModel):
+    rankr_account_id: str = Field(alias="rankrAccountId", min_length=1, max_length=255)
+
+
+@admin_router.post(
+    "/install-links",
+    summary="A one-time link that installs the GHL app on a location for this Rankr account",
+)
+async def create_install_link(request: Request, body: InstallLinkRequest) -> dict[str, str]:
+    now = request.app.state.clock()
+    url = await new_install_link(
+        request.app.state.sessions, request.app.state.settings, body.rankr_account_id, now
+    )
+    return {"url": url, "expiresAt": (now + INSTALL_LINK_TTL).isoformat()}
+
+
+_START_NEEDS = (
+    "starting an install needs the admin's credentials ('Authorization: Bearer <ADMIN_TOKEN>', or sign in "
+    "on /status) or a one-time install link ('rankr-ghl-sync connections install-link')"
+)
+
+
 @router.get("/oauth/ghl/install", summary="Start the GHL marketplace install (redirects to GHL)")
 async def start_install(
-    request: Request, rankr_account_id: Annotated[str | None, Query(alias="rankrAccountId")] = None
-) -> RedirectResponse:
+    request: Request,
+    rankr_account_id: Annotated[str | None, Query(alias="rankrAccountId")] = None,
+    link: Annotated[str | None, Query(description="a one-time install link's secret")] = None,
+) -> Response:
     settings: Settings = request.app.state.settings
-    account = (rankr_account_id or settings.rankr_account_id or "").strip()
-    if not account and settings.sandbox_mode:
-        from app.sandbox import keys
+    sessions = request.app.state.sessions
+    now = request.app.state.clock()
+    if link is not None:
+        async with unit_of_work(sessions) as session:
+            used = await installs.use(session, InstallStateKind.LINK, link, now)
+        if used.rankr_account_id is None:
+            log.warning("install.link_refused")
+            return page("The install cannot start", used.refusal or "", 403)
+        account = used.rankr_account_id
+    else:
+        if not request_is_admin(request):
+            raise ProblemError(401, "Unauthorized", _START_NEEDS, headers={"WWW-Authenticate": "Bearer"})
+        account = (rankr_account_id or settings.rankr_account_id or "").strip()
+        if not account and settings.sandbox_mode:
+            from app.sandbox import keys
 
-        account = keys.RANKR_ACCOUNT_ID
-    if not account:
-        raise ProblemError(400, "Bad Request", "rankrAccountId is required: the Rankr account to link")
-    if len(account) > 255:
-        raise ProblemError(400, "Bad Request", "rankrAccountId is too long")
-    try:
-        url = install_url(settings, request.app.state.registry.tokens.cipher, account)
-    except ValueError as exc:
-        raise ProblemError(503, "Service Unavailable", str(exc)) from exc
-    return RedirectResponse(url, status_code=302)
+            account = keys.RANKR_ACCOUNT_ID
+        if not account:
+            raise ProblemError(400, "Bad Request", "rankrAccountId is required: the Rankr account to link")
+        if len(account) > 255:
+            raise ProblemError(400, "Bad Request", "rankrAccountId is too long")
+    if settings.ghl_oauth_client is None:
+        raise ProblemError(503, "Service Unavailable", "GHL_CLIENT_ID / GHL_CLIENT_SECRET are not configured")
+    ttl = timedelta(seconds=STATE_TTL_SECONDS)
+    async with unit_of_work(sessions) as session:
+        state = await installs.issue(session, InstallStateKind.STATE, account, now, ttl)
+    answer = RedirectResponse(install_url(settings, state), status_code=302)
+    # SameSite=Lax: GHL sends the browser back with a top-level GET from its own site.
+    answer.set_cookie(
+        STATE_COOKIE,
+        state,
+        max_age=STATE_TTL_SECONDS,
+        path="/oauth/ghl",
+        httponly=True,
+        samesite="lax",
+        secure=request.url.scheme == "https",
+    )
+    return answer
 
 
 @router.get(
@@ -222,17 +276,33 @@ async def install_callback(
     error: str | None = None,
     error_description: str | None = None,
 ) -> HTMLResponse:
+    answer = await _finish_install(request, code, state, error, error_description)
+    answer.delete_cookie(STATE_COOKIE, path="/oauth/ghl", httponly=True, samesite="lax")
+    return answer
+
+
+async def _finish_install(
+    request: Request, code: str | None, state: str | None, error: str | None, error_description: str | None
+) -> HTMLResponse:
     registry = request.app.state.registry
     cipher: TokenCipher = registry.tokens.cipher
     if error:
         log.warning("install.refused_by_ghl", extra={"error": error[:100]})
         detail = f"GHL answered: {error}" + (f" ({error_description})" if error_description else "")
         return page("The app was not installed", detail[:500], 400)
-    try:
-        rankr_account = read_state(cipher, state or "")
-    except ValueError as exc:
-        log.warning("install.bad_state")
-        return page("The app was not installed", str(exc), 400)
+    async with unit_of_work(request.app.state.sessions) as session:
+        used = await installs.use(
+            session,
+            InstallStateKind.STATE,
+            state or "",
+            request.app.state.clock(),
+            browser_secret=request.cookies.get(STATE_COOKIE),
+            check_browser=True,
+        )
+    if used.rankr_account_id is None:
+        log.warning("install.bad_state", extra={"reason": used.refusal})
+        return page("The app was not installed", used.refusal or "", 400)
+    rankr_account = used.rankr_account_id
     if not code:
         return page("The app was not installed", "GHL sent no authorization code.", 400)
     oauth = registry.ghl_oauth()

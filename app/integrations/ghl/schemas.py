@@ -6,7 +6,7 @@ from typing import Any
 
 from pydantic import Field
 
-from app.integrations.wire import WireModel
+from app.integrations.wire import Email, Phone, RecordId, WireModel
 
 
 class GhlCustomField(WireModel):
@@ -73,6 +73,8 @@ class GhlWebhook(WireModel):
     timestamp: str = Field(min_length=1)
     location_id: str | None = Field(default=None, min_length=1, max_length=255)
     company_id: str | None = Field(default=None, min_length=1, max_length=255)
-    id: str | None = Field(default=None, min_length=1, max_length=255)
-    contact_id: str | None = Field(default=None, min_length=1, max_length=255)
+    id: RecordId | None = None
+    contact_id: RecordId | None = None
     appointment: dict[str, Any] | None = None
+    email: Email | None = None
+    phone: Phone | None = None

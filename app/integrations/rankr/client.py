@@ -18,7 +18,7 @@ import httpx
 from app.errors import PermanentUpstreamError, UpstreamError, UpstreamNotFound
 from app.integrations.rankr.schemas import RankrContact, RankrNote, RankrTask
 from app.kit.clock import format_instant
-from app.kit.http import RateLimitSnapshot, UpstreamClient, rankr_rate_limit
+from app.kit.http import RateLimitSnapshot, UpstreamClient, rankr_rate_limit, url_path
 
 SCOPES = "contacts.read contacts.write tasks.read tasks.write notes.read notes.write"
 # Renew this long before the token expires, so no request goes out with a token about to lapse.
@@ -103,7 +103,7 @@ class RankrClient(UpstreamClient):
 
     async def get_contact(self, contact_id: str) -> RankrContact | None:
         try:
-            return RankrContact.model_validate(await self._call("GET", f"/contacts/{contact_id}"))
+            return RankrContact.model_validate(await self._call("GET", url_path("contacts", contact_id)))
         except UpstreamNotFound:
             return None
 
@@ -135,11 +135,13 @@ class RankrClient(UpstreamClient):
         return CreateResult(contact=RankrContact.model_validate(body), existing_id=None)
 
     async def update_contact(self, contact_id: str, fields: dict[str, Any]) -> RankrContact:
-        return RankrContact.model_validate(await self._call("PUT", f"/contacts/{contact_id}", json=fields))
+        return RankrContact.model_validate(
+            await self._call("PUT", url_path("contacts", contact_id), json=fields)
+        )
 
     async def delete_contact(self, contact_id: str) -> None:
         try:
-            await self._call("DELETE", f"/contacts/{contact_id}")
+            await self._call("DELETE", url_path("contacts", contact_id))
         except UpstreamNotFound:
             return
 
@@ -148,50 +150,60 @@ class RankrClient(UpstreamClient):
     async def get_task(self, contact_id: str, task_id: str) -> RankrTask | None:
         try:
             return RankrTask.model_validate(
-                await self._call("GET", f"/contacts/{contact_id}/tasks/{task_id}")
+                await self._call("GET", url_path("contacts", contact_id, "tasks", task_id))
             )
         except UpstreamNotFound:
             return None
 
     async def list_tasks(self, contact_id: str) -> list[RankrTask]:
-        return [RankrTask.model_validate(item) async for item in self._pages(f"/contacts/{contact_id}/tasks")]
+        return [
+            RankrTask.model_validate(item)
+            async for item in self._pages(url_path("contacts", contact_id, "tasks"))
+        ]
 
     async def create_task(self, contact_id: str, fields: dict[str, Any]) -> RankrTask:
-        body = await self._call("POST", f"/contacts/{contact_id}/tasks", json=fields, idempotent=False)
+        body = await self._call(
+            "POST", url_path("contacts", contact_id, "tasks"), json=fields, idempotent=False
+        )
         return RankrTask.model_validate(body)
 
     async def update_task(self, contact_id: str, task_id: str, fields: dict[str, Any]) -> RankrTask:
-        body = await self._call("PUT", f"/contacts/{contact_id}/tasks/{task_id}", json=fields)
+        body = await self._call("PUT", url_path("contacts", contact_id, "tasks", task_id), json=fields)
         return RankrTask.model_validate(body)
 
     async def delete_task(self, contact_id: str, task_id: str) -> None:
         with suppress(UpstreamNotFound):
-            await self._call("DELETE", f"/contacts/{contact_id}/tasks/{task_id}")
+            await self._call("DELETE", url_path("contacts", contact_id, "tasks", task_id))
 
     async def get_note(self, contact_id: str, note_id: str) -> RankrNote | None:
         try:
             return RankrNote.model_validate(
-                await self._call("GET", f"/contacts/{contact_id}/notes/{note_id}")
+                await self._call("GET", url_path("contacts", contact_id, "notes", note_id))
             )
         except UpstreamNotFound:
             return None
 
     async def list_notes(self, contact_id: str) -> list[RankrNote]:
-        return [RankrNote.model_validate(item) async for item in self._pages(f"/contacts/{contact_id}/notes")]
+        return [
+            RankrNote.model_validate(item)
+            async for item in self._pages(url_path("contacts", contact_id, "notes"))
+        ]
 
     async def create_note(self, contact_id: str, body: str) -> RankrNote:
         answer = await self._call(
-            "POST", f"/contacts/{contact_id}/notes", json={"body": body}, idempotent=False
+            "POST", url_path("contacts", contact_id, "notes"), json={"body": body}, idempotent=False
         )
         return RankrNote.model_validate(answer)
 
     async def update_note(self, contact_id: str, note_id: str, body: str) -> RankrNote:
-        answer = await self._call("PUT", f"/contacts/{contact_id}/notes/{note_id}", json={"body": body})
+        answer = await self._call(
+            "PUT", url_path("contacts", contact_id, "notes", note_id), json={"body": body}
+        )
         return RankrNote.model_validate(answer)
 
     async def delete_note(self, contact_id: str, note_id: str) -> None:
         with suppress(UpstreamNotFound):
-            await self._call("DELETE", f"/contacts/{contact_id}/notes/{note_id}")
+            await self._call("DELETE", url_path("contacts", contact_id, "notes", note_id))
 
     async def _pages(self, path: str, **params: str) -> AsyncIterator[dict[str, Any]]:
         """Every item of a paged list (``Page``: ``data`` and ``nextCursor``)."""

@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from app.integrations.wire import WireModel
+from app.integrations.wire import Email, Instant, Phone, RecordId, WireModel
 
 ContactEventType = Literal["contact.created", "contact.updated", "contact.deleted"]
 TaskEventType = Literal["task.created", "task.updated", "task.completed", "task.deleted"]
@@ -63,17 +63,21 @@ class RankrNote(WireModel):
 class RankrEventData(WireModel):
     """The id fields every event's ``data`` must carry (the rest is read by the sync)."""
 
-    contact_id: str | None = Field(default=None, min_length=1, max_length=255)
-    task_id: str | None = Field(default=None, min_length=1, max_length=255)
-    note_id: str | None = Field(default=None, min_length=1, max_length=255)
-    last_modified: datetime
+    contact_id: RecordId | None = None
+    task_id: RecordId | None = None
+    note_id: RecordId | None = None
+    last_modified: Instant
+    created_at: Instant | None = None
+    due_date: Instant | None = None
+    email: Email | None = None
+    phone: Phone | None = None
 
 
 class RankrWebhook(WireModel):
     """A Rankr webhook body (WebhookEvent)."""
 
     type: RankrEventType
-    timestamp: datetime
+    timestamp: Instant
     account_id: str = Field(min_length=1, max_length=255)
     data: RankrEventData
 
