@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hmac
 import secrets
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Request, Response
 from itsdangerous import BadSignature, TimestampSigner
@@ -131,3 +131,16 @@ router = APIRouter(
     dependencies=[Depends(require_admin)],
     responses=problem(401, "Unauthorized", UNAUTHORIZED_DETAIL),
 )
+
+
+@router.post(
+    "/connections/{connection_id}/verify",
+    summary="Check a connection against GHL and Rankr now (read-only calls); the outcome is stored",
+    responses=problem(404, "Not Found", "no connection 7"),
+)
+async def verify_connection(connection_id: int, request: Request) -> dict[str, Any]:
+    outcomes = await request.app.state.verifier(connection_id)
+    if not outcomes:
+        raise ProblemError(404, "Not Found", f"no connection {connection_id}")
+    result: dict[str, Any] = outcomes[0].as_json()
+    return result

@@ -263,12 +263,15 @@ def status(
     if as_json:
         typer.echo(json.dumps(facts, indent=2))
         return
-    typer.echo(f"overall: {facts['status']}   ({facts['generatedAt']})")
+    typer.echo(f"overall: {facts['status']}   ({facts['generatedAt']})\n  {facts['message']}")
+    for problem in facts["problems"]:
+        typer.echo(f"  ! connection {problem['connectionId']} ({problem['name']}): {problem['reason']}")
     for entry in facts["connections"]:
         events = entry["events"]
         typer.echo(
             f"\nconnection {entry['id']}  {entry['name']}  [{entry['state']}]  "
             f"{entry['health']['level'].upper()} {'; '.join(entry['health']['reasons'])}\n"
+            f"  verification    {verification_line(entry['verification'])}\n"
             f"  events   pending {events['pending']}  processing {events['processing']}  "
             f"retrying {events['retrying']}  dead {events['dead']}  done {events['done']}  "
             f"skipped {events['skipped']}\n"
@@ -401,13 +404,27 @@ async def _replay(settings: Settings, selection: Any) -> int:
             raise typer.Exit(2) from exc
 
 
+def verification_line(verification: dict[str, Any]) -> str:
+    from app.connections.verify import Problem, describe
+
+    problem = verification["problem"]
+    line = describe(
+        verification["verified"],
+        Problem(**problem) if problem else None,
+        verification["locationName"],
+    )
+    if verification["state"] == "unchecked":
+        line = "not verified yet"
+    return line + (f"  (checked {verification['checkedAt']})" if verification["checkedAt"] else "")
+
+
 async def _collect(settings: Settings) -> dict[str, Any]:
     from app.db import opened
     from app.health import collect_status
     from app.kit.clock import utcnow
 
     async with opened(settings.database_url) as (_, sessions):
-        return await collect_status(sessions, utcnow, detailed=True)
+        return await collect_status(sessions, utcnow, settings, detailed=True)
 
 
 def _database_problem_line(problem: DatabaseProblem) -> str:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 from sqlalchemy import delete, select
@@ -11,6 +11,9 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.config import Settings
 from app.kit.loop import run as run_async
+
+if TYPE_CHECKING:
+    from app.integrations.registry import UpstreamRegistry
 
 T = TypeVar("T")
 
@@ -36,6 +39,20 @@ def _run(work: Callable[[Settings, async_sessionmaker[AsyncSession]], Awaitable[
             return await work(settings, sessions)
 
     return run_async(main())
+
+
+async def _verified(
+    settings: Settings,
+    sessions: async_sessionmaker[AsyncSession],
+    registry: UpstreamRegistry,
+    connection_id: int,
+) -> str:
+    """Verify a connection just added; the line to print under it."""
+    from app.connections.verify import verify_all
+    from app.kit.clock import utcnow
+
+    [outcome] = await verify_all(sessions, registry, settings, utcnow, connection_id=connection_id)
+    return f"  {outcome.line()}"
 
 
 def _fail(message: str) -> typer.Exit:
@@ -121,7 +138,8 @@ def add(
                         access_token=ghl_token.strip(),
                         now=now,
                     )
-                return f"connection {connection.id}: Rankr {rankr_account} <-> GHL {ghl_location} (private)"
+                added = f"connection {connection.id}: Rankr {rankr_account} <-> GHL {ghl_location} (private)"
+                return f"{added}\n{await _verified(settings, sessions, registry, connection.id)}"
             async with sessions() as session:
                 if company:
                     agency = await credentials.agency(session, company)
@@ -143,7 +161,8 @@ def add(
                 )
                 return (
                     f"connection {connection_id}: Rankr {rankr_account} <-> GHL {ghl_location} "
-                    f"(location token minted from agency {agency.company_id})"
+                    f"(location token minted from agency {agency.company_id})\n"
+                    f"{await _verified(settings, sessions, registry, connection_id)}"
                 )
             url = await new_install_link(sessions, settings, rankr_account, now)
             return f"open this one-time link to install the app on the location (OAuth):\n{url}"
@@ -207,6 +226,37 @@ def disable(connection_id: Annotated[int, typer.Argument(help="connection id (se
 def remove(connection_id: Annotated[int, typer.Argument(help="connection id (see 'list')")]) -> None:
     """Delete a connection with its credentials, links and budgets (its events stay, as unrouted)."""
     _set_status(connection_id, remove=True)
+
+
+@connections_cli.command("verify")
+def verify(
+    connection_id: Annotated[
+        int | None, typer.Argument(help="connection id (see 'list'); every connection when left out")
+    ] = None,
+) -> None:
+    """Check connections against GHL and Rankr now (read-only calls); exit 1 when any is not verified."""
+    from app.connections.verify import Verification, verify_all
+    from app.integrations.registry import UpstreamRegistry
+    from app.kit.clock import utcnow
+
+    async def work(settings: Settings, sessions: async_sessionmaker[AsyncSession]) -> list[Verification]:
+        registry = UpstreamRegistry(settings, utcnow, sessions.kw["bind"], holder="cli")
+        try:
+            return await verify_all(sessions, registry, settings, utcnow, connection_id=connection_id)
+        finally:
+            await registry.aclose()
+
+    outcomes = _run(work)
+    if not outcomes and connection_id is not None:
+        raise _fail(f"no connection {connection_id}")
+    if not outcomes:
+        from app.connections.verify import unconfigured_hint
+
+        raise _fail(unconfigured_hint(_settings()))
+    for outcome in outcomes:
+        typer.echo(f"connection {outcome.connection_id}: {outcome.line()}")
+    if not all(outcome.verified for outcome in outcomes):
+        raise typer.Exit(1)
 
 
 @connections_cli.command("rekey")

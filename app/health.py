@@ -21,6 +21,7 @@ from app.connections import credentials as ghl_credentials
 from app.connections import installs
 from app.connections import repository as connections
 from app.connections.models import CredentialKind, CredentialState, GhlCredential
+from app.connections.verify import unconfigured_hint, verification_json
 from app.db_problems import MIGRATE, DatabaseProblem, ProblemKind, database_problem
 from app.errors import ProblemError
 from app.inbox import repository as inbox
@@ -96,15 +97,18 @@ def token_state(row: GhlCredential, now: datetime, margin_seconds: float) -> dic
 async def collect_status(
     sessions: async_sessionmaker[AsyncSession],
     clock: Clock,
+    settings: Settings,
     *,
     detailed: bool,
     token_expiry: dict[int, datetime | None] | None = None,
-    settings_margin: float = 300.0,
 ) -> dict[str, Any]:
-    """Per connection: events by status, oldest open event, last syncs, links, tokens, rate budget."""
+    """Per connection: verification, events by status, oldest open event, last syncs, links, tokens,
+    rate budget; overall: ``ok`` only when there is a connection and each one is verified and syncing,
+    ``unconfigured`` without any, else ``degraded`` with the ``problems`` of each failing connection."""
     now = clock()
     async with sessions() as session:
         rows = await connections.all_connections(session)
+        checks = await connections.verifications(session)
         counts = await inbox.status_counts(session)
         oldest = await inbox.oldest_open(session)
         linked = await links.link_counts(session)
@@ -113,7 +117,7 @@ async def collect_status(
             (budget.connection_id, budget.upstream): budget for budget in await connections.budgets(session)
         }
         tokens = {
-            row.connection_id: token_state(row, now, settings_margin)
+            row.connection_id: token_state(row, now, settings.ghl_token_refresh_margin_seconds)
             for row in await ghl_credentials.all_credentials(session)
             if row.connection_id is not None
         }
@@ -139,6 +143,7 @@ async def collect_status(
             "id": connection.id,
             "name": connection.name,
             "state": connection.status,
+            "verification": verification_json(checks.get(connection.id)),
             "events": events_for(keys),
             "oldestPendingAgeSeconds": round((now - first_open).total_seconds(), 1) if first_open else None,
             "lastSyncToGhlAt": _iso(connection.last_synced_to_ghl_at),
@@ -210,9 +215,26 @@ async def collect_status(
         if detailed:
             latest_refusal["rankrAccountId"] = refused.latest_rankr_account_id
     unrouted = {account: None for account, _ in counts if account not in known}
-    stuck = sum(entry["events"][EventStatus.DEAD] for entry in result)
+    problems = [
+        {"connectionId": entry["id"], "name": entry["name"], "reason": reason}
+        for entry in result
+        if entry["health"]["level"] == "red" or not entry["verification"]["verified"]
+        for reason in entry["health"]["reasons"]
+    ]
+    if not result:
+        overall = "unconfigured"
+        message = unconfigured_hint(settings)
+    elif problems:
+        overall = "degraded"
+        failing = len({problem["connectionId"] for problem in problems})
+        message = f"{failing} of {len(result)} connection(s) need attention"
+    else:
+        overall = "ok"
+        message = f"{len(result)} connection(s), each verified and syncing"
     return {
-        "status": "degraded" if stuck else "ok",
+        "status": overall,
+        "message": message,
+        "problems": problems,
         "generatedAt": now.isoformat(),
         "connections": result,
         "installs": {"refusedCallbacks": refused.count, "latestRefusal": latest_refusal},
@@ -261,11 +283,7 @@ async def status(
         connection_id: registry.rankr_token_expiry(connection_id) for connection_id in registry.connection_ids
     }
     facts = await collect_status(
-        request.app.state.sessions,
-        request.app.state.clock,
-        detailed=detailed,
-        token_expiry=expiry,
-        settings_margin=settings.ghl_token_refresh_margin_seconds,
+        request.app.state.sessions, request.app.state.clock, settings, detailed=detailed, token_expiry=expiry
     )
     if "text/html" in accept:
         notice = f"{replayed} dead event(s) put back in the queue" if replayed is not None else None

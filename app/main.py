@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
 import httpx
@@ -18,6 +18,7 @@ from app.backfill import routes as _backfill_routes  # noqa: F401 - adds /admin/
 from app.backfill.service import ReconcileLoop
 from app.config import Settings
 from app.connections import repository as connections
+from app.connections.verify import Verifier, unconfigured_hint
 from app.db import create_engine, dispose, is_postgres, session_factory, unit_of_work
 from app.db_problems import FATAL_AT_START, DatabaseNotUsable
 from app.health import head_revision, schema_problem
@@ -45,6 +46,7 @@ from app.worker import Worker, worker_name
 log = logging.getLogger(__name__)
 
 OPERATOR_BODY_BYTES = 256 * 1024
+START_RECHECK_SECONDS = (2.0, 10.0, 60.0)
 
 
 async def seed_connection(app: FastAPI, settings: Settings, clock: Clock) -> None:
@@ -62,6 +64,29 @@ async def seed_connection(app: FastAPI, settings: Settings, clock: Clock) -> Non
         log.error("connections.seed_conflict", extra={"error": str(exc)})
 
 
+async def verify_at_start(app: FastAPI, settings: Settings) -> None:
+    """Check every active connection against the real APIs, in the background of start-up.
+
+    Readiness does not wait for it: a slow or down upstream must not keep webhooks out. The outcome
+    is stored and shown on /status; a start-up without any connection says how to add one.
+    """
+    verifier: Verifier = app.state.verifier
+    try:
+        outcomes = await verifier(active_only=True)
+        if not outcomes:
+            log.warning("connections.none", extra={"hint": unconfigured_hint(settings)})
+        # An upstream that did not answer (or this server, in sandbox mode, not listening yet) is
+        # asked again a little later, so a blip at start-up does not leave a connection unverified.
+        for delay in START_RECHECK_SECONDS:
+            unsure = [o.connection_id for o in outcomes if o.problem is not None and not o.problem.conclusive]
+            if not unsure:
+                return
+            await asyncio.sleep(delay)
+            outcomes = [outcome for connection_id in unsure for outcome in await verifier(connection_id)]
+    except Exception as exc:  # the service runs on; /status shows the connections as not verified
+        log.warning("connections.verify_failed", extra={"reason": type(exc).__name__})
+
+
 def sandbox_config(settings: Settings, clock: Clock = utcnow) -> SandboxConfig:
     return SandboxConfig(webhook_target=settings.public_base_url, clock=clock)
 
@@ -70,16 +95,12 @@ def create_app(
     settings: Settings | None = None,
     *,
     clock: Clock = utcnow,
-    transport: httpx.AsyncBaseTransport | None = None,
+    upstream_transport: Callable[[FastAPI], httpx.AsyncBaseTransport] | None = None,
 ) -> FastAPI:
-    """The service; ``transport`` carries every request it makes (upstream calls, the sandboxes'
-    webhooks) instead of the network, so tests can run it and its sandboxes in one process."""
+    """The service. ``upstream_transport`` (tests) carries the requests it makes without the network:
+    its upstream API calls and, in sandbox mode, the sandboxes' webhooks to it."""
     settings = settings or Settings()
-    sandbox = (
-        Sandbox(sandbox_config(settings, clock), webhook_transport=transport)
-        if settings.sandbox_mode
-        else None
-    )
+    sandbox = Sandbox(sandbox_config(settings, clock)) if settings.sandbox_mode else None
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -93,6 +114,7 @@ def create_app(
             raise DatabaseNotUsable(problem)
         writer = await open_writer(settings.database_url)
         name = worker_name()
+        transport = upstream_transport(app) if upstream_transport is not None else None
         registry = UpstreamRegistry(settings, clock, engine, holder=name, transport=transport)
         worker: Worker | None = None
         if settings.run_worker_in_process:
@@ -118,6 +140,7 @@ def create_app(
         app.state.clock = clock
         app.state.sessions = sessions
         app.state.registry = registry
+        app.state.verifier = Verifier(sessions, registry, settings, clock)
         app.state.head_revision = revision
         app.state.worker = worker
         app.state.intake = IntakeContext(
@@ -127,15 +150,18 @@ def create_app(
             rankr_secrets=settings.rankr_secrets,
             ghl_verifier=settings.ghl_verifier,
         )
+        verify_task = None
         if problem is None:
             await seed_connection(app, settings, clock)
+            verify_task = asyncio.create_task(verify_at_start(app, settings), name="verify")
         else:
             # Said once here; /readyz answers 503 with it and the worker waits without a word.
             log.warning("db.not_ready", extra={"reason": str(problem)})
             if worker is not None:
                 worker.database_problem_reported(str(problem))
+        app.state.start_verification = verify_task
         if sandbox is not None:
-            await sandbox.start()
+            await sandbox.start(transport)
         worker_task = asyncio.create_task(worker.run(), name="worker") if worker else None
         reconcile_task = None
         if worker is not None and settings.reconcile_interval_seconds > 0:
@@ -150,7 +176,7 @@ def create_app(
             yield
         finally:
             # A reconciliation or backfill cut short here resumes from its checkpoint next time.
-            await cancel_and_wait(reconcile_task, *getattr(app.state, "sync_runs", ()))
+            await cancel_and_wait(verify_task, reconcile_task, *getattr(app.state, "sync_runs", ()))
             if worker is not None and worker_task is not None:
                 worker.stop()
                 await worker_task

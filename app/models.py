@@ -2,7 +2,7 @@
 
 from app.automation.models import RuleRun
 from app.backfill.models import StagedContact, SyncJob
-from app.connections.models import Connection, InstallState, RateBudget
+from app.connections.models import Connection, ConnectionVerification, InstallState, RateBudget
 from app.db import Base
 from app.inbox.models import WebhookEvent
 from app.sync.models import AuditEntry, Link
@@ -11,6 +11,7 @@ __all__ = [
     "AuditEntry",
     "Base",
     "Connection",
+    "ConnectionVerification",
     "InstallState",
     "Link",
     "RateBudget",

@@ -9,6 +9,8 @@ from pathlib import Path
 import pytest
 from cryptography.fernet import Fernet
 
+from app.sandbox import SandboxConfig, create_standalone_app
+from tests.support.server import serve
 from tests.test_cli import env, run
 
 __all__ = ["env"]
@@ -89,3 +91,61 @@ def test_rekey_re_encrypts_with_the_newest_key(env: dict[str, str], tmp_path: Pa
     bad = run(["connections", "list"], {**env, "TOKEN_ENCRYPTION_KEY": "not-a-key"})
     assert bad.returncode == 2
     assert "TOKEN_ENCRYPTION_KEY" in bad.stderr
+
+
+def test_connections_are_verified_when_added_and_on_demand(env: dict[str, str]) -> None:
+    config = SandboxConfig(webhook_target=None)
+    with serve(create_standalone_app(config)) as url:
+        sandboxed = {**env, "PUBLIC_URL": url}
+        assert run(["migrate"], sandboxed).returncode == 0
+        location, account = config.ghl_location_id, config.rankr_account_id
+        good = ["--ghl-location", location, "--rankr-account", account, "--ghl-token", config.ghl_token]
+        added = run(["connections", "add", *good], sandboxed)
+        assert added.returncode == 0, added.stderr
+        assert "verified (GHL location 'Sandbox sub-account')" in added.stdout
+
+        elsewhere = [
+            "--ghl-location",
+            "LocElsewhere",
+            "--rankr-account",
+            "acct_b",
+            "--ghl-token",
+            config.ghl_token,
+        ]
+        added = run(["connections", "add", *elsewhere], sandboxed)
+        assert added.returncode == 0, added.stderr  # the connection exists; its problem is named
+        assert "failed [ghl_location_unknown]" in added.stdout
+        assert "Fix: check the connection's --ghl-location" in added.stdout
+
+        one = run(["connections", "verify", "1"], sandboxed)
+        assert one.returncode == 0, one.stderr
+        assert one.stdout.startswith("connection 1: verified")
+        every = run(["connections", "verify"], sandboxed)
+        assert every.returncode == 1
+        assert [line.split(":")[0] for line in every.stdout.splitlines()] == ["connection 1", "connection 2"]
+        assert "connection 2: failed [ghl_location_unknown]" in every.stdout
+        assert config.ghl_token not in every.stdout
+        unknown = run(["connections", "verify", "9"], sandboxed)
+        assert unknown.returncode == 1
+        assert "no connection 9" in unknown.stderr
+
+        status = run(["status"], sandboxed)
+        assert status.returncode == 0, status.stderr
+        assert status.stdout.startswith("overall: degraded")
+        assert (
+            "! connection 2 (acct_b <-> LocElsewhere): not verified: GHL location LocElsewhere"
+            in status.stdout
+        )
+        assert "  verification    verified (GHL location 'Sandbox sub-account')  (checked " in status.stdout
+        assert "  verification    failed [ghl_location_unknown]" in status.stdout
+
+        assert run(["connections", "remove", "2"], sandboxed).returncode == 0
+        status = run(["status"], sandboxed)
+        assert status.stdout.startswith("overall: ok"), status.stdout
+
+
+def test_verify_without_any_connection_says_how_to_add_one(env: dict[str, str]) -> None:
+    assert run(["migrate"], env).returncode == 0
+    result = run(["connections", "verify"], env)
+    assert result.returncode == 1
+    assert "no connection yet" in result.stderr

@@ -21,12 +21,14 @@ async def test_readyz_reports_an_unmigrated_database(tmp_path: Path) -> None:
 
 
 async def test_readyz_and_status_on_a_migrated_database(database_url: str) -> None:
-    async with inprocess_service(database_url) as service:
+    async with inprocess_service(database_url) as service:  # the start-up verification is done
         await service.ghl.control(rate_max=100)  # the documented budget, which the status reports
         assert (await service.http.get(f"{service.url}/readyz")).json() == {"status": "ready"}
         facts = await service.status()
-        [connection] = facts["connections"]
         assert facts["status"] == "ok"
+        [connection] = facts["connections"]
+        assert connection["verification"]["verified"] is True
+        assert connection["verification"]["locationName"] == "Sandbox sub-account"
         assert connection["events"] == {
             "pending": 0, "processing": 0, "retrying": 0, "done": 0, "skipped": 0, "dead": 0
         }  # fmt: skip

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import CheckConstraint, Float, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy import Boolean, CheckConstraint, Float, ForeignKey, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.db import Base, UTCDateTime
@@ -130,3 +130,23 @@ class InstallState(Base):
     refusals: Mapped[int] = mapped_column(Integer, default=0)
     refused_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
     refusal: Mapped[str | None] = mapped_column(String(200), default=None)
+
+
+class ConnectionVerification(Base):
+    """The latest check of a connection against the real APIs (``app.connections.verify``).
+
+    ``verified`` is true only when every check passed. A problem carries a stable ``problem_code``,
+    the plain-language reason and what to do about it; no token or personal data is stored here.
+    """
+
+    __tablename__ = "connection_verifications"
+
+    connection_id: Mapped[int] = mapped_column(
+        ForeignKey("connections.id", ondelete="CASCADE"), primary_key=True
+    )
+    verified: Mapped[bool] = mapped_column(Boolean)
+    checked_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    problem_code: Mapped[str | None] = mapped_column(String(64), default=None)
+    problem_reason: Mapped[str | None] = mapped_column(Text, default=None)
+    problem_fix: Mapped[str | None] = mapped_column(Text, default=None)
+    location_name: Mapped[str | None] = mapped_column(String(255), default=None)

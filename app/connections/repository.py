@@ -11,7 +11,7 @@ from sqlalchemy import ColumnElement, Float, Integer, Update, bindparam, case, s
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
-from app.connections.models import Connection, ConnectionStatus, RateBudget
+from app.connections.models import Connection, ConnectionStatus, ConnectionVerification, RateBudget
 from app.db import table_of
 from app.kit.http import RateLimitSnapshot
 from app.kit.pacing import Grant, SlotRequest, seconds_to_midnight
@@ -207,3 +207,41 @@ async def save_budget(
 
 async def budgets(session: AsyncSession) -> Sequence[RateBudget]:
     return (await session.execute(select(RateBudget))).scalars().all()
+
+
+async def to_verify(
+    session: AsyncSession, connection_id: int | None, *, active_only: bool
+) -> Sequence[Connection]:
+    """One connection (``connection_id``) or all, only the active ones with ``active_only``."""
+    query = select(Connection).order_by(Connection.id)
+    if connection_id is not None:
+        query = query.where(Connection.id == connection_id)
+    if active_only:
+        query = query.where(Connection.status == ConnectionStatus.ACTIVE)
+    return (await session.execute(query)).scalars().all()
+
+
+async def save_verification(
+    session: AsyncSession,
+    connection_id: int,
+    *,
+    checked_at: datetime,
+    problem: dict[str, str] | None,
+    location_name: str | None,
+) -> None:
+    """Record the latest verification of a connection (``problem``: code, reason, fix; None: verified)."""
+    row = await session.get(ConnectionVerification, connection_id)
+    if row is None:
+        row = ConnectionVerification(connection_id=connection_id)
+        session.add(row)
+    row.verified = problem is None
+    row.checked_at = checked_at
+    row.problem_code = problem["code"] if problem else None
+    row.problem_reason = problem["reason"] if problem else None
+    row.problem_fix = problem["fix"] if problem else None
+    row.location_name = location_name
+
+
+async def verifications(session: AsyncSession) -> dict[int, ConnectionVerification]:
+    rows = (await session.execute(select(ConnectionVerification))).scalars().all()
+    return {row.connection_id: row for row in rows}

@@ -146,7 +146,7 @@ def build_http_client(
 ) -> httpx.AsyncClient:
     """The long-lived client of one upstream, with explicit timeouts and a bounded pool.
 
-    ``transport`` replaces the network (tests send the requests to ASGI apps in the same process).
+    ``transport`` replaces the network (tests serve the sandboxes in-process over ``ASGITransport``).
     """
     timeout = httpx.Timeout(timeout_seconds, connect=min(5.0, timeout_seconds))
     limits = httpx.Limits(max_connections=50, max_keepalive_connections=20)

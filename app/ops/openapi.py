@@ -83,12 +83,27 @@ READY: dict[int | str, Any] = {
 }
 STATUS_EXAMPLE = {
     "status": "degraded",
+    "message": "1 of 1 connection(s) need attention",
+    "problems": [
+        {
+            "connectionId": 1,
+            "name": "acct_8Kd2 <-> ve9EPM428h8vShlRW1KT",
+            "reason": "1 dead event(s) need a replay or a fix",
+        }
+    ],
     "generatedAt": "2026-11-26T10:20:00+00:00",
     "connections": [
         {
             "id": 1,
             "name": "acct_8Kd2 <-> ve9EPM428h8vShlRW1KT",
             "state": "active",
+            "verification": {
+                "verified": True,
+                "state": "verified",
+                "checkedAt": "2026-11-26T08:00:02+00:00",
+                "problem": None,
+                "locationName": "Dentist Downtown",
+            },
             "events": {"pending": 2, "processing": 1, "retrying": 0, "done": 812, "skipped": 4, "dead": 1},
             "oldestPendingAgeSeconds": 3.2,
             "lastSyncToGhlAt": "2026-11-26T10:19:58+00:00",

@@ -2,11 +2,12 @@
 
 Health at a glance, per connection (``health_of``; the same rule is in the JSON as ``health``):
 
-- **red**: the connection is not active, or it has dead events (they will not run again until
-  replayed), or its oldest open event has waited longer than ``RED_AGE_SECONDS`` (the worker is down
-  or stuck);
-- **amber**: events are retrying, or the oldest open event has waited longer than ``AMBER_AGE_SECONDS``,
-  or an upstream's rate budget is below ``LOW_BUDGET_SHARE`` of its limit;
+- **red**: the connection is not active, or its verification failed (a problem to fix), or it has
+  dead events (they will not run again until replayed), or its oldest open event has waited longer
+  than ``RED_AGE_SECONDS`` (the worker is down or stuck);
+- **amber**: it is not verified yet, or an upstream did not answer its verification, or events are
+  retrying, or the oldest open event has waited longer than ``AMBER_AGE_SECONDS``, or an upstream's
+  rate budget is below ``LOW_BUDGET_SHARE`` of its limit;
 - **green**: otherwise.
 
 The page is rendered on the server from ``templates/status.html`` (Jinja2, autoescaped), has no
@@ -60,6 +61,15 @@ def health_of(entry: dict[str, Any]) -> dict[str, Any]:
     age = entry.get("oldestPendingAgeSeconds")
     if entry.get("state") != "active":
         red.append(f"connection is {entry.get('state')}")
+    verification = entry.get("verification")
+    if verification is not None and not verification.get("verified"):
+        problem = verification.get("problem") or {}
+        if verification.get("state") == "failed":
+            red.append(f"not verified: {problem.get('reason')}")
+        elif verification.get("state") == "unverifiable":
+            amber.append(f"could not verify: {problem.get('reason')}")
+        else:
+            amber.append("not verified yet")
     if events.get("dead"):
         red.append(f"{events['dead']} dead event(s) need a replay or a fix")
     if age is not None and age > RED_AGE_SECONDS:
@@ -117,6 +127,44 @@ def _token(entry: dict[str, Any]) -> str:
     return text
 
 
+_LEVELS = ("green", "amber", "red")
+
+
+def heading(facts: dict[str, Any], levels: list[str]) -> tuple[str, str]:
+    """The page's heading and its colour: the overall state, never greener than the worst connection."""
+    if not levels:
+        return facts.get("status") or "unconfigured", "none"
+    worst = max(levels, key=_LEVELS.index)
+    status = facts.get("status") or "ok"
+    if worst == "red" or status == "degraded":
+        return "degraded", "red" if worst == "red" else "amber"
+    if worst == "amber":
+        return "ok, with warnings", "amber"
+    return status, "green"
+
+
+def _verification(entry: dict[str, Any], now: datetime) -> dict[str, Any]:
+    verification = entry.get("verification") or {}
+    problem = verification.get("problem")
+    checked = verification.get("checkedAt")
+    if verification.get("verified"):
+        name = verification.get("locationName")
+        where = f"GHL location '{name}'" if name else "GHL location name unknown"
+        text = f"verified {_when(checked, now)} ({where})"
+    elif problem:
+        verdict = "could not verify" if verification.get("state") == "unverifiable" else "failed"
+        text = f"{verdict} {_when(checked, now)}: {problem.get('reason')}"
+    else:
+        text = "not verified yet"
+    return {
+        "state": verification.get("state") or "unchecked",
+        "text": text,
+        "code": problem.get("code") if problem else None,
+        "fix": problem.get("fix") if problem else None,
+        "checked": checked,
+    }
+
+
 def render_status_page(facts: dict[str, Any], *, detailed: bool, notice: str | None = None) -> str:
     now = datetime.fromisoformat(facts["generatedAt"])
     connections_view = []
@@ -126,6 +174,7 @@ def render_status_page(facts: dict[str, Any], *, detailed: bool, notice: str | N
             {
                 "entry": entry,
                 "health": entry.get("health") or health_of(entry),
+                "verification": _verification(entry, now),
                 "pending": events["pending"] + events["processing"],
                 "oldest": duration(entry.get("oldestPendingAgeSeconds")),
                 "to_ghl": _when(entry.get("lastSyncToGhlAt"), now),
@@ -138,8 +187,11 @@ def render_status_page(facts: dict[str, Any], *, detailed: bool, notice: str | N
                 ],
             }
         )
+    title, level = heading(facts, [view["health"]["level"] for view in connections_view])
     return _templates.get_template("status.html").render(
         facts=facts,
+        title=title,
+        level=level,
         connections=connections_view,
         detailed=detailed,
         notice=notice,

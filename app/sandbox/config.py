@@ -23,6 +23,7 @@ class SandboxConfig:
     ghl_location_id: str = keys.GHL_LOCATION_ID
     ghl_token: str = keys.GHL_PRIVATE_TOKEN
     ghl_company_id: str = keys.GHL_COMPANY_ID
+    ghl_location_name: str = "Sandbox sub-account"
     ghl_client_id: str = keys.GHL_CLIENT_ID
     ghl_client_secret: str = keys.GHL_CLIENT_SECRET
     rankr_account_id: str = keys.RANKR_ACCOUNT_ID

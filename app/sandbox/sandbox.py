@@ -30,15 +30,12 @@ from app.sandbox.webhooks import WebhookDispatcher
 class Sandbox:
     """The GHL and Rankr sandboxes, their shared webhook dispatcher, and the app serving both."""
 
-    def __init__(
-        self, config: SandboxConfig, *, webhook_transport: httpx.AsyncBaseTransport | None = None
-    ) -> None:
-        """``webhook_transport``: where webhooks go instead of the network (tests: the service's ASGI app)."""
+    def __init__(self, config: SandboxConfig) -> None:
         self.config = config
         # One seeded die for faults and drops of both sides: a seed makes a whole run repeatable.
         self.dice = random.Random(config.random_seed)
         self.dispatcher = WebhookDispatcher(
-            config.clock, config.webhook_timeout_seconds, config.delivery_log_size, webhook_transport
+            config.clock, config.webhook_timeout_seconds, config.delivery_log_size
         )
         self.ghl = GhlSandbox(config, self.dispatcher, self.dice)
         self.rankr = RankrSandbox(config, self.dispatcher, self.dice)
@@ -49,9 +46,10 @@ class Sandbox:
         for side in (self.ghl, self.rankr):
             side.app.add_api_route("/", _to_ui, methods=["GET"], include_in_schema=False)
 
-    async def start(self) -> None:
-        """Start sending webhooks (deliveries queued before now go out too)."""
-        await self.dispatcher.start()
+    async def start(self, transport: httpx.AsyncBaseTransport | None = None) -> None:
+        """Start sending webhooks (deliveries queued before now go out too); through ``transport``
+        instead of the network when given (tests: the service's ASGI app)."""
+        await self.dispatcher.start(transport)
 
     async def stop(self) -> None:
         """Stop sending and close the HTTP client; unsent deliveries stay ``pending`` in the log."""

@@ -108,16 +108,8 @@ class _Job:
 class WebhookDispatcher:
     """Queues deliveries per ordering key and sends them from background tasks on the started loop."""
 
-    def __init__(
-        self,
-        clock: Clock,
-        timeout_seconds: float,
-        history_size: int,
-        transport: httpx.AsyncBaseTransport | None = None,
-    ) -> None:
-        """``transport``: where deliveries go instead of the network (tests: the service's ASGI app)."""
+    def __init__(self, clock: Clock, timeout_seconds: float, history_size: int) -> None:
         self._clock = clock
-        self._transport = transport
         self.timeout_seconds = timeout_seconds
         self._history: deque[Delivery] = deque(maxlen=history_size)
         self._queues: dict[str, deque[_Job]] = {}
@@ -131,7 +123,8 @@ class WebhookDispatcher:
 
     # -- life cycle ---------------------------------------------------------------------------------
 
-    async def start(self) -> None:
+    async def start(self, transport: httpx.AsyncBaseTransport | None = None) -> None:
+        """Start sending, through ``transport`` instead of the network when given."""
         if self._loop is not None:
             return
         self._loop = asyncio.get_running_loop()
@@ -139,7 +132,7 @@ class WebhookDispatcher:
         self._client = httpx.AsyncClient(
             timeout=httpx.Timeout(self.timeout_seconds),
             limits=httpx.Limits(max_connections=MAX_SENDING, max_keepalive_connections=MAX_SENDING),
-            transport=self._transport,
+            transport=transport,
         )
         with self._lock:
             waiting = list(self._queues)

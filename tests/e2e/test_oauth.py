@@ -48,6 +48,7 @@ def test_install_flow_connects_the_location_and_syncs_with_its_oauth_token(servi
         "contacts.readonly",
         "contacts.write",
         "locations/tasks.readonly",
+        "locations.readonly",
         "oauth.write",
     }
     callback = choose(service, params)
@@ -55,6 +56,8 @@ def test_install_flow_connects_the_location_and_syncs_with_its_oauth_token(servi
     page = service.http.get(callback)
     assert page.status_code == 200, page.text
     assert "Connected" in page.text
+    # The new connection was checked at once with its OAuth token (the install asked for locations.readonly).
+    assert "Verification: verified (GHL location &#x27;Sandbox sub-account&#x27;)" in page.text
 
     [row] = credential_rows(service)
     assert (row["kind"], row["state"], row["company_id"]) == ("oauth", "ok", keys.GHL_COMPANY_ID)

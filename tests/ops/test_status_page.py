@@ -66,9 +66,15 @@ def _dead(service: Service) -> int:
     return int(service.status()["connections"][0]["events"]["dead"])
 
 
+def _verified(service: Service) -> None:
+    """Wait for the start-up verification, so the faults a test injects later do not meet it."""
+    wait_for(lambda: service.status()["connections"][0]["verification"]["verified"], what="the verification")
+
+
 @pytest.mark.e2e
 def test_an_operator_sees_a_dead_event_signs_in_and_replays_it_in_a_browser(sqlite_url: str) -> None:
     with running_service(sqlite_url, admin_token="s3cret") as service, headless_chromium() as browser:
+        _verified(service)
         service.rankr.create(email=f"fine.{uuid.uuid4().hex[:6]}@example.com", firstName="Fine")
         service.settle()
         service.ghl.control(error_rate=1.0, error_status=422)
@@ -133,6 +139,7 @@ def test_replaying_from_the_page_needs_the_admin_token_and_writes_nothing_withou
     database_url: str,
 ) -> None:
     with running_service(database_url, admin_token="s3cret") as service:
+        _verified(service)
         service.ghl.control(error_rate=1.0, error_status=422)
         service.rankr.create(email=f"refused.{uuid.uuid4().hex[:6]}@example.com")
         wait_for(lambda: _dead(service) == 1, what="the dead event")

@@ -324,9 +324,9 @@ async def test_send_queued_delivers_everything_queued_through_the_given_transpor
         return Response(status_code=204)
 
     config = SandboxConfig(webhook_target="http://service.test")
-    dispatcher = WebhookDispatcher(config.clock, 5.0, 100, httpx.ASGITransport(app=app))
+    dispatcher = WebhookDispatcher(config.clock, 5.0, 100)
     policy = RetryPolicy((0.0,), lambda status: status is None or status >= 500)
-    await dispatcher.start()
+    await dispatcher.start(httpx.ASGITransport(app=app))
     try:
         for msg_id, record in (("msg_r1", "con_1"), ("msg_r2", "con_1"), ("msg_s1", "con_2")):
             delivery = Delivery(

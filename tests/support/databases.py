@@ -27,6 +27,8 @@ TABLES = (
     "rate_budgets",
     "webhook_events",
     "ghl_credentials",
+    "connection_verifications",
+    "install_states",
     "connections",
 )
 

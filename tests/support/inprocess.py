@@ -23,7 +23,6 @@ from fastapi import FastAPI
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app.db import create_engine, session_factory
 from app.inbox.models import IS_OPEN
 from app.integrations.registry import UpstreamRegistry
 from app.main import create_app
@@ -55,20 +54,6 @@ class ManualClock:
 
     def advance_to(self, at: datetime) -> None:
         self.now = max(self.now, at)
-
-
-class LateAppTransport(httpx.AsyncBaseTransport):
-    """``httpx.ASGITransport`` to an app built after the transport (the app needs it to be built)."""
-
-    def __init__(self) -> None:
-        self._asgi: httpx.ASGITransport | None = None
-
-    def attach(self, app: FastAPI) -> None:
-        self._asgi = httpx.ASGITransport(app=app)
-
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        assert self._asgi is not None, "attach() the app first"
-        return await self._asgi.handle_async_request(request)
 
 
 class Product:
@@ -298,35 +283,37 @@ def _instant(value: datetime | str) -> datetime:
 async def inprocess_service(
     database_url: str, *, clock: ManualClock | None = None, **overrides: Any
 ) -> AsyncIterator[InProcessService]:
-    """The service (its lifespan run, its in-process worker off) with its sandboxes and a worker
-    of the test's, until the block ends. ``overrides`` are settings, as for ``running_service``."""
+    """The service (its lifespan run, its in-process worker off) with its sandboxes and a worker the
+    test drives, on the app's database sessions and API clients as the in-process worker would be,
+    until the block ends. ``overrides`` are settings, as for ``running_service``."""
     clock = clock or ManualClock()
     settings = test_settings(
         database_url, SERVICE_URL, **{**UNPACED, "run_worker_in_process": False, **overrides}
     )
-    transport = LateAppTransport()
-    app = create_app(settings, clock=clock, transport=transport)
-    transport.attach(app)
-    engine = create_engine(settings.database_url)
-    sessions = session_factory(engine)
-    registry = UpstreamRegistry(settings, clock, engine, holder="test-worker", transport=transport)
-    worker = Worker(
-        sessions,
-        SyncEngine(sessions, settings, registry.for_connection, clock=clock),
-        settings,
-        registry,
-        clock=clock,
-        name="test-worker",
-        listen=False,
-    )
+    app = create_app(settings, clock=clock, upstream_transport=lambda app: httpx.ASGITransport(app=app))
+    sandbox: Sandbox | None = getattr(app.state, "sandbox", None)
+    for side in (sandbox.ghl, sandbox.rankr) if sandbox is not None else ():
+        side.apply_control({"rate_max": UNPACED_LIMIT})  # before the start-up verification's requests
     try:
-        async with app.router.lifespan_context(app), httpx.AsyncClient(transport=transport) as http:
+        async with (
+            app.router.lifespan_context(app),
+            httpx.AsyncClient(transport=httpx.ASGITransport(app=app)) as http,
+        ):
+            sessions, registry = app.state.sessions, app.state.registry
+            worker = Worker(
+                sessions,
+                SyncEngine(sessions, settings, registry.for_connection, clock=clock),
+                settings,
+                registry,
+                clock=clock,
+                name="test-worker",
+                listen=False,
+            )
             service = InProcessService(app, http, worker, registry, clock, sessions)
-            if service.sandbox is not None:
-                for product in (service.ghl, service.rankr):
-                    await product.control(rate_max=UNPACED_LIMIT)
+            # The start-up verification of the connection runs in the background: done before the test.
+            verification = getattr(app.state, "start_verification", None)
+            if verification is not None:
+                await verification
             yield service
     finally:
-        await registry.aclose()
-        await engine.dispose()
         gc.unfreeze()  # the lifespan froze what it built, for a process that lives on; this one ends

@@ -16,7 +16,7 @@ import httpx
 from pydantic import BaseModel
 
 from app.errors import PermanentUpstreamError, UpstreamNotFound
-from app.integrations.ghl.schemas import GhlContact, GhlNote, GhlTask
+from app.integrations.ghl.schemas import GhlContact, GhlLocation, GhlNote, GhlTask
 from app.kit.clock import format_instant
 from app.kit.http import RateLimitSnapshot, UpstreamClient, ghl_rate_limit, url_path
 
@@ -89,7 +89,8 @@ class GhlClient(UpstreamClient):
         try:
             response = await self._send_as(token, method, path, idempotent, kwargs)
         except PermanentUpstreamError as exc:
-            if exc.status != 401 or self._on_unauthorized is None:
+            # A 401 for a scope the grant lacks is no expired token: a refresh cannot help.
+            if exc.status != 401 or self._on_unauthorized is None or "scope" in exc.message.lower():
                 raise
             fresh = await self._on_unauthorized(token)
             if fresh is None:
@@ -279,6 +280,20 @@ class GhlClient(UpstreamClient):
         return [event for event in events or () if isinstance(event, dict)]
 
     # --- the location ------------------------------------------------------------------------------
+
+    async def get_location(self) -> GhlLocation:
+        """The location this client is bound to (``get-location``; needs ``locations.readonly``)."""
+        return _member(await self._call("GET", f"/locations/{self.location_id}"), "location", GhlLocation)
+
+    async def first_contacts(self, limit: int = 1) -> list[GhlContact]:
+        """The location's oldest contacts (``GET /contacts/``), a cheap read needing ``contacts.readonly``."""
+        params = {"locationId": self.location_id, "limit": limit}
+        return _members(await self._call("GET", "/contacts/", params=params), "contacts", GhlContact)
+
+    async def first_tasks(self, limit: int = 1) -> list[GhlTask]:
+        """The location's first tasks (the location task search, read-only; ``locations/tasks.readonly``)."""
+        found = await self._call("POST", f"/locations/{self.location_id}/tasks/search", json={"limit": limit})
+        return _members(found, "tasks", GhlTask)
 
     async def list_custom_fields(self) -> list[dict[str, Any]]:
         """The location's contact custom fields (id, name, fieldKey, dataType), as GHL lists them."""

@@ -54,8 +54,15 @@ router = APIRouter(tags=["install"])
 #   contacts.write             POST /contacts/upsert, PUT/DELETE /contacts/{id}, POST /contacts/{id}/tags,
 #                              task and note writes under /contacts/{id}/
 #   locations/tasks.readonly   POST /locations/{id}/tasks/search (a TaskCreate without contactId)
+#   locations.readonly         GET /locations/{id}: a connection's verification reads its name
 #   oauth.write                POST /oauth/locationToken (agency installs only)
-SCOPES = ("contacts.readonly", "contacts.write", "locations/tasks.readonly", "oauth.write")
+SCOPES = (
+    "contacts.readonly",
+    "contacts.write",
+    "locations/tasks.readonly",
+    "locations.readonly",
+    "oauth.write",
+)
 STATE_TTL_SECONDS = 600
 
 
@@ -321,10 +328,13 @@ async def _finish_install(
         return page("The app was not installed", f"GHL refused the location token ({exc.message}).", 502)
     log.info("install.completed", extra={"connection": done.connection_id, "location": done.location_id})
     if done.connection_id is not None:
+        # The new connection is checked at once (read-only calls), so the admin sees a problem now.
+        [verification] = await request.app.state.verifier(done.connection_id)
         return page(
             "Connected",
             f"GHL location {done.location_id} is now synced with Rankr account {rankr_account} "
             f"(connection {done.connection_id}).",
+            items=[f"Verification: {verification.line()}"],
         )
     return page(
         "Agency connected",

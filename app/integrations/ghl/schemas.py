@@ -78,3 +78,11 @@ class GhlWebhook(WireModel):
     appointment: dict[str, Any] | None = None
     email: Email | None = None
     phone: Phone | None = None
+
+
+class GhlLocation(WireModel):
+    """A location as GET /locations/{locationId} answers it (GetLocationByIdSchema), the part read here."""
+
+    id: str
+    company_id: str | None = None
+    name: str | None = None

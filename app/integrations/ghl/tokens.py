@@ -104,6 +104,11 @@ class GhlTokens:
             return known.access
         return await self._refresh(connection_id, location_id, known)
 
+    def forget(self, connection_id: int) -> None:
+        """Read the connection's credentials from the database at its next request (they may have
+        been replaced by another process, or by an install)."""
+        self._known.pop(connection_id, None)
+
     async def rejected(self, connection_id: int, location_id: str, token: str) -> str | None:
         """GHL answered 401 to ``token``: a newer token to retry with, or None when none can help."""
         known = await self._load(connection_id)

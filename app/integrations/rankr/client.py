@@ -61,6 +61,10 @@ class RankrClient(UpstreamClient):
     def token_expires_at(self) -> datetime | None:
         return self._expires_at
 
+    def forget_token(self) -> None:
+        """The next request asks ``/oauth/token`` for a new token (the credentials may have changed)."""
+        self._token = None
+
     async def _access_token(self) -> str:
         async with self._lock:
             now = self._clock()

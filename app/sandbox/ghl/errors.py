@@ -7,6 +7,8 @@ Where GHL's documents are silent the sandbox follows what integrators observed o
 - A missing ``Version`` header answers 401 ``version header was not found.``, an unsupported value
   401 ``version header is invalid`` (both observed live by third-party integrations).
 - A token used for another location answers 403 ``The token does not have access to this location.``
+- A token without the scope a route needs (docs/oauth/Scopes.md) answers 401 ``The token is not
+  authorized for this scope.``
 - A duplicate contact (location not allowing duplicates) answers 400 with ``meta`` naming the
   existing contact and the matching field.
 """
@@ -50,6 +52,10 @@ def bad_request(message: str) -> GhlApiError:
 
 def unauthorized(message: str) -> GhlApiError:
     return nest_error(401, message)
+
+
+def missing_scope() -> GhlApiError:
+    return unauthorized("The token is not authorized for this scope.")
 
 
 def forbidden_location() -> GhlApiError:

@@ -15,9 +15,10 @@ Faithful to openapi/oauth.json and docs/oauth/Authorization.md:
 Access tokens expire after ``ghl_access_token_ttl_seconds`` (a day by default; tests shorten it);
 the Contacts API accepts live ones for their location and answers 401 ``Invalid JWT`` otherwise.
 
-Control routes (``/_sandbox/oauth``): counters, token lifetime, "expire every access token now",
-revoke grants, uninstall (sends ``UNINSTALL``), and "lose the next N refresh answers": the sandbox
-rotates the tokens and then answers 504, as a proxy does when the upstream's answer is lost.
+Control routes (``/_sandbox/oauth``): counters, token lifetime, the Private Integration token's
+scopes, "expire every access token now", revoke grants, uninstall (sends ``UNINSTALL``), and "lose
+the next N refresh answers": the sandbox rotates the tokens and then answers 504, as a proxy does
+when the upstream's answer is lost.
 """
 
 from __future__ import annotations
@@ -219,6 +220,8 @@ class OAuthControl(BaseModel):
 
     access_token_ttl_seconds: float | None = Field(default=None, gt=0)
     lose_refresh_answers: int | None = Field(default=None, ge=0)
+    # The scopes of the Private Integration token (a token created with fewer scopes).
+    private_token_scopes: list[str] | None = None
 
 
 class Revoke(BaseModel):
@@ -355,6 +358,8 @@ def oauth_control_router(side: GhlSandbox) -> APIRouter:
             server.settings.access_token_ttl_seconds = changes.access_token_ttl_seconds
         if changes.lose_refresh_answers is not None:
             server.settings.lose_refresh_answers = changes.lose_refresh_answers
+        if changes.private_token_scopes is not None:
+            side.private_token_scopes = frozenset(changes.private_token_scopes)
         return server.as_json()
 
     @router.post("/expire")

@@ -73,6 +73,19 @@ def check_location(request: Request, location_id: str | None) -> None:
         raise errors.forbidden_location()
 
 
+# The scopes of docs/oauth/Scopes.md the sandbox checks, on the read routes a connection's verification
+# uses; the other routes accept any live token of the location.
+SCOPES = frozenset(
+    {"contacts.readonly", "contacts.write", "locations.readonly", "locations/tasks.readonly", "oauth.write"}
+)
+
+
+def require_scope(request: Request, scope: str) -> None:
+    principal: Principal = request.state.principal
+    if scope not in principal.scopes:
+        raise errors.missing_scope()
+
+
 def api_router(side: GhlSandbox) -> APIRouter:
     """Every Contacts API route the sandbox emulates, bound to ``side``'s store."""
     router = APIRouter()
@@ -126,6 +139,7 @@ def api_router(side: GhlSandbox) -> APIRouter:
     @router.get("/contacts", include_in_schema=False)
     async def list_contacts(request: Request) -> dict[str, Any]:
         """Deprecated GET /contacts/: oldest first, paged by ``startAfter`` (ms) + ``startAfterId``."""
+        require_scope(request, "contacts.readonly")
         query = request.query_params
         check_location(request, query.get("locationId"))
         try:
@@ -216,6 +230,13 @@ def api_router(side: GhlSandbox) -> APIRouter:
         )
         return {"task": serialize.task_json(task)}
 
+    @router.get("/locations/{locationId}")
+    async def get_location(locationId: str, request: Request) -> dict[str, Any]:  # noqa: N803
+        """GetLocationByIdSuccessfulResponseDto: ``{"location": {...}}`` (locations.json ``get-location``)."""
+        require_scope(request, "locations.readonly")
+        check_location(request, locationId)
+        return {"location": side.location_json()}
+
     @router.get("/locations/{locationId}/customFields")
     async def list_custom_fields(locationId: str, request: Request) -> dict[str, Any]:  # noqa: N803
         check_location(request, locationId)
@@ -223,6 +244,7 @@ def api_router(side: GhlSandbox) -> APIRouter:
 
     @router.post("/locations/{locationId}/tasks/search")
     async def search_tasks(locationId: str, request: Request) -> dict[str, Any]:  # noqa: N803
+        require_scope(request, "locations/tasks.readonly")
         check_location(request, locationId)
         body = validate(TaskSearchParamsDto, await read_json(request))
         found = store.search_tasks(

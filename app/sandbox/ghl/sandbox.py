@@ -31,7 +31,7 @@ from app.sandbox.config import SandboxConfig
 from app.sandbox.control import control_router
 from app.sandbox.ghl import errors, serialize
 from app.sandbox.ghl.oauth import COMPANY, Grant, OAuthServer, oauth_control_router, oauth_router
-from app.sandbox.ghl.routes import api_router, validate
+from app.sandbox.ghl.routes import SCOPES, api_router, validate
 from app.sandbox.ghl.schemas import AppointmentSeed, CreateContactDto
 from app.sandbox.ghl.state import DuplicateContact, GhlStore
 from app.sandbox.ghl.ui import ui_router
@@ -72,6 +72,8 @@ class GhlSandbox(SandboxSide):
             config.ghl_code_ttl_seconds,
             config.monotonic,
         )
+        # The Private Integration token's scopes: all the sandbox checks, unless a test narrows them.
+        self.private_token_scopes = SCOPES
         self.on_error(errors.GhlApiError, lambda request, exc: exc.response())
         self.on_error(
             RecordNotFound, lambda request, exc: errors.not_found(exc.kind, exc.record_id).response()
@@ -117,6 +119,16 @@ class GhlSandbox(SandboxSide):
     def reset_state(self) -> None:
         self.store.clear()
         self.oauth.clear()
+        self.private_token_scopes = SCOPES
+
+    def location_json(self) -> dict[str, Any]:
+        """The location as GetLocationByIdSchema shows it (the fields the sandbox knows)."""
+        return {
+            "id": self.config.ghl_location_id,
+            "companyId": self.config.ghl_company_id,
+            "name": self.config.ghl_location_name,
+            "timezone": "UTC",
+        }
 
     def is_public_path(self, path: str) -> bool:
         # The OAuth endpoints check their own credentials (client secret, agency token).
@@ -136,6 +148,7 @@ class GhlSandbox(SandboxSide):
             return errors.unauthorized("Invalid JWT").response()
         if hmac.compare_digest(token.encode(), self.config.ghl_token.encode()):
             location = self.config.ghl_location_id
+            scopes = self.private_token_scopes
         else:
             # A marketplace-app access token the sandbox issued: live, and for a sub-account.
             grant = self.oauth.lookup(token)
@@ -146,12 +159,13 @@ class GhlSandbox(SandboxSide):
                     "This authClass type is not allowed to access this scope"
                 ).response()
             location = grant.location_id
+            scopes = frozenset(grant.scopes.split())
         version = headers.get("version")
         if version is None:
             return errors.unauthorized("version header was not found.").response()
         if version not in self.config.ghl_api_versions:
             return errors.unauthorized("version header is invalid").response()
-        return Principal(key=location)
+        return Principal(key=location, scopes=scopes)
 
     def default_principal_key(self) -> str:
         return self.config.ghl_location_id

@@ -14,8 +14,9 @@ import uuid
 from collections.abc import Mapping
 from typing import Any
 
-from fastapi import Request
+from fastapi import APIRouter, Request
 from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel, ConfigDict
 from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
@@ -33,11 +34,17 @@ from app.sandbox.rankr.state import BadCursor, EmailTaken, RankrStore
 from app.sandbox.rankr.tokens import TokenIssuer
 from app.sandbox.rankr.ui import ui_router
 from app.sandbox.ratelimit import RateDecision
-from app.sandbox.side import Principal, SandboxSide
+from app.sandbox.side import CONTROL_PREFIX, Principal, SandboxSide
 from app.sandbox.store import RecordNotFound
 from app.sandbox.webhooks import Delivery, RetryPolicy, WebhookDispatcher
 
 OAUTH_ENDPOINT = "/oauth/token"
+
+
+class ClientScopes(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    client_scopes: list[str]
 
 
 def _retry_unless_2xx(status: int | None) -> bool:
@@ -70,8 +77,20 @@ class RankrSandbox(SandboxSide):
         self.on_error(StarletteHTTPException, _http_error)
         self.on_error(RequestValidationError, _invalid_request)
         self.app.include_router(control_router(self))
+        self.app.include_router(self._oauth_control_router())
         self.app.include_router(ui_router(self))
         self.app.include_router(api_router(self))
+
+    def _oauth_control_router(self) -> APIRouter:
+        router = APIRouter(prefix=f"{CONTROL_PREFIX}/oauth")
+
+        @router.post("")
+        async def oauth_control(changes: ClientScopes) -> dict[str, Any]:
+            """The scopes the API client was granted (tokens issued later carry no others)."""
+            self.tokens.client_scopes = frozenset(changes.client_scopes)
+            return {"clientScopes": sorted(self.tokens.client_scopes)}
+
+        return router
 
     # -- SandboxSide --------------------------------------------------------------------------------
 

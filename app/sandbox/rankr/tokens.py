@@ -45,6 +45,9 @@ class TokenIssuer:
         self._monotonic = monotonic
         self._tokens: dict[str, IssuedToken] = {}
         self._lock = threading.Lock()
+        # What the client was granted: a request for more gets a token with these only (RFC 6749
+        # section 3.3 lets the server narrow the scope; the answer's ``scope`` says which it has).
+        self.client_scopes = SCOPES
 
     def credentials_valid(self, client_id: str, client_secret: str) -> bool:
         id_ok = hmac.compare_digest(client_id.encode(), self._client_id.encode())
@@ -60,7 +63,7 @@ class TokenIssuer:
         token = IssuedToken(
             value="rk_at_" + secrets.token_urlsafe(32),
             account_id=self._account_id,
-            scopes=wanted,
+            scopes=wanted & self.client_scopes,
             expires_at=self._monotonic() + self.ttl_seconds,
         )
         with self._lock:
@@ -81,3 +84,4 @@ class TokenIssuer:
     def clear(self) -> None:
         with self._lock:
             self._tokens.clear()
+        self.client_scopes = SCOPES

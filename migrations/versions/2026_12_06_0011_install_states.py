@@ -1,7 +1,7 @@
 """install states: single-use secrets of the GHL install flow (one-time links and OAuth states)
 
-Revision ID: 0010
-Revises: 0009
+Revision ID: 0011
+Revises: 0010
 Create Date: 2026-12-06 03:00:00.000000
 """
 
@@ -12,8 +12,8 @@ from alembic import op
 
 TIMESTAMP = sa.DateTime(timezone=True)
 
-revision: str = "0010"
-down_revision: str | None = "0009"
+revision: str = "0011"
+down_revision: str | None = "0010"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
