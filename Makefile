@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.install-stamp
 SHARED ?= $(firstword $(wildcard ../shared) $(wildcard $(shell git config --get remote.origin.url 2>/dev/null)/../shared) ../shared)
 PODMAN ?= $(SHARED)/tools/podman
 
-.PHONY: install run test lint typecheck migrations-check browser kubectl container-test bench faults clean
+.PHONY: install run test test-e2e lint typecheck migrations-check browser kubectl container-test bench faults clean
 
 # Exactly the locked versions, each checked against its hash; then the project itself, without deps.
 $(STAMP): pyproject.toml requirements.lock requirements-dev.lock
@@ -66,9 +66,15 @@ kubectl:
 	@command -v kubectl >/dev/null || \
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq kubernetes-client >/dev/null)
 
-## Everything: lint, types, migrations, and the whole suite on SQLite and Postgres.
-test: lint typecheck migrations-check browser kubectl
-	$(BIN)/pytest
+## Lint, types, migrations, and the fast suite: unit and in-process tests (no ports, processes or
+## browser). Exit 5 is pytest's "nothing selected".
+test: lint typecheck migrations-check kubectl
+	$(BIN)/pytest -m 'not e2e' || [ $$? -eq 5 ]
+
+## The end-to-end tests (marker e2e): the service on loopback ports, worker processes killed, Postgres
+## concurrency, the status page in a real browser.
+test-e2e: install browser
+	$(BIN)/pytest -m e2e || [ $$? -eq 5 ]
 
 ## The image as users run it: build, lint (hadolint, compose schema), size, migrate + serve + a round trip.
 container-test: install

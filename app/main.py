@@ -87,8 +87,8 @@ async def verify_at_start(app: FastAPI, settings: Settings) -> None:
         log.warning("connections.verify_failed", extra={"reason": type(exc).__name__})
 
 
-def sandbox_config(settings: Settings) -> SandboxConfig:
-    return SandboxConfig(webhook_target=settings.public_base_url)
+def sandbox_config(settings: Settings, clock: Clock = utcnow) -> SandboxConfig:
+    return SandboxConfig(webhook_target=settings.public_base_url, clock=clock)
 
 
 def create_app(
@@ -97,9 +97,10 @@ def create_app(
     clock: Clock = utcnow,
     upstream_transport: Callable[[FastAPI], httpx.AsyncBaseTransport] | None = None,
 ) -> FastAPI:
-    """The service. ``upstream_transport`` (tests) serves the upstream APIs without the network."""
+    """The service. ``upstream_transport`` (tests) carries the requests it makes without the network:
+    its upstream API calls and, in sandbox mode, the sandboxes' webhooks to it."""
     settings = settings or Settings()
-    sandbox = Sandbox(sandbox_config(settings)) if settings.sandbox_mode else None
+    sandbox = Sandbox(sandbox_config(settings, clock)) if settings.sandbox_mode else None
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -160,7 +161,7 @@ def create_app(
                 worker.database_problem_reported(str(problem))
         app.state.start_verification = verify_task
         if sandbox is not None:
-            await sandbox.start()
+            await sandbox.start(transport)
         worker_task = asyncio.create_task(worker.run(), name="worker") if worker else None
         reconcile_task = None
         if worker is not None and settings.reconcile_interval_seconds > 0:

@@ -20,6 +20,9 @@ from tests.support.service import wait_for
 
 run = run_cli
 
+# Every test here runs the command as a child process, as users do: end to end (make test-e2e).
+pytestmark = pytest.mark.e2e
+
 
 @pytest.fixture
 def env(tmp_path: Path) -> dict[str, str]:
@@ -210,7 +213,6 @@ def _ready(url: str) -> bool:
         return False
 
 
-@pytest.mark.slow
 def test_serve_syncs_a_contact_typed_into_the_rankr_page(served: str, env: dict[str, str]) -> None:
     """What a newcomer does after `make run`: fill in the Rankr form, find the contact in GHL."""
     with httpx.Client(base_url=served, timeout=10) as http:

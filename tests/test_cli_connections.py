@@ -6,6 +6,7 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
+import pytest
 from cryptography.fernet import Fernet
 
 from app.sandbox import SandboxConfig, create_standalone_app
@@ -13,6 +14,9 @@ from tests.support.server import serve
 from tests.test_cli import env, run
 
 __all__ = ["env"]
+
+# The command runs as a child process, as users run it: end to end (make test-e2e).
+pytestmark = pytest.mark.e2e
 
 TOKEN = "pit-0000-test-token-9f8e7d"
 

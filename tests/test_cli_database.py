@@ -19,6 +19,9 @@ from tests.support.service import wait_for
 SERVER = POSTGRES_SERVER.rsplit("/", 1)[0].removeprefix("postgresql://root@")  # 127.0.0.1:5432
 PASSWORD = "hunter2"
 
+# The command runs as a child process, as users run it: end to end (make test-e2e).
+pytestmark = pytest.mark.e2e
+
 # (the database URL, words the error must say)
 CASES = {
     "closed port": (

@@ -1,32 +1,31 @@
-"""/healthz, /readyz and /status over HTTP."""
+"""/healthz, /readyz and /status, in process over ASGI."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-import httpx
 import pytest
 
-from tests.support.service import running_service, wait_for
+from tests.support.inprocess import InProcessService, inprocess_service
 
-pytestmark = pytest.mark.slow
+pytestmark = pytest.mark.anyio
 
 
-def test_readyz_reports_an_unmigrated_database(tmp_path: Path) -> None:
-    with running_service(f"sqlite:///{tmp_path / 'empty.db'}", run_worker_in_process=False) as service:
-        assert service.http.get(f"{service.url}/healthz").json() == {"status": "ok"}
-        answer = service.http.get(f"{service.url}/readyz")
+async def test_readyz_reports_an_unmigrated_database(tmp_path: Path) -> None:
+    async with inprocess_service(f"sqlite:///{tmp_path / 'empty.db'}") as service:
+        assert (await service.http.get(f"{service.url}/healthz")).json() == {"status": "ok"}
+        answer = await service.http.get(f"{service.url}/readyz")
         assert answer.status_code == 503
         assert answer.headers["content-type"].startswith("application/problem+json")
         assert "rankr-ghl-sync migrate" in answer.json()["detail"]
 
 
-def test_readyz_and_status_on_a_migrated_database(database_url: str) -> None:
-    with running_service(database_url) as service:
-        assert service.http.get(f"{service.url}/readyz").json() == {"status": "ready"}
-        # Ready at once; the start-up verification of the sandbox's connection follows in the background.
-        wait_for(lambda: service.status()["status"] == "ok", what="the start-up verification")
-        facts = service.status()
+async def test_readyz_and_status_on_a_migrated_database(database_url: str) -> None:
+    async with inprocess_service(database_url) as service:  # the start-up verification is done
+        await service.ghl.control(rate_max=100)  # the documented budget, which the status reports
+        assert (await service.http.get(f"{service.url}/readyz")).json() == {"status": "ready"}
+        facts = await service.status()
+        assert facts["status"] == "ok"
         [connection] = facts["connections"]
         assert connection["verification"]["verified"] is True
         assert connection["verification"]["locationName"] == "Sandbox sub-account"
@@ -35,32 +34,31 @@ def test_readyz_and_status_on_a_migrated_database(database_url: str) -> None:
         }  # fmt: skip
         assert connection["linked"] == {"contacts": 0, "tasks": 0, "notes": 0}
         assert connection["ghlLocationId"]  # details are open in sandbox mode without an admin token
-        service.rankr.create(email="status@example.com")
-        service.settle()
-        [connection] = service.status()["connections"]
+        await service.rankr.create(email="status@example.com")
+        await service.settle()
+        [connection] = (await service.status())["connections"]
         assert connection["linked"]["contacts"] == 1
         assert connection["lastSyncToGhlAt"] is not None
         assert connection["rateBudget"]["ghl"]["limit"] == 100
         assert connection["rateBudget"]["ghl"]["remaining"] < 100
         assert connection["tokens"]["rankr"]["kind"] == "client-credentials"
-        page = service.http.get(f"{service.url}/status", headers={"accept": "text/html"})
+        page = await service.http.get(f"{service.url}/status", headers={"accept": "text/html"})
         assert page.headers["content-type"].startswith("text/html")
         assert "rankr-ghl-sync" in page.text
 
 
-def test_status_details_need_the_admin_token(sqlite_url: str) -> None:
-    with running_service(sqlite_url, admin_token="s3cret") as service:
-        public = service.status()["connections"][0]
+async def test_status_details_need_the_admin_token(behaviour_database_url: str) -> None:
+    async with inprocess_service(behaviour_database_url, admin_token="s3cret") as service:
+        public = (await service.status())["connections"][0]
         assert "ghlLocationId" not in public
         assert "latestErrors" not in public
-        answer = httpx.get(f"{service.url}/status", headers={"authorization": "Bearer s3cret"})
+        answer = await service.http.get(f"{service.url}/status", headers={"authorization": "Bearer s3cret"})
         assert "ghlLocationId" in answer.json()["connections"][0]
-        wrong = httpx.get(f"{service.url}/status", headers={"authorization": "Bearer nope"})
+        wrong = await service.http.get(f"{service.url}/status", headers={"authorization": "Bearer nope"})
         assert "ghlLocationId" not in wrong.json()["connections"][0]
 
 
-def test_unknown_routes_answer_problem_json(sqlite_url: str) -> None:
-    with running_service(sqlite_url) as service:
-        answer = service.http.get(f"{service.url}/nowhere")
-        assert answer.status_code == 404
-        assert answer.headers["content-type"].startswith("application/problem+json")
+async def test_unknown_routes_answer_problem_json(inprocess: InProcessService) -> None:
+    answer = await inprocess.http.get(f"{inprocess.url}/nowhere")
+    assert answer.status_code == 404
+    assert answer.headers["content-type"].startswith("application/problem+json")

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 from app.config import LOCAL_URL, Settings
 from app.registration import applied_types, ghl_events, public_url_warnings, rankr_events, registration
+from tests.support.inprocess import InProcessService
 from tests.support.reference import find_shared
-from tests.support.service import Service, ghl_event, rankr_event, running_service
+from tests.support.service import ghl_event, rankr_event
 
 
 def settings(**values: object) -> Settings:
@@ -38,22 +38,16 @@ def test_the_rankr_events_are_every_contact_task_and_note_event() -> None:
     )
 
 
-@pytest.fixture
-def idle_service(database_url: str) -> Iterator[Service]:
-    with running_service(database_url, run_worker_in_process=False) as running:
-        yield running
-
-
-@pytest.mark.slow
-def test_every_event_to_register_is_stored_by_the_intake(idle_service: Service) -> None:
+@pytest.mark.anyio
+async def test_every_event_to_register_is_stored_by_the_intake(inprocess: InProcessService) -> None:
     for kind in ghl_events():
-        answer = idle_service.post_ghl(ghl_event(kind, {"id": f"rec_{kind}", "contactId": "c1"}))
+        answer = await inprocess.post_ghl(ghl_event(kind, {"id": f"rec_{kind}", "contactId": "c1"}))
         assert (kind, answer.status_code) == (kind, 202), answer.text
     for kind in rankr_events():
         data = {"contactId": "c1", "taskId": "t1", "noteId": "n1", "lastModified": "2026-11-26T08:00:00Z"}
-        answer = idle_service.post_rankr(rankr_event(kind, data))
+        answer = await inprocess.post_rankr(rankr_event(kind, data))
         assert (kind, answer.status_code) == (kind, 202), answer.text
-    stored = {event["type"] for event in idle_service.events()}
+    stored = {event["type"] for event in await inprocess.events()}
     assert stored == {*ghl_events(), *rankr_events()}
 
 

@@ -54,6 +54,7 @@ class UpstreamRegistry:
         holder: str = "registry",
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
+        """``transport``: where both upstreams' requests go instead of the network (tests)."""
         self._settings = settings
         self._clock = clock
         self._engine = engine

@@ -16,6 +16,7 @@ import random
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import httpx
 from fastapi import FastAPI
 from fastapi.responses import HTMLResponse, RedirectResponse
 from starlette.requests import Request
@@ -45,9 +46,10 @@ class Sandbox:
         for side in (self.ghl, self.rankr):
             side.app.add_api_route("/", _to_ui, methods=["GET"], include_in_schema=False)
 
-    async def start(self) -> None:
-        """Start sending webhooks (deliveries queued before now go out too)."""
-        await self.dispatcher.start()
+    async def start(self, transport: httpx.AsyncBaseTransport | None = None) -> None:
+        """Start sending webhooks (deliveries queued before now go out too); through ``transport``
+        instead of the network when given (tests: the service's ASGI app)."""
+        await self.dispatcher.start(transport)
 
     async def stop(self) -> None:
         """Stop sending and close the HTTP client; unsent deliveries stay ``pending`` in the log."""

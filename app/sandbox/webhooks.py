@@ -123,7 +123,8 @@ class WebhookDispatcher:
 
     # -- life cycle ---------------------------------------------------------------------------------
 
-    async def start(self) -> None:
+    async def start(self, transport: httpx.AsyncBaseTransport | None = None) -> None:
+        """Start sending, through ``transport`` instead of the network when given."""
         if self._loop is not None:
             return
         self._loop = asyncio.get_running_loop()
@@ -131,6 +132,7 @@ class WebhookDispatcher:
         self._client = httpx.AsyncClient(
             timeout=httpx.Timeout(self.timeout_seconds),
             limits=httpx.Limits(max_connections=MAX_SENDING, max_keepalive_connections=MAX_SENDING),
+            transport=transport,
         )
         with self._lock:
             waiting = list(self._queues)
@@ -199,6 +201,18 @@ class WebhookDispatcher:
             if time.monotonic() >= deadline:
                 raise TimeoutError(f"{self.pending(source)} webhook deliveries still pending")
             await asyncio.sleep(0.005)
+
+    async def send_queued(self) -> None:
+        """Send every queued delivery (and those they cause) now, on this loop, and return once each
+        was delivered or given up: for callers that drive the loop themselves, with no waiting by time."""
+        while True:
+            with self._lock:
+                keys = [key for key, queue in self._queues.items() if queue]
+            for key in keys:
+                self._kick(key)
+            if not self._tasks:
+                return
+            await asyncio.gather(*self._tasks, return_exceptions=True)
 
     # -- sending ------------------------------------------------------------------------------------
 

@@ -114,6 +114,7 @@ def test_ids_on_the_page_do_not_break_mid_word_and_wide_tables_scroll() -> None:
     assert '<div class="scroll">\n  <table class="facts">' in page
 
 
+@pytest.mark.e2e  # the command runs as a child process
 def test_the_status_command_says_unconfigured_and_how_to_add_a_connection(tmp_path: Path) -> None:
     env = cli_env(f"sqlite:///{tmp_path / 'status.db'}", SANDBOX="false")
     assert run_cli(["migrate"], env).returncode == 0

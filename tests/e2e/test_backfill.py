@@ -15,83 +15,20 @@ import sys
 import time
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
 
 from tests.support.service import Service, query, running_service, wait_for
+from tests.support.world import World, contacts_of
 
-pytestmark = pytest.mark.slow
 T = TypeVar("T")
 ROOT = Path(__file__).resolve().parents[2]
 
 
-@dataclass(frozen=True)
-class World:
-    """What was seeded, by kind of person."""
-
-    rankr_only: int
-    ghl_only: int
-    by_email: int
-    by_phone: int
-    duplicate_groups: int  # two Rankr contacts with one phone and no email, nobody in GHL
-    duplicates_with_ghl: int  # the same, with one GHL contact of that phone
-
-    @property
-    def people(self) -> int:
-        return (
-            self.rankr_only + self.ghl_only + self.by_email + self.by_phone
-            + self.duplicate_groups + self.duplicates_with_ghl
-        )  # fmt: skip
-
-    @property
-    def duplicates(self) -> int:
-        return self.duplicate_groups + self.duplicates_with_ghl
-
-
-def phone(group: int, i: int) -> str:
-    return f"+1{group}55{i:07d}"
-
-
 def seed(service: Service, world: World) -> None:
-    """Rankr first, GHL later: where both hold a differing value, GHL's is the newer."""
-    rankr: list[dict[str, Any]] = []
-    ghl: list[dict[str, Any]] = []
-    for i in range(world.rankr_only):
-        rankr.append({"email": f"r{i}@rankr.example", "phone": phone(2, i), "firstName": f"R{i}"})
-    for i in range(world.ghl_only):
-        ghl.append({"email": f"g{i}@ghl.example", "phone": phone(3, i), "firstName": f"G{i}"})
-    for i in range(world.by_email):
-        rankr.append(
-            {
-                "email": f"both{i}@example.com",
-                "firstName": "Old",
-                "companyName": f"Co {i}",
-                "tags": ["from-rankr"],
-            }
-        )
-        ghl.append(
-            {
-                "email": f"Both{i}@Example.com",
-                "firstName": f"New{i}",
-                "website": f"https://{i}.example",
-                "tags": ["from-ghl"],
-            }
-        )
-    for i in range(world.by_phone):
-        # GHL is given the national form (it stores E.164): the same number once normalised.
-        national = phone(4, i)[2:]
-        rankr.append({"phone": phone(4, i), "lastName": f"P{i}"})
-        ghl.append(
-            {"phone": f"({national[:3]}) {national[3:6]}-{national[6:]}", "lastName": f"P{i}", "city": "Oslo"}
-        )
-    for i in range(world.duplicate_groups):
-        rankr += [{"phone": phone(5, i), "firstName": "First"}, {"phone": phone(5, i), "firstName": "Second"}]
-    for i in range(world.duplicates_with_ghl):
-        rankr += [{"phone": phone(6, i), "firstName": "First"}, {"phone": phone(6, i), "firstName": "Second"}]
-        ghl.append({"phone": phone(6, i), "lastName": "InGhl"})
+    rankr, ghl = contacts_of(world)
     for chunk in range(0, len(rankr), 2000):
         service.rankr.seed(rankr[chunk : chunk + 2000])
     for chunk in range(0, len(ghl), 2000):
@@ -270,45 +207,6 @@ def test_backfill_of_thousands_links_merges_and_creates(database_url: str) -> No
         wait_for(lambda: (f := finished(service)) and f["counts"].get("linked") and f, timeout=120)
         assert service.rankr.writes_since(rankr_mark) == []
         assert service.ghl.writes_since(ghl_mark) == []
-
-
-def test_dry_run_reports_and_writes_nothing(service: Service) -> None:
-    world = World(rankr_only=5, ghl_only=5, by_email=5, by_phone=2, duplicate_groups=1, duplicates_with_ghl=1)
-    seed(service, world)
-    rankr_mark, ghl_mark = service.rankr.mark(), service.ghl.mark()
-    answer = service.http.post(f"{service.url}/admin/backfill", json={"dryRun": True})
-    assert answer.status_code == 200, answer.text
-    body = answer.json()
-    actions = body["actions"]
-    assert sum(line.startswith("link rankr") for line in actions) == world.by_email + world.by_phone + 1
-    assert sum(line.startswith("create in ghl") for line in actions) == world.rankr_only + 1
-    assert sum(line.startswith("create in rankr") for line in actions) == world.ghl_only
-    assert sum(line.startswith("duplicate rankr") for line in actions) == 2
-    # The email differs in case only: the same person, and the newer spelling is kept.
-    assert any(
-        "(same email); fields to merge: companyName, email, firstName, tags, website" in a for a in actions
-    )
-    assert service.rankr.writes_since(rankr_mark) == []
-    assert service.ghl.writes_since(ghl_mark) == []
-    assert service.links() == []
-    assert service.events() == []
-    assert query(service.database_url, "SELECT id FROM staged_contacts") == []
-
-
-def test_backfill_bad_requests_are_refused_as_problems(service: Service) -> None:
-    for body, status in (({"connectionId": "x"}, 422), ({"connectionId": 99}, 404), ({"dry": True}, 422)):
-        answer = service.http.post(f"{service.url}/admin/backfill", json=body)
-        assert answer.status_code == status, answer.text
-        assert answer.headers["content-type"].startswith("application/problem+json")
-    assert service.http.post(f"{service.url}/admin/reconcile", json={"connectionId": 99}).status_code == 404
-    assert query(service.database_url, "SELECT id FROM sync_jobs") == []
-
-
-def test_admin_routes_need_the_token(database_url: str) -> None:
-    with running_service(database_url, admin_token="s3cret") as service:
-        assert service.http.post(f"{service.url}/admin/backfill", json={}).status_code == 401
-        assert service.http.post(f"{service.url}/admin/reconcile", json={}).status_code == 401
-        assert query(service.database_url, "SELECT id FROM sync_jobs") == []
 
 
 def cli_env(service: Service) -> dict[str, str]:

@@ -7,12 +7,8 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from tests.support.service import Service, max_in_window, query, running_service
 from tests.support.workers import start_worker
-
-pytestmark = pytest.mark.slow
 
 
 def unique_email() -> str:

@@ -13,8 +13,6 @@ from tests.support.install import credential_rows, install, oauth_control, oauth
 from tests.support.service import running_service
 from tests.support.workers import start_worker
 
-pytestmark = pytest.mark.slow
-
 
 @pytest.mark.postgres
 def test_four_worker_processes_facing_an_expired_token_refresh_it_exactly_once(

@@ -12,7 +12,7 @@ from sqlalchemy.engine import make_url
 from tests.support.proxy import proxied
 from tests.support.service import ghl_event, rankr_event, running_service, wait_for
 
-pytestmark = [pytest.mark.slow, pytest.mark.postgres]
+pytestmark = pytest.mark.postgres
 
 
 def rankr_contact(email: str) -> dict[str, Any]:

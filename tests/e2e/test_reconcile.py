@@ -7,11 +7,7 @@ import time
 import uuid
 from typing import Any
 
-import pytest
-
 from tests.support.service import Service, running_service, wait_for
-
-pytestmark = pytest.mark.slow
 
 
 def person(**extra: Any) -> dict[str, Any]:

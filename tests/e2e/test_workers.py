@@ -13,8 +13,6 @@ import pytest
 from tests.support.service import max_in_window, query, running_service, wait_for
 from tests.support.workers import start_worker
 
-pytestmark = pytest.mark.slow
-
 
 @pytest.mark.postgres
 def test_two_worker_processes_apply_each_event_once(postgres_url: str, tmp_path: Path) -> None:

@@ -12,7 +12,7 @@ import pytest
 from tests.support.cli import cli_env, run_cli
 from tests.support.service import Service, execute, query, running_service, wait_for
 
-pytestmark = pytest.mark.slow
+pytestmark = pytest.mark.e2e
 
 ADMIN = {"authorization": "Bearer s3cret"}
 

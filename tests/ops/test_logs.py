@@ -15,6 +15,7 @@ from app.kit.logs import configure_logging, log_context
 from app.kit.masking import mask_field, scrub
 from app.sandbox import keys
 from tests.support.databases import psql
+from tests.support.inprocess import inprocess_service
 from tests.support.service import running_service, wait_for
 
 
@@ -67,8 +68,10 @@ def test_console_lines_carry_the_context_ids_and_mask_extras() -> None:
     assert second.endswith("outside")
 
 
-@pytest.mark.slow
-def test_a_full_run_logs_ids_on_every_job_line_and_no_personal_data_or_secret(database_url: str) -> None:
+@pytest.mark.anyio
+async def test_a_full_run_logs_ids_on_every_job_line_and_no_personal_data_or_secret(
+    behaviour_database_url: str,
+) -> None:
     unique = uuid.uuid4().hex[:6]
     person = {
         "email": f"zephyrine.quill.{unique}@example.com",
@@ -77,19 +80,21 @@ def test_a_full_run_logs_ids_on_every_job_line_and_no_personal_data_or_secret(da
         "lastName": f"Quillfeather{unique}",
         "companyName": f"Obscura Works {unique}",
     }
-    with captured("json") as buffer, running_service(database_url, log_level="DEBUG") as service:
-        created = service.rankr.create(**person)
-        service.settle()
-        [ghl] = service.ghl.by_email(person["email"])
-        service.ghl.update(ghl["id"], lastName=f"Quillwright{unique}", phone="+14155550188")
-        service.settle()
-        service.ghl.control(error_rate=1.0, error_status=422)  # a refusal, logged with its reason
-        service.rankr.update(created["contactId"], firstName=f"Zeph{unique}")
-        wait_for(lambda: any(e["status"] == "dead" for e in service.events()), what="the dead event")
-        service.ghl.control(error_rate=0.0)
-        service.rankr.delete(created["contactId"])
-        service.settle()
-        assert service.ghl.get(ghl["id"]) is None
+    with captured("json") as buffer:
+        async with inprocess_service(behaviour_database_url, log_level="DEBUG") as service:
+            created = await service.rankr.create(**person)
+            await service.settle()
+            [ghl] = await service.ghl.by_email(person["email"])
+            await service.ghl.update(ghl["id"], lastName=f"Quillwright{unique}", phone="+14155550188")
+            await service.settle()
+            await service.ghl.control(error_rate=1.0, error_status=422)  # a refusal, logged with its reason
+            await service.rankr.update(created["contactId"], firstName=f"Zeph{unique}")
+            await service.settle()
+            assert any(e["status"] == "dead" for e in await service.events())
+            await service.ghl.control(error_rate=0.0)
+            await service.rankr.delete(created["contactId"])
+            await service.settle()
+            assert await service.ghl.get(ghl["id"]) is None
     lines = [json.loads(line) for line in buffer.getvalue().splitlines()]
     text = buffer.getvalue()
     forbidden = [
@@ -129,7 +134,7 @@ def test_console_lines_escape_control_and_bidi_characters_from_any_source() -> N
     assert "\u202e" not in line
 
 
-@pytest.mark.slow
+@pytest.mark.e2e
 @pytest.mark.postgres
 def test_a_statement_the_database_refuses_logs_and_stores_no_synced_field(postgres_url: str) -> None:
     """Every synced field is in the refused statement's parameters; none may reach the log or /status."""

@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
-from tests.support.service import running_service
+from tests.support.inprocess import InProcessService
 
-pytestmark = pytest.mark.slow
+pytestmark = pytest.mark.anyio
 
 
 def _resolve(document: dict[str, Any], node: Any) -> Any:
@@ -20,10 +20,11 @@ def _resolve(document: dict[str, Any], node: Any) -> Any:
     return json.loads(text)
 
 
-def test_every_route_has_a_summary_examples_and_problem_json_errors(sqlite_url: str) -> None:
-    with running_service(sqlite_url) as service:
-        document = service.http.get(f"{service.url}/openapi.json").json()
-        assert service.http.get(f"{service.url}/docs").status_code == 200
+async def test_every_route_has_a_summary_examples_and_problem_json_errors(
+    inprocess: InProcessService,
+) -> None:
+    document = (await inprocess.http.get(f"{inprocess.url}/openapi.json")).json()
+    assert (await inprocess.http.get(f"{inprocess.url}/docs")).status_code == 200
     operations = {
         f"{method.upper()} {path}": _resolve(document, operation)
         for path, methods in document["paths"].items()

@@ -71,7 +71,7 @@ def _verified(service: Service) -> None:
     wait_for(lambda: service.status()["connections"][0]["verification"]["verified"], what="the verification")
 
 
-@pytest.mark.slow
+@pytest.mark.e2e
 def test_an_operator_sees_a_dead_event_signs_in_and_replays_it_in_a_browser(sqlite_url: str) -> None:
     with running_service(sqlite_url, admin_token="s3cret") as service, headless_chromium() as browser:
         _verified(service)
@@ -139,7 +139,7 @@ def test_an_operator_sees_a_dead_event_signs_in_and_replays_it_in_a_browser(sqli
         assert browser.find_elements(By.CSS_SELECTOR, "table.errors") == []
 
 
-@pytest.mark.slow
+@pytest.mark.e2e
 def test_replaying_from_the_page_needs_the_admin_token_and_writes_nothing_without_it(
     database_url: str,
 ) -> None:

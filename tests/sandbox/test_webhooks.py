@@ -8,8 +8,9 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
+import httpx
 import pytest
-from fastapi import FastAPI, Response
+from fastapi import FastAPI, Request, Response
 
 from app.kit.clock import parse_instant
 from app.kit.signatures import GhlVerifier, WebhookSecret, load_public_key, verify_standard
@@ -303,3 +304,41 @@ def test_delivery_log_shows_bodies_on_request(env: Env) -> None:
     assert len(deliveries) == 1
     assert '"contact.created"' in deliveries[0]["body"]
     assert deliveries[0]["recordId"].startswith("con_")
+
+
+@pytest.mark.anyio
+async def test_send_queued_delivers_everything_queued_through_the_given_transport_in_order() -> None:
+    """With a transport (an ASGI app in this process), ``send_queued`` returns once every queued
+    delivery was sent, those of one record in order, retries included: nothing left to wait for."""
+    received: list[tuple[str, bytes]] = []
+    refusals = {"msg_r1": 1}  # answered 503 once, then accepted
+    app = FastAPI()
+
+    @app.post("/webhooks/{source}")
+    async def receive(source: str, request: Request) -> Response:
+        msg_id = request.headers["webhook-id"]
+        received.append((msg_id, await request.body()))
+        if refusals.get(msg_id, 0) > 0:
+            refusals[msg_id] -= 1
+            return Response(status_code=503)
+        return Response(status_code=204)
+
+    config = SandboxConfig(webhook_target="http://service.test")
+    dispatcher = WebhookDispatcher(config.clock, 5.0, 100)
+    policy = RetryPolicy((0.0,), lambda status: status is None or status >= 500)
+    await dispatcher.start(httpx.ASGITransport(app=app))
+    try:
+        for msg_id, record in (("msg_r1", "con_1"), ("msg_r2", "con_1"), ("msg_s1", "con_2")):
+            delivery = Delivery(
+                msg_id, "rankr", "contact.updated", f"rankr:{record}", record,
+                "http://service.test/webhooks/rankr", msg_id.encode(), config.clock(),
+            )  # fmt: skip
+            dispatcher.submit(delivery, lambda d: {"webhook-id": d.id}, policy)
+        await dispatcher.send_queued()
+        assert dispatcher.pending() == 0
+    finally:
+        await dispatcher.stop()
+    assert [d.state for d in dispatcher.deliveries()] == ["delivered"] * 3
+    first_record = [msg_id for msg_id, _ in received if msg_id.startswith("msg_r")]
+    assert first_record == ["msg_r1", "msg_r1", "msg_r2"]
+    assert ("msg_s1", b"msg_s1") in received

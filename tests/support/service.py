@@ -223,28 +223,40 @@ class Service:
     def post_rankr(
         self, payload: dict[str, Any] | bytes, *, msg_id: str | None = None, at: datetime | None = None
     ) -> httpx.Response:
-        body = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
-        msg_id = msg_id or f"msg_{uuid.uuid4().hex}"
-        stamp = int((at or datetime.now(UTC)).timestamp())
-        signature = sign_standard(WebhookSecret.parse(keys.RANKR_WEBHOOK_SECRET), msg_id, stamp, body)
-        headers = {
-            "webhook-id": msg_id,
-            "webhook-timestamp": str(stamp),
-            "webhook-signature": signature,
-            "content-type": "application/json",
-        }
+        body, headers = signed_rankr(payload, msg_id=msg_id, at=at)
         return self.http.post(f"{self.url}/webhooks/rankr", content=body, headers=headers)
 
     def post_ghl(self, payload: dict[str, Any] | bytes, *, scheme: str = "ed25519") -> httpx.Response:
-        body = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
-        headers = {"content-type": "application/json"}
-        if scheme == "ed25519":
-            headers["x-ghl-signature"] = sign_ghl_ed25519(
-                load_private_key(keys.GHL_ED25519_PRIVATE_PEM), body
-            )  # type: ignore[arg-type]
-        else:
-            headers["x-wh-signature"] = sign_ghl_rsa(load_private_key(keys.GHL_RSA_PRIVATE_PEM), body)  # type: ignore[arg-type]
+        body, headers = signed_ghl(payload, scheme=scheme)
         return self.http.post(f"{self.url}/webhooks/ghl", content=body, headers=headers)
+
+
+def signed_rankr(
+    payload: dict[str, Any] | bytes, *, msg_id: str | None = None, at: datetime | None = None
+) -> tuple[bytes, dict[str, str]]:
+    """A Rankr webhook's body and headers, signed with the sandbox's secret (Standard Webhooks)."""
+    body = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
+    msg_id = msg_id or f"msg_{uuid.uuid4().hex}"
+    stamp = int((at or datetime.now(UTC)).timestamp())
+    signature = sign_standard(WebhookSecret.parse(keys.RANKR_WEBHOOK_SECRET), msg_id, stamp, body)
+    headers = {
+        "webhook-id": msg_id,
+        "webhook-timestamp": str(stamp),
+        "webhook-signature": signature,
+        "content-type": "application/json",
+    }
+    return body, headers
+
+
+def signed_ghl(payload: dict[str, Any] | bytes, *, scheme: str = "ed25519") -> tuple[bytes, dict[str, str]]:
+    """A GHL webhook's body and headers, signed with the sandbox's Ed25519 or (legacy) RSA key."""
+    body = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
+    headers = {"content-type": "application/json"}
+    if scheme == "ed25519":
+        headers["x-ghl-signature"] = sign_ghl_ed25519(load_private_key(keys.GHL_ED25519_PRIVATE_PEM), body)  # type: ignore[arg-type]
+    else:
+        headers["x-wh-signature"] = sign_ghl_rsa(load_private_key(keys.GHL_RSA_PRIVATE_PEM), body)  # type: ignore[arg-type]
+    return body, headers
 
 
 def rankr_event(kind: str, data: dict[str, Any], at: datetime | None = None) -> dict[str, Any]:
