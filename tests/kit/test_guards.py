@@ -119,6 +119,7 @@ def raw_request(base: str, head: bytes) -> bytes:
         return answer
 
 
+@pytest.mark.e2e  # a real server: the limit is in uvicorn's protocol, under the ASGI app
 def test_a_head_over_the_limit_gets_431_and_the_connection_closes() -> None:
     with serve(echo_app(100)) as base:
         # Sent whole and not ended, so the server has read all of it when it closes (a close with
