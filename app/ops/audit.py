@@ -1,8 +1,9 @@
-"""The audit trail of one record: every write the service made for it, on both sides, masked.
+"""The audit trail of one contact: every write the service made for it, its tasks and notes, on both
+sides, masked.
 
 ``history`` finds the contact by its id on either side (a Rankr or a GHL contact id), so both ids'
 entries are shown together, with those of the contact's tasks and notes (each entry names the kind
-of record and its ids on both sides): creates, updates, links, deletes and unlinks, with the mapped fields'
+of record and its ids): creates, updates, links, deletes and unlinks, with the mapped fields'
 before and after (masked: ``app.kit.masking``), the triggering event and the result. ``prune``
 deletes entries older than ``AUDIT_RETENTION_DAYS``; the worker calls it (``app.ops.housekeeping``).
 """
@@ -12,8 +13,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, and_, delete, or_, select
+from sqlalchemy import ColumnElement, and_, delete, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 
 from app.kit.masking import mask_field
 from app.sync.models import AuditEntry, Kind, Link
@@ -51,10 +53,9 @@ def describe(entry: AuditEntry) -> dict[str, Any]:
     }
 
 
-def _contact_links(contact_id: str) -> Select[tuple[int, str | None, str | None]]:
-    return select(Link.id, Link.rankr_id, Link.ghl_id).where(
-        Link.kind == Kind.CONTACT, or_(Link.rankr_id == contact_id, Link.ghl_id == contact_id)
-    )
+def _is_contact(link: type[Link], contact_id: str) -> ColumnElement[bool]:
+    """``link`` is the link of the contact ``contact_id`` (its id on either side)."""
+    return and_(link.kind == Kind.CONTACT, or_(link.rankr_id == contact_id, link.ghl_id == contact_id))
 
 
 async def history(
@@ -63,11 +64,13 @@ async def history(
     """The contact's audit entries and its tasks' and notes', oldest first, or None when the service
     never wrote for any of them."""
     ids = {contact_id}
-    for _, rankr_id, ghl_id in (await session.execute(_contact_links(contact_id))).all():
+    links = await session.execute(select(Link.rankr_id, Link.ghl_id).where(_is_contact(Link, contact_id)))
+    for rankr_id, ghl_id in links.all():
         ids.update(value for value in (rankr_id, ghl_id) if value)
     # A task's or note's entries are found through its link, whose parent is the contact's link.
-    children = select(Link.id).where(
-        Link.parent_id.in_(_contact_links(contact_id).with_only_columns(Link.id))
+    parent = aliased(Link)
+    children = (
+        select(Link.id).join(parent, Link.parent_id == parent.id).where(_is_contact(parent, contact_id))
     )
     rows = await session.execute(
         select(AuditEntry)
