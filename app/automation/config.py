@@ -8,6 +8,8 @@ Everything in it is optional; without a file the service runs on its settings al
 
 from __future__ import annotations
 
+import re
+from difflib import get_close_matches
 from pathlib import Path
 from typing import Any, Literal
 
@@ -15,10 +17,12 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl, ValidationError, model_validator
 from pydantic.alias_generators import to_camel
 
-from app.sync.mapping import TEXT_FIELDS
+from app.sync.mapping import CUSTOM_PREFIX, OWNER, TAGS, TEXT_FIELDS
 
 # Canonical contact fields a configuration may name (custom fields as ``customFields.<key>``).
-CONTACT_FIELDS = frozenset({*TEXT_FIELDS, "tags", "ownerId"})
+CONTACT_FIELDS = frozenset({*TEXT_FIELDS, TAGS, OWNER})
+# A ``{field}`` placeholder of a task template, filled from the contact's canonical fields.
+PLACEHOLDER = re.compile(r"\{([A-Za-z0-9_.]+)\}")
 Ownership = Literal["both", "rankr", "ghl", "none"]
 Trigger = Literal["contact.created", "contact.updated", "task.created", "task.completed", "note.added"]
 
@@ -78,11 +82,32 @@ class Due(Strict):
         return self
 
 
+def unknown_placeholder(text: str) -> str | None:
+    """Why ``text`` cannot be rendered (a placeholder that is no contact field), or None."""
+    for name in PLACEHOLDER.findall(text):
+        if name in CONTACT_FIELDS or (name.startswith(CUSTOM_PREFIX) and len(name) > len(CUSTOM_PREFIX)):
+            continue
+        close = get_close_matches(name, CONTACT_FIELDS, n=1)
+        hint = f" (did you mean {{{close[0]}}}?)" if close else ""
+        known = ", ".join(f"{{{field}}}" for field in [*sorted(CONTACT_FIELDS), f"{CUSTOM_PREFIX}<key>"])
+        return f"unknown placeholder {{{name}}}{hint}; placeholders are the contact's fields: {known}"
+    return None
+
+
 class TaskTemplate(Strict):
     title: str = Field(min_length=1, description="with {placeholders} from the contact, e.g. {firstName}")
     body: str | None = None
     due: Due = Field(default_factory=lambda: Due(hours=24))
     assignee: str | None = Field(default=None, description="GHL user id")
+
+    @model_validator(mode="after")
+    def _known_placeholders(self) -> TaskTemplate:
+        # Rendering fills a placeholder from the contact only; any other name would render empty.
+        for name, text in (("title", self.title), ("body", self.body)):
+            problem = unknown_placeholder(text or "")
+            if problem is not None:
+                raise _Located((name,), problem)
+        return self
 
 
 class Activity(Strict):

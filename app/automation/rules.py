@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from app.automation.config import Condition, Rule, SyncConfig, TaskTemplate
+from app.automation.config import PLACEHOLDER, Condition, Rule, SyncConfig, TaskTemplate
 from app.sync import mapping
 
 # Event types of both products -> the rule triggers they stand for.
@@ -28,7 +28,6 @@ TRIGGERS: dict[str, str] = {
     "note.created": "note.added",
     "NoteCreate": "note.added",
 }
-PLACEHOLDER = re.compile(r"\{([A-Za-z0-9_.]+)\}")
 
 
 @dataclass(frozen=True, slots=True)

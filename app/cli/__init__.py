@@ -331,7 +331,7 @@ def history(
     contact_id: Annotated[str, typer.Argument(help="a Rankr or a GHL contact id")],
     as_json: Annotated[bool, typer.Option("--json", help="print the JSON document")] = False,
 ) -> None:
-    """Every change the service made for a contact, in both systems (values masked)."""
+    """Every change the service made for a contact, its tasks and notes, in both systems (values masked)."""
     settings = load_settings()
     found = run_async(_history(settings, contact_id))
     if found is None:
@@ -344,8 +344,8 @@ def history(
     for entry in found["entries"]:
         event = entry["event"]
         trigger = f"{event['type'] or '?'} {event['ref'] or event['id'] or ''}".strip()
-        ids = f"rankr {entry['rankrId'] or '-'} / ghl {entry['ghlId'] or '-'}"
-        typer.echo(f"\n{entry['at']}  {entry['direction']} {entry['action']} [{entry['result']}]  {ids}")
+        record = f"{entry['kind']} rankr {entry['rankrId'] or '-'} / ghl {entry['ghlId'] or '-'}"
+        typer.echo(f"\n{entry['at']}  {entry['direction']} {entry['action']} [{entry['result']}]  {record}")
         typer.echo(f"  event    {trigger}")
         for name, change in entry["changes"].items():
             if isinstance(change, dict) and "to" in change:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, get_args
 
 import typer
 
@@ -79,6 +79,8 @@ def try_rules(
     ] = None,
 ) -> None:
     """Show what the rules would do for the event in EVENT_FILE; nothing is written anywhere."""
+    from pydantic import ValidationError
+
     from app.automation.config import ConfigError, load
     from app.automation.runner import dry_run
     from app.cli.settings import load_settings
@@ -92,17 +94,83 @@ def try_rules(
         typer.echo(str(exc), err=True)
         raise typer.Exit(1) from exc
     try:
-        event = json.loads(event_file.read_text(encoding="utf-8"))
+        text = event_file.read_text(encoding="utf-8")
     except (OSError, ValueError) as exc:
-        typer.echo(f"{event_file}: not a readable JSON file: {exc}", err=True)
-        raise typer.Exit(1) from exc
-    if not isinstance(event, dict):
-        typer.echo(f"{event_file}: the event must be a JSON object", err=True)
-        raise typer.Exit(1)
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        typer.echo(
+            f"{event_file}: cannot be read ({reason}); expected a webhook body of Rankr or GHL", err=True
+        )
+        raise typer.Exit(2) from exc
+    try:
+        event = json.loads(text)
+    except ValueError as exc:
+        typer.echo(f"{event_file}: not JSON ({exc}); expected a webhook body of Rankr or GHL", err=True)
+        raise typer.Exit(2) from exc
+    problem = webhook_problem(event)
+    if problem is not None:
+        typer.echo(f"{event_file}: {problem}", err=True)
+        raise typer.Exit(2)
     maps = FieldMaps(
         custom_fields={**settings.custom_fields, **config.mapping.custom_fields},
         users={**settings.users, **config.mapping.users},
         ownership=config.mapping.fields,
     )
-    result = run_async(dry_run(config, event, maps, utcnow()))
+    try:
+        result = run_async(dry_run(config, event, maps, utcnow()))
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        # Rankr's contact is the event's data; GHL's is the body itself.
+        loc = ("data", *error["loc"]) if "accountId" in event else error["loc"]
+        more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
+        where = ".".join(str(part) for part in loc)
+        typer.echo(
+            f"{event_file}: {where}: {error['msg']}{more}; expected a contact as {event['type']} carries it",
+            err=True,
+        )
+        raise typer.Exit(2) from exc
     typer.echo(json.dumps(result, indent=2))
+
+
+def known_event_types() -> tuple[frozenset[str], frozenset[str]]:
+    """The event types the intake accepts: Rankr's (its webhook schema) and GHL's (its endpoint)."""
+    from app.integrations.ghl import endpoints
+    from app.integrations.ghl.app_events import APP_EVENTS
+    from app.integrations.rankr.schemas import RankrEventType
+
+    rankr = frozenset(name for kind in get_args(RankrEventType) for name in get_args(kind))
+    ghl = endpoints.CONTACT_EVENTS | endpoints.CHILD_EVENTS | endpoints.APPOINTMENT_EVENTS | APP_EVENTS
+    return rankr, ghl
+
+
+def webhook_problem(event: Any) -> str | None:
+    """What keeps ``event`` (parsed JSON) from being a Rankr or GHL webhook body this service knows."""
+    if not isinstance(event, dict):
+        return f"JSON {_json_kind(event)}, not an object; expected a webhook body of Rankr or GHL"
+    rankr, ghl = known_event_types()
+    kind = event.get("type")
+    # Rankr's WebhookEvent carries accountId and a data object; GHL's bodies carry the record at the
+    # top level with its locationId (or companyId, for app events).
+    if "accountId" in event and isinstance(event.get("data"), dict):
+        if kind not in rankr:
+            return f"unknown Rankr event type {kind!r}; expected one of {', '.join(sorted(rankr))}"
+        return None
+    if isinstance(kind, str) and ("locationId" in event or "companyId" in event):
+        if kind not in ghl:
+            return f"unknown GHL event type {kind!r}; expected one of {', '.join(sorted(ghl))}"
+        return None
+    return (
+        "neither a Rankr webhook (type, accountId and a data object) nor a GHL webhook "
+        "(type and locationId or companyId)"
+    )
+
+
+def _json_kind(value: Any) -> str:
+    if isinstance(value, list):
+        return "array"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, bool):
+        return "boolean"
+    if value is None:
+        return "null"
+    return "number"

@@ -1,7 +1,9 @@
-"""The audit trail of one record: every write the service made for it, on both sides, masked.
+"""The audit trail of one contact: every write the service made for it, its tasks and notes, on both
+sides, masked.
 
-``history`` finds the record by its id on either side (a Rankr or a GHL contact id), so both ids'
-entries are shown together: creates, updates, links, deletes and unlinks, with the mapped fields'
+``history`` finds the contact by its id on either side (a Rankr or a GHL contact id), so both ids'
+entries are shown together, with those of the contact's tasks and notes (each entry names the kind
+of record and its ids): creates, updates, links, deletes and unlinks, with the mapped fields'
 before and after (masked: ``app.kit.masking``), the triggering event and the result. ``prune``
 deletes entries older than ``AUDIT_RETENTION_DAYS``; the worker calls it (``app.ops.housekeeping``).
 """
@@ -11,8 +13,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, or_, select
+from sqlalchemy import ColumnElement, and_, delete, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 
 from app.kit.masking import mask_field
 from app.sync.models import AuditEntry, Kind, Link
@@ -37,6 +40,7 @@ def _masked_changes(changes: dict[str, Any]) -> dict[str, Any]:
 def describe(entry: AuditEntry) -> dict[str, Any]:
     return {
         "at": entry.at.isoformat(),
+        "kind": entry.kind,
         "direction": entry.direction,
         "action": entry.action,
         "result": entry.result,
@@ -49,21 +53,36 @@ def describe(entry: AuditEntry) -> dict[str, Any]:
     }
 
 
+def _is_contact(link: type[Link], contact_id: str) -> ColumnElement[bool]:
+    """``link`` is the link of the contact ``contact_id`` (its id on either side)."""
+    return and_(link.kind == Kind.CONTACT, or_(link.rankr_id == contact_id, link.ghl_id == contact_id))
+
+
 async def history(
-    session: AsyncSession, record_id: str, *, kind: str = Kind.CONTACT.value, limit: int = HISTORY_LIMIT
+    session: AsyncSession, contact_id: str, *, limit: int = HISTORY_LIMIT
 ) -> dict[str, Any] | None:
-    """The record's audit entries, oldest first, or None when the service never touched it."""
-    ids = {record_id}
-    links = await session.execute(
-        select(Link.rankr_id, Link.ghl_id).where(
-            Link.kind == kind, or_(Link.rankr_id == record_id, Link.ghl_id == record_id)
-        )
-    )
+    """The contact's audit entries and its tasks' and notes', oldest first, or None when the service
+    never wrote for any of them."""
+    ids = {contact_id}
+    links = await session.execute(select(Link.rankr_id, Link.ghl_id).where(_is_contact(Link, contact_id)))
     for rankr_id, ghl_id in links.all():
         ids.update(value for value in (rankr_id, ghl_id) if value)
+    # A task's or note's entries are found through its link, whose parent is the contact's link.
+    parent = aliased(Link)
+    children = (
+        select(Link.id).join(parent, Link.parent_id == parent.id).where(_is_contact(parent, contact_id))
+    )
     rows = await session.execute(
         select(AuditEntry)
-        .where(AuditEntry.kind == kind, or_(AuditEntry.rankr_id.in_(ids), AuditEntry.ghl_id.in_(ids)))
+        .where(
+            or_(
+                and_(
+                    AuditEntry.kind == Kind.CONTACT,
+                    or_(AuditEntry.rankr_id.in_(ids), AuditEntry.ghl_id.in_(ids)),
+                ),
+                and_(AuditEntry.kind.in_([Kind.TASK, Kind.NOTE]), AuditEntry.link_id.in_(children)),
+            )
+        )
         .order_by(AuditEntry.id.desc())
         .limit(limit + 1)
     )
@@ -72,8 +91,8 @@ async def history(
         return None
     truncated = len(entries) > limit
     return {
-        "kind": kind,
-        "id": record_id,
+        "kind": Kind.CONTACT.value,
+        "id": contact_id,
         "ids": sorted(ids),
         "truncated": truncated,
         "entries": [describe(entry) for entry in reversed(entries[:limit])],

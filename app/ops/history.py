@@ -1,4 +1,5 @@
-"""``GET /admin/contacts/{id}/history``: the audit trail of one contact (admin token required)."""
+"""``GET /admin/contacts/{id}/history``: the audit trail of one contact, its tasks and its notes (admin token
+required)."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ EXAMPLE = {
     "entries": [
         {
             "at": "2026-11-26T10:15:02.120000+00:00",
+            "kind": "contact",
             "direction": "to_ghl",
             "action": "create",
             "result": "ok",
@@ -31,16 +33,29 @@ EXAMPLE = {
                 "email": {"from": None, "to": "j***@***.com"},
                 "firstName": {"from": None, "to": "J***"},
             },
-        }
+        },
+        {
+            "at": "2026-11-26T10:16:40.031000+00:00",
+            "kind": "task",
+            "direction": "to_ghl",
+            "action": "create",
+            "result": "ok",
+            "detail": None,
+            "rankrId": "tsk_51c0",
+            "ghlId": "Tk9Qm1",
+            "connectionId": 1,
+            "event": {"id": 18, "type": "task.created", "ref": "msg_7d1e"},
+            "changes": {"title": {"from": None, "to": "C***"}, "completed": {"from": None, "to": "F***"}},
+        },
     ],
 }
 
 
 @router.get(
     "/contacts/{contact_id}/history",
-    summary="Every change the service made for a contact, in both systems (masked)",
+    summary="Every change the service made for a contact, its tasks and its notes, in both systems (masked)",
     responses={
-        **answer(200, "the contact's audit entries, oldest first", EXAMPLE),
+        **answer(200, "the audit entries of the contact, its tasks and notes, oldest first", EXAMPLE),
         **problem(
             404, "Not Found", "no audit entries for contact con_0000", "the service never wrote for it"
         ),

@@ -66,6 +66,30 @@ rules:
     assert problems(text) == ["rules.yaml:6: rules[0].createTask: no task template named 'cal'"]
 
 
+def test_a_template_naming_no_contact_field_is_refused_with_the_fields_it_may_name() -> None:
+    text = """taskTemplates:
+  call:
+    title: "Hi {firstNmae}"
+  visit:
+    title: "Visit {address.city}, {customFields.region}"
+    body: "Ask {firstName} for {ownerName}"
+  fine:
+    title: "{firstName} {lastName} {tags} {ownerId} {customFields.score}"
+"""
+    [call, visit] = problems(text)
+    assert call.startswith(
+        "rules.yaml:3: taskTemplates.call.title: unknown placeholder {firstNmae} "
+        "(did you mean {firstName}?); placeholders are the contact's fields: {address.city}, "
+    )
+    assert call.endswith("{tags}, {website}, {customFields.<key>}")
+    assert visit.startswith(
+        "rules.yaml:6: taskTemplates.visit.body: unknown placeholder {ownerName} (did you mean {ownerId}?)"
+    )
+    [bare] = problems('taskTemplates: {t: {title: "{customFields.} {zzz}"}}')
+    assert bare.startswith("rules.yaml:1: taskTemplates.t.title: unknown placeholder {customFields.};")
+    assert "did you mean" not in bare
+
+
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
