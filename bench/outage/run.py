@@ -636,7 +636,7 @@ def report(args: argparse.Namespace, figures: Figures) -> bool:
         ),
         ("lost (acknowledged, not stored)", shown(lost), "must be 0"),
         ("log lines while Postgres was down", shown(outage_lines), f"at most {OUTAGE_LOG_LINES_BAR}"),
-        ("log lines in all", f"{figures.log_lines}", "serve and workers, start to stop"),
+        ("log lines in all", shown(figures.log_lines), "serve and workers, start to stop"),
         (
             "recovery",
             shown(recovery, " s"),
