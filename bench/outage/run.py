@@ -1,4 +1,4 @@
-"""Outage run: the service's own Postgres stopped under a steady stream of signed webhooks, then back.
+"""Outage run: the service's Postgres stopped under a steady stream of signed webhooks, then started again.
 
     python -m bench.outage.run [--seconds-down 15] [--rate 20] [--seconds-before 10]
                                [--seconds-after 10] [--workers 0] [--seconds 180] [--seed 7]
@@ -15,7 +15,8 @@ in their stores at ``--rate`` a second, taking turns between the sides: creates,
 contacts they made. The sandboxes write the webhook of each change (and of the service's own writes,
 as the products do); this process delivers them, signed as the products sign them, so that it sees
 every answer: a delivery answered 429 or 503 is sent again after its Retry-After until it is
-acknowledged, as GHL and Rankr send it again.
+acknowledged. (GHL and Rankr send a refused webhook again on schedules of their own, minutes apart;
+keeping to the service's Retry-After makes the recovery measured the service's.)
 
 After ``--seconds-before`` the run stops Postgres (``pg_ctl stop -m fast``) for ``--seconds-down``
 while the changes go on, then starts it again. The changes go on for ``--seconds-after`` more, then
