@@ -95,5 +95,15 @@ bench: install
 faults: install
 	$(BIN)/python -m bench.faults.run --database postgres
 
+## The database away (about a minute, loopback only): a Postgres of the run's own, stopped for 15 s
+## under 20 signed webhooks a second and started again. Fails if an acknowledged webhook is lost, an
+## answer is a 500 or a refusal lacks Retry-After, the service logs more than 60 lines while the
+## database is away, or the backlog takes more than 10 s to settle after it is back.
+.PHONY: outage
+outage: install
+	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null || \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null)
+	$(BIN)/python -m bench.outage.run
+
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache rankr_ghl_sync.db*
