@@ -17,8 +17,9 @@ from pydantic import BaseModel
 
 from app.errors import PermanentUpstreamError, UpstreamNotFound
 from app.integrations.ghl.schemas import GhlContact, GhlLocation, GhlNote, GhlTask
+from app.integrations.upstream import UpstreamClient
 from app.kit.clock import format_instant
-from app.kit.http import RateLimitSnapshot, UpstreamClient, ghl_rate_limit, url_path
+from app.kit.http import RateLimitSnapshot, header_int, url_path
 
 TokenSource = Callable[[], Awaitable[str]]
 ModelT = TypeVar("ModelT", bound=BaseModel)
@@ -46,6 +47,23 @@ def static_token(token: str) -> TokenSource:
         return token
 
     return source
+
+
+def ghl_rate_limit(headers: Mapping[str, str], now: datetime) -> RateLimitSnapshot | None:
+    """GHL's ``X-RateLimit-*`` headers (docs/oauth/Authorization.md)."""
+    remaining = header_int(headers, "x-ratelimit-remaining")
+    if remaining is None:
+        return None
+    window_ms = header_int(headers, "x-ratelimit-interval-milliseconds")
+    return RateLimitSnapshot(
+        limit=header_int(headers, "x-ratelimit-max"),
+        remaining=remaining,
+        window_ms=window_ms,
+        reset_at=None,
+        daily_limit=header_int(headers, "x-ratelimit-limit-daily"),
+        daily_remaining=header_int(headers, "x-ratelimit-daily-remaining"),
+        observed_at=now,
+    )
 
 
 class GhlClient(UpstreamClient):

@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 
 from app.errors import PermanentUpstreamError
-from app.kit.http import UpstreamClient
+from app.integrations.upstream import UpstreamClient
 
 
 class InvalidGrant(PermanentUpstreamError):

@@ -17,12 +17,30 @@ import httpx
 
 from app.errors import PermanentUpstreamError, UpstreamError, UpstreamNotFound
 from app.integrations.rankr.schemas import RankrContact, RankrNote, RankrTask
+from app.integrations.upstream import UpstreamClient
 from app.kit.clock import format_instant
-from app.kit.http import RateLimitSnapshot, UpstreamClient, rankr_rate_limit, url_path
+from app.kit.http import RateLimitSnapshot, header_int, url_path
 
 SCOPES = "contacts.read contacts.write tasks.read tasks.write notes.read notes.write"
 # Renew this long before the token expires, so no request goes out with a token about to lapse.
 TOKEN_MARGIN = timedelta(seconds=60)
+
+
+def rankr_rate_limit(headers: Mapping[str, str], now: datetime) -> RateLimitSnapshot | None:
+    """Rankr's IETF-draft ``RateLimit-*`` headers (Reset in seconds from now)."""
+    remaining = header_int(headers, "ratelimit-remaining")
+    if remaining is None:
+        return None
+    reset = header_int(headers, "ratelimit-reset")
+    return RateLimitSnapshot(
+        limit=header_int(headers, "ratelimit-limit"),
+        remaining=remaining,
+        window_ms=None,
+        reset_at=now + timedelta(seconds=reset) if reset is not None else None,
+        daily_limit=None,
+        daily_remaining=None,
+        observed_at=now,
+    )
 
 
 @dataclass(frozen=True, slots=True)

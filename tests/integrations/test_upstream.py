@@ -7,7 +7,10 @@ from datetime import UTC, datetime
 import pytest
 
 from app.errors import PermanentUpstreamError, TransientUpstreamError, UpstreamNotFound
-from app.kit.http import classify_status, ghl_rate_limit, parse_retry_after, rankr_rate_limit
+from app.integrations.ghl.client import ghl_rate_limit
+from app.integrations.rankr.client import rankr_rate_limit
+from app.integrations.upstream import classify_status
+from app.kit.http import parse_retry_after
 
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
 
