@@ -14,7 +14,7 @@ import os
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import Literal
 from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, field_validator, model_validator
@@ -24,9 +24,6 @@ from app import sandbox_mode as sandbox_keys
 from app.integrations.ghl import keys as ghl_keys
 from app.kit.crypto import new_key, parse_keys
 from app.kit.signatures import GhlVerifier, WebhookSecret, load_public_key
-
-if TYPE_CHECKING:
-    from app.automation.config import SyncConfig
 
 DeleteMode = Literal["delete", "unlink"]
 
@@ -166,8 +163,7 @@ class Settings(BaseSettings):
     @model_validator(mode="after")
     def _check_derived(self) -> Settings:
         # Touch every derived value once so a malformed setting fails at start-up, naming itself.
-        _ = (self.retry_delays, self.custom_fields, self.users, self.rankr_secrets, self.ghl_verifier)
-        _ = self.sync_config
+        _ = (self.retry_delays, self.env_custom_fields, self.env_users, self.rankr_secrets, self.ghl_verifier)
         if self.token_encryption_key is None and self.ghl_client_id and not self.sandbox_mode:
             raise ValueError(
                 "TOKEN_ENCRYPTION_KEY is required with GHL_CLIENT_ID: OAuth tokens are stored encrypted"
@@ -320,26 +316,15 @@ class Settings(BaseSettings):
         return delays
 
     @cached_property
-    def sync_config(self) -> SyncConfig:
-        """The configuration file's content (an empty configuration without ``CONFIG_FILE``)."""
-        from app.automation.config import ConfigError, SyncConfig, load
-
-        if self.config_file is None:
-            return SyncConfig()
-        try:
-            return load(self.config_file)
-        except ConfigError as exc:
-            raise ValueError(f"CONFIG_FILE: {exc}") from exc
+    def env_custom_fields(self) -> dict[str, str]:
+        """Rankr custom field key -> GHL field id from CUSTOM_FIELD_MAP (the configuration file may add
+        more: ``app.automation.config.field_maps``)."""
+        return _pairs(self.custom_field_map, "CUSTOM_FIELD_MAP")
 
     @cached_property
-    def custom_fields(self) -> dict[str, str]:
-        """Rankr custom field key -> GHL field id: CUSTOM_FIELD_MAP, then the configuration file's."""
-        return {**_pairs(self.custom_field_map, "CUSTOM_FIELD_MAP"), **self.sync_config.mapping.custom_fields}
-
-    @cached_property
-    def users(self) -> dict[str, str]:
-        """Rankr user id -> GHL user id: USER_MAP, then the configuration file's."""
-        return {**_pairs(self.user_map, "USER_MAP"), **self.sync_config.mapping.users}
+    def env_users(self) -> dict[str, str]:
+        """Rankr user id -> GHL user id from USER_MAP (the configuration file may add more)."""
+        return _pairs(self.user_map, "USER_MAP")
 
     @property
     def connection_seed(self) -> ConnectionSeed | None:

@@ -19,7 +19,8 @@ Hierarchy (what raises it, and what the worker does with it)::
     ProblemError                   raised by endpoints; rendered as RFC 9457 application/problem+json
                                    by ``app.problems``
 
-The retry decision lives in one place: ``app.integrations.upstream.classify_status`` decides transient vs permanent.
+The retry decision lives in one place: ``app.integrations.upstream.classify_status`` decides
+transient vs permanent.
 """
 
 from __future__ import annotations

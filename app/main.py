@@ -14,6 +14,7 @@ from fastapi_offline import FastAPIOffline
 from app import replay  # noqa: F401 - importing it adds POST /admin/replay to the admin router
 from app.admin import AdminGate
 from app.admin import router as admin_router
+from app.automation.config import sync_config
 from app.backfill import routes as _backfill_routes  # noqa: F401 - adds /admin/backfill, /admin/reconcile
 from app.backfill.service import ReconcileLoop
 from app.config import Settings
@@ -100,6 +101,7 @@ def create_app(
     """The service. ``upstream_transport`` (tests) carries the requests it makes without the network:
     its upstream API calls and, in sandbox mode, the sandboxes' webhooks to it."""
     settings = settings or Settings()
+    sync_config(settings)  # a wrong configuration file refuses the start, naming its line and field
     sandbox = Sandbox(sandbox_config(settings, clock)) if settings.sandbox_mode else None
 
     @asynccontextmanager

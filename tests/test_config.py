@@ -72,8 +72,8 @@ def test_malformed_settings_fail_naming_themselves(values: dict[str, object], wo
 
 def test_custom_field_and_user_maps() -> None:
     config = settings(custom_field_map="industry=cf1, score = cf2", user_map="usr_1=ghlU1")
-    assert config.custom_fields == {"industry": "cf1", "score": "cf2"}
-    assert config.users == {"usr_1": "ghlU1"}
+    assert config.env_custom_fields == {"industry": "cf1", "score": "cf2"}
+    assert config.env_users == {"usr_1": "ghlU1"}
 
 
 @pytest.mark.parametrize(

@@ -8,6 +8,7 @@ Everything in it is optional; without a file the service runs on its settings al
 
 from __future__ import annotations
 
+import functools
 import re
 from difflib import get_close_matches
 from pathlib import Path
@@ -17,7 +18,8 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl, ValidationError, model_validator
 from pydantic.alias_generators import to_camel
 
-from app.sync.mapping import CUSTOM_PREFIX, OWNER, TAGS, TEXT_FIELDS
+from app.config import Settings
+from app.sync.mapping import CUSTOM_PREFIX, OWNER, TAGS, TEXT_FIELDS, FieldMaps
 
 # Canonical contact fields a configuration may name (custom fields as ``customFields.<key>``).
 CONTACT_FIELDS = frozenset({*TEXT_FIELDS, TAGS, OWNER})
@@ -244,3 +246,25 @@ def load(path: Path) -> SyncConfig:
     except OSError as exc:
         raise ConfigError(f"{path}: cannot be read: {exc.strerror or exc}") from exc
     return parse(text, str(path))
+
+
+@functools.cache
+def _load_cached(path: Path) -> SyncConfig:
+    return load(path)
+
+
+def sync_config(settings: Settings) -> SyncConfig:
+    """The content of ``CONFIG_FILE`` (an empty configuration without one), read once per path;
+    ConfigError names the file, line and field when it is wrong."""
+    return SyncConfig() if settings.config_file is None else _load_cached(settings.config_file)
+
+
+def field_maps(settings: Settings, config: SyncConfig | None = None) -> FieldMaps:
+    """The custom field and user maps: CUSTOM_FIELD_MAP and USER_MAP, then the configuration file's;
+    and who owns each contact field."""
+    config = config or sync_config(settings)
+    return FieldMaps(
+        custom_fields={**settings.env_custom_fields, **config.mapping.custom_fields},
+        users={**settings.env_users, **config.mapping.users},
+        ownership=config.mapping.fields,
+    )

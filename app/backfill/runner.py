@@ -28,6 +28,7 @@ from typing import Any
 from sqlalchemy import and_, exists, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from app.automation.config import field_maps
 from app.backfill import events
 from app.backfill import repository as repo
 from app.backfill.models import StagedContact, SyncJob
@@ -42,7 +43,7 @@ from app.kit.clock import Clock, parse_instant
 from app.kit.loop import cancel_and_wait
 from app.sync import mapping
 from app.sync import repository as links
-from app.sync.mapping import Canonical, FieldMaps
+from app.sync.mapping import Canonical
 from app.sync.models import Kind, Link, LinkState
 
 log = logging.getLogger(__name__)
@@ -122,7 +123,7 @@ class SyncRun:
         self._clock = clock
         self._progress = progress or _nothing
         self._on_queued = on_queued or (lambda: None)
-        self._maps = FieldMaps(custom_fields=settings.custom_fields, users=settings.users)
+        self._maps = field_maps(settings)
         self._owner = _owner()
         # A process that dies holds the job this long, like a worker its events.
         self._lease = timedelta(seconds=settings.worker_lease_seconds)

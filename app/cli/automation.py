@@ -81,15 +81,14 @@ def try_rules(
     """Show what the rules would do for the event in EVENT_FILE; nothing is written anywhere."""
     from pydantic import ValidationError
 
-    from app.automation.config import ConfigError, load
+    from app.automation.config import ConfigError, field_maps, load, sync_config
     from app.automation.runner import dry_run
     from app.cli.settings import load_settings
     from app.kit.clock import utcnow
-    from app.sync.mapping import FieldMaps
 
     settings = load_settings()
     try:
-        config = load(config_file) if config_file is not None else settings.sync_config
+        config = load(config_file) if config_file is not None else sync_config(settings)
     except ConfigError as exc:
         typer.echo(str(exc), err=True)
         raise typer.Exit(1) from exc
@@ -110,11 +109,7 @@ def try_rules(
     if problem is not None:
         typer.echo(f"{event_file}: {problem}", err=True)
         raise typer.Exit(2)
-    maps = FieldMaps(
-        custom_fields={**settings.custom_fields, **config.mapping.custom_fields},
-        users={**settings.users, **config.mapping.users},
-        ownership=config.mapping.fields,
-    )
+    maps = field_maps(settings, config)
     try:
         result = run_async(dry_run(config, event, maps, utcnow()))
     except ValidationError as exc:

@@ -8,6 +8,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from app.automation.config import field_maps, sync_config
 from app.automation.enrich import Enricher
 from app.automation.runner import EVENT_TYPE as AUTOMATION_EVENT
 from app.automation.runner import AutomationRunner
@@ -26,7 +27,6 @@ from app.sync.base import Handler, Job, LeaseLost, Side
 from app.sync.children import NoteSync, TaskSync
 from app.sync.coalesce import CONTACT_TYPES
 from app.sync.contacts import UNCHANGED, ContactSync
-from app.sync.mapping import FieldMaps
 from app.sync.repair import TYPES as REPAIR_TYPES
 from app.sync.repair import ContactRepair
 from app.sync.task_poll import TaskPoll
@@ -61,10 +61,8 @@ class SyncEngine:
         self._sessions = sessions
         self._upstreams = upstreams
         self._clock = clock
-        config = settings.sync_config
-        maps = FieldMaps(
-            custom_fields=settings.custom_fields, users=settings.users, ownership=config.mapping.fields
-        )
+        config = sync_config(settings)
+        maps = field_maps(settings, config)
         lease = timedelta(seconds=settings.worker_lease_seconds)
         contact_options: dict[str, Any] = {
             "clock": clock,
