@@ -19,13 +19,12 @@ import pytest
 from typer.testing import CliRunner
 
 from app.cli import cli
-from app.config import Settings
 from app.integrations.ghl import endpoints
 from app.integrations.ghl.app_events import APP_EVENTS
 from app.integrations.rankr.schemas import RankrEventType
 from app.kit.signatures import WebhookSecret, load_private_key, sign_ghl_ed25519, sign_standard
-from app.main import create_app
 from app.sandbox import keys
+from tests.support.asgi import app_client
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "examples" / "webhooks"
@@ -62,18 +61,8 @@ def test_there_is_one_example_per_event_type_the_intake_accepts() -> None:
 
 @pytest.fixture
 async def http(database_url: str) -> AsyncIterator[httpx.AsyncClient]:
-    settings = Settings(
-        database_url=database_url,
-        sandbox=True,
-        run_worker_in_process=False,
-        reconcile_interval_seconds=0,
-        _env_file=None,  # type: ignore[call-arg]
-    )
-    app = create_app(settings)
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://intake") as client:
-            yield client
+    async with app_client(database_url, sandbox=True) as (_, client):
+        yield client
 
 
 @pytest.mark.anyio

@@ -17,13 +17,12 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 
-from app.config import Settings
 from app.errors import ProblemError
 from app.inbox.intake import MAX_DEPTH, check_storable
 from app.inbox.models import WebhookEvent
 from app.kit.signatures import WebhookSecret, load_private_key, sign_ghl_ed25519, sign_standard
-from app.main import create_app
 from app.sandbox import keys
+from tests.support.asgi import app_client
 from tests.support.databases import psql
 
 pytestmark = pytest.mark.anyio
@@ -79,18 +78,8 @@ class Intake:
 
 @pytest.fixture
 async def intake(database_url: str) -> AsyncIterator[Intake]:
-    settings = Settings(
-        database_url=database_url,
-        sandbox=True,
-        run_worker_in_process=False,
-        reconcile_interval_seconds=0,
-        _env_file=None,  # type: ignore[call-arg]
-    )
-    app = create_app(settings)
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://intake") as http:
-            yield Intake(http, app)
+    async with app_client(database_url, sandbox=True) as (app, http):
+        yield Intake(http, app)
 
 
 def assert_refused(answer: httpx.Response, words: str) -> None:
@@ -190,23 +179,13 @@ async def test_a_row_the_database_refuses_answers_like_an_outage_and_logs_one_li
     schema = postgres_url.rsplit("%3D", 1)[1]
     psql(f"ALTER TABLE {schema}.webhook_events ADD CONSTRAINT no_boom CHECK (event_id NOT LIKE 'wh_%')")
     try:
-        settings = Settings(
-            database_url=postgres_url,
-            sandbox=True,
-            run_worker_in_process=False,
-            reconcile_interval_seconds=0,
-            _env_file=None,  # type: ignore[call-arg]
-        )
-        app = create_app(settings)
-        async with app.router.lifespan_context(app):
-            transport = httpx.ASGITransport(app=app)
-            async with httpx.AsyncClient(transport=transport, base_url="http://intake") as http:
-                intake = Intake(http, app)
-                with caplog.at_level(logging.INFO, logger="app.inbox.intake"):
-                    answer = await intake.ghl({"firstName": "secret-name"})
-                assert answer.status_code == 429, answer.text
-                assert answer.headers["retry-after"]
-                assert await intake.stored() == 0
+        async with app_client(postgres_url, sandbox=True) as (app, http):
+            intake = Intake(http, app)
+            with caplog.at_level(logging.INFO, logger="app.inbox.intake"):
+                answer = await intake.ghl({"firstName": "secret-name"})
+            assert answer.status_code == 429, answer.text
+            assert answer.headers["retry-after"]
+            assert await intake.stored() == 0
     finally:
         psql(f"ALTER TABLE {schema}.webhook_events DROP CONSTRAINT no_boom")
     [record] = [r for r in caplog.records if r.name == "app.inbox.intake"]

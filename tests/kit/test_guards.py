@@ -11,9 +11,8 @@ import httpx
 import pytest
 from fastapi import FastAPI, Request
 
-from app.config import Settings
 from app.kit.guards import MAX_HEADER_BYTES, BodyLimit
-from app.main import create_app
+from tests.support.asgi import app_client
 from tests.support.server import serve
 
 pytestmark = pytest.mark.anyio
@@ -73,16 +72,7 @@ async def test_bodies_within_their_limit_pass_and_prefixes_have_their_own() -> N
 
 @pytest.fixture
 async def service(sqlite_url: str) -> AsyncIterator[Any]:
-    settings = Settings(
-        database_url=sqlite_url,
-        sandbox=True,
-        admin_token="s3cret-admin",
-        run_worker_in_process=False,
-        reconcile_interval_seconds=0,
-        _env_file=None,  # type: ignore[call-arg]
-    )
-    app = create_app(settings)
-    async with app.router.lifespan_context(app):
+    async with app_client(sqlite_url, sandbox=True, admin_token="s3cret-admin") as (app, _):
         yield app
 
 
@@ -158,21 +148,8 @@ async def test_html_pages_carry_the_security_headers_and_json_answers_nosniff(se
 
 @pytest.mark.parametrize("access", ["admin", "off", None])
 async def test_the_api_documentation_answers_as_api_docs_says(sqlite_url: str, access: str | None) -> None:
-    settings = Settings(
-        database_url=sqlite_url,
-        sandbox=False,
-        admin_token="s3cret-admin",
-        api_docs=access,
-        run_worker_in_process=False,
-        reconcile_interval_seconds=0,
-        rankr_webhook_secrets="whsec_" + "A" * 32,
-        _env_file=None,  # type: ignore[call-arg]
-    )
-    app = create_app(settings)
-    async with (
-        app.router.lifespan_context(app),
-        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as http,
-    ):
+    production = {"sandbox": False, "admin_token": "s3cret-admin", "api_docs": access}
+    async with app_client(sqlite_url, rankr_webhook_secrets="whsec_" + "A" * 32, **production) as (_, http):
         for path in ("/docs", "/redoc", "/openapi.json", "/docs/assets/swagger-ui.css"):
             stranger = await http.get(path)
             admin = await http.get(path, headers={"authorization": "Bearer s3cret-admin"})

@@ -15,12 +15,10 @@ import httpx
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from app.config import Settings
 from app.connections import repository as connections
 from app.db import session_factory, unit_of_work
 from app.kit.clock import utcnow
 from app.kit.signatures import WebhookSecret, load_private_key, sign_ghl_ed25519, sign_standard
-from app.main import create_app
 from app.ops import audit
 from app.sandbox import keys
 from app.sync import repository as links
@@ -28,6 +26,7 @@ from app.sync.engine import SyncEngine
 from app.sync.models import LinkState
 from app.worker import Worker
 from tests.connections.conftest import settings_for, started
+from tests.support.asgi import app_client
 from tests.support.cli import cli_env, run_cli
 
 pytestmark = pytest.mark.anyio
@@ -189,19 +188,9 @@ async def test_a_task_whose_link_is_gone_drops_out_of_its_contacts_history(trail
 
 
 async def test_the_admin_api_answers_with_the_whole_history(trail: Trail, database_url: str) -> None:
-    settings = Settings(
-        database_url=database_url,
-        admin_token="s3cret",
-        run_worker_in_process=False,
-        reconcile_interval_seconds=0,
-        _env_file=None,  # type: ignore[call-arg]
-    )
-    app = create_app(settings)
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://admin") as http:
-            answer = await http.get("/admin/contacts/G1/history", headers=ADMIN)
-            missing = await http.get("/admin/contacts/t1/history", headers=ADMIN)
+    async with app_client(database_url, admin_token="s3cret") as (_, http):
+        answer = await http.get("/admin/contacts/G1/history", headers=ADMIN)
+        missing = await http.get("/admin/contacts/t1/history", headers=ADMIN)
     assert answer.status_code == 200, answer.text
     assert steps(answer.json()) == EXPECTED
     assert missing.status_code == 404
