@@ -41,7 +41,6 @@ from app.ops.scrape import router as metrics_router
 from app.ops.status_page import router as status_page_router
 from app.problems import install_problem_handlers
 from app.sandbox import Sandbox, SandboxConfig
-from app.sync.engine import SyncEngine
 from app.worker import Worker, worker_name
 
 log = logging.getLogger(__name__)
@@ -120,15 +119,8 @@ def create_app(
         registry = UpstreamRegistry(settings, clock, engine, holder=name, transport=transport)
         worker: Worker | None = None
         if settings.run_worker_in_process:
-            worker = Worker(
-                sessions,
-                SyncEngine(sessions, settings, registry.for_connection, clock=clock),
-                settings,
-                registry,
-                clock=clock,
-                name=name,
-                listen=False,  # the intake below wakes it directly
-            )
+            # The intake below wakes it directly.
+            worker = Worker.with_engine(sessions, settings, registry, clock=clock, name=name, listen=False)
         # Workers in other processes learn of stored events by NOTIFY (SQLite has just this process).
         notifier = Notifier(settings.database_url) if is_postgres(settings.database_url) else None
 

@@ -145,6 +145,21 @@ class Worker:
         self._task_polls = FailureStreak(log, "worker.task_poll")
         self._prunes = FailureStreak(log, "worker.prune")
 
+    @classmethod
+    def with_engine(
+        cls,
+        sessions: async_sessionmaker[AsyncSession],
+        settings: Settings,
+        registry: UpstreamRegistry,
+        *,
+        clock: Clock = utcnow,
+        name: str | None = None,
+        listen: bool = True,
+    ) -> Worker:
+        """A worker with its own sync engine, on the registry's upstream clients."""
+        engine = SyncEngine(sessions, settings, registry.for_connection, clock=clock)
+        return cls(sessions, engine, settings, registry, clock=clock, name=name, listen=listen)
+
     def database_problem_reported(self, reason: str) -> None:
         """The database's problem was logged by whoever started the worker: the worker waits for
         it to pass without a line of its own (the end of the wait is still logged)."""

@@ -117,20 +117,13 @@ async def _run_worker(settings: Settings) -> None:
     from app.db import create_engine, session_factory
     from app.integrations.registry import UpstreamRegistry
     from app.kit.clock import utcnow
-    from app.sync.engine import SyncEngine
     from app.worker import Worker, worker_name
 
     engine = create_engine(settings.database_url)
     sessions = session_factory(engine)
     name = worker_name()
     registry = UpstreamRegistry(settings, utcnow, engine, holder=name)
-    runner = Worker(
-        sessions,
-        SyncEngine(sessions, settings, registry.for_connection, clock=utcnow),
-        settings,
-        registry,
-        name=name,
-    )
+    runner = Worker.with_engine(sessions, settings, registry, name=name)
     from app.backfill.service import ReconcileLoop
 
     reconciler = ReconcileLoop(

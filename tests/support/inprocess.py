@@ -27,7 +27,6 @@ from app.inbox.models import IS_OPEN
 from app.integrations.registry import UpstreamRegistry
 from app.main import create_app
 from app.sandbox import Sandbox, keys
-from app.sync.engine import SyncEngine
 from app.worker import Worker
 from tests.support.service import signed_ghl, signed_rankr, test_settings
 
@@ -300,14 +299,8 @@ async def inprocess_service(
             httpx.AsyncClient(transport=httpx.ASGITransport(app=app)) as http,
         ):
             sessions, registry = app.state.sessions, app.state.registry
-            worker = Worker(
-                sessions,
-                SyncEngine(sessions, settings, registry.for_connection, clock=clock),
-                settings,
-                registry,
-                clock=clock,
-                name="test-worker",
-                listen=False,
+            worker = Worker.with_engine(
+                sessions, settings, registry, clock=clock, name="test-worker", listen=False
             )
             service = InProcessService(app, http, worker, registry, clock, sessions)
             # The start-up verification of the connection runs in the background: done before the test.
