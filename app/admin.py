@@ -1,6 +1,7 @@
 """``/admin/*``: operator routes, all behind ``ADMIN_TOKEN`` (a bearer token compared in constant time).
 
-Feature modules add their routes to ``router``; every route on it requires the token. ``AdminGate``
+Each feature module makes its own ``admin_router()``, which the app factory includes; every route
+on one requires the token. ``AdminGate``
 checks it before FastAPI reads a request's body (which it does before running any dependency), so
 a stranger's upload is refused unread; ``require_admin`` keeps the rule in the OpenAPI document.
 """
@@ -125,12 +126,17 @@ class AdminGate:
         await self.app(scope, receive, send)
 
 
-router = APIRouter(
-    prefix="/admin",
-    tags=["admin"],
-    dependencies=[Depends(require_admin)],
-    responses=problem(401, "Unauthorized", UNAUTHORIZED_DETAIL),
-)
+def admin_router() -> APIRouter:
+    """A router of ``/admin`` routes: each feature makes its own, and the app factory includes it."""
+    return APIRouter(
+        prefix="/admin",
+        tags=["admin"],
+        dependencies=[Depends(require_admin)],
+        responses=problem(401, "Unauthorized", UNAUTHORIZED_DETAIL),
+    )
+
+
+router = admin_router()
 
 
 @router.post(

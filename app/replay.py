@@ -15,7 +15,7 @@ from fastapi import Request
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app.admin import router
+from app.admin import admin_router
 from app.connections.models import Connection
 from app.db import unit_of_work
 from app.errors import ProblemError
@@ -39,6 +39,9 @@ class Selection:
         if not self.everything and not chosen:
             return "name the dead events to replay: event ids, a connection id, or all"
         return None
+
+
+router = admin_router()
 
 
 class UnknownConnection(LookupError):

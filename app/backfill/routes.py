@@ -15,7 +15,7 @@ from fastapi import Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from app.admin import router
+from app.admin import admin_router
 from app.backfill import repository as repo
 from app.backfill.runner import (
     BACKFILL,
@@ -32,6 +32,9 @@ from app.errors import ProblemError
 
 log = logging.getLogger(__name__)
 DRY_RUN_LINES = 1000
+
+
+router = admin_router()
 
 
 class BackfillRequest(BaseModel):

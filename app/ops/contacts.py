@@ -6,11 +6,14 @@ from typing import Annotated, Any
 
 from fastapi import Path, Request
 
-from app.admin import router
+from app.admin import admin_router
 from app.errors import ProblemError
 from app.sync.views import appointments, contact_state
 
 ContactId = Annotated[str, Path(description="the Rankr or the GHL contact id", examples=["ct_123"])]
+
+
+router = admin_router()
 
 
 def _not_linked(record_id: str) -> ProblemError:

@@ -7,10 +7,12 @@ from typing import Annotated, Any
 
 from fastapi import Path, Request
 
-from app.admin import router
+from app.admin import admin_router
 from app.errors import ProblemError
 from app.ops import audit
 from app.ops.openapi import answer, problem
+
+router = admin_router()
 
 EXAMPLE = {
     "kind": "contact",

@@ -32,8 +32,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import BaseModel, Field
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app.admin import request_is_admin
-from app.admin import router as admin_router
+from app.admin import admin_router, request_is_admin
 from app.config import Settings
 from app.connections import credentials, installs
 from app.connections import repository as connections
@@ -47,6 +46,7 @@ from app.kit.crypto import TokenCipher
 log = logging.getLogger(__name__)
 
 router = APIRouter(tags=["install"])
+admin_routes = admin_router()
 
 # Least privilege, from the endpoints the service calls (docs/connections-and-oauth.md, "Scopes"):
 #   contacts.readonly          GET /contacts/{id}, GET /contacts/search/duplicate, tasks and notes reads,
@@ -206,7 +206,7 @@ class InstallLinkRequest(BaseModel):
     rankr_account_id: str = Field(alias="rankrAccountId", min_length=1, max_length=255)
 
 
-@admin_router.post(
+@admin_routes.post(
     "/install-links",
     summary="A one-time link that installs the GHL app on a location for this Rankr account",
 )
