@@ -5,7 +5,8 @@ Hierarchy (what raises it, and what the worker does with it)::
     SyncError                      base of everything the sync raises on purpose
     ├── UpstreamError              an upstream API failed; carries upstream, status and its message
     │   ├── TransientUpstreamError transport error, timeout, 408, 429 or 5xx: retried (Retry-After honoured;
-    │   │                          a 429 backs the connection off and counts no attempt)
+    │   │   │                      a 429 backs the connection off and counts no attempt)
+    │   │   └── LeaseLost          a link's lease expired while its handler worked: the event runs again
     │   └── PermanentUpstreamError any other 4xx: the event goes dead with the upstream's message
     │       └── UpstreamNotFound   404 (or GHL's "not found" 400): the record is gone upstream
     ├── MappingError               a record cannot be mapped to the other side: dead
@@ -15,6 +16,11 @@ Hierarchy (what raises it, and what the worker does with it)::
         │                          create in flight may be this event); the event runs again shortly
         └── OutOfBudget            the connection's budget with an upstream is spent for now (paced,
                                    or a 429's Retry-After): the event waits for it, uncounted
+
+    JobError                       a backfill or reconciliation job (``app.backfill``) cannot go on
+    ├── JobBusy                    another process holds the connection's job: 409, or try later
+    │   └── BackfillUnfinished     a reconciliation while the backfill has not finished: it waits
+    └── JobLost                    the job's lease was taken over (this process stalled longer than it)
 
     ProblemError                   raised by endpoints; rendered as RFC 9457 application/problem+json
                                    by ``app.problems``
@@ -92,6 +98,31 @@ class OutOfBudget(Deferred):
     def __init__(self, budget: str, delay: float) -> None:
         super().__init__(f"the {budget} request budget is spent for {delay:.1f} s", delay=delay)
         self.budget = budget
+
+
+class LeaseLost(TransientUpstreamError):
+    """The link's lease expired while the handler worked; the event runs again."""
+
+    def __init__(self) -> None:
+        super().__init__("sync", "the link's lease expired before the result was saved")
+
+
+class JobError(Exception):
+    """A backfill or reconciliation job cannot go on."""
+
+
+class JobBusy(JobError):
+    """Another process holds the connection's job (backfill or reconciliation)."""
+
+
+class BackfillUnfinished(JobBusy):
+    """A reconciliation of a connection whose backfill has not finished (it is running, or was cut
+    short and waits to be resumed): the backfill compares both sides in full itself, and a
+    reconciliation beside it would list everything again and create what the backfill is linking."""
+
+
+class JobLost(JobError):
+    """The job's lease was taken over (this process stalled longer than the lease)."""
 
 
 class ProblemError(Exception):

@@ -14,10 +14,15 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
-from app.backfill.runner import Backfill, JobBusy, Reconciliation, SyncRun
+from app.backfill.runner import (
+    Backfill,
+    Reconciliation,
+    SyncRun,
+)
 from app.backfill.service import UnknownConnection, targets
 from app.config import Settings
 from app.db import create_engine, session_factory
+from app.errors import JobBusy
 from app.integrations.registry import UpstreamRegistry
 from app.kit.clock import utcnow
 from app.sync.engine import SyncEngine

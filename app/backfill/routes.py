@@ -21,14 +21,13 @@ from app.backfill.runner import (
     BACKFILL,
     RECONCILE,
     Backfill,
-    JobBusy,
     Reconciliation,
     SyncRun,
     backfill_unfinished,
 )
 from app.backfill.service import UnknownConnection, targets
 from app.connections.models import Connection
-from app.errors import ProblemError
+from app.errors import JobBusy, ProblemError
 
 log = logging.getLogger(__name__)
 DRY_RUN_LINES = 1000

@@ -35,7 +35,7 @@ from app.backfill.models import StagedContact, SyncJob
 from app.config import Settings
 from app.connections.models import Connection
 from app.db import unit_of_work
-from app.errors import TransientUpstreamError
+from app.errors import BackfillUnfinished, JobBusy, JobLost, TransientUpstreamError
 from app.inbox.models import EventStatus
 from app.inbox.service import IncomingEvent
 from app.integrations.registry import Upstreams
@@ -70,26 +70,12 @@ LISTING = ("list", "rankr", "ghl")
 Progress = Callable[[str, dict[str, Any]], None]
 
 
-class JobBusy(Exception):
-    """Another process runs this job of this connection right now."""
-
-
 async def backfill_unfinished(session: AsyncSession, connection_id: int) -> str | None:
     """Why a reconciliation of the connection must wait, or None: its backfill has not finished."""
     backfill = await repo.get_job(session, connection_id, BACKFILL)
     if backfill is not None and backfill.state == "running":
         return f"the backfill of connection {connection_id} has not finished; reconciliation waits for it"
     return None
-
-
-class BackfillUnfinished(JobBusy):
-    """A reconciliation of a connection whose backfill has not finished (it is running, or was cut
-    short and waits to be resumed): the backfill compares both sides in full itself, and a
-    reconciliation beside it would list everything again and create what the backfill is linking."""
-
-
-class JobLost(Exception):
-    """The job's lease was taken over (this process stalled longer than the lease)."""
 
 
 def _owner() -> str:

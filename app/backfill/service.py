@@ -10,11 +10,15 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app.backfill.runner import Backfill, JobBusy, Reconciliation
+from app.backfill.runner import (
+    Backfill,
+    Reconciliation,
+)
 from app.config import Settings
 from app.connections import repository as connections
 from app.connections.models import Connection, ConnectionStatus
 from app.db_problems import database_streak
+from app.errors import JobBusy
 from app.integrations.registry import Upstreams
 from app.kit.clock import Clock
 from app.kit.streak import FailureStreak

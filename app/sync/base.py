@@ -26,10 +26,10 @@ from app.connections.models import Connection
 from app.db import autocommit, unit_of_work
 from app.errors import (
     Deferred,
+    LeaseLost,
     LinkConflictError,
     MappingError,
     PermanentUpstreamError,
-    TransientUpstreamError,
     UpstreamError,
 )
 from app.inbox import repository as inbox
@@ -165,13 +165,6 @@ class Settlement:
 # people reading /status, and writing it with every event would make every settling transaction of
 # a connection queue for that one row.
 MARK_EVERY_SECONDS = 1.0
-
-
-class LeaseLost(TransientUpstreamError):
-    """The link's lease expired while the handler worked; the event runs again."""
-
-    def __init__(self) -> None:
-        super().__init__("sync", "the link's lease expired before the result was saved")
 
 
 class Handler:

@@ -15,7 +15,7 @@ from app.automation.runner import AutomationRunner
 from app.config import Settings
 from app.connections.models import Connection, ConnectionStatus
 from app.db import unit_of_work
-from app.errors import UnroutableEvent
+from app.errors import LeaseLost, UnroutableEvent
 from app.inbox import repository as inbox
 from app.inbox.models import EventStatus, WebhookEvent
 from app.integrations.ghl.app_events import APP_EVENTS, apply_app_event
@@ -23,7 +23,7 @@ from app.integrations.registry import Upstreams
 from app.kit.clock import Clock
 from app.kit.logs import bind_log_context
 from app.sync import coalesce
-from app.sync.base import Handler, Job, LeaseLost, Side
+from app.sync.base import Handler, Job, Side
 from app.sync.children import NoteSync, TaskSync
 from app.sync.coalesce import CONTACT_TYPES
 from app.sync.contacts import UNCHANGED, ContactSync
