@@ -15,6 +15,7 @@ from fastapi import APIRouter, Depends, Header, Request, Response
 from itsdangerous import BadSignature, TimestampSigner
 
 from app.config import Settings
+from app.connections.models import ConnectionId
 from app.errors import ProblemError
 from app.kit.guards import ASGIApp, Receive, Scope, Send, send_problem
 from app.ops.openapi import problem
@@ -138,7 +139,7 @@ router = APIRouter(
     summary="Check a connection against GHL and Rankr now (read-only calls); the outcome is stored",
     responses=problem(404, "Not Found", "no connection 7"),
 )
-async def verify_connection(connection_id: int, request: Request) -> dict[str, Any]:
+async def verify_connection(connection_id: ConnectionId, request: Request) -> dict[str, Any]:
     outcomes = await request.app.state.verifier(connection_id)
     if not outcomes:
         raise ProblemError(404, "Not Found", f"no connection {connection_id}")

@@ -19,7 +19,7 @@ from app.admin import router
 from app.backfill import repository as repo
 from app.backfill.runner import BACKFILL, RECONCILE, Backfill, JobBusy, Reconciliation, SyncRun
 from app.backfill.service import UnknownConnection, targets
-from app.connections.models import Connection
+from app.connections.models import Connection, ConnectionId
 from app.errors import ProblemError
 
 log = logging.getLogger(__name__)
@@ -29,14 +29,14 @@ DRY_RUN_LINES = 1000
 class BackfillRequest(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
-    connection_id: int | None = Field(default=None, alias="connectionId", ge=1)
+    connection_id: ConnectionId | None = Field(default=None, alias="connectionId")
     dry_run: bool = Field(default=False, alias="dryRun")
 
 
 class ReconcileRequest(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
-    connection_id: int | None = Field(default=None, alias="connectionId", ge=1)
+    connection_id: ConnectionId | None = Field(default=None, alias="connectionId")
 
 
 async def _chosen(request: Request, connection_id: int | None, job: str) -> list[Connection]:
