@@ -1,0 +1,117 @@
+"""Schemathesis against the service's own OpenAPI document: no request it can describe gets a 500.
+
+The app runs in-process as production does (sandbox mode off, an admin token, API docs admin-only),
+with a connection configured against the built-in sandboxes, which answer its upstream calls over
+``httpx.ASGITransport`` (no socket). Every documented operation is fuzzed on each database twice:
+as a stranger (no token; schemathesis makes up the ``authorization`` header the schema declares) and
+as the admin (the bearer token replaces it). Generation covers positive and negative data; the run
+is bounded and derandomized (a fixed seed), so a failure here fails the same way in CI.
+
+The sandbox routes under ``/sandbox`` are not the product (and are not mounted outside sandbox
+mode); they are excluded explicitly should that ever change.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import httpx
+import pytest
+import schemathesis
+from fastapi import FastAPI
+from hypothesis import HealthCheck, settings
+from schemathesis.checks import not_a_server_error
+from schemathesis.python import asgi
+
+from app.config import Settings
+from app.kit.crypto import new_key
+from app.main import create_app
+from app.sandbox import Sandbox, SandboxConfig, keys
+from tests.support.databases import PostgresSchema, fresh_sqlite
+
+ADMIN_TOKEN = "fuzz-admin-token-not-a-secret"
+ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+UPSTREAM = "http://upstream.test"
+EXAMPLES = 25
+SEED = 20261206
+
+
+def production_settings(database_url: str) -> Settings:
+    """Sandbox mode off: a GHL private integration, a Rankr client and an OAuth app, all pointing at
+    the sandboxes (served in-process below); the worker and reconciliation off (no background work)."""
+    return Settings(
+        database_url=database_url,
+        sandbox=False,
+        public_url="http://service.test",
+        admin_token=ADMIN_TOKEN,
+        token_encryption_key=new_key(),
+        ghl_api_base_url=f"{UPSTREAM}/ghl",
+        ghl_marketplace_url=f"{UPSTREAM}/ghl",
+        ghl_location_id=keys.GHL_LOCATION_ID,
+        ghl_private_token=keys.GHL_PRIVATE_TOKEN,
+        ghl_client_id=keys.GHL_CLIENT_ID,
+        ghl_client_secret=keys.GHL_CLIENT_SECRET,
+        ghl_webhook_public_key=keys.GHL_RSA_PUBLIC_PEM,
+        ghl_webhook_ed25519_public_key=keys.GHL_ED25519_PUBLIC_PEM,
+        rankr_api_base_url=f"{UPSTREAM}/rankr",
+        rankr_account_id=keys.RANKR_ACCOUNT_ID,
+        rankr_client_id=keys.RANKR_CLIENT_ID,
+        rankr_client_secret=keys.RANKR_CLIENT_SECRET,
+        rankr_webhook_secrets=keys.RANKR_WEBHOOK_SECRET,
+        run_worker_in_process=False,
+        reconcile_interval_seconds=0,
+        _env_file=None,  # type: ignore[call-arg]
+    )
+
+
+CONFIG = schemathesis.Config.from_dict(
+    {
+        "seed": SEED,
+        "generation": {"mode": "all", "max-examples": EXAMPLES, "database": "none"},
+        "phases": {"coverage": {"enabled": False}, "stateful": {"enabled": False}},
+    }
+)
+# The document the app serves at /openapi.json (the fixture below checks it is the same); building
+# it needs no database.
+DOCUMENT = create_app(production_settings("sqlite:///unused.db")).openapi()
+SCHEMA = schemathesis.openapi.from_dict(DOCUMENT, config=CONFIG).exclude(path_regex="^/sandbox")
+
+
+@pytest.fixture(scope="module", params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def service(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[FastAPI]:
+    """One running service per database for every operation and caller, as a live one is fuzzed
+    (and a fresh app per generated test would double the run's time)."""
+    if request.param == "sqlite":
+        template = request.getfixturevalue("sqlite_template_path")
+        database_url = fresh_sqlite(template, tmp_path_factory.mktemp("fuzz"))
+    else:
+        schema: PostgresSchema = request.getfixturevalue("postgres_schema")
+        schema.empty()
+        database_url = schema.url
+    sandbox = Sandbox(SandboxConfig(webhook_target=None))
+    app = create_app(
+        production_settings(database_url),
+        upstream_transport=lambda _app: httpx.ASGITransport(app=sandbox.app),
+    )
+    try:
+        # Schemathesis starts the app's lifespan on its own event loop thread, here.
+        with asgi.get_client(app) as client:
+            assert client.get("/openapi.json").status_code == 401
+            assert client.get("/openapi.json", headers=ADMIN).json() == DOCUMENT
+        yield app
+    finally:
+        asgi.shutdown_lifespans()
+
+
+@pytest.fixture(params=["stranger", "admin"])
+def caller(request: pytest.FixtureRequest) -> dict[str, str]:
+    return ADMIN if request.param == "admin" else {}
+
+
+@SCHEMA.parametrize()
+@settings(deadline=None, derandomize=True, suppress_health_check=[HealthCheck.function_scoped_fixture])
+def test_no_request_gets_a_server_error(
+    case: schemathesis.Case, service: FastAPI, caller: dict[str, str]
+) -> None:
+    answer = case.call(app=service, headers=caller)
+    case.validate_response(answer, checks=[not_a_server_error], headers=caller)
