@@ -15,7 +15,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-import httpx
 import pytest
 import schemathesis
 from fastapi import FastAPI
@@ -23,45 +22,12 @@ from hypothesis import HealthCheck, settings
 from schemathesis.checks import not_a_server_error
 from schemathesis.python import asgi
 
-from app.config import Settings
-from app.kit.crypto import new_key
 from app.main import create_app
-from app.sandbox import Sandbox, SandboxConfig, keys
-from tests.support.databases import PostgresSchema, fresh_sqlite
+from tests.support.databases import KINDS, empty_database
+from tests.support.production import ADMIN, production_settings, upstream_transport
 
-ADMIN_TOKEN = "fuzz-admin-token-not-a-secret"
-ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
-UPSTREAM = "http://upstream.test"
 EXAMPLES = 25
 SEED = 20261206
-
-
-def production_settings(database_url: str) -> Settings:
-    """Sandbox mode off: a GHL private integration, a Rankr client and an OAuth app, all pointing at
-    the sandboxes (served in-process below); the worker and reconciliation off (no background work)."""
-    return Settings(
-        database_url=database_url,
-        sandbox=False,
-        public_url="http://service.test",
-        admin_token=ADMIN_TOKEN,
-        token_encryption_key=new_key(),
-        ghl_api_base_url=f"{UPSTREAM}/ghl",
-        ghl_marketplace_url=f"{UPSTREAM}/ghl",
-        ghl_location_id=keys.GHL_LOCATION_ID,
-        ghl_private_token=keys.GHL_PRIVATE_TOKEN,
-        ghl_client_id=keys.GHL_CLIENT_ID,
-        ghl_client_secret=keys.GHL_CLIENT_SECRET,
-        ghl_webhook_public_key=keys.GHL_RSA_PUBLIC_PEM,
-        ghl_webhook_ed25519_public_key=keys.GHL_ED25519_PUBLIC_PEM,
-        rankr_api_base_url=f"{UPSTREAM}/rankr",
-        rankr_account_id=keys.RANKR_ACCOUNT_ID,
-        rankr_client_id=keys.RANKR_CLIENT_ID,
-        rankr_client_secret=keys.RANKR_CLIENT_SECRET,
-        rankr_webhook_secrets=keys.RANKR_WEBHOOK_SECRET,
-        run_worker_in_process=False,
-        reconcile_interval_seconds=0,
-        _env_file=None,  # type: ignore[call-arg]
-    )
 
 
 CONFIG = schemathesis.Config.from_dict(
@@ -77,22 +43,12 @@ DOCUMENT = create_app(production_settings("sqlite:///unused.db")).openapi()
 SCHEMA = schemathesis.openapi.from_dict(DOCUMENT, config=CONFIG).exclude(path_regex="^/sandbox")
 
 
-@pytest.fixture(scope="module", params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+@pytest.fixture(scope="module", params=KINDS)
 def service(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[FastAPI]:
     """One running service per database for every operation and caller, as a live one is fuzzed
     (and a fresh app per generated test would double the run's time)."""
-    if request.param == "sqlite":
-        template = request.getfixturevalue("sqlite_template_path")
-        database_url = fresh_sqlite(template, tmp_path_factory.mktemp("fuzz"))
-    else:
-        schema: PostgresSchema = request.getfixturevalue("postgres_schema")
-        schema.empty()
-        database_url = schema.url
-    sandbox = Sandbox(SandboxConfig(webhook_target=None))
-    app = create_app(
-        production_settings(database_url),
-        upstream_transport=lambda _app: httpx.ASGITransport(app=sandbox.app),
-    )
+    database_url = empty_database(request, tmp_path_factory.mktemp("fuzz"))
+    app = create_app(production_settings(database_url), upstream_transport=upstream_transport())
     try:
         # Schemathesis starts the app's lifespan on its own event loop thread, here.
         with asgi.get_client(app) as client:
