@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.install-stamp
 SHARED ?= $(firstword $(wildcard ../shared) $(wildcard $(shell git config --get remote.origin.url 2>/dev/null)/../shared) ../shared)
 PODMAN ?= $(SHARED)/tools/podman
 
-.PHONY: install run test lint typecheck migrations-check browser kubectl container-test bench faults clean
+.PHONY: install run test lint typecheck migrations-check browser kubectl container-test bench faults flood clean
 
 # Exactly the locked versions, each checked against its hash; then the project itself, without deps.
 $(STAMP): pyproject.toml requirements.lock requirements-dev.lock
@@ -88,6 +88,13 @@ bench: install
 ## workers; then both sides compared record by record. Fails unless lost = duplicate = 0.
 faults: install
 	$(BIN)/python -m bench.faults.run --database postgres
+
+## Memory under a flood of oversized unauthenticated requests (20 s, loopback only): 100 MB bodies
+## to /admin/replay without a token, 16-32 MB heads, 2 MB webhook bodies. Fails if serve's RSS grows
+## more than 50 MB over idle or anything answers 5xx. FLOOD_ARGS='--seconds 5' for a quick one.
+FLOOD_ARGS ?=
+flood: install
+	$(BIN)/python -m bench.flood $(FLOOD_ARGS)
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache rankr_ghl_sync.db*
