@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.install-stamp
 SHARED ?= $(firstword $(wildcard ../shared) $(wildcard $(shell git config --get remote.origin.url 2>/dev/null)/../shared) ../shared)
 PODMAN ?= $(SHARED)/tools/podman
 
-.PHONY: install run test test-e2e lint typecheck migrations-check browser kubectl container-test bench faults clean
+.PHONY: install run test test-e2e lint typecheck migrations-check browser kubectl container-test bench faults flood clean
 
 # Exactly the locked versions, each checked against its hash; then the project itself, without deps.
 $(STAMP): pyproject.toml requirements.lock requirements-dev.lock
@@ -105,6 +105,13 @@ outage: install
 	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null || \
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null)
 	$(BIN)/python -m bench.outage.run
+
+## Memory under a flood of oversized unauthenticated requests (20 s, loopback only): 100 MB bodies
+## to /admin/replay without a token, 16-32 MB heads, 2 MB webhook bodies. Fails if serve's RSS grows
+## more than 50 MB over idle or anything answers 5xx. FLOOD_ARGS='--seconds 5' for a quick one.
+FLOOD_ARGS ?=
+flood: install
+	$(BIN)/python -m bench.flood $(FLOOD_ARGS)
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache rankr_ghl_sync.db*

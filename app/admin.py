@@ -16,6 +16,7 @@ from fastapi import APIRouter, Depends, Header, Request, Response
 from itsdangerous import BadSignature, TimestampSigner
 
 from app.config import Settings
+from app.connections.models import ConnectionId
 from app.errors import ProblemError
 from app.kit.guards import ASGIApp, Receive, Scope, Send, send_problem
 from app.ops.openapi import problem
@@ -144,7 +145,7 @@ router = admin_router()
     summary="Check a connection against GHL and Rankr now (read-only calls); the outcome is stored",
     responses=problem(404, "Not Found", "no connection 7"),
 )
-async def verify_connection(connection_id: int, request: Request) -> dict[str, Any]:
+async def verify_connection(connection_id: ConnectionId, request: Request) -> dict[str, Any]:
     outcomes = await request.app.state.verifier(connection_id)
     if not outcomes:
         raise ProblemError(404, "Not Found", f"no connection {connection_id}")

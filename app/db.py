@@ -36,6 +36,12 @@ class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
 
 
+# The largest key an Integer / BigInteger column holds (Postgres: 32 / 64 bits). A larger number
+# names no row, and both drivers refuse to send it (OverflowError), so ids from outside are checked.
+MAX_INTEGER_KEY = 2**31 - 1
+MAX_BIGINT_KEY = 2**63 - 1
+
+
 def table_of(model: type[Base]) -> Table:
     """A model's Core table, for the statements a worker runs for every event.
 

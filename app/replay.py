@@ -16,10 +16,11 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.admin import admin_router
-from app.connections.models import Connection
+from app.connections.models import Connection, ConnectionId
 from app.db import unit_of_work
 from app.errors import ProblemError
 from app.inbox import repository as inbox
+from app.inbox.models import as_row_id
 from app.kit.clock import Clock
 
 
@@ -57,7 +58,7 @@ async def replay(sessions: async_sessionmaker[AsyncSession], clock: Clock, selec
             if connection is None:
                 raise UnknownConnection(f"there is no connection {selection.connection}")
             accounts = [connection.rankr_account_id, connection.ghl_location_id]
-        ids = [int(value) for value in selection.events if value.isdigit()]
+        ids = [number for number in map(as_row_id, selection.events) if number is not None]
         named = bool(selection.events)
         return await inbox.replay_dead(
             session,
@@ -74,7 +75,7 @@ class ReplayRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     events: list[str] = Field(default_factory=list, description="event ids, as /status shows them")
-    connection: int | None = Field(default=None, description="every dead event of this connection")
+    connection: ConnectionId | None = Field(default=None, description="every dead event of this connection")
     all: bool = Field(default=False, description="every dead event")
 
     @model_validator(mode="after")

@@ -17,7 +17,14 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.db import create_engine
-from tests.support.databases import PostgresSchema, fresh_sqlite, postgres_available, sqlite_template
+from tests.support.databases import (
+    KINDS,
+    PostgresSchema,
+    empty_database,
+    fresh_sqlite,
+    postgres_available,
+    sqlite_template,
+)
 from tests.support.inprocess import InProcessService, inprocess_service
 from tests.support.reference import SHARED
 
@@ -54,14 +61,10 @@ def postgres_schema() -> Iterator[PostgresSchema]:
     schema.drop()
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+@pytest.fixture(params=KINDS)
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """An empty, migrated database of each kind."""
-    if request.param == "sqlite":
-        return fresh_sqlite(request.getfixturevalue("sqlite_template_path"), tmp_path)
-    schema: PostgresSchema = request.getfixturevalue("postgres_schema")
-    schema.empty()
-    return schema.url
+    return empty_database(request, tmp_path)
 
 
 @pytest.fixture

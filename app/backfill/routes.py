@@ -26,7 +26,7 @@ from app.backfill.runner import (
     backfill_unfinished,
 )
 from app.backfill.service import UnknownConnection, targets
-from app.connections.models import Connection
+from app.connections.models import Connection, ConnectionId
 from app.errors import JobBusy, ProblemError
 
 log = logging.getLogger(__name__)
@@ -39,14 +39,14 @@ router = admin_router()
 class BackfillRequest(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
-    connection_id: int | None = Field(default=None, alias="connectionId", ge=1)
+    connection_id: ConnectionId | None = Field(default=None, alias="connectionId")
     dry_run: bool = Field(default=False, alias="dryRun")
 
 
 class ReconcileRequest(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
-    connection_id: int | None = Field(default=None, alias="connectionId", ge=1)
+    connection_id: ConnectionId | None = Field(default=None, alias="connectionId")
 
 
 async def _chosen(request: Request, connection_id: int | None, job: str) -> list[Connection]:

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
+from typing import Annotated
 
+from pydantic import Field
 from sqlalchemy import Boolean, CheckConstraint, Float, ForeignKey, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.db import Base, UTCDateTime
+from app.db import MAX_INTEGER_KEY, Base, UTCDateTime
 
 
 class ConnectionStatus(StrEnum):
@@ -29,6 +31,10 @@ class Connection(Base):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
     last_synced_to_ghl_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
     last_synced_to_rankr_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
+
+
+# A connection id as requests name one (path, form, JSON): anything else is refused with 422.
+ConnectionId = Annotated[int, Field(ge=1, le=MAX_INTEGER_KEY)]
 
 
 class RateBudget(Base):

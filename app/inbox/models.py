@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
+from typing import Annotated, Any
 
+from pydantic import Field
 from sqlalchemy import BigInteger, CheckConstraint, Index, Integer, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.db import Base, JSONValue, UTCDateTime
+from app.db import MAX_BIGINT_KEY, Base, JSONValue, UTCDateTime
 
 
 class Source(StrEnum):
@@ -68,3 +69,16 @@ class WebhookEvent(Base):
     def record_id(self) -> str:
         """The id of the record the event is about, as its source names it (the ordering key's tail)."""
         return self.ordering_key.rsplit(":", 1)[-1]
+
+
+# A stored event's row id as requests name one (form, JSON): anything else is refused with 422.
+EventRowId = Annotated[int, Field(ge=1, le=MAX_BIGINT_KEY)]
+
+
+def as_row_id(text: str) -> int | None:
+    """``text`` as a stored event's row id, or None when it cannot be one (not ASCII digits, or too
+    large for the column); ``str.isdigit`` alone lets through '²', which ``int`` refuses."""
+    if not (text.isascii() and text.isdigit()):
+        return None
+    number = int(text)
+    return number if 1 <= number <= MAX_BIGINT_KEY else None

@@ -34,10 +34,11 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from app.admin import end_session, request_is_admin, start_session
 from app.config import Settings
-from app.connections.models import Connection
+from app.connections.models import Connection, ConnectionId
 from app.db import unit_of_work
 from app.errors import ProblemError
 from app.inbox import repository as inbox
+from app.inbox.models import EventRowId
 from app.ops.openapi import problem
 
 AMBER_AGE_SECONDS = 60.0
@@ -240,9 +241,9 @@ router = APIRouter(tags=["health"])
 async def replay_from_status_page(
     request: Request,
     token: Annotated[str, _TOKEN_FIELD] = "",
-    event: Annotated[int | None, Form(description="inbox id of one dead event", examples=[42])] = None,
+    event: Annotated[EventRowId | None, Form(description="inbox id of one dead event", examples=[42])] = None,
     connection: Annotated[
-        int | None, Form(description="replay every dead event of this connection", examples=[1])
+        ConnectionId | None, Form(description="replay every dead event of this connection", examples=[1])
     ] = None,
 ) -> RedirectResponse:
     if not _form_admin(request, token):

@@ -13,6 +13,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
+import pytest
 from alembic import command
 
 from app.health import alembic_config
@@ -84,3 +85,17 @@ class PostgresSchema:
 
     def drop(self) -> None:
         psql(f"DROP SCHEMA IF EXISTS {self.name} CASCADE")
+
+
+# Parameters of a fixture that runs once on each database (Postgres ones carry the ``postgres`` mark).
+KINDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+
+
+def empty_database(request: pytest.FixtureRequest, directory: Path) -> str:
+    """An empty, migrated database of the kind ``request.param`` names (``KINDS``): a copy of the
+    session's SQLite template in ``directory``, or the session's Postgres schema, emptied."""
+    if request.param == "sqlite":
+        return fresh_sqlite(request.getfixturevalue("sqlite_template_path"), directory)
+    schema: PostgresSchema = request.getfixturevalue("postgres_schema")
+    schema.empty()
+    return schema.url
