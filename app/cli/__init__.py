@@ -17,6 +17,7 @@ from app.cli.automation import config_cli, rules_cli
 from app.cli.connections import connections_cli
 from app.cli.settings import load_settings
 from app.config import Settings
+from app.db import MAX_INTEGER_KEY
 from app.kit.loop import cancel_and_wait
 from app.kit.loop import run as run_async
 
@@ -208,7 +209,9 @@ def urls(
 
 @cli.command()
 def backfill(
-    connection: Annotated[int | None, typer.Option(help="only this connection id (default: all)")] = None,
+    connection: Annotated[
+        int | None, typer.Option(help="only this connection id (default: all)", min=1, max=MAX_INTEGER_KEY)
+    ] = None,
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="print what would be done; write nothing")
     ] = False,
@@ -224,7 +227,9 @@ def backfill(
 
 @cli.command()
 def reconcile(
-    connection: Annotated[int | None, typer.Option(help="only this connection id (default: all)")] = None,
+    connection: Annotated[
+        int | None, typer.Option(help="only this connection id (default: all)", min=1, max=MAX_INTEGER_KEY)
+    ] = None,
 ) -> None:
     """Repair what webhooks missed: changes since the last run, and deletions that sent none."""
     from app.backfill.console import run_command
@@ -364,7 +369,9 @@ def replay(
     event: Annotated[
         list[str] | None, typer.Option(help="a dead event's id, as /status shows it (repeatable)")
     ] = None,
-    connection: Annotated[int | None, typer.Option(help="every dead event of this connection")] = None,
+    connection: Annotated[
+        int | None, typer.Option(help="every dead event of this connection", min=1, max=MAX_INTEGER_KEY)
+    ] = None,
     replay_all: Annotated[bool, typer.Option("--all", help="every dead event")] = False,
 ) -> None:
     """Re-run dead events: by event id, by connection, or all of them."""

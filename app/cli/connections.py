@@ -10,6 +10,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.config import Settings
+from app.db import MAX_INTEGER_KEY
 from app.kit.loop import run as run_async
 
 if TYPE_CHECKING:
@@ -217,13 +218,21 @@ def _set_status(connection_id: int, remove: bool) -> None:
 
 
 @connections_cli.command("disable")
-def disable(connection_id: Annotated[int, typer.Argument(help="connection id (see 'list')")]) -> None:
+def disable(
+    connection_id: Annotated[
+        int, typer.Argument(help="connection id (see 'list')", min=1, max=MAX_INTEGER_KEY)
+    ],
+) -> None:
     """Stop syncing a connection; its events are kept and reported on /status, never applied."""
     _set_status(connection_id, remove=False)
 
 
 @connections_cli.command("remove")
-def remove(connection_id: Annotated[int, typer.Argument(help="connection id (see 'list')")]) -> None:
+def remove(
+    connection_id: Annotated[
+        int, typer.Argument(help="connection id (see 'list')", min=1, max=MAX_INTEGER_KEY)
+    ],
+) -> None:
     """Delete a connection with its credentials, links and budgets (its events stay, as unrouted)."""
     _set_status(connection_id, remove=True)
 
@@ -231,7 +240,10 @@ def remove(connection_id: Annotated[int, typer.Argument(help="connection id (see
 @connections_cli.command("verify")
 def verify(
     connection_id: Annotated[
-        int | None, typer.Argument(help="connection id (see 'list'); every connection when left out")
+        int | None,
+        typer.Argument(
+            help="connection id (see 'list'); every connection when left out", min=1, max=MAX_INTEGER_KEY
+        ),
     ] = None,
 ) -> None:
     """Check connections against GHL and Rankr now (read-only calls); exit 1 when any is not verified."""
