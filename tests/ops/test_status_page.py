@@ -168,7 +168,7 @@ def test_replaying_from_the_page_needs_the_admin_token_and_writes_nothing_withou
         assert answer.headers["location"] == "/status?replayed=1"
         service.settle()
         [connection] = service.status()["connections"]
-        assert connection["events"]["dead"] == 0
+        assert connection["events"]["dead"] == 0, service.events()
         assert connection["health"] == {"level": "green", "reasons": []}
 
 
