@@ -486,8 +486,11 @@ class Worker:
         renewed_at = time.monotonic()
         until = self._clock() + timedelta(seconds=self._settings.worker_lease_seconds)
         try:
+            # Two transactions: a handler settles its link, then its event, in one; renewing the
+            # events, then the links, in one too would take their row locks the other way round.
             async with unit_of_work(self._sessions) as session:
                 await inbox.renew(session, held, self.name, until)
+            async with unit_of_work(self._sessions) as session:
                 await links.renew_leases(session, [holder for holder, _ in held.values()], until)
         except Exception as exc:
             # The leases run out unless a later try gets through: then the events are taken over.

@@ -16,6 +16,7 @@ from fastapi import FastAPI
 from app.config import Settings
 from app.kit.crypto import new_key
 from app.sandbox import Sandbox, SandboxConfig, keys
+from tests.support.inprocess import UNPACED, UNPACED_LIMIT
 
 ADMIN_TOKEN = "production-like-admin-token"
 ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
@@ -47,6 +48,7 @@ def production_settings(database_url: str, **changes: Any) -> Settings:
         "run_worker_in_process": False,
         "reconcile_interval_seconds": 0,
         "_env_file": None,
+        **UNPACED,
         **changes,
     }
     return Settings(**values)
@@ -55,4 +57,7 @@ def production_settings(database_url: str, **changes: Any) -> Settings:
 def upstream_transport() -> Callable[[FastAPI], httpx.AsyncBaseTransport]:
     """``create_app``'s ``upstream_transport``: both sandboxes, sending no webhooks back."""
     sandbox = Sandbox(SandboxConfig(webhook_target=None))
+    # Fuzzing is about answers, not budgets: neither side's limiter may hold a request back.
+    for side in (sandbox.ghl, sandbox.rankr):
+        side.apply_control({"rate_max": UNPACED_LIMIT})
     return lambda _app: httpx.ASGITransport(app=sandbox.app)
