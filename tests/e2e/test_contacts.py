@@ -6,34 +6,8 @@ in tests/sync/test_contacts_handler.py.
 
 from __future__ import annotations
 
-import uuid
-from typing import Any
-
 from tests.support.service import Service
-
-
-def unique_email() -> str:
-    return f"ada.{uuid.uuid4().hex[:10]}@example.com"
-
-
-def rankr_person(email: str, **extra: Any) -> dict[str, Any]:
-    return {
-        "email": email,
-        "phone": f"+1555{uuid.uuid4().int % 10**7:07d}",
-        "firstName": "Ada",
-        "lastName": "Lovelace",
-        "companyName": "Analytical Engines",
-        "website": "https://ada.example",
-        "address": {
-            "line1": "12 Loop Street",
-            "city": "London",
-            "state": "LDN",
-            "postalCode": "N1 9GU",
-            "country": "GB",
-        },
-        "tags": ["VIP", "lead"],
-        **extra,
-    }
+from tests.sync.records import rankr_person, unique_email
 
 
 def test_the_echo_of_a_create_still_in_flight_costs_no_read(service: Service) -> None:

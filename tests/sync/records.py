@@ -9,6 +9,30 @@ from typing import Any
 from tests.support.inprocess import InProcessService
 
 
+def unique_email() -> str:
+    return f"ada.{uuid.uuid4().hex[:10]}@example.com"
+
+
+def rankr_person(email: str, **extra: Any) -> dict[str, Any]:
+    return {
+        "email": email,
+        "phone": f"+1555{uuid.uuid4().int % 10**7:07d}",
+        "firstName": "Ada",
+        "lastName": "Lovelace",
+        "companyName": "Analytical Engines",
+        "website": "https://ada.example",
+        "address": {
+            "line1": "12 Loop Street",
+            "city": "London",
+            "state": "LDN",
+            "postalCode": "N1 9GU",
+            "country": "GB",
+        },
+        "tags": ["VIP", "lead"],
+        **extra,
+    }
+
+
 async def linked_contact(service: InProcessService) -> tuple[str, str]:
     """A contact made in Rankr and synced: (rankr id, ghl id)."""
     email = f"grace.{uuid.uuid4().hex[:10]}@example.com"

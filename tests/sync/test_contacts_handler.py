@@ -7,39 +7,15 @@ both products and counts the writes the service made upstream in each sandbox's 
 
 from __future__ import annotations
 
-import uuid
 from typing import Any
 
 import pytest
 
 from tests.support.inprocess import InProcessService
 from tests.support.service import ghl_event, rankr_event
+from tests.sync.records import rankr_person, unique_email
 
 pytestmark = pytest.mark.anyio
-
-
-def unique_email() -> str:
-    return f"ada.{uuid.uuid4().hex[:10]}@example.com"
-
-
-def rankr_person(email: str, **extra: Any) -> dict[str, Any]:
-    return {
-        "email": email,
-        "phone": f"+1555{uuid.uuid4().int % 10**7:07d}",
-        "firstName": "Ada",
-        "lastName": "Lovelace",
-        "companyName": "Analytical Engines",
-        "website": "https://ada.example",
-        "address": {
-            "line1": "12 Loop Street",
-            "city": "London",
-            "state": "LDN",
-            "postalCode": "N1 9GU",
-            "country": "GB",
-        },
-        "tags": ["VIP", "lead"],
-        **extra,
-    }
 
 
 async def created_in_rankr(service: InProcessService, **extra: Any) -> tuple[dict[str, Any], dict[str, Any]]:
