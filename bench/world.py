@@ -48,10 +48,10 @@ class World:
     engine: AsyncEngine
     processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
 
-    def start(self, *args: str, name: str) -> subprocess.Popen[bytes]:
+    def start(self, *args: str, name: str, module: str = "app") -> subprocess.Popen[bytes]:
         with (self.logs / f"{name}.log").open("ab") as log:
             process = subprocess.Popen(
-                [sys.executable, "-m", "app", *args], cwd=ROOT, env=self.env, stdout=log, stderr=log
+                [sys.executable, "-m", module, *args], cwd=ROOT, env=self.env, stdout=log, stderr=log
             )
         self.processes.append(process)
         return process
@@ -138,9 +138,11 @@ def world(
     worker_in_serve: bool = False,
     settings: dict[str, Any] | None = None,
     sandbox: dict[str, Any] | None = None,
+    server: tuple[str, ...] = ("app", "serve"),
 ) -> Iterator[World]:
     """Sandboxes + ``serve`` on a fresh database; ``settings`` override the service's environment,
-    ``sandbox`` the sandboxes' configuration."""
+    ``sandbox`` the sandboxes' configuration, ``server`` the module (and its arguments) that serves
+    in the service's place, given ``--port``."""
     logs.mkdir(parents=True, exist_ok=True)
     compileall.compile_dir(ROOT / "app", quiet=1)
     config = SandboxConfig(webhook_target=None, random_seed=1, **(sandbox or {}))
@@ -161,7 +163,8 @@ def world(
         engine = create_engine(database_url)
         stack.callback(lambda: loop.run(engine.dispose()))
         here = World(app.state.sandbox, sandbox_url, service_url, database_url, env, logs, loop, engine)
-        here.start("serve", "--port", str(port), name="serve")
+        module, *arguments = server
+        here.start(*arguments, "--port", str(port), name="serve", module=module)
         try:
             wait_ready(service_url)
             yield here

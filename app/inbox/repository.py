@@ -1,6 +1,6 @@
 """SQL of the inbox: claim due events, settle them, count them. Never commits.
 
-The intake's insert lives in ``app.inbox.writer`` (on the driver itself, for speed).
+The intake's insert lives in ``app.inbox.writer`` (one typed Core statement, compiled once).
 """
 
 from __future__ import annotations

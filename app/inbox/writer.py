@@ -1,25 +1,22 @@
-"""The intake's one insert, on the database driver itself (asyncpg on Postgres, aiosqlite on SQLite).
+"""The intake's one insert: a Core statement built once, run on the service's engine.
 
-Everything else reads and writes through SQLAlchemy. The intake is the exception because its one
-statement per request *is* its throughput: SQLAlchemy does not cache ``INSERT ... ON CONFLICT``
-(``postgresql.Insert`` sets ``inherit_cache = False``) and its async adaption adds a pool checkout
-and greenlet switches, together about 1 ms of CPU per request here, against 0.2 ms for the driver
-alone (bench/intake measures the effect). The values are encoded the way the ORM reads them back:
-JSON as text, times in UTC (on SQLite as the naive ISO text SQLAlchemy's DateTime stores).
+Its placeholders carry the ``webhook_events`` columns' own types, so the payload and the times are
+encoded exactly as the ORM writes and reads them. The statement is text rather than the dialects'
+``insert().on_conflict_do_nothing()`` because SQLAlchemy never caches those (their ``Insert`` sets
+``inherit_cache = False``) and would compile one per request; a typed text statement is compiled
+once. On Postgres it runs autocommitted: one round trip, no BEGIN or COMMIT around it.
 """
 
 from __future__ import annotations
 
-import json
 from abc import ABC, abstractmethod
-from datetime import UTC, datetime
 from typing import Any
 
-import aiosqlite
-import asyncpg
-from sqlalchemy.engine import make_url
+from sqlalchemy import TextClause, bindparam, text
+from sqlalchemy.ext.asyncio import AsyncEngine
 
-from app.db import asyncpg_arguments, is_postgres, is_unavailable
+from app.db import create_engine, dispose, is_unavailable, table_of
+from app.inbox.models import WebhookEvent
 
 COLUMNS = (
     "source",
@@ -33,11 +30,6 @@ COLUMNS = (
     "attempts",
     "next_attempt_at",
 )
-# The same statement on both databases, but for the placeholders (and the jsonb cast on Postgres).
-_INSERT = (
-    "INSERT INTO webhook_events (source, event_id, type, account_key, ordering_key, payload, received_at, "
-    "status, attempts, next_attempt_at) VALUES ({}) ON CONFLICT (source, event_id) DO NOTHING"
-)
 
 
 class InboxWriter(ABC):
@@ -50,81 +42,49 @@ class InboxWriter(ABC):
     async def close(self) -> None: ...
 
 
-async def _no_reset(_connection: asyncpg.Connection) -> None:
-    """Skip asyncpg's reset query on release (a round trip per request): these connections only run
-    one autocommitted INSERT, so they hold no transaction, locks, listeners or settings to reset."""
+def insert_statement() -> TextClause:
+    table = table_of(WebhookEvent)
+    statement = text(
+        "INSERT INTO webhook_events (source, event_id, type, account_key, ordering_key, payload, received_at,"
+        " status, attempts, next_attempt_at) VALUES (:source, :event_id, :type, :account_key, :ordering_key,"
+        " :payload, :received_at, :status, :attempts, :next_attempt_at)"
+        " ON CONFLICT (source, event_id) DO NOTHING"
+    )
+    return statement.bindparams(*(bindparam(name, type_=table.c[name].type) for name in COLUMNS))
 
 
-class PostgresWriter(InboxWriter):
-    SQL = _INSERT.format("$1, $2, $3, $4, $5, $6::jsonb, $7, $8, $9, $10")
+class CoreWriter(InboxWriter):
+    """The insert on ``engine`` (the service's own); ``owned`` engines are disposed by ``close``."""
 
-    def __init__(self, pool: asyncpg.Pool) -> None:
-        self._pool = pool
+    STATEMENT = insert_statement()
 
-    @classmethod
-    async def open(cls, database_url: str, max_size: int) -> PostgresWriter:
-        pool = await asyncpg.create_pool(
-            **asyncpg_arguments(database_url),
-            min_size=1,
-            max_size=max_size,
-            reset=_no_reset,
-        )
-        return cls(pool)
+    def __init__(self, engine: AsyncEngine, *, owned: bool = False) -> None:
+        self._owned = engine if owned else None
+        self._engine = engine
+        if engine.dialect.name == "postgresql":
+            self._engine = engine.execution_options(isolation_level="AUTOCOMMIT")
 
     async def insert(self, row: dict[str, Any]) -> bool:
-        values = [json.dumps(row[name]) if name == "payload" else row[name] for name in COLUMNS]
         try:
-            return await self._insert(values)
+            return await self._insert(row)
         except Exception as error:
             if not is_unavailable(error):
                 raise
         # A pooled connection the server dropped (it restarted): the pool has let it go; one more
         # try on a fresh one. The insert is idempotent (ON CONFLICT DO NOTHING).
-        return await self._insert(values)
+        return await self._insert(row)
 
-    async def _insert(self, values: list[Any]) -> bool:
-        async with self._pool.acquire() as connection:
-            status: str = await connection.execute(self.SQL, *values)
-        return status.endswith(" 1")
-
-    async def close(self) -> None:
-        await self._pool.close()
-
-
-def _sqlite_value(value: Any) -> Any:
-    if isinstance(value, datetime):
-        return value.astimezone(UTC).replace(tzinfo=None).isoformat(sep=" ", timespec="microseconds")
-    if isinstance(value, dict):
-        return json.dumps(value)
-    return value
-
-
-class SqliteWriter(InboxWriter):
-    SQL = _INSERT.format(", ".join("?" * len(COLUMNS)))
-
-    def __init__(self, connection: aiosqlite.Connection) -> None:
-        self._connection = connection
-
-    @classmethod
-    async def open(cls, database_url: str) -> SqliteWriter:
-        path = make_url(database_url).database or ":memory:"
-        connection = await aiosqlite.connect(path, isolation_level=None)
-        for pragma in ("journal_mode=WAL", "busy_timeout=30000", "synchronous=NORMAL"):
-            await connection.execute(f"PRAGMA {pragma}")
-        return cls(connection)
-
-    async def insert(self, row: dict[str, Any]) -> bool:
-        values = [_sqlite_value(row[name]) for name in COLUMNS]
-        cursor = await self._connection.execute(self.SQL, values)
-        inserted = cursor.rowcount == 1
-        await cursor.close()
-        return inserted
+    async def _insert(self, row: dict[str, Any]) -> bool:
+        async with self._engine.connect() as connection:
+            result = await connection.execute(self.STATEMENT, row)
+            await connection.commit()
+        return result.rowcount == 1
 
     async def close(self) -> None:
-        await self._connection.close()
+        if self._owned is not None:
+            await dispose(self._owned)
 
 
-async def open_writer(database_url: str, *, max_connections: int = 16) -> InboxWriter:
-    if is_postgres(database_url):
-        return await PostgresWriter.open(database_url, max_connections)
-    return await SqliteWriter.open(database_url)
+async def open_writer(database_url: str) -> InboxWriter:
+    """A writer with an engine of its own, for a process that has none (tools, tests)."""
+    return CoreWriter(create_engine(database_url), owned=True)
