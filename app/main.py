@@ -26,7 +26,7 @@ from app.health import head_revision, schema_problem
 from app.health import router as health_router
 from app.inbox.intake import MAX_BODY_BYTES, IntakeContext
 from app.inbox.notify import Notifier
-from app.inbox.writer import CoreWriter
+from app.inbox.writer import open_writer
 from app.integrations.ghl import install
 from app.integrations.ghl.endpoints import router as ghl_router
 from app.integrations.rankr.endpoints import router as rankr_router
@@ -111,7 +111,7 @@ def create_app(
             # Nothing would work: refuse to start (``serve`` checks this first and exits 2 with it).
             await dispose(engine)
             raise DatabaseNotUsable(problem)
-        writer = CoreWriter(engine)
+        writer = await open_writer(settings.database_url)
         name = worker_name()
         transport = upstream_transport(app) if upstream_transport is not None else None
         registry = UpstreamRegistry(settings, clock, engine, holder=name, transport=transport)
@@ -177,6 +177,7 @@ def create_app(
             await registry.aclose()
             if notifier is not None:
                 await notifier.close()
+            await writer.close()
             await engine.dispose()
 
     # /docs and /redoc load Swagger UI and ReDoc from copies served here, not from a CDN, so they

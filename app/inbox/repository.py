@@ -1,6 +1,6 @@
 """SQL of the inbox: claim due events, settle them, count them. Never commits.
 
-The intake's insert lives in ``app.inbox.writer`` (one typed Core statement, compiled once).
+The intake's insert lives in ``app.inbox.writer`` (compiled by SQLAlchemy, run on the driver itself).
 """
 
 from __future__ import annotations

@@ -1,9 +1,9 @@
 """Baseline of the intake benchmark: a bare FastAPI app doing only what the intake must do.
 
 It verifies the same Standard Webhooks signature (``verify_standard``), parses the JSON, and inserts
-the same row with the same statement on the driver itself (bench/intake/raw_writer.py), then
-answers 202. Everything the service does beyond that (shape validation, problem answers, ordering
-keys, dependency injection, SQLAlchemy) is what the benchmark prices.
+the same row with the same statement and driver (the service's ``InboxWriter``), then answers 202.
+Everything the service does beyond that (shape validation, problem answers, ordering keys,
+dependency injection) is what the benchmark prices.
 """
 
 from __future__ import annotations
@@ -15,9 +15,9 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request, Response
 
+from app.inbox.writer import open_writer
 from app.kit.clock import utcnow
 from app.kit.signatures import WebhookSecret, verify_standard
-from bench.intake.raw_writer import open_writer
 
 SECRETS = [WebhookSecret.parse(os.environ["RANKR_WEBHOOK_SECRETS"])]
 
