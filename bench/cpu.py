@@ -11,7 +11,9 @@ from the first change to the last event settled, divided by the changes, is the 
 in the same run and alternating round by round, bench/cpu_baseline.py: the least work such a change
 needs (claim, compare, one upstream write, the link, an audit row, done), in one process too.
 Each round runs on a fresh database and fresh sandboxes; the best round of each is reported.
-``--profile DIR`` records the service's last round with py-spy and prints where its samples went.
+``--profile DIR`` records the service's last round with py-spy (the thread holding the GIL) and
+prints where its samples went: by the package of the innermost frame, and by the service function
+nearest to it.
 """
 
 from __future__ import annotations
@@ -98,7 +100,20 @@ def record(pid: int, directory: Path) -> subprocess.Popen[bytes]:
         raise SystemExit("--profile needs py-spy (make install puts it into .venv)")
     directory.mkdir(parents=True, exist_ok=True)
     output = directory / f"service-{pid}.txt"
-    command = [spy, "record", "--pid", str(pid), "--format", "raw", "--rate", "250", "--output", str(output)]
+    # --gil: only the thread running Python; aiosqlite's threads waiting on SQLite's locks are no CPU.
+    command = [
+        spy,
+        "record",
+        "--pid",
+        str(pid),
+        "--gil",
+        "--format",
+        "raw",
+        "--rate",
+        "250",
+        "--output",
+        str(output),
+    ]
     return subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 

@@ -18,6 +18,7 @@ import re
 import shlex
 import subprocess
 import sys
+import tempfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -27,7 +28,7 @@ ROOT = Path(__file__).resolve().parents[1]
 REPORT = ROOT / "docs" / "benchmarks.md"
 RAW = ROOT / "docs" / "benchmarks.json"
 FINDINGS = Path(__file__).with_name("findings.md")
-PARTS = ("intake", "upstream", "rate", "latency", "memory", "backfill", "backfill-memory")
+PARTS = ("intake", "upstream", "cpu", "rate", "latency", "memory", "backfill", "backfill-memory")
 
 
 def machine() -> dict[str, Any]:
@@ -104,6 +105,14 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
             for db in ("postgres", "sqlite")
         ],
         "upstream": lambda: part("bench.upstream", "--changes", "3" if quick else str(args.changes)),
+        "cpu": lambda: part(
+            "bench.cpu",
+            *("--creates", "20", "--updates", "10") if quick else (),
+            "--rounds",
+            "1" if quick else str(args.cpu_rounds),
+            "--profile",
+            tempfile.mkdtemp(prefix="bench-cpu-profile-"),
+        ),
         "rate": lambda: [
             row
             for window in args.windows
@@ -294,6 +303,58 @@ def render(results: dict[str, Any]) -> str:
                 "verdict",
             ],
         )
+
+    cpu = results.get("cpu")
+    if cpu:
+        body += [
+            "",
+            "## 2a. CPU per synced change",
+            "",
+            "`python -m bench.cpu`: 200 contacts created in Rankr (each written to GHL, its webhook back",
+            "as an echo), then 100 of them changed in GHL (each written to Rankr, its echo back): 300",
+            "changes, 600 webhooks. `serve` with its worker in process, upstream limits lifted; its CPU",
+            "time (user + system, /proc) from the first change to the last event settled, per change.",
+            "Baseline, alternating with it round by round: bench/cpu_baseline.py, the least work such a",
+            "change needs (verify and store each webhook; claim with SKIP LOCKED, compare with the link,",
+            "one upstream write with httpx, link + audit row + done in one transaction), one process too.",
+            "The best round of each; all rounds listed.",
+            "",
+        ]
+        body += table(
+            cpu["cpu"],
+            [
+                "database",
+                "changes",
+                "baseline cpu ms per change",
+                "service cpu ms per change",
+                "service / baseline",
+                "rounds (service ms)",
+                "rounds (baseline ms)",
+                "service writes per change",
+            ],
+        )
+        for row in cpu["cpu"]:
+            target = min(5.0, 2 * row["baseline cpu ms per change"])
+            summary.append(
+                goal(
+                    f"CPU per synced change ({row['database']})",
+                    f"{row['service cpu ms per change']} ms ({row['service / baseline']}x the baseline's "
+                    f"{row['baseline cpu ms per change']} ms)",
+                    "<= 5 ms or <= 2x the baseline, the lower",
+                    row["service cpu ms per change"] <= target,
+                )
+            )
+        for database, profile in cpu.get("profiles", {}).items():
+            body += [
+                "",
+                f"Where the service's CPU went ({database}, py-spy, {profile['samples']} samples of the",
+                "thread holding the GIL, last round): by the package of the innermost frame, then by the",
+                "service function nearest to it (shares of all samples).",
+                "",
+            ]
+            for title in ("self by package", "innermost service function"):
+                listed = ", ".join(f"`{name}` {share}" for name, share in profile[title].items())
+                body += [f"- {title}: {listed}"]
 
     rate = results.get("rate")
     if rate:
@@ -489,6 +550,7 @@ def main() -> None:
     parser.add_argument("--render-only", action="store_true")
     parser.add_argument("--intake-seconds", type=int, default=10)
     parser.add_argument("--changes", type=int, default=10, help="changes per upstream scenario")
+    parser.add_argument("--cpu-rounds", type=int, default=3, help="CPU per change: rounds of each")
     parser.add_argument("--backlog", type=int, default=2000, help="rate-budget backlog")
     parser.add_argument("--limit", type=int, default=100, help="GHL limit per window (GHL's: 100)")
     parser.add_argument(
