@@ -11,7 +11,7 @@ from the first change to the last event settled, divided by the changes, is the 
 in the same run and alternating round by round, bench/cpu_baseline.py: the least work such a change
 needs (claim, compare, one upstream write, the link, an audit row, done), in one process too.
 Each round runs on a fresh database and fresh sandboxes; the best round of each is reported.
-``--profile DIR`` records the service's last round with py-spy (the thread holding the GIL) and
+``--profile DIR`` records the last round of each with py-spy (the thread holding the GIL) and
 prints where its samples went: by the package of the innermost frame, and by the service function
 nearest to it.
 """
@@ -74,7 +74,7 @@ def measure(
     ) as here:
         (process,) = here.processes
         marks = {"ghl": here.sandbox.ghl.mark(), "rankr": here.sandbox.rankr.mark()}
-        recorder = record(process.pid, profile) if profile else None
+        recorder = record(process.pid, profile / name) if profile else None
         before, started = cpu_seconds(process.pid), time.monotonic()
         mix(here, creates, updates)
         cpu, wall = cpu_seconds(process.pid) - before, time.monotonic() - started
@@ -99,7 +99,7 @@ def record(pid: int, directory: Path) -> subprocess.Popen[bytes]:
     if spy is None:
         raise SystemExit("--profile needs py-spy (make install puts it into .venv)")
     directory.mkdir(parents=True, exist_ok=True)
-    output = directory / f"service-{pid}.txt"
+    output = directory / f"{pid}.txt"
     # --gil: only the thread running Python; aiosqlite's threads waiting on SQLite's locks are no CPU.
     command = [
         spy,
@@ -160,7 +160,7 @@ def main() -> None:
     parser.add_argument("--creates", type=int, default=200)
     parser.add_argument("--updates", type=int, default=100)
     parser.add_argument("--rounds", type=int, default=2)
-    parser.add_argument("--profile", type=Path, default=None, help="py-spy the service's last round into DIR")
+    parser.add_argument("--profile", type=Path, default=None, help="py-spy the last round of each into DIR")
     args = parser.parse_args()
     logs = Path(tempfile.mkdtemp(prefix="bench-cpu-"))
     results: list[dict[str, Any]] = []
@@ -169,9 +169,7 @@ def main() -> None:
         rounds: dict[str, list[dict[str, Any]]] = {"baseline": [], "service": []}
         for n in range(args.rounds):
             for name in SERVERS:
-                profile = (
-                    args.profile if (args.profile and name == "service" and n == args.rounds - 1) else None
-                )
+                profile = args.profile / kind if (args.profile and n == args.rounds - 1) else None
                 rounds[name].append(measure(kind, name, args.creates, args.updates, logs, profile))
                 print(json.dumps(rounds[name][-1]), file=sys.stderr, flush=True)
         best = {name: min(rows, key=lambda row: row["cpu ms per change"]) for name, rows in rounds.items()}
@@ -190,9 +188,9 @@ def main() -> None:
             }
         )
         if args.profile:
-            recorded = sorted(args.profile.glob("service-*.txt"), key=lambda p: p.stat().st_mtime)
-            if recorded:
-                profiles[kind] = breakdown(recorded[-1])
+            for name in SERVERS:
+                for recorded in (args.profile / kind / name).glob("*.txt"):
+                    profiles[f"{kind}, {name}"] = breakdown(recorded)
     print(json.dumps({"cpu": results, "profiles": profiles} if profiles else results, indent=2))
 
 

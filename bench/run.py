@@ -344,12 +344,12 @@ def render(results: dict[str, Any]) -> str:
                     row["service cpu ms per change"] <= target,
                 )
             )
-        for database, profile in cpu.get("profiles", {}).items():
+        for where, profile in cpu.get("profiles", {}).items():
             body += [
                 "",
-                f"Where the service's CPU went ({database}, py-spy, {profile['samples']} samples of the",
-                "thread holding the GIL, last round): by the package of the innermost frame, then by the",
-                "service function nearest to it (shares of all samples).",
+                f"Where the CPU went ({where}, py-spy, {profile['samples']} samples of the thread holding",
+                "the GIL, last round): by the package of the innermost frame, then by the service function",
+                "nearest to it (shares of all samples).",
                 "",
             ]
             for title in ("self by package", "innermost service function"):
