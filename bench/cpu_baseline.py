@@ -3,13 +3,15 @@
     python -m bench.cpu_baseline --port PORT   (settings from the service's environment variables)
 
 One process, as ``serve`` with its worker in process: both webhook endpoints (signature checked,
-JSON parsed, one row inserted into the service's own ``webhook_events`` table) and a worker loop that
-claims an event (``FOR UPDATE SKIP LOCKED`` on Postgres), looks up the link, compares the mapped
-fields with what was last synced, makes one upstream write with httpx when they differ (a
-keep-alive client per upstream), and in one transaction writes the link, an audit row and the
-event's ``done``. An echo is the same claim, lookup and comparison, then ``done``. Statements are
-SQLAlchemy Core text on the service's engine (``app.db.create_engine``); no retries, pacing,
-leases beyond the status, ordering, coalescing or validation: those are what the benchmark prices.
+JSON parsed, one row inserted into the service's own ``webhook_events`` table) and four worker loops
+that each claim an event (one ``UPDATE ... RETURNING``, ``FOR UPDATE SKIP LOCKED`` on Postgres),
+look up its link and compare the mapped fields' hash with the one last synced. An echo (or no
+change) is then marked done in the same transaction. A change stores the new hash first (so that
+its echo finds it), makes one upstream write with httpx (a keep-alive client per upstream), then
+writes the link, an audit row and the event's ``done`` in one transaction. Statements are
+SQLAlchemy Core text on the service's engine (``app.db.create_engine``), lone ones autocommitted on
+Postgres as the service's are; no retries, pacing, leases beyond the status, ordering, coalescing
+or validation: those are what the benchmark prices.
 """
 
 from __future__ import annotations
@@ -79,6 +81,9 @@ class Baseline:
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
         postgres = engine.dialect.name == "postgresql"
+        # One statement alone needs no BEGIN and COMMIT around it (on Postgres; SQLite's driver
+        # sends none for a lone statement either way).
+        self.single = engine.execution_options(isolation_level="AUTOCOMMIT") if postgres else engine
         self.claim = text(CLAIM.format(lock=" FOR UPDATE SKIP LOCKED" if postgres else ""))
         self.wake = asyncio.Event()
         env = os.environ
@@ -117,7 +122,7 @@ class Baseline:
     async def store(self, source: str, event_id: str, payload: dict[str, Any], record: str) -> Response:
         now = utcnow()
         account = payload.get("accountId") or payload.get("locationId") or ""
-        async with self.engine.begin() as connection:
+        async with self.single.begin() as connection:
             await connection.execute(
                 INSERT_EVENT,
                 {
@@ -161,7 +166,7 @@ class Baseline:
     async def work(self) -> None:
         while True:
             self.wake.clear()  # before the claim: an event stored after it sets it again
-            async with self.engine.begin() as connection:
+            async with self.single.begin() as connection:
                 claimed = (await connection.execute(self.claim)).first()
             if claimed is None:
                 await self.wake.wait()
