@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Collection, Sequence
+from dataclasses import asdict
 from datetime import datetime
 from functools import cache
 from typing import Any
@@ -27,7 +28,7 @@ from sqlalchemy.orm import aliased
 from sqlalchemy.sql.selectable import ExecutableReturnsRows
 
 from app.db import on_postgres, table_of
-from app.sync.models import AuditEntry, Link, LinkState
+from app.sync.models import Audit, AuditEntry, Link, LinkState
 
 # The statements every event runs are built once (``table_of`` says why); ``cache`` builds each
 # shape of the variable ones once.
@@ -223,7 +224,25 @@ async def remove(session: AsyncSession, link_id: int, owner: str) -> None:
 _ADD_AUDIT = insert(table_of(AuditEntry))
 
 
-async def add_audit(session: AsyncSession, **values: Any) -> None:
+async def add_audit(
+    session: AsyncSession,
+    audit: Audit,
+    *,
+    at: datetime,
+    connection_id: int,
+    event_id: int | None,
+    event_type: str | None,
+    event_ref: str | None,
+) -> None:
+    """Store ``audit`` as the row of a write made for the event ``event_id`` of ``connection_id``."""
+    values = {
+        **asdict(audit),
+        "at": at,
+        "connection_id": connection_id,
+        "event_id": event_id,
+        "event_type": event_type,
+        "event_ref": event_ref,
+    }
     await session.execute(_ADD_AUDIT, values)
 
 
