@@ -82,7 +82,12 @@ class SyncEngine:
             for handler in (self.contacts, tasks, notes):
                 handler.on_settled = self.automation.enqueue
         self.task_poll = TaskPoll(
-            sessions, upstreams, maps=maps, clock=clock, contacts_per_round=settings.task_poll_contacts
+            sessions,
+            upstreams,
+            maps=maps,
+            clock=clock,
+            contacts_per_round=settings.task_poll_contacts,
+            round_seconds=settings.task_poll_seconds,
         )
 
     @staticmethod

@@ -101,3 +101,17 @@ class AuditEntry(Base):
     changes: Mapped[dict[str, Any]] = mapped_column(JSONValue, default=dict)
     result: Mapped[str] = mapped_column(String(8))
     detail: Mapped[str | None] = mapped_column(Text, default=None)
+
+
+class TaskPollLease(Base):
+    """Which process polls a connection's GHL task lists (``app.sync.task_poll``): one at a time, so
+    the poll's reads are counted once however many workers run. The holder renews it every round;
+    another takes over once it ran out."""
+
+    __tablename__ = "task_poll_leases"
+
+    connection_id: Mapped[int] = mapped_column(
+        ForeignKey("connections.id", ondelete="CASCADE"), primary_key=True, autoincrement=False
+    )
+    holder: Mapped[str] = mapped_column(String(64))
+    lease_until: Mapped[datetime] = mapped_column(UTCDateTime())

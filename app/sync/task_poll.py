@@ -5,21 +5,26 @@ or re-dated in GHL would never reach Rankr. Every ``TASK_POLL_SECONDS`` the work
 lists of up to ``TASK_POLL_CONTACTS`` linked contacts with linked tasks per connection (one GHL read
 each), and queues a ``TaskUpdate`` event for every linked task whose state differs from what was last
 synced. The worker applies it like any GHL event (read the task, write the change), so the poll itself
-writes nothing. The event id names the task, the link's version and the state seen, so several
-workers polling at once queue one event per change.
+writes nothing. The event id names the task, the link's version and the state seen, so a poll
+repeated (by a worker that took over) queues one event per change.
+
+One process at a time polls a connection (``TaskPollLease``), so its reads are spent once however
+many workers run: the one holding the lease renews it every round, another takes over when it has
+run out (``POLL_LEASE_ROUNDS`` rounds, at least a minute), starting its own view of the contacts.
 
 Which contacts, out of the budget of reads: the ones most likely to have changed (``choose``). Each
 contact has a target time between reads by what is known of it (``target``): short while someone is
 working on it (it, or one of its tasks or notes, was synced lately), longer while a task is due soon,
 longer still while tasks are open. The contacts furthest past their target are read first. A share
 of every round (``sweep_reads``) goes to the contacts read longest ago whatever their target, so each
-one is read at least once every ``ceil(N / sweep) * TASK_POLL_SECONDS`` while GHL's budget allows.
+one is read at least once every ``visit_bound`` while GHL's budget allows.
 """
 
 from __future__ import annotations
 
 import logging
 import math
+import secrets
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -29,12 +34,14 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import aliased
 
 from app.connections.models import Connection, ConnectionStatus
+from app.db import unit_of_work
 from app.errors import OutOfBudget, UpstreamError
 from app.inbox.models import Source
 from app.inbox.service import IncomingEvent, enqueue, ordering_key
 from app.integrations.registry import Upstreams
 from app.kit.clock import Clock, format_instant, parse_instant
 from app.sync import mapping
+from app.sync import repository as links
 from app.sync.mapping import FieldMaps
 from app.sync.models import Kind, Link, LinkState
 
@@ -56,6 +63,9 @@ SWEEP_AFTER = timedelta(minutes=2)
 FULL_READ_EVERY = timedelta(minutes=10)
 # Rows committed a little after the time they carry are read again on the next round.
 CHANGED_OVERLAP = timedelta(seconds=30)
+# The lease on a connection's poll lasts this many rounds, and at least MIN_POLL_LEASE.
+POLL_LEASE_ROUNDS = 3
+MIN_POLL_LEASE = timedelta(minutes=1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,12 +181,15 @@ class TaskPoll:
         maps: FieldMaps,
         clock: Clock,
         contacts_per_round: int,
+        round_seconds: float,
     ) -> None:
         self._sessions = sessions
         self._upstreams = upstreams
         self._maps = maps
         self._clock = clock
         self._reads = contacts_per_round
+        self._lease = max(MIN_POLL_LEASE, POLL_LEASE_ROUNDS * timedelta(seconds=round_seconds))
+        self._holder = secrets.token_hex(8)
         self._views: dict[int, _View] = {}  # by connection id
 
     async def run_once(self) -> int:
@@ -194,6 +207,11 @@ class TaskPoll:
 
     async def _poll_connection(self, connection: Connection) -> int:
         now = self._clock()
+        async with unit_of_work(self._sessions) as session:
+            mine = await links.take_task_poll(session, connection.id, self._holder, now, now + self._lease)
+        if not mine:
+            self._views.pop(connection.id, None)  # should it come back here, it starts afresh
+            return 0
         view = await self._refresh(connection.id, now)
         queued = 0
         for candidate in choose(view.candidates(now), now, self._reads):

@@ -9,7 +9,11 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from sqlalchemy.ext.asyncio import AsyncEngine
 
+from app.connections import repository as connections
+from app.db import session_factory, unit_of_work
+from app.sync import repository as links
 from app.sync.task_poll import (
     ACTIVE_TARGET,
     DUE_TARGET,
@@ -195,3 +199,23 @@ async def test_every_contact_with_tasks_is_read_within_the_bound(service: InProc
     ).raise_for_status()
     await run_rounds(service, bound.total_seconds())
     assert (await rankr_tasks(service, contacts[0][0]))[0]["title"] == "Late"
+
+
+@pytest.mark.anyio
+async def test_one_process_at_a_time_polls_a_connection(engine: AsyncEngine) -> None:
+    sessions = session_factory(engine)
+    async with unit_of_work(sessions) as session:
+        connection = (await connections.ensure(session, "acct", "loc", NOW)).id
+    lease = timedelta(minutes=1)
+
+    async def take(holder: str, at: datetime) -> bool:
+        async with unit_of_work(sessions) as session:
+            return await links.take_task_poll(session, connection, holder, at, at + lease)
+
+    assert await take("a", NOW)
+    assert not await take("b", NOW + ROUND)  # held by a
+    assert await take("a", NOW + ROUND)  # renewed each round
+    assert not await take("b", NOW + lease)
+    # a stopped polling (it died): b takes over once the lease has run out.
+    assert await take("b", NOW + ROUND + lease + timedelta(seconds=1))
+    assert not await take("a", NOW + ROUND + lease + timedelta(seconds=2))
