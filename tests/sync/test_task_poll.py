@@ -14,10 +14,12 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from app.connections import repository as connections
 from app.db import session_factory, unit_of_work
 from app.sync import repository as links
+from app.sync.engine import SyncEngine
 from app.sync.task_poll import (
     ACTIVE_TARGET,
     DUE_TARGET,
     IDLE_TARGET,
+    MIN_POLL_LEASE,
     OPEN_TARGET,
     SWEEP_AFTER,
     Candidate,
@@ -199,6 +201,32 @@ async def test_every_contact_with_tasks_is_read_within_the_bound(service: InProc
     ).raise_for_status()
     await run_rounds(service, bound.total_seconds())
     assert (await rankr_tasks(service, contacts[0][0]))[0]["title"] == "Late"
+
+
+@pytest.mark.anyio
+async def test_a_second_worker_spends_none_of_the_polls_reads_until_the_first_stops(
+    service: InProcessService,
+) -> None:
+    contacts = await linked_tasks(service, 9)
+    first = service.worker._engine.task_poll
+    second = SyncEngine(
+        service._sessions, service.app.state.settings, service.registry.for_connection, clock=service.clock
+    ).task_poll
+    await first.run_once()
+    for _ in range(60):  # five minutes of rounds of both
+        service.clock.advance(ROUND.total_seconds())
+        mark = await service.ghl.mark()
+        await first.run_once()
+        await second.run_once()
+        assert len(await service.ghl.requests_since(mark)) <= READS
+    # The first stops; once its lease has run out the second reads every contact within the bound.
+    service.clock.advance(MIN_POLL_LEASE.total_seconds())
+    mark = await service.ghl.mark()
+    for _ in range(int(visit_bound(len(contacts), READS, ROUND) / ROUND)):
+        service.clock.advance(ROUND.total_seconds())
+        await second.run_once()
+    read = {r["path"].split("/")[2] for r in await service.ghl.requests_since(mark) if r["method"] == "GET"}
+    assert read == {ghl_id for _, ghl_id, _ in contacts}
 
 
 @pytest.mark.anyio
