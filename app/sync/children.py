@@ -68,6 +68,13 @@ def _validated(model: type[ModelT], data: Any, what: str) -> ModelT:
         raise MappingError(f"the {what} in the event cannot be read: {where}: {error['msg']}") from exc
 
 
+def _outrun(job: Job, seen: Observed) -> bool:
+    """Whether a newer state than the body's may have been folded away: of several coalesced GHL
+    bodies the last to arrive need not be the newest (GHL sends no times, and not always in order),
+    and even one equal to the last synced state may hide a change."""
+    return seen.side is Side.GHL and bool(job.superseded) and not seen.current
+
+
 class ChildSync(Handler, ABC):
     """Applies task or note events of one connection to the other side."""
 
@@ -123,6 +130,8 @@ class ChildSync(Handler, ABC):
             seen = self.from_rankr(context.job.payload.get("data") or {})
         else:
             seen = self.from_ghl(context.job.type, context.job.payload)
+            if _outrun(context.job, seen):
+                seen = replace(seen, complete=False)  # read from GHL before it is created elsewhere
         async with self._sessions() as session:
             link = await links.find(session, context.connection.id, self.kind, side, seen.record_id)
         if link is None:
@@ -319,6 +328,12 @@ class ChildSync(Handler, ABC):
         contact_id = seen.contact_id
         assert contact_id is not None  # noqa: S101 - set from the parent link by _changed
         fetch = partial(self.fetch, context.upstreams, seen.side, contact_id, seen.record_id)
+        if _outrun(context.job, seen):
+            fresh = await fetch()
+            if fresh is None:
+                await self.settle_gone(context, seen.side, seen.record_id, link)
+                return
+            seen = fresh
         found = await self.current_change(context, link, seen, fetch, untimed=seen.side is Side.GHL)
         if found is None:
             return

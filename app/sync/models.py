@@ -118,3 +118,17 @@ class Audit:
     ghl_id: str | None = None
     result: Literal["ok", "error"] = "ok"
     detail: str | None = None
+
+
+class TaskPollLease(Base):
+    """Which process polls a connection's GHL task lists (``app.sync.task_poll``): one at a time, so
+    the poll's reads are counted once however many workers run. The holder renews it every round;
+    another takes over once it ran out."""
+
+    __tablename__ = "task_poll_leases"
+
+    connection_id: Mapped[int] = mapped_column(
+        ForeignKey("connections.id", ondelete="CASCADE"), primary_key=True, autoincrement=False
+    )
+    holder: Mapped[str] = mapped_column(String(64))
+    lease_until: Mapped[datetime] = mapped_column(UTCDateTime())
