@@ -117,8 +117,10 @@ class Settings(BaseSettings):
     contact_delete_mode: DeleteMode = "delete"
     unlink_tag: str = "sync-unlinked"
     task_default_due_hours: float = Field(default=24.0, gt=0)
-    task_poll_seconds: float = Field(default=300.0, ge=0)
-    task_poll_contacts: int = Field(default=20, ge=1)
+    # The GHL task poll: a round every this many seconds (0: off), reading at most this many contacts'
+    # task lists per connection (app/sync/task_poll.py).
+    task_poll_seconds: float = Field(default=5.0, ge=0)
+    task_poll_contacts: int = Field(default=3, ge=1)
     custom_field_map: str = ""
     user_map: str = ""
     config_file: Path | None = None

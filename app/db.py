@@ -46,9 +46,8 @@ def table_of(model: type[Base]) -> Table:
     """A model's Core table, for the statements a worker runs for every event.
 
     Those are built once, with ``bindparam`` placeholders, and run on the table rather than the
-    model. Building a statement and computing its cache key costs SQLAlchemy 0.3-0.9 ms of CPU
-    per call; the ORM's handling of an UPDATE costs about as much again. Together that is three to
-    five times what running the prebuilt Core statement costs.
+    model: building a statement, computing its cache key and the ORM's handling of an UPDATE cost
+    several times what running a prebuilt Core statement does (bench/findings.md has the figures).
     """
     table = model.__table__
     assert isinstance(table, Table)  # noqa: S101 - every model here maps one table
@@ -166,8 +165,8 @@ def create_engine(database_url: str, **kwargs: Any) -> AsyncEngine:
 # A pooled Postgres connection is pinged before use only when it sat in the pool this long: one the
 # server dropped meanwhile (a restart, a failover) is then replaced before any work fails on it.
 # SQLAlchemy's ``pool_pre_ping`` pings at every checkout, and asyncpg's ping is three round trips
-# (BEGIN, ";", ROLLBACK): under load, where a connection is back in use within milliseconds, that was
-# half of all the statements a backfill sent. A connection lost while in busy use fails its statement,
+# (BEGIN, ";", ROLLBACK): under load, where a connection is back in use within milliseconds, that
+# adds three statements to almost every one. A connection lost while in busy use fails its statement,
 # which invalidates the pool (SQLAlchemy's disconnect handling); callers treat that as unavailable.
 PING_AFTER_IDLE_SECONDS = 1.0
 

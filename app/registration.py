@@ -23,8 +23,7 @@ AGENCY_ONLY_SCOPE = "oauth.write"
 def applied_types() -> frozenset[str]:
     """Every event type the sync engine applies (the rest is stored and skipped)."""
     from app.integrations.ghl.app_events import APP_EVENTS
-    from app.sync.coalesce import CONTACT_TYPES
-    from app.sync.engine import NOTE_TYPES, TASK_TYPES
+    from app.sync.coalesce import CONTACT_TYPES, NOTE_TYPES, TASK_TYPES
 
     return CONTACT_TYPES | TASK_TYPES | NOTE_TYPES | APP_EVENTS
 

@@ -33,14 +33,13 @@ from app.automation.config import SyncConfig
 from app.automation.enrich import Enricher, LocalProvider
 from app.automation.models import RuleRun
 from app.automation.rules import TRIGGERS, Decision, Signals, decide, listens, needs_activity
-from app.connections.models import Connection
 from app.db import unit_of_work
 from app.inbox.models import Source
 from app.inbox.service import IncomingEvent, enqueue_in, ordering_key
 from app.kit.clock import format_instant
 from app.sync import mapping
 from app.sync import repository as links
-from app.sync.base import Handler, Job, Settlement, Side, Upstreams
+from app.sync.base import EventContext, Handler, Job, Settlement, Side, Upstreams
 from app.sync.mapping import FieldMaps
 from app.sync.models import Kind, Link, LinkState
 
@@ -92,28 +91,28 @@ class AutomationRunner(Handler):
 
     # --- running -------------------------------------------------------------------------------------
 
-    async def handle(self, job: Job, connection: Connection, up: Upstreams) -> None:
+    async def handle(self, context: EventContext) -> None:
         async with self._sessions() as session:
-            contact = await links.get(session, int(job.payload["contactLinkId"]))
+            contact = await links.get(session, int(context.job.payload["contactLinkId"]))
         if contact is None or contact.state != LinkState.LINKED or contact.ghl_id is None:
-            await self.settle(job, connection, Settlement(note="the contact is no longer linked"))
+            await self.settle(context, Settlement(note="the contact is no longer linked"))
             return
-        trigger = str(job.payload["trigger"])
-        signals = await self._signals(trigger, str(job.payload["source"]), contact, up)
+        trigger = str(context.job.payload["trigger"])
+        signals = await self._signals(trigger, str(context.job.payload["source"]), contact, context.upstreams)
         notes = []
         for decision in decide(self.config, signals, self._clock()):
-            notes.append(await self._carry_out(job, connection, up, contact, decision))
+            notes.append(await self._carry_out(context, contact, decision))
         if self.enricher is not None and trigger in CONTACT_TRIGGERS:
-            notes.append(await self._enrich(job, connection, up, contact))
+            notes.append(await self._enrich(context, contact))
         note = "; ".join(note for note in notes if note) or "no rule applies"
-        await self.settle(job, connection, Settlement(note=note[:1000]))
+        await self.settle(context, Settlement(note=note[:1000]))
 
-    async def _signals(self, trigger: str, source: str, contact: Link, up: Upstreams) -> Signals:
+    async def _signals(self, trigger: str, source: str, contact: Link, upstreams: Upstreams) -> Signals:
         fields = dict(contact.snapshot or {})
         contact_source = None
         if any(rule.when.sources for rule in self.config.rules):
             assert contact.ghl_id is not None  # noqa: S101 - checked by handle()
-            found = await up.ghl.get_contact(contact.ghl_id)
+            found = await upstreams.ghl.get_contact(contact.ghl_id)
             contact_source = found.source if found is not None else None
         activity: dict[float, int] = {}
         now = self._clock()
@@ -130,10 +129,8 @@ class AutomationRunner(Handler):
                 )
         return Signals(trigger, source, fields, contact_source, activity)
 
-    async def _carry_out(
-        self, job: Job, connection: Connection, up: Upstreams, contact: Link, decision: Decision
-    ) -> str:
-        run, resumed = await self._start(job, connection, contact, decision)
+    async def _carry_out(self, context: EventContext, contact: Link, decision: Decision) -> str:
+        run, resumed = await self._start(context, contact, decision)
         if run is None:
             return ""  # this rule acted on this contact already
         ghl_id = contact.ghl_id
@@ -141,7 +138,7 @@ class AutomationRunner(Handler):
         described = decision.describe()
         if decision.task is not None:
             task = decision.task
-            existing = await up.ghl.list_tasks(ghl_id) if resumed else []
+            existing = await context.upstreams.ghl.list_tasks(ghl_id) if resumed else []
             if not any(found.title == task.title for found in existing):
                 body: dict[str, Any] = {
                     "title": task.title,
@@ -152,35 +149,35 @@ class AutomationRunner(Handler):
                     body["body"] = task.body
                 if task.assignee:
                     body["assignedTo"] = task.assignee
-                create = up.ghl.create_task(ghl_id, body)
-                await self.write(job, connection, contact, Side.GHL, "rule", described, create)
+                create = context.upstreams.ghl.create_task(ghl_id, body)
+                await self.write(context, contact, Side.GHL, "rule", described, create)
         if decision.assign_to:
             user = await self._pick(run, decision)
             described["assignedTo"] = user
-            assign = up.ghl.update_contact(ghl_id, {"assignedTo": user})
-            await self.write(job, connection, contact, Side.GHL, "rule", described, assign)
+            assign = context.upstreams.ghl.update_contact(ghl_id, {"assignedTo": user})
+            await self.write(context, contact, Side.GHL, "rule", described, assign)
         if decision.add_tags:
-            tag = up.ghl.add_tags(ghl_id, mapping.tags(decision.add_tags))
-            await self.write(job, connection, contact, Side.GHL, "rule", described, tag)
+            tag = context.upstreams.ghl.add_tags(ghl_id, mapping.tags(decision.add_tags))
+            await self.write(context, contact, Side.GHL, "rule", described, tag)
         async with unit_of_work(self._sessions) as session:
             saved = await session.get(RuleRun, run.id)
             assert saved is not None  # noqa: S101 - rule runs go only with their contact
             saved.state, saved.decision, saved.finished_at = "done", described, self._clock()
             entry = self.audit(contact, Side.GHL, "rule", described, detail=f"rule {decision.rule.name}")
-            await self.record(session, job, connection, entry)
+            await self.record(session, context, entry)
         return f"rule {decision.rule.name} applied"
 
     async def _start(
-        self, job: Job, connection: Connection, contact: Link, decision: Decision
+        self, context: EventContext, contact: Link, decision: Decision
     ) -> tuple[RuleRun | None, bool]:
         """The rule's run on this contact, begun now or resumed (None when it is done already)."""
         try:
             async with unit_of_work(self._sessions) as session:
                 run = RuleRun(
-                    connection_id=connection.id,
+                    connection_id=context.connection.id,
                     rule=decision.rule.name,
                     contact_link_id=contact.id,
-                    event_id=job.event_id,
+                    event_id=context.job.event_id,
                     state="started",
                     decision={},
                     created_at=self._clock(),
@@ -191,7 +188,7 @@ class AutomationRunner(Handler):
             async with self._sessions() as session:
                 found = await session.scalar(
                     select(RuleRun).where(
-                        RuleRun.connection_id == connection.id,
+                        RuleRun.connection_id == context.connection.id,
                         RuleRun.rule == decision.rule.name,
                         RuleRun.contact_link_id == contact.id,
                     )
@@ -214,13 +211,13 @@ class AutomationRunner(Handler):
             )
         return decision.assign_to[int(before or 0) % len(decision.assign_to)]
 
-    async def _enrich(self, job: Job, connection: Connection, up: Upstreams, contact: Link) -> str:
+    async def _enrich(self, context: EventContext, contact: Link) -> str:
         assert self.enricher is not None  # noqa: S101 - checked by handle()
         fills, failures = await self.enricher.fills(contact.snapshot or {})
         failed = f"enrichment failed: {', '.join(failures)}" if failures else ""
         if not fills or contact.rankr_id is None:
             return failed
-        current = await up.rankr.get_contact(contact.rankr_id)
+        current = await context.upstreams.rankr.get_contact(contact.rankr_id)
         if current is None:
             return failed
         # Only fields still empty now: never overwrite what a person entered meanwhile.
@@ -229,10 +226,10 @@ class AutomationRunner(Handler):
         if not fills:
             return failed
         changes = mapping.describe(fills, now_held)
-        call = up.rankr.update_contact(contact.rankr_id, mapping.rankr_body(fills, self._maps))
-        await self.write(job, connection, contact, Side.RANKR, "enrich", changes, call)
+        call = context.upstreams.rankr.update_contact(contact.rankr_id, mapping.rankr_body(fills, self._maps))
+        await self.write(context, contact, Side.RANKR, "enrich", changes, call)
         async with unit_of_work(self._sessions) as session:
-            await self.record(session, job, connection, self.audit(contact, Side.RANKR, "enrich", changes))
+            await self.record(session, context, self.audit(contact, Side.RANKR, "enrich", changes))
         return "; ".join(part for part in (f"enriched {sorted(fills)}", failed) if part)
 
 

@@ -1,12 +1,11 @@
 """Running a command's coroutine on uvloop, the event loop ``serve`` gets from uvicorn.
 
 The worker spends a good share of its CPU in the event loop and its transports; uvloop does that
-work in C (about 6 % more events per second for one worker process, bench/findings.md).
+work in C.
 
 What a process built before it starts its work (modules, models, the app) lives as long as the
 process, so the cyclic garbage collector is told to leave it alone (``started``: ``gc.freeze``):
-its full collections then walk only what the work makes (``serve``'s intake p99 went from about
-130 to 40 ms), and exiting no longer walks it all either (about 0.2 s of every command's run).
+its full collections, and the last ones at exit, then walk only what the work makes.
 """
 
 from __future__ import annotations

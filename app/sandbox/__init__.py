@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from app.sandbox.webhooks import Delivery
 
 # Imported on first use: the settings import ``app.sandbox.keys``, and every command would otherwise
-# pay for the sandboxes' web app (FastAPI and their routes, a third of a second) at start.
+# pay for building the sandboxes' web app (FastAPI and their routes) at start.
 _WHERE = {
     "Delivery": "app.sandbox.webhooks",
     "GhlSandbox": "app.sandbox.ghl.sandbox",

@@ -34,9 +34,8 @@ Signer = Callable[["Delivery"], Mapping[str, str]]
 # Deliveries in flight at once, over as many connections. Each ordering key has a task of its own,
 # and the HTTP client's pool matches every queued request against every connection whenever one
 # frees: with a backlog of thousands of keys that work grows with their square and starves the
-# sandbox's own API on the same loop. A bounded sender, as the products' own are, keeps it small;
-# small enough that the matching stays cheap too (with 32, it took 45 % of the sandbox's CPU in a
-# backfill). On loopback, 8 at a time still send several hundred a second.
+# sandbox's own API on the same loop. A bounded sender, as the products' own are, keeps it small,
+# and so few that the matching stays cheap too.
 MAX_SENDING = 8
 
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
 from functools import partial
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 from sqlalchemy import update
 from sqlalchemy.exc import IntegrityError
@@ -39,9 +39,11 @@ from app.kit.clock import Clock
 from app.sync import mapping
 from app.sync import repository as links
 from app.sync.mapping import Canonical
-from app.sync.models import Direction, Link, LinkState
+from app.sync.models import Audit, Direction, Link, LinkState
 
 __all__ = [
+    "Audit",
+    "EventContext",
     "Handler",
     "Job",
     "LeaseLost",
@@ -148,6 +150,16 @@ class Job:
         return f"{self.worker}/{self.event_id}"
 
 
+@dataclass(frozen=True, slots=True)
+class EventContext:
+    """What applying one event works with: the claimed job, the connection it routes to (active), and
+    that connection's upstream clients."""
+
+    job: Job
+    connection: Connection
+    upstreams: Upstreams
+
+
 @dataclass
 class Settlement:
     """Everything one event changes in the database, committed together with the event's status."""
@@ -155,7 +167,7 @@ class Settlement:
     note: str | None = None
     link_id: int | None = None
     link_values: dict[str, Any] | None = None
-    audits: list[dict[str, Any]] = field(default_factory=list)
+    audits: list[Audit] = field(default_factory=list)
     synced: set[Direction] = field(default_factory=set)
     # A new state for the links hanging off ``link_id`` (a deleted contact's tasks and notes).
     children_state: LinkState | None = None
@@ -181,11 +193,11 @@ class Handler:
         self._lease = lease
         self._marked: dict[tuple[int, Direction], float] = {}  # when this handler last stamped one
 
-    async def handle(self, job: Job, connection: Connection, up: Upstreams) -> None:
+    async def handle(self, context: EventContext) -> None:
         """Apply one event of the types the engine's dispatch table routes here."""
         raise NotImplementedError
 
-    async def acquire(self, job: Job, link: Link) -> Link:
+    async def acquire(self, context: EventContext, link: Link) -> Link:
         """Take the link's lease and return the link as it is now, or defer while another job holds it.
 
         The link must be read again once the lease is ours: the copy read before may predate the
@@ -194,48 +206,64 @@ class Handler:
         """
         now = self._clock()
         async with autocommit(self._sessions) as session:
-            current = await links.acquire_lease(session, link.id, job.holder, now, now + self._lease)
+            holder = context.job.holder
+            current = await links.acquire_lease(session, link.id, holder, now, now + self._lease)
         if current is None:
             raise Deferred(f"link {link.id} is being synced by another worker")
         return current
 
-    async def release(self, job: Job, link_id: int) -> None:
+    async def release(self, context: EventContext, link_id: int) -> None:
         async with autocommit(self._sessions) as session:
-            await links.release_lease(session, link_id, job.holder)
+            await links.release_lease(session, link_id, context.job.holder)
 
     def audit(
-        self, link: Link, side: Side, action: str, changes: dict[str, Any], **values: Any
-    ) -> dict[str, Any]:
-        """An audit entry for a write to ``side``; ids not given are the link's."""
-        return {
-            "link_id": link.id,
-            "kind": self.kind,
-            "rankr_id": link.rankr_id,
-            "ghl_id": link.ghl_id,
-            "direction": side.inbound,
-            "action": action,
-            "changes": changes,
-            **values,
-        }
+        self,
+        link: Link | None,
+        side: Side,
+        action: str,
+        changes: dict[str, Any],
+        *,
+        written_id: str | None = None,
+        result: Literal["ok", "error"] = "ok",
+        detail: str | None = None,
+    ) -> Audit:
+        """The audit entry of a write to ``side``. Its ids are the link's, except that ``written_id``
+        names the record written on ``side`` (one the link does not hold yet)."""
+        rankr_id, ghl_id = (link.rankr_id, link.ghl_id) if link is not None else (None, None)
+        if written_id is not None and side is Side.RANKR:
+            rankr_id = written_id
+        elif written_id is not None:
+            ghl_id = written_id
+        return Audit(
+            kind=self.kind,
+            direction=side.inbound,
+            action=action,
+            changes=changes,
+            link_id=link.id if link is not None else None,
+            rankr_id=rankr_id,
+            ghl_id=ghl_id,
+            result=result,
+            detail=detail,
+        )
 
     async def leased(
-        self, job: Job, connection: Connection, link: Link, work: Callable[[Link], Awaitable[None]]
+        self, context: EventContext, link: Link, work: Callable[[Link], Awaitable[None]]
     ) -> None:
         """Run ``work`` on the freshly read link while holding its lease, unless the record is (or
         became, while the event waited for the lease) deleted or unlinked; release it on failure."""
         note = f"{self.kind} is {link.state}; nothing to apply"
         if link.state in ENDED:
-            await self.settle(job, connection, Settlement(note=note))
+            await self.settle(context, Settlement(note=note))
             return
-        link = await self.acquire(job, link)
+        link = await self.acquire(context, link)
         if link.state in ENDED:
             note = f"{self.kind} is {link.state}; nothing to apply"
-            await self.settle(job, connection, Settlement(note=note, link_id=link.id, link_values={}))
+            await self.settle(context, Settlement(note=note, link_id=link.id, link_values={}))
             return
         try:
             await work(link)
         except BaseException:
-            await self.release(job, link.id)
+            await self.release(context, link.id)
             raise
 
     def writable(self, fields: Canonical, target: Side) -> Canonical:
@@ -250,15 +278,15 @@ class Handler:
         return 0.5 if active else 5.0
 
     async def claim_new(
-        self, job: Job, connection: Connection, side: Side, record_id: str, fields: Canonical, **values: Any
+        self, context: EventContext, side: Side, record_id: str, fields: Canonical, **values: Any
     ) -> Link:
         """Commit a pending link for a record the other side does not know yet, holding its lease."""
         now = self._clock()
         values = {
-            "connection_id": connection.id,
+            "connection_id": context.connection.id,
             "kind": self.kind,
             "state": LinkState.PENDING,
-            "lease_owner": job.holder,
+            "lease_owner": context.job.holder,
             "lease_until": now + self._lease,
             "created_at": now,
             "updated_at": now,
@@ -273,41 +301,37 @@ class Handler:
             raise Deferred(f"another worker is linking this {self.kind}") from exc
         return Link(id=link_id, **values)
 
-    async def creating(self, job: Job, link: Link, work: Awaitable[None]) -> None:
+    async def creating(self, context: EventContext, link: Link, work: Awaitable[None]) -> None:
         """Run a create behind its pending ``link``: a permanent failure removes the link (nothing was
         created it could point at: no half-written state), any other failure releases it for a retry."""
         try:
             await work
         except (PermanentUpstreamError, LinkConflictError, MappingError):
             async with unit_of_work(self._sessions) as session:
-                await links.remove(session, link.id, job.holder)
+                await links.remove(session, link.id, context.job.holder)
             raise
         except BaseException:
-            await self.release(job, link.id)
+            await self.release(context, link.id)
             raise
 
-    async def settle_delete(
-        self, job: Job, connection: Connection, up: Upstreams, side: Side, link: Link
-    ) -> None:
+    async def settle_delete(self, context: EventContext, side: Side, link: Link) -> None:
         """Apply a deletion on ``side`` to the linked record (the lease is held)."""
         raise NotImplementedError
 
-    async def deleted(
-        self, job: Job, connection: Connection, up: Upstreams, side: Side, record_id: str
-    ) -> None:
+    async def deleted(self, context: EventContext, side: Side, record_id: str) -> None:
         """A record was deleted on ``side``: settle its link with ``settle_delete`` (under the lease), or
         remember the deletion of a record never linked, so a late create event for it is not applied."""
         async with autocommit(self._sessions) as session:
-            link = await links.find(session, connection.id, self.kind, side, record_id)
+            link = await links.find(session, context.connection.id, self.kind, side, record_id)
         if link is not None:
-            await self.leased(job, connection, link, partial(self.settle_delete, job, connection, up, side))
+            await self.leased(context, link, partial(self.settle_delete, context, side))
             return
         now = self._clock()
         try:
             async with unit_of_work(self._sessions) as session:
                 session.add(
                     Link(
-                        connection_id=connection.id,
+                        connection_id=context.connection.id,
                         kind=self.kind,
                         state=LinkState.DELETED,
                         created_at=now,
@@ -317,23 +341,22 @@ class Handler:
                 )
         except IntegrityError as exc:
             raise Deferred(f"the {self.kind} was linked meanwhile") from exc
-        await self.settle(job, connection, Settlement(note=f"{self.kind} was not linked; nothing to delete"))
+        await self.settle(context, Settlement(note=f"{self.kind} was not linked; nothing to delete"))
 
     async def settle_gone(
-        self, job: Job, connection: Connection, side: Side, record_id: str, link: Link | None = None
+        self, context: EventContext, side: Side, record_id: str, link: Link | None = None
     ) -> None:
         """Settle an event whose record (or its counterpart) no longer exists: nothing to apply; that
         side's delete event settles the link."""
         note = f"{side.value} {self.kind} {record_id} no longer exists"
         if link is None:
-            await self.settle(job, connection, Settlement(note=note))
+            await self.settle(context, Settlement(note=note))
         else:
-            await self.settle(job, connection, Settlement(note=note, link_id=link.id, link_values={}))
+            await self.settle(context, Settlement(note=note, link_id=link.id, link_values={}))
 
     async def current_change(
         self,
-        job: Job,
-        connection: Connection,
+        context: EventContext,
         link: Link,
         seen: Observed,
         fetch: Callable[[], Awaitable[Observed | None]],
@@ -350,7 +373,7 @@ class Handler:
         if update and not seen.current and (untimed or not_newer(seen.modified_at, latest)):
             fresh = await fetch()
             if fresh is None:
-                await self.settle_gone(job, connection, seen.side, seen.record_id, link)
+                await self.settle_gone(context, seen.side, seen.record_id, link)
                 return None
             seen = fresh
             update = mapping.changes(seen.fields, link.snapshot)
@@ -358,7 +381,7 @@ class Handler:
         values: dict[str, Any] = {modified_column(seen.side): newest(latest, seen.modified_at)}
         if not update:
             result = Settlement(note="no mapped field changed", link_id=link.id, link_values=values)
-            await self.settle(job, connection, result)
+            await self.settle(context, result)
             return None
         return seen, update, values
 
@@ -375,8 +398,7 @@ class Handler:
 
     async def write(
         self,
-        job: Job,
-        connection: Connection,
+        context: EventContext,
         link: Link | None,
         side: Side,
         action: str,
@@ -387,33 +409,22 @@ class Handler:
         try:
             return await call
         except UpstreamError as exc:
+            entry = self.audit(link, side, action, changes, result="error", detail=str(exc)[:1000])
             async with unit_of_work(self._sessions) as session:
-                entry = {
-                    "link_id": link.id if link else None,
-                    "kind": self.kind,
-                    "rankr_id": link.rankr_id if link else None,
-                    "ghl_id": link.ghl_id if link else None,
-                    "direction": side.inbound,
-                    "action": action,
-                    "changes": changes,
-                    "result": "error",
-                    "detail": str(exc)[:1000],
-                }
-                await self.record(session, job, connection, entry)
+                await self.record(session, context, entry)
             raise
 
-    async def record(
-        self, session: AsyncSession, job: Job, connection: Connection, entry: dict[str, Any]
-    ) -> None:
-        """Add an audit entry (``audit()``'s fields, ``result`` ok unless given) for the job's event."""
+    async def record(self, session: AsyncSession, context: EventContext, entry: Audit) -> None:
+        """Add an audit entry for the event being applied."""
+        job = context.job
         await links.add_audit(
             session,
+            entry,
             at=self._clock(),
-            connection_id=connection.id,
+            connection_id=context.connection.id,
             event_id=job.event_id,
             event_type=job.type,
             event_ref=job.ref,
-            **{"result": "ok", **entry},
         )
 
     def _mark_due(self, connection_id: int, direction: Direction) -> bool:
@@ -424,8 +435,9 @@ class Handler:
         self._marked[key] = now
         return True
 
-    async def settle(self, job: Job, connection: Connection, result: Settlement) -> None:
+    async def settle(self, context: EventContext, result: Settlement) -> None:
         """Commit the event's outcome atomically: link state, audit entries, event done."""
+        job, connection = context.job, context.connection
         now = self._clock()
         # Settling an event that changed nothing (an echo, say) is one UPDATE: atomic by itself.
         alone = result.link_values is None and not result.audits and not result.synced and not job.superseded
@@ -437,7 +449,7 @@ class Handler:
                 if result.children_state is not None:
                     await links.set_children_state(session, result.link_id, result.children_state, now)
             for audit in result.audits:
-                await self.record(session, job, connection, audit)
+                await self.record(session, context, audit)
             marks = {
                 f"last_synced_{direction.value}_at": now
                 for direction in result.synced
@@ -447,9 +459,7 @@ class Handler:
                 await session.execute(
                     update(Connection).where(Connection.id == connection.id).values(**marks)
                 )
-            if self.on_settled is not None and any(
-                audit.get("result", "ok") == "ok" for audit in result.audits
-            ):
+            if self.on_settled is not None and any(audit.result == "ok" for audit in result.audits):
                 await self.on_settled(session, job, result, self.kind)
             if not await inbox.finish(
                 session, [job.event_id], job.worker, EventStatus.DONE, now, result.note

@@ -30,7 +30,6 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, ValidationError
 from sqlalchemy import select
 
-from app.connections.models import Connection
 from app.errors import Deferred, MappingError, UpstreamNotFound
 from app.inbox.models import OPEN_STATUSES, EventStatus, Source, WebhookEvent
 from app.inbox.service import IncomingEvent, enqueue, ordering_key
@@ -41,6 +40,7 @@ from app.sync import mapping
 from app.sync import repository as links
 from app.sync.base import (
     ENDED,
+    EventContext,
     Handler,
     Job,
     Observed,
@@ -68,6 +68,13 @@ def _validated(model: type[ModelT], data: Any, what: str) -> ModelT:
         raise MappingError(f"the {what} in the event cannot be read: {where}: {error['msg']}") from exc
 
 
+def _outrun(job: Job, seen: Observed) -> bool:
+    """Whether a newer state than the body's may have been folded away: of several coalesced GHL
+    bodies the last to arrive need not be the newest (GHL sends no times, and not always in order),
+    and even one equal to the last synced state may hide a change."""
+    return seen.side is Side.GHL and bool(job.superseded) and not seen.current
+
+
 class ChildSync(Handler, ABC):
     """Applies task or note events of one connection to the other side."""
 
@@ -87,44 +94,50 @@ class ChildSync(Handler, ABC):
     def from_ghl(self, event_type: str, payload: dict[str, Any]) -> Observed: ...
 
     @abstractmethod
-    async def fetch(self, up: Upstreams, side: Side, contact_id: str, record_id: str) -> Observed | None:
+    async def fetch(
+        self, upstreams: Upstreams, side: Side, contact_id: str, record_id: str
+    ) -> Observed | None:
         """The record as its side holds it now, or None when it is gone."""
 
     @abstractmethod
-    async def list(self, up: Upstreams, side: Side, contact_id: str) -> list[Observed]: ...
+    async def list(self, upstreams: Upstreams, side: Side, contact_id: str) -> list[Observed]: ...
 
     @abstractmethod
-    async def create(self, up: Upstreams, side: Side, contact_id: str, origin: Observed) -> Observed: ...
-
-    @abstractmethod
-    async def update(
-        self, up: Upstreams, side: Side, contact_id: str, record_id: str, fields: Canonical
+    async def create(
+        self, upstreams: Upstreams, side: Side, contact_id: str, origin: Observed
     ) -> Observed: ...
 
     @abstractmethod
-    async def delete(self, up: Upstreams, side: Side, contact_id: str, record_id: str) -> None: ...
+    async def update(
+        self, upstreams: Upstreams, side: Side, contact_id: str, record_id: str, fields: Canonical
+    ) -> Observed: ...
 
-    async def locate(self, up: Upstreams, seen: Observed) -> Observed | None:
+    @abstractmethod
+    async def delete(self, upstreams: Upstreams, side: Side, contact_id: str, record_id: str) -> None: ...
+
+    async def locate(self, upstreams: Upstreams, seen: Observed) -> Observed | None:
         """Find a GHL record whose event named no contact (None: it cannot be found)."""
         return None
 
     # --- routing -------------------------------------------------------------------------------------
 
-    async def handle(self, job: Job, connection: Connection, up: Upstreams) -> None:
-        side = job.source
-        if job.type in self.delete_types:
-            await self.deleted(job, connection, up, side, self._deleted_id(job))
+    async def handle(self, context: EventContext) -> None:
+        side = context.job.source
+        if context.job.type in self.delete_types:
+            await self.deleted(context, side, self._deleted_id(context.job))
             return
         if side is Side.RANKR:
-            seen = self.from_rankr(job.payload.get("data") or {})
+            seen = self.from_rankr(context.job.payload.get("data") or {})
         else:
-            seen = self.from_ghl(job.type, job.payload)
+            seen = self.from_ghl(context.job.type, context.job.payload)
+            if _outrun(context.job, seen):
+                seen = replace(seen, complete=False)  # read from GHL before it is created elsewhere
         async with self._sessions() as session:
-            link = await links.find(session, connection.id, self.kind, side, seen.record_id)
+            link = await links.find(session, context.connection.id, self.kind, side, seen.record_id)
         if link is None:
-            await self._new(job, connection, up, seen)
+            await self._new(context, seen)
         else:
-            await self.leased(job, connection, link, partial(self._changed, job, connection, up, seen))
+            await self.leased(context, link, partial(self._changed, context, seen))
 
     def _deleted_id(self, job: Job) -> str:
         if job.source is Side.RANKR:
@@ -137,9 +150,9 @@ class ChildSync(Handler, ABC):
 
     # --- a record new to the service -----------------------------------------------------------------
 
-    async def _new(self, job: Job, connection: Connection, up: Upstreams, seen: Observed) -> None:
+    async def _new(self, context: EventContext, seen: Observed) -> None:
         if seen.contact_id is None:
-            found = await self.locate(up, seen)
+            found = await self.locate(context.upstreams, seen)
             if found is None:
                 raise MappingError(
                     f"the {seen.side.value} {self.kind} {seen.record_id} names no contact and cannot be found"
@@ -148,20 +161,20 @@ class ChildSync(Handler, ABC):
         contact_id = seen.contact_id
         assert contact_id is not None  # noqa: S101 - located records name their contact
         async with self._sessions() as session:
-            parent = await links.find(session, connection.id, CONTACT, seen.side, contact_id)
+            parent = await links.find(session, context.connection.id, CONTACT, seen.side, contact_id)
         if parent is None or parent.state == LinkState.PENDING:
-            await self._wait_for_contact(job, connection, up, seen.side, contact_id)
+            await self._wait_for_contact(context, seen.side, contact_id)
             return
         if parent.state in ENDED:
             note = f"its contact is {parent.state}; the {self.kind} is not synced"
-            await self.settle(job, connection, Settlement(note=note))
+            await self.settle(context, Settlement(note=note))
             return
         async with self._sessions() as session:
             link, in_flight = await links.find_with_pending(
-                session, connection.id, self.kind, seen.side, seen.record_id, parent_id=parent.id
+                session, context.connection.id, self.kind, seen.side, seen.record_id, parent_id=parent.id
             )
         if link is not None:  # linked meanwhile: this is now a change of a known record
-            await self.leased(job, connection, link, partial(self._changed, job, connection, up, seen))
+            await self.leased(context, link, partial(self._changed, context, seen))
             return
         if in_flight:
             raise Deferred(
@@ -169,27 +182,21 @@ class ChildSync(Handler, ABC):
                 self.in_flight_delay(in_flight),
             )
         if not seen.complete:
-            fetched = await self.fetch(up, seen.side, contact_id, seen.record_id)
+            fetched = await self.fetch(context.upstreams, seen.side, contact_id, seen.record_id)
             if fetched is None:
-                await self.settle_gone(job, connection, seen.side, seen.record_id)
+                await self.settle_gone(context, seen.side, seen.record_id)
                 return
             seen = fetched
-        link = await self.claim_new(
-            job, connection, seen.side, seen.record_id, seen.fields, parent_id=parent.id
-        )
-        await self.creating(
-            job, link, self._create_and_link(job, connection, up, seen, link, parent, resumed=False)
-        )
+        link = await self.claim_new(context, seen.side, seen.record_id, seen.fields, parent_id=parent.id)
+        await self.creating(context, link, self._create_and_link(context, seen, link, parent, resumed=False))
 
-    async def _wait_for_contact(
-        self, job: Job, connection: Connection, up: Upstreams, side: Side, contact_id: str
-    ) -> None:
+    async def _wait_for_contact(self, context: EventContext, side: Side, contact_id: str) -> None:
         """Defer until the contact is linked, queueing an update of the contact if none is queued.
 
         Returns only when the event was settled instead (the contact no longer exists).
         """
         source = Source(side.value)
-        key = ordering_key(source, job.account_key, CONTACT, contact_id)
+        key = ordering_key(source, context.job.account_key, CONTACT, contact_id)
         request_id = f"sync:contact:{contact_id}"
         async with self._sessions() as session:
             queued = await session.scalar(
@@ -212,42 +219,43 @@ class ChildSync(Handler, ABC):
         if queued is None and requested is not None:
             # The contact's own sync ran and linked nothing: a filter left it out, or it is gone.
             note = f"{side.value} contact {contact_id} is not synced, so neither is the {self.kind}"
-            await self.settle(job, connection, Settlement(note=note))
+            await self.settle(context, Settlement(note=note))
             return
         if queued is None:
-            payload = await self._contact_request(job, up, side, contact_id)
+            payload = await self._contact_request(context, side, contact_id)
             if payload is None:
                 note = f"{side.value} contact {contact_id} no longer exists; the {self.kind} is not synced"
-                await self.settle(job, connection, Settlement(note=note))
+                await self.settle(context, Settlement(note=note))
                 return
-            request = IncomingEvent(source, request_id, payload["type"], job.account_key, key, payload)
+            request = IncomingEvent(
+                source, request_id, payload["type"], context.job.account_key, key, payload
+            )
             await enqueue(self._sessions, request, self._clock())  # False: another task queued it first
         raise Deferred(f"waiting for {side.value} contact {contact_id} to be linked", CONTACT_WAIT_SECONDS)
 
     async def _contact_request(
-        self, job: Job, up: Upstreams, side: Side, contact_id: str
+        self, context: EventContext, side: Side, contact_id: str
     ) -> dict[str, Any] | None:
         """The body of a contact update event as ``side`` would send it (None: the contact is gone)."""
+        account = context.job.account_key
         now = format_instant(self._clock())
         if side is Side.GHL:
             # The contact handler reads a GHL contact it does not know from the API anyway.
             return {
                 "type": "ContactUpdate",
-                "locationId": job.account_key,
+                "locationId": account,
                 "id": contact_id,
                 "timestamp": now,
             }
-        contact = await up.rankr.get_contact(contact_id)
+        contact = await context.upstreams.rankr.get_contact(contact_id)
         if contact is None:
             return None
         data = contact.model_dump(by_alias=True, mode="json")
-        return {"type": "contact.updated", "timestamp": now, "accountId": job.account_key, "data": data}
+        return {"type": "contact.updated", "timestamp": now, "accountId": account, "data": data}
 
     async def _create_and_link(
         self,
-        job: Job,
-        connection: Connection,
-        up: Upstreams,
+        context: EventContext,
         seen: Observed,
         link: Link,
         parent: Link,
@@ -258,13 +266,11 @@ class ChildSync(Handler, ABC):
         target_contact = getattr(parent, f"{target.value}_id")
         result = Settlement(link_id=link.id, synced={target.inbound})
         changes = mapping.describe(mapping.present(seen.fields), None)
-        made = await self._created_before(connection, up, target, target_contact, seen) if resumed else None
+        made = await self._created_before(context, target, target_contact, seen) if resumed else None
         if made is None:
-            call = self.create(up, target, target_contact, seen)
-            made = await self.write(job, connection, link, target, "create", changes, call)
-        result.audits.append(
-            self.audit(link, target, "create", changes, **{f"{target.value}_id": made.record_id})
-        )
+            call = self.create(context.upstreams, target, target_contact, seen)
+            made = await self.write(context, link, target, "create", changes, call)
+        result.audits.append(self.audit(link, target, "create", changes, written_id=made.record_id))
         result.link_values = {
             "state": LinkState.LINKED,
             f"{target.value}_id": made.record_id,
@@ -274,62 +280,61 @@ class ChildSync(Handler, ABC):
             # What both sides hold now (the target may have filled a field, e.g. GHL's due date).
             **snapshot_values({**seen.fields, **made.fields}),
         }
-        await self.settle(job, connection, result)
+        await self.settle(context, result)
 
     async def _created_before(
-        self,
-        connection: Connection,
-        up: Upstreams,
-        target: Side,
-        target_contact: str,
-        seen: Observed,
+        self, context: EventContext, target: Side, target_contact: str, seen: Observed
     ) -> Observed | None:
         """The record an earlier, interrupted attempt of this create made on ``target``, if any: one
         with the same fields (those the origin knows) that is not linked to any record yet."""
         wanted = mapping.present(seen.fields)
-        for candidate in await self.list(up, target, target_contact):
+        for candidate in await self.list(context.upstreams, target, target_contact):
             if mapping.changes(wanted, candidate.fields):
                 continue
             async with self._sessions() as session:
-                taken = await links.find(session, connection.id, self.kind, target, candidate.record_id)
+                taken = await links.find(
+                    session, context.connection.id, self.kind, target, candidate.record_id
+                )
             if taken is None:
                 return candidate
         return None
 
     # --- a change of a linked record -----------------------------------------------------------------
 
-    async def _changed(
-        self, job: Job, connection: Connection, up: Upstreams, seen: Observed, link: Link
-    ) -> None:
+    async def _changed(self, context: EventContext, seen: Observed, link: Link) -> None:
         async with self._sessions() as session:
             parent = await links.get(session, link.parent_id) if link.parent_id is not None else None
         if parent is None or parent.state != LinkState.LINKED:
             state = parent.state if parent is not None else "gone"
             note = f"its contact is {state}; nothing to apply"
-            await self.settle(job, connection, Settlement(note=note, link_id=link.id, link_values={}))
+            await self.settle(context, Settlement(note=note, link_id=link.id, link_values={}))
             return
         contact_id = getattr(parent, f"{seen.side.value}_id")
         if link.state == LinkState.PENDING:
             # An earlier attempt began the create and did not finish: finish it (idempotently).
             if not seen.complete:
-                fetched = await self.fetch(up, seen.side, contact_id, seen.record_id)
+                fetched = await self.fetch(context.upstreams, seen.side, contact_id, seen.record_id)
                 if fetched is None:
-                    await self.settle_gone(job, connection, seen.side, seen.record_id, link)
+                    await self.settle_gone(context, seen.side, seen.record_id, link)
                     return
                 seen = fetched
             await self.creating(
-                job, link, self._create_and_link(job, connection, up, seen, link, parent, resumed=True)
+                context, link, self._create_and_link(context, seen, link, parent, resumed=True)
             )
             return
-        await self._update(job, connection, up, replace(seen, contact_id=contact_id), link, parent)
+        await self._update(context, replace(seen, contact_id=contact_id), link, parent)
 
-    async def _update(
-        self, job: Job, connection: Connection, up: Upstreams, seen: Observed, link: Link, parent: Link
-    ) -> None:
+    async def _update(self, context: EventContext, seen: Observed, link: Link, parent: Link) -> None:
         contact_id = seen.contact_id
         assert contact_id is not None  # noqa: S101 - set from the parent link by _changed
-        fetch = partial(self.fetch, up, seen.side, contact_id, seen.record_id)
-        found = await self.current_change(job, connection, link, seen, fetch, untimed=seen.side is Side.GHL)
+        fetch = partial(self.fetch, context.upstreams, seen.side, contact_id, seen.record_id)
+        if _outrun(context.job, seen):
+            fresh = await fetch()
+            if fresh is None:
+                await self.settle_gone(context, seen.side, seen.record_id, link)
+                return
+            seen = fresh
+        found = await self.current_change(context, link, seen, fetch, untimed=seen.side is Side.GHL)
         if found is None:
             return
         seen, update, values = found
@@ -338,25 +343,23 @@ class ChildSync(Handler, ABC):
         target_contact = getattr(parent, f"{target.value}_id")
         changes = mapping.describe(update, link.snapshot)
         result = Settlement(link_id=link.id, synced={target.inbound})
-        call = self.update(up, target, target_contact, target_id, update)
+        call = self.update(context.upstreams, target, target_contact, target_id, update)
         try:
-            written = await self.write(job, connection, link, target, "update", changes, call)
+            written = await self.write(context, link, target, "update", changes, call)
         except UpstreamNotFound:
             # Deleted on the other side meanwhile.
-            await self.settle_gone(job, connection, target, target_id, link)
+            await self.settle_gone(context, target, target_id, link)
             return
         result.audits.append(self.audit(link, target, "update", changes))
         values.update(
             self.synced_values(link, target, written.modified_at, {**(link.snapshot or {}), **update})
         )
         result.link_values = values
-        await self.settle(job, connection, result)
+        await self.settle(context, result)
 
     # --- deletions -----------------------------------------------------------------------------------
 
-    async def settle_delete(
-        self, job: Job, connection: Connection, up: Upstreams, side: Side, link: Link
-    ) -> None:
+    async def settle_delete(self, context: EventContext, side: Side, link: Link) -> None:
         target = side.other
         target_id: str | None = getattr(link, f"{target.value}_id")
         async with self._sessions() as session:
@@ -365,13 +368,13 @@ class ChildSync(Handler, ABC):
         if target_id is None or parent is None or parent.state != LinkState.LINKED:
             # Never created on the other side, or its contact is gone there (with its records).
             result.note = f"nothing to delete on {target.value}"
-            await self.settle(job, connection, result)
+            await self.settle(context, result)
             return
-        call = self.delete(up, target, getattr(parent, f"{target.value}_id"), target_id)
-        await self.write(job, connection, link, target, "delete", {}, call)
+        call = self.delete(context.upstreams, target, getattr(parent, f"{target.value}_id"), target_id)
+        await self.write(context, link, target, "delete", {}, call)
         result.audits.append(self.audit(link, target, "delete", {}))
         result.synced.add(target.inbound)
-        await self.settle(job, connection, result)
+        await self.settle(context, result)
 
 
 class TaskSync(ChildSync):
@@ -409,26 +412,28 @@ class TaskSync(ChildSync):
             Side.GHL, task.id, None, fields, current=False, contact_id=task.contact_id, complete=known
         )
 
-    async def fetch(self, up: Upstreams, side: Side, contact_id: str, record_id: str) -> Observed | None:
+    async def fetch(
+        self, upstreams: Upstreams, side: Side, contact_id: str, record_id: str
+    ) -> Observed | None:
         if side is Side.GHL:
-            ghl = await up.ghl.get_task(contact_id, record_id)
+            ghl = await upstreams.ghl.get_task(contact_id, record_id)
             return None if ghl is None else self._ghl(replace_contact(ghl, contact_id), current=True)
-        rankr = await up.rankr.get_task(contact_id, record_id)
+        rankr = await upstreams.rankr.get_task(contact_id, record_id)
         return None if rankr is None else self._rankr(rankr, current=True)
 
-    async def list(self, up: Upstreams, side: Side, contact_id: str) -> list[Observed]:
+    async def list(self, upstreams: Upstreams, side: Side, contact_id: str) -> list[Observed]:
         if side is Side.GHL:
-            tasks = await up.ghl.list_tasks(contact_id)
+            tasks = await upstreams.ghl.list_tasks(contact_id)
             return [self._ghl(replace_contact(task, contact_id), current=True) for task in tasks]
-        return [self._rankr(task, current=True) for task in await up.rankr.list_tasks(contact_id)]
+        return [self._rankr(task, current=True) for task in await upstreams.rankr.list_tasks(contact_id)]
 
-    async def locate(self, up: Upstreams, seen: Observed) -> Observed | None:
-        found = await up.ghl.find_task(seen.record_id, seen.fields.get("title"))
+    async def locate(self, upstreams: Upstreams, seen: Observed) -> Observed | None:
+        found = await upstreams.ghl.find_task(seen.record_id, seen.fields.get("title"))
         if found is None or not found.contact_id:
             return None
         return self._ghl(found, current=True)
 
-    async def create(self, up: Upstreams, side: Side, contact_id: str, origin: Observed) -> Observed:
+    async def create(self, upstreams: Upstreams, side: Side, contact_id: str, origin: Observed) -> Observed:
         fields = mapping.present(origin.fields)
         fields.setdefault("completed", False)
         if side is Side.GHL:
@@ -437,31 +442,33 @@ class TaskSync(ChildSync):
                 made = origin.modified_at or self._clock()
                 fields["dueDate"] = format_instant(made + self._default_due)
             body = mapping.task_ghl_body(fields, self._maps)
-            created = await up.ghl.create_task(contact_id, body)
+            created = await upstreams.ghl.create_task(contact_id, body)
             return self._ghl(replace_contact(created, contact_id), current=True)
         if "title" not in fields:
             raise MappingError("the GHL task has no title, which Rankr requires")
-        rankr = await up.rankr.create_task(contact_id, mapping.task_rankr_body(fields))
+        rankr = await upstreams.rankr.create_task(contact_id, mapping.task_rankr_body(fields))
         return self._rankr(rankr, current=True)
 
     async def update(
-        self, up: Upstreams, side: Side, contact_id: str, record_id: str, fields: Canonical
+        self, upstreams: Upstreams, side: Side, contact_id: str, record_id: str, fields: Canonical
     ) -> Observed:
         if side is Side.GHL:
             if set(fields) == {"completed"}:
-                task = await up.ghl.set_task_completed(contact_id, record_id, bool(fields["completed"]))
+                task = await upstreams.ghl.set_task_completed(
+                    contact_id, record_id, bool(fields["completed"])
+                )
             else:
                 body = mapping.task_ghl_body(fields, self._maps)
-                task = await up.ghl.update_task(contact_id, record_id, body)
+                task = await upstreams.ghl.update_task(contact_id, record_id, body)
             return self._ghl(replace_contact(task, contact_id), current=True)
-        rankr = await up.rankr.update_task(contact_id, record_id, mapping.task_rankr_body(fields))
+        rankr = await upstreams.rankr.update_task(contact_id, record_id, mapping.task_rankr_body(fields))
         return self._rankr(rankr, current=True)
 
-    async def delete(self, up: Upstreams, side: Side, contact_id: str, record_id: str) -> None:
+    async def delete(self, upstreams: Upstreams, side: Side, contact_id: str, record_id: str) -> None:
         if side is Side.GHL:
-            await up.ghl.delete_task(contact_id, record_id)
+            await upstreams.ghl.delete_task(contact_id, record_id)
         else:
-            await up.rankr.delete_task(contact_id, record_id)
+            await upstreams.rankr.delete_task(contact_id, record_id)
 
 
 def replace_contact(task: GhlTask, contact_id: str) -> GhlTask:
@@ -509,39 +516,44 @@ class NoteSync(ChildSync):
     def from_ghl(self, event_type: str, payload: dict[str, Any]) -> Observed:
         return self._ghl(_validated(GhlNote, payload, "GHL note"), None, current=False, partial=True)
 
-    async def fetch(self, up: Upstreams, side: Side, contact_id: str, record_id: str) -> Observed | None:
+    async def fetch(
+        self, upstreams: Upstreams, side: Side, contact_id: str, record_id: str
+    ) -> Observed | None:
         if side is Side.GHL:
-            ghl = await up.ghl.get_note(contact_id, record_id)
+            ghl = await upstreams.ghl.get_note(contact_id, record_id)
             return None if ghl is None else self._ghl(ghl, contact_id, current=True)
-        rankr = await up.rankr.get_note(contact_id, record_id)
+        rankr = await upstreams.rankr.get_note(contact_id, record_id)
         return None if rankr is None else self._rankr(rankr, current=True)
 
-    async def list(self, up: Upstreams, side: Side, contact_id: str) -> list[Observed]:
+    async def list(self, upstreams: Upstreams, side: Side, contact_id: str) -> list[Observed]:
         if side is Side.GHL:
-            return [self._ghl(note, contact_id, current=True) for note in await up.ghl.list_notes(contact_id)]
-        return [self._rankr(note, current=True) for note in await up.rankr.list_notes(contact_id)]
+            return [
+                self._ghl(note, contact_id, current=True)
+                for note in await upstreams.ghl.list_notes(contact_id)
+            ]
+        return [self._rankr(note, current=True) for note in await upstreams.rankr.list_notes(contact_id)]
 
-    async def create(self, up: Upstreams, side: Side, contact_id: str, origin: Observed) -> Observed:
+    async def create(self, upstreams: Upstreams, side: Side, contact_id: str, origin: Observed) -> Observed:
         body = origin.fields.get("body") or ""
         if side is Side.GHL:
             fields: dict[str, Any] = {"body": body}
             author = self._maps.users.get(origin.author) if origin.author else None
             if author:
                 fields["userId"] = author
-            return self._ghl(await up.ghl.create_note(contact_id, fields), contact_id, current=True)
-        return self._rankr(await up.rankr.create_note(contact_id, body), current=True)
+            return self._ghl(await upstreams.ghl.create_note(contact_id, fields), contact_id, current=True)
+        return self._rankr(await upstreams.rankr.create_note(contact_id, body), current=True)
 
     async def update(
-        self, up: Upstreams, side: Side, contact_id: str, record_id: str, fields: Canonical
+        self, upstreams: Upstreams, side: Side, contact_id: str, record_id: str, fields: Canonical
     ) -> Observed:
         body = fields.get("body") or ""
         if side is Side.GHL:
-            note = await up.ghl.update_note(contact_id, record_id, {"body": body})
+            note = await upstreams.ghl.update_note(contact_id, record_id, {"body": body})
             return self._ghl(note, contact_id, current=True)
-        return self._rankr(await up.rankr.update_note(contact_id, record_id, body), current=True)
+        return self._rankr(await upstreams.rankr.update_note(contact_id, record_id, body), current=True)
 
-    async def delete(self, up: Upstreams, side: Side, contact_id: str, record_id: str) -> None:
+    async def delete(self, upstreams: Upstreams, side: Side, contact_id: str, record_id: str) -> None:
         if side is Side.GHL:
-            await up.ghl.delete_note(contact_id, record_id)
+            await upstreams.ghl.delete_note(contact_id, record_id)
         else:
-            await up.rankr.delete_note(contact_id, record_id)
+            await upstreams.rankr.delete_note(contact_id, record_id)

@@ -4,17 +4,18 @@ The worker claims the oldest open event of a record (its ordering key) and sees 
 behind it. A handler applies a record's state as a whole (it diffs against the link's snapshot), so
 applying only the newest state gives the same result as applying each in turn, for one write instead
 of one per event: a burst of 20 updates to one contact costs at most two upstream writes (the one
-under way when the burst began, and this one). The rules, for the events of one contact:
+under way when the burst began, and this one). Contacts, tasks and notes fold alike, and the rules,
+for the events of one record, are:
 
 - a deletion wins over everything queued with it (ids are never reused, so nothing can follow it);
 - otherwise, for Rankr, the event with the newest ``lastModified`` (a created followed by updates
   becomes one create with the newest state, as the handler creates whatever is not linked yet);
-- otherwise, for GHL, the last to arrive (GHL bodies carry no modification time; the handler reads
-  the current contact anyway when a body is not the last synced state).
+- otherwise, for GHL, the last to arrive (GHL bodies carry no modification time, and need not
+  arrive in order: the handlers read the record from GHL when several were folded).
 
-Only a run of contact events directly behind a contact event is folded: anything else queued with
-the same key (a task, a note, an appointment) keeps its place, and events behind it wait for it.
-The superseded events are marked done in the transaction that applies the chosen one.
+Only a run of events of the head's record kind directly behind it is folded: anything else queued
+with the same key (an appointment, an automation run) keeps its place, and events behind it wait for
+it. The superseded events are marked done in the transaction that applies the chosen one.
 
 Folding only sees what is already queued, so a burst that is still arriving is held back a moment
 (``hold_until``): an event claimed while its record's events are coming in close together waits
@@ -42,10 +43,42 @@ CONTACT_TYPES = frozenset(
         "ContactDndUpdate",
     }
 )
-DELETE_TYPES = frozenset({"contact.deleted", "ContactDelete"})
-CREATE_TYPES = {"rankr": "contact.created", "ghl": "ContactCreate"}
+# GHL has no TaskUpdate event in its catalogue: the task poll (``task_poll.py``) queues it.
+TASK_TYPES = frozenset(
+    {
+        "task.created",
+        "task.updated",
+        "task.completed",
+        "task.deleted",
+        "TaskCreate",
+        "TaskUpdate",
+        "TaskComplete",
+        "TaskDelete",
+    }
+)
+NOTE_TYPES = frozenset(
+    {"note.created", "note.updated", "note.deleted", "NoteCreate", "NoteUpdate", "NoteDelete"}
+)
+# The record kind of each event type that folds: only events of one kind fold together.
+KINDS = {
+    **dict.fromkeys(CONTACT_TYPES, "contact"),
+    **dict.fromkeys(TASK_TYPES, "task"),
+    **dict.fromkeys(NOTE_TYPES, "note"),
+}
+DELETE_TYPES = frozenset(
+    {"contact.deleted", "ContactDelete", "task.deleted", "TaskDelete", "note.deleted", "NoteDelete"}
+)
+# (source, kind) -> the type that creates such a record.
+CREATE_TYPES = {
+    ("rankr", "contact"): "contact.created",
+    ("ghl", "contact"): "ContactCreate",
+    ("rankr", "task"): "task.created",
+    ("ghl", "task"): "TaskCreate",
+    ("rankr", "note"): "note.created",
+    ("ghl", "note"): "NoteCreate",
+}
 _OLDEST = datetime.min.replace(tzinfo=UTC)
-# The longest a contact event is held back while its burst goes on: a record changed without pause
+# The longest an event is held back while its burst goes on: a record changed without pause
 # is still written this often.
 HOLD_MAX = timedelta(seconds=2)
 
@@ -76,12 +109,13 @@ Q = TypeVar("Q", bound=Queued)
 
 
 def foldable(head: Q, waiting: Sequence[Q]) -> list[Q]:
-    """The events behind ``head`` that may be folded into its work: the run of contact events."""
-    if head.type not in CONTACT_TYPES:
+    """The events behind ``head`` that may be folded into its work: the run of its record kind's events."""
+    kind = KINDS.get(head.type)
+    if kind is None:
         return []
     run: list[Q] = []
     for event in waiting:
-        if event.type not in CONTACT_TYPES:
+        if KINDS.get(event.type) != kind:
             break
         run.append(event)
     return run
@@ -94,7 +128,7 @@ def _rankr_modified(event: Queued) -> datetime:
 
 
 def newest(events: Sequence[Queued]) -> Queued:
-    """Of one contact's events (oldest first), the one whose state to apply."""
+    """Of one record's events (oldest first), the one whose state to apply."""
     for event in events:
         if event.type in DELETE_TYPES:
             return event
@@ -105,8 +139,9 @@ def newest(events: Sequence[Queued]) -> Queued:
 
 def applied_type(events: Sequence[Queued], chosen: Queued) -> str:
     """The type the folded work counts as: a creation folded with later updates is still a creation
-    (the rules that fire on ``contact.created`` must see it), unless a deletion won."""
-    created = CREATE_TYPES.get(chosen.source)
+    (the rules that fire on ``contact.created`` or ``task.created`` must see it), unless a deletion
+    won."""
+    created = CREATE_TYPES.get((chosen.source, KINDS.get(chosen.type, "")))
     if chosen.type not in DELETE_TYPES and any(event.type == created for event in events):
         return created or chosen.type
     return chosen.type
@@ -124,7 +159,7 @@ def hold_until(
     A burst is under way when events are queued behind the head, or the head came less than
     ``quiet`` after the record's ``previous`` event; it is over once none came for ``quiet``.
     """
-    if head.type not in CONTACT_TYPES or quiet <= timedelta(0):
+    if head.type not in KINDS or quiet <= timedelta(0):
         return None
     latest = max(event.received_at for event in [head, *folded])
     bursting = bool(folded) or (previous is not None and head.received_at - previous < quiet)

@@ -41,6 +41,7 @@ from app.kit.clock import parse_instant
 from app.sync import mapping
 from app.sync import repository as links
 from app.sync.base import (
+    EventContext,
     Handler,
     Job,
     Observed,
@@ -104,22 +105,22 @@ class ContactSync(Handler):
             return f"{name}: the contact's source is not one of {rule.sources}"
         return None
 
-    async def handle(self, job: Job, connection: Connection, up: Upstreams) -> None:
-        if job.source is Side.RANKR:
-            data = job.payload.get("data") or {}
-            if job.type == RANKR_DELETE:
-                await self.deleted(job, connection, up, Side.RANKR, str(data["contactId"]))
+    async def handle(self, context: EventContext) -> None:
+        if context.job.source is Side.RANKR:
+            data = context.job.payload.get("data") or {}
+            if context.job.type == RANKR_DELETE:
+                await self.deleted(context, Side.RANKR, str(data["contactId"]))
                 return
-            observed = self._rankr_shown(job)
+            observed = self._rankr_shown(context.job)
             await self._sync(
-                job, connection, up, Side.RANKR, observed.record_id, partial(_given, observed), shown=observed
+                context, Side.RANKR, observed.record_id, partial(_given, observed), shown=observed
             )
             return
-        contact_id = str(job.payload["id"])
-        if job.type == GHL_DELETE:
-            await self.deleted(job, connection, up, Side.GHL, contact_id)
+        contact_id = str(context.job.payload["id"])
+        if context.job.type == GHL_DELETE:
+            await self.deleted(context, Side.GHL, contact_id)
             return
-        await self._ghl_change(job, connection, up, contact_id)
+        await self._ghl_change(context, contact_id)
 
     async def echoes(self, session: AsyncSession, jobs: Sequence[Job]) -> list[Job]:
         """Those of ``jobs`` (claimed, not started) that change nothing (``_unchanged``): mostly the
@@ -167,18 +168,16 @@ class ContactSync(Handler):
 
     # --- GHL changes: compare the webhook body first, fetch only when it differs --------------------
 
-    async def _ghl_change(self, job: Job, connection: Connection, up: Upstreams, contact_id: str) -> None:
-        shown = self._shown(job)
+    async def _ghl_change(self, context: EventContext, contact_id: str) -> None:
+        shown = self._shown(context.job)
         # GHL webhooks carry no dateUpdated and may omit fields: the current record is the truth. A
         # backfill's listing of a contact not linked yet is as good, and spares the read.
         await self._sync(
-            job,
-            connection,
-            up,
+            context,
             Side.GHL,
             contact_id,
-            lambda: self._fetch(up, Side.GHL, contact_id),
-            first_seen=self.listed(job.payload.get("listed"), Side.GHL),
+            lambda: self._fetch(context.upstreams, Side.GHL, contact_id),
+            first_seen=self.listed(context.job.payload.get("listed"), Side.GHL),
             shown=shown,
         )
 
@@ -199,12 +198,12 @@ class ContactSync(Handler):
         latest: datetime | None = link.rankr_modified_at
         return latest is not None and shown.modified_at is not None and shown.modified_at <= latest
 
-    async def _fetch(self, up: Upstreams, side: Side, record_id: str) -> Observed | None:
+    async def _fetch(self, upstreams: Upstreams, side: Side, record_id: str) -> Observed | None:
         """The record as its side holds it now (one API read), or None when it no longer exists."""
         if side is Side.GHL:
-            ghl = await up.ghl.get_contact(record_id)
+            ghl = await upstreams.ghl.get_contact(record_id)
             return None if ghl is None else self.from_ghl(ghl, current=True)
-        rankr = await up.rankr.get_contact(record_id)
+        rankr = await upstreams.rankr.get_contact(record_id)
         return None if rankr is None else self.from_rankr(rankr, current=True)
 
     def from_ghl(self, ghl: GhlContact, *, current: bool) -> Observed:
@@ -228,9 +227,7 @@ class ContactSync(Handler):
 
     async def _sync(
         self,
-        job: Job,
-        connection: Connection,
-        up: Upstreams,
+        context: EventContext,
         side: Side,
         record_id: str,
         observe: Callable[[], Awaitable[Observed | None]],
@@ -242,9 +239,11 @@ class ContactSync(Handler):
         record not linked yet, ``first_seen`` when given); ``shown``: the state the event's body
         shows, which settles an echo at once (``_unchanged``)."""
         async with autocommit(self._sessions) as session:
-            link, in_flight = await links.find_with_pending(session, connection.id, KIND, side, record_id)
-        if link is not None and self._unchanged(job, link, shown):
-            await self.settle(job, connection, Settlement(note=UNCHANGED))
+            link, in_flight = await links.find_with_pending(
+                session, context.connection.id, KIND, side, record_id
+            )
+        if link is not None and self._unchanged(context.job, link, shown):
+            await self.settle(context, Settlement(note=UNCHANGED))
             return
         if link is None:
             # The body of an echo of a create still in flight says whom it is about, so it waits
@@ -253,15 +252,15 @@ class ContactSync(Handler):
                 self._wait_for_create(in_flight, shown)
             seen = first_seen or await observe()
             if seen is None:
-                await self.settle_gone(job, connection, side, record_id)
+                await self.settle_gone(context, side, record_id)
                 return
             refused = self._admitted(seen)
             if refused is not None:
-                await self.settle(job, connection, Settlement(note=f"not synced: {refused}"))
+                await self.settle(context, Settlement(note=f"not synced: {refused}"))
                 return
             self._wait_for_create(in_flight, seen)
-            link = await self.claim_new(job, connection, seen.side, seen.record_id, seen.fields)
-            await self._create(job, connection, up, seen, link)
+            link = await self.claim_new(context, seen.side, seen.record_id, seen.fields)
+            await self._create(context, seen, link)
             return
 
         async def apply(link: Link) -> None:
@@ -269,14 +268,14 @@ class ContactSync(Handler):
             # the job that held the lease until now, and applying it would undo them.
             seen = await observe()
             if seen is None:
-                await self.settle_gone(job, connection, side, record_id, link)
+                await self.settle_gone(context, side, record_id, link)
             elif link.state == LinkState.PENDING:
                 # An earlier attempt began the create and did not finish: finish it (idempotently).
-                await self._create(job, connection, up, seen, link)
+                await self._create(context, seen, link)
             else:
-                await self._update(job, connection, up, seen, link)
+                await self._update(context, seen, link)
 
-        await self.leased(job, connection, link, apply)
+        await self.leased(context, link, apply)
 
     def _wait_for_create(self, in_flight: list[Link], seen: Observed) -> None:
         """``Deferred`` when ``seen`` may be the echo of one of the creates ``in_flight`` toward its
@@ -299,14 +298,10 @@ class ContactSync(Handler):
             or mapping.fingerprint(seen.fields) == mapping.fingerprint(snapshot)
         )
 
-    async def _create(
-        self, job: Job, connection: Connection, up: Upstreams, seen: Observed, link: Link
-    ) -> None:
-        await self.creating(job, link, self._create_and_link(job, connection, up, seen, link))
+    async def _create(self, context: EventContext, seen: Observed, link: Link) -> None:
+        await self.creating(context, link, self._create_and_link(context, seen, link))
 
-    async def _create_and_link(
-        self, job: Job, connection: Connection, up: Upstreams, seen: Observed, link: Link
-    ) -> None:
+    async def _create_and_link(self, context: EventContext, seen: Observed, link: Link) -> None:
         target = seen.side.other
         email, phone = mapping.match_keys(seen.fields)
         if target is Side.RANKR:
@@ -314,7 +309,7 @@ class ContactSync(Handler):
         async with autocommit(self._sessions) as session:
             clashes = [
                 other
-                for other in await links.find_by_match(session, connection.id, KIND, email, phone)
+                for other in await links.find_by_match(session, context.connection.id, KIND, email, phone)
                 if other.id != link.id and getattr(other, f"{target.value}_id") is not None
             ]
         if clashes:
@@ -326,12 +321,10 @@ class ContactSync(Handler):
             )
         result = Settlement(link_id=link.id, synced={target.inbound})
         if target is Side.GHL:
-            target_id, target_fields, target_modified = await self._create_in_ghl(
-                job, connection, up, seen, link, result
-            )
+            target_id, target_fields, target_modified = await self._create_in_ghl(context, seen, link, result)
         else:
             target_id, target_fields, target_modified = await self._create_in_rankr(
-                job, connection, up, seen, link, result
+                context, seen, link, result
             )
         # The target may hold values the origin lacks (it matched an existing record): bring them back
         # so both sides agree. Never clear anything on the origin this way.
@@ -339,7 +332,7 @@ class ContactSync(Handler):
         origin_modified = seen.modified_at
         if back:
             written_at, back = await self._update_side(
-                job, connection, up, seen.side, seen.record_id, back, seen.fields, link, result
+                context, seen.side, seen.record_id, back, seen.fields, link, result
             )
             origin_modified = newest(origin_modified, written_at)
         values: dict[str, Any] = {
@@ -353,7 +346,7 @@ class ContactSync(Handler):
             **snapshot_values({**seen.fields, **target_fields}),
         }
         result.link_values = values
-        await self.settle(job, connection, result)
+        await self.settle(context, result)
 
     async def _ensure_unlinked(self, connection: Connection, side: Side, record_id: str, link: Link) -> None:
         """A create that found an existing record may link to it only if no other link has it (a
@@ -367,34 +360,36 @@ class ContactSync(Handler):
             )
 
     async def _create_in_ghl(
-        self, job: Job, connection: Connection, up: Upstreams, seen: Observed, link: Link, result: Settlement
+        self, context: EventContext, seen: Observed, link: Link, result: Settlement
     ) -> tuple[str, Canonical, datetime | None]:
         fields = self.writable(mapping.present(seen.fields), Side.GHL)
         changes = mapping.describe(fields, None)
-        upsert = up.ghl.upsert_contact(mapping.ghl_body(fields, self._maps))
-        contact, created = await self.write(job, connection, link, Side.GHL, "create", changes, upsert)
+        upsert = context.upstreams.ghl.upsert_contact(mapping.ghl_body(fields, self._maps))
+        contact, created = await self.write(context, link, Side.GHL, "create", changes, upsert)
         if not created:  # GHL matched a contact it had (by email or phone): is it linked already?
-            await self._ensure_unlinked(connection, Side.GHL, contact.id, link)
+            await self._ensure_unlinked(context.connection, Side.GHL, contact.id, link)
         action = "create" if created else "link"
-        result.audits.append(self.audit(link, Side.GHL, action, changes, ghl_id=contact.id))
+        result.audits.append(self.audit(link, Side.GHL, action, changes, written_id=contact.id))
         return contact.id, mapping.from_ghl(contact, self._maps), parse_instant(contact.date_updated)
 
     async def _create_in_rankr(
-        self, job: Job, connection: Connection, up: Upstreams, seen: Observed, link: Link, result: Settlement
+        self, context: EventContext, seen: Observed, link: Link, result: Settlement
     ) -> tuple[str, Canonical, datetime | None]:
         fields = self.writable(mapping.present(seen.fields), Side.RANKR)
         changes = mapping.describe(fields, None)
-        create = up.rankr.create_contact(mapping.rankr_body(fields, self._maps))
-        created = await self.write(job, connection, link, Side.RANKR, "create", changes, create)
+        create = context.upstreams.rankr.create_contact(mapping.rankr_body(fields, self._maps))
+        created = await self.write(context, link, Side.RANKR, "create", changes, create)
         if created.contact is not None:
             contact = created.contact
-            result.audits.append(self.audit(link, Side.RANKR, "create", changes, rankr_id=contact.contact_id))
+            result.audits.append(
+                self.audit(link, Side.RANKR, "create", changes, written_id=contact.contact_id)
+            )
         else:
             # Rankr already has a contact with this email (409): link to it and bring it up to date.
             existing_id = created.existing_id
             assert existing_id is not None  # noqa: S101 - CreateResult holds one or the other
-            await self._ensure_unlinked(connection, Side.RANKR, existing_id, link)
-            existing = await up.rankr.get_contact(existing_id)
+            await self._ensure_unlinked(context.connection, Side.RANKR, existing_id, link)
+            existing = await context.upstreams.rankr.get_contact(existing_id)
             if existing is None:
                 raise Deferred("Rankr named an existing contact that is gone; trying again", delay=2.0)
             current = mapping.from_rankr(existing, self._maps)
@@ -402,16 +397,16 @@ class ContactSync(Handler):
             changes = mapping.describe(update, current)
             contact = existing
             if update:
-                put = up.rankr.update_contact(existing_id, mapping.rankr_body(update, self._maps))
-                contact = await self.write(job, connection, link, Side.RANKR, "update", changes, put)
-            result.audits.append(self.audit(link, Side.RANKR, "link", changes, rankr_id=existing_id))
+                put = context.upstreams.rankr.update_contact(
+                    existing_id, mapping.rankr_body(update, self._maps)
+                )
+                contact = await self.write(context, link, Side.RANKR, "update", changes, put)
+            result.audits.append(self.audit(link, Side.RANKR, "link", changes, written_id=existing_id))
         return contact.contact_id, mapping.from_rankr(contact, self._maps), contact.last_modified
 
     async def _update_side(
         self,
-        job: Job,
-        connection: Connection,
-        up: Upstreams,
+        context: EventContext,
         side: Side,
         record_id: str,
         fields: Canonical,
@@ -421,14 +416,12 @@ class ContactSync(Handler):
     ) -> tuple[datetime | None, Canonical]:
         """Write changed fields to one side; returns its new modification time and what was written."""
         if side is Side.GHL:
-            written, applied = await self._write_ghl(
-                job, connection, up, record_id, fields, before, link, result
-            )
+            written, applied = await self._write_ghl(context, record_id, fields, before, link, result)
             modified = parse_instant(written.date_updated) if written is not None else None
         else:
-            put = up.rankr.update_contact(record_id, mapping.rankr_body(fields, self._maps))
+            put = context.upstreams.rankr.update_contact(record_id, mapping.rankr_body(fields, self._maps))
             changes = mapping.describe(fields, before)
-            contact = await self.write(job, connection, link, side, "update", changes, put)
+            contact = await self.write(context, link, side, "update", changes, put)
             applied, modified = fields, contact.last_modified
         if applied:
             result.audits.append(self.audit(link, side, "update", mapping.describe(applied, before)))
@@ -437,9 +430,7 @@ class ContactSync(Handler):
 
     async def _write_ghl(
         self,
-        job: Job,
-        connection: Connection,
-        up: Upstreams,
+        context: EventContext,
         record_id: str,
         fields: Canonical,
         before: Canonical | None,
@@ -450,17 +441,17 @@ class ContactSync(Handler):
         rest = {name: value for name, value in fields.items() if name != COMPANY}
         written: GhlContact | None = None
         if rest:
-            put = up.ghl.update_contact(record_id, mapping.ghl_body(rest, self._maps))
+            put = context.upstreams.ghl.update_contact(record_id, mapping.ghl_body(rest, self._maps))
             changes = mapping.describe(rest, before)
-            written = await self.write(job, connection, link, Side.GHL, "update", changes, put)
+            written = await self.write(context, link, Side.GHL, "update", changes, put)
         if COMPANY not in fields:
             return written, rest
         after = {**(before or {}), **fields}
         changes = mapping.describe({COMPANY: fields[COMPANY]}, before)
-        upsert = up.ghl.set_company_name(
+        upsert = context.upstreams.ghl.set_company_name(
             record_id, fields[COMPANY], email=after.get("email"), phone=after.get("phone")
         )
-        company = await self.write(job, connection, link, Side.GHL, "update", changes, upsert)
+        company = await self.write(context, link, Side.GHL, "update", changes, upsert)
         if company is None:
             result.audits.append(
                 self.audit(
@@ -476,11 +467,9 @@ class ContactSync(Handler):
             return written, rest
         return company, fields
 
-    async def _update(
-        self, job: Job, connection: Connection, up: Upstreams, seen: Observed, link: Link
-    ) -> None:
-        fetch = partial(self._fetch, up, seen.side, seen.record_id)
-        found = await self.current_change(job, connection, link, seen, fetch)
+    async def _update(self, context: EventContext, seen: Observed, link: Link) -> None:
+        fetch = partial(self._fetch, context.upstreams, seen.side, seen.record_id)
+        found = await self.current_change(context, link, seen, fetch)
         if found is None:
             return
         seen, update, values = found
@@ -489,21 +478,19 @@ class ContactSync(Handler):
         result = Settlement(link_id=link.id)
         try:
             target_modified, update = await self._update_side(
-                job, connection, up, target, target_id, update, link.snapshot, link, result
+                context, target, target_id, update, link.snapshot, link, result
             )
         except UpstreamNotFound:
             # Deleted on the other side meanwhile.
-            await self.settle_gone(job, connection, target, target_id, link)
+            await self.settle_gone(context, target, target_id, link)
             return
         values.update(self.synced_values(link, target, target_modified, {**(link.snapshot or {}), **update}))
         result.link_values = values
-        await self.settle(job, connection, result)
+        await self.settle(context, result)
 
     # --- deletions -----------------------------------------------------------------------------------
 
-    async def settle_delete(
-        self, job: Job, connection: Connection, up: Upstreams, side: Side, link: Link
-    ) -> None:
+    async def settle_delete(self, context: EventContext, side: Side, link: Link) -> None:
         target = side.other
         target_id: str | None = getattr(link, f"{target.value}_id")
         result = Settlement(link_id=link.id, synced={target.inbound})
@@ -511,46 +498,46 @@ class ContactSync(Handler):
             result.link_values = {"state": LinkState.DELETED}
             result.children_state = LinkState.DELETED
             result.note = "the contact was never created on the other side"
-            await self.settle(job, connection, result)
+            await self.settle(context, result)
             return
         if self._delete_mode == "delete":
+            upstreams = context.upstreams
             call = (
-                up.ghl.delete_contact(target_id) if target is Side.GHL else up.rankr.delete_contact(target_id)
+                upstreams.ghl.delete_contact(target_id)
+                if target is Side.GHL
+                else upstreams.rankr.delete_contact(target_id)
             )
-            await self.write(job, connection, link, target, "delete", {}, call)
+            await self.write(context, link, target, "delete", {}, call)
             result.audits.append(self.audit(link, target, "delete", {}))
             # Both products delete a contact's tasks and notes with it: their links end too.
             result.link_values = {"state": LinkState.DELETED}
             result.children_state = LinkState.DELETED
         else:
-            await self._tag_unlinked(job, connection, up, target, target_id, link)
+            await self._tag_unlinked(context, target, target_id, link)
             result.audits.append(self.audit(link, target, "unlink", {"tags": {"add": self._unlink_tag}}))
             # The kept contact keeps its tasks and notes, which stop syncing with it.
             result.link_values = {"state": LinkState.UNLINKED}
             result.children_state = LinkState.UNLINKED
-        await self.settle(job, connection, result)
+        await self.settle(context, result)
 
-    async def _tag_unlinked(
-        self, job: Job, connection: Connection, up: Upstreams, target: Side, target_id: str, link: Link
-    ) -> None:
+    async def _tag_unlinked(self, context: EventContext, target: Side, target_id: str, link: Link) -> None:
         """Keep the record on the other side, tagged so people can see it lost its counterpart."""
         tag = mapping.tags([self._unlink_tag])
         changes = {"tags": {"add": self._unlink_tag}}
         if target is Side.GHL:
-            call = up.ghl.add_tags(target_id, tag)
+            call = context.upstreams.ghl.add_tags(target_id, tag)
             with suppress(UpstreamNotFound):
-                await self.write(job, connection, link, target, "unlink", changes, call)
+                await self.write(context, link, target, "unlink", changes, call)
             return
-        current = await up.rankr.get_contact(target_id)
+        current = await context.upstreams.rankr.get_contact(target_id)
         if current is None:
             return
         merged = mapping.tags([*current.tags, *tag])
         await self.write(
-            job,
-            connection,
+            context,
             link,
             target,
             "unlink",
             changes,
-            up.rankr.update_contact(target_id, {"tags": merged}),
+            context.upstreams.rankr.update_contact(target_id, {"tags": merged}),
         )

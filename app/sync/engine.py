@@ -23,30 +23,13 @@ from app.integrations.registry import Upstreams
 from app.kit.clock import Clock
 from app.kit.logs import bind_log_context
 from app.sync import coalesce
-from app.sync.base import Handler, Job, Side
+from app.sync.base import EventContext, Handler, Job, Side
 from app.sync.children import NoteSync, TaskSync
-from app.sync.coalesce import CONTACT_TYPES
+from app.sync.coalesce import CONTACT_TYPES, NOTE_TYPES, TASK_TYPES
 from app.sync.contacts import UNCHANGED, ContactSync
 from app.sync.repair import TYPES as REPAIR_TYPES
 from app.sync.repair import ContactRepair
 from app.sync.task_poll import TaskPoll
-
-# GHL has no TaskUpdate event in its catalogue; it is accepted should it ever be sent.
-TASK_TYPES = frozenset(
-    {
-        "task.created",
-        "task.updated",
-        "task.completed",
-        "task.deleted",
-        "TaskCreate",
-        "TaskUpdate",
-        "TaskComplete",
-        "TaskDelete",
-    }
-)
-NOTE_TYPES = frozenset(
-    {"note.created", "note.updated", "note.deleted", "NoteCreate", "NoteUpdate", "NoteDelete"}
-)
 
 
 class SyncEngine:
@@ -99,7 +82,12 @@ class SyncEngine:
             for handler in (self.contacts, tasks, notes):
                 handler.on_settled = self.automation.enqueue
         self.task_poll = TaskPoll(
-            sessions, upstreams, maps=maps, clock=clock, contacts_per_round=settings.task_poll_contacts
+            sessions,
+            upstreams,
+            maps=maps,
+            clock=clock,
+            contacts_per_round=settings.task_poll_contacts,
+            round_seconds=settings.task_poll_seconds,
         )
 
     @staticmethod
@@ -147,7 +135,7 @@ class SyncEngine:
                 else f"{job.type} events are not synced by this version",
             )
             return
-        await handler.handle(job, connection, self._upstreams(connection))
+        await handler.handle(EventContext(job, connection, self._upstreams(connection)))
 
     async def settle_echoes(self, session: AsyncSession, jobs: Sequence[Job], now: datetime) -> set[int]:
         """Settle, in the claim's transaction (``session``), the claimed contact events that change

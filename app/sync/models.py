@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, Literal
 
 from sqlalchemy import BigInteger, CheckConstraint, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
@@ -101,3 +102,33 @@ class AuditEntry(Base):
     changes: Mapped[dict[str, Any]] = mapped_column(JSONValue, default=dict)
     result: Mapped[str] = mapped_column(String(8))
     detail: Mapped[str | None] = mapped_column(Text, default=None)
+
+
+@dataclass(frozen=True, slots=True)
+class Audit:
+    """One write for the audit trail, as a handler describes it. ``repository.add_audit`` adds the
+    time, the connection and the event, and stores it as an ``AuditEntry`` row."""
+
+    kind: str
+    direction: Direction
+    action: str
+    changes: dict[str, Any]
+    link_id: int | None = None
+    rankr_id: str | None = None
+    ghl_id: str | None = None
+    result: Literal["ok", "error"] = "ok"
+    detail: str | None = None
+
+
+class TaskPollLease(Base):
+    """Which process polls a connection's GHL task lists (``app.sync.task_poll``): one at a time, so
+    the poll's reads are counted once however many workers run. The holder renews it every round;
+    another takes over once it ran out."""
+
+    __tablename__ = "task_poll_leases"
+
+    connection_id: Mapped[int] = mapped_column(
+        ForeignKey("connections.id", ondelete="CASCADE"), primary_key=True, autoincrement=False
+    )
+    holder: Mapped[str] = mapped_column(String(64))
+    lease_until: Mapped[datetime] = mapped_column(UTCDateTime())

@@ -11,11 +11,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from app.connections.models import Connection
 from app.db import autocommit
 from app.sync import mapping
 from app.sync import repository as links
-from app.sync.base import Job, Observed, Settlement, Side, Upstreams, newest, snapshot_values
+from app.sync.base import EventContext, Observed, Settlement, Side, newest, snapshot_values
 from app.sync.contacts import KIND, ContactSync
 from app.sync.merge import Winner, merge
 from app.sync.models import Link, LinkState
@@ -32,68 +31,62 @@ class ContactRepair(ContactSync):
         super().__init__(*args, **kwargs)
         self._tie = tie
 
-    async def handle(self, job: Job, connection: Connection, up: Upstreams) -> None:
-        if job.type == PAIR:
-            await self._pair(job, connection, up, str(job.payload["rankrId"]), str(job.payload["ghlId"]))
+    async def handle(self, context: EventContext) -> None:
+        if context.job.type == PAIR:
+            await self._pair(context, str(context.job.payload["rankrId"]), str(context.job.payload["ghlId"]))
             return
         async with autocommit(self._sessions) as session:
-            link = await links.get(session, int(job.payload["linkId"]))
+            link = await links.get(session, int(context.job.payload["linkId"]))
         if link is None:
-            await self.settle(job, connection, Settlement(note="the link no longer exists"))
+            await self.settle(context, Settlement(note="the link no longer exists"))
             return
-        await self.leased(job, connection, link, lambda held: self._reconcile(job, connection, up, held))
+        await self.leased(context, link, lambda held: self._reconcile(context, held))
 
     # --- backfill: two records of the same person -------------------------------------------------
 
-    async def _pair(
-        self, job: Job, connection: Connection, up: Upstreams, rankr_id: str, ghl_id: str
-    ) -> None:
+    async def _pair(self, context: EventContext, rankr_id: str, ghl_id: str) -> None:
         async with autocommit(self._sessions) as session:
-            by_rankr, by_ghl = await links.find_pair(session, connection.id, KIND, rankr_id, ghl_id)
+            by_rankr, by_ghl = await links.find_pair(session, context.connection.id, KIND, rankr_id, ghl_id)
         if by_rankr is not None and by_ghl is not None and by_rankr.id == by_ghl.id:
             # Ours, from an attempt that did not finish (pending), or linked since: make both agree.
-            await self.leased(
-                job, connection, by_rankr, lambda held: self._reconcile(job, connection, up, held)
-            )
+            await self.leased(context, by_rankr, lambda held: self._reconcile(context, held))
             return
         if by_rankr is not None or by_ghl is not None:
             taken = by_rankr or by_ghl
             note = f"one of the two records was linked meanwhile (link {taken.id if taken else '?'})"
-            await self.settle(job, connection, Settlement(note=note))
+            await self.settle(context, Settlement(note=note))
             return
-        link = await self.claim_new(job, connection, Side.RANKR, rankr_id, {}, ghl_id=ghl_id)
-        listed = job.payload.get("listed") or {}
+        link = await self.claim_new(context, Side.RANKR, rankr_id, {}, ghl_id=ghl_id)
+        listed = context.job.payload.get("listed") or {}
         rankr, ghl = self.listed(listed.get("rankr"), Side.RANKR), self.listed(listed.get("ghl"), Side.GHL)
         if rankr is not None and ghl is not None:
             # Both as the backfill listed them a moment ago: merging them needs no read.
-            await self.creating(job, link, self._merge(job, connection, up, link, rankr, ghl))
+            await self.creating(context, link, self._merge(context, link, rankr, ghl))
             return
-        await self.creating(job, link, self._reconcile(job, connection, up, link))
+        await self.creating(context, link, self._reconcile(context, link))
 
     # --- both: compare the pair with both sides now, and repair --------------------------------------
 
-    async def _reconcile(self, job: Job, connection: Connection, up: Upstreams, link: Link) -> None:
+    async def _reconcile(self, context: EventContext, link: Link) -> None:
         if link.rankr_id is None or link.ghl_id is None:
             note = "the link is still being created by its own event"
-            await self.settle(job, connection, Settlement(note=note, link_id=link.id, link_values={}))
+            await self.settle(context, Settlement(note=note, link_id=link.id, link_values={}))
             return
-        rankr = await self._fetch(up, Side.RANKR, link.rankr_id)
-        ghl = await self._fetch(up, Side.GHL, link.ghl_id)
+        rankr = await self._fetch(context.upstreams, Side.RANKR, link.rankr_id)
+        ghl = await self._fetch(context.upstreams, Side.GHL, link.ghl_id)
         if rankr is None or ghl is None:
             if link.state == LinkState.PENDING or (rankr is None and ghl is None):
                 # Never linked, or gone on both sides: nothing is left to keep in step.
                 values = {"state": LinkState.DELETED}
                 note = "gone on both sides" if link.state != LinkState.PENDING else "a record vanished"
-                await self.settle(job, connection, Settlement(note=note, link_id=link.id, link_values=values))
+                await self.settle(context, Settlement(note=note, link_id=link.id, link_values=values))
                 return
             # Deleted on one side without a webhook: do what its delete webhook would have done.
-            await self.settle_delete(job, connection, up, Side.RANKR if rankr is None else Side.GHL, link)
+            await self.settle_delete(context, Side.RANKR if rankr is None else Side.GHL, link)
             return
-        await self._merge(job, connection, up, link, rankr, ghl)
+        await self._merge(context, link, rankr, ghl)
 
-    async def _merge(
-        self, job: Job, connection: Connection, up: Upstreams, link: Link, rankr: Observed, ghl: Observed
-    ) -> None:
+    async def _merge(self, context: EventContext, link: Link, rankr: Observed, ghl: Observed) -> None:
         first = link.state == LinkState.PENDING
         snapshot = None if first else (link.snapshot or {})
         plan = merge(
@@ -119,7 +112,7 @@ class ContactRepair(ContactSync):
             if decided:
                 result.audits.append(self.audit(link, side, "merge", decided))
             written_at, applied = await self._update_side(
-                job, connection, up, side, seen.record_id, update, seen.fields, link, result
+                context, side, seen.record_id, update, seen.fields, link, result
             )
             modified[side] = newest(modified[side], written_at)
             # What could not be written (GHL companyName without an identifier) stays as the side has it.
@@ -137,4 +130,4 @@ class ContactRepair(ContactSync):
             "synced_at": self._clock(),
             **snapshot_values(merged),
         }
-        await self.settle(job, connection, result)
+        await self.settle(context, result)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Collection, Sequence
+from dataclasses import asdict
 from datetime import datetime
 from functools import cache
 from typing import Any
@@ -21,13 +22,14 @@ from sqlalchemy import (
     union_all,
     update,
 )
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 from sqlalchemy.sql.selectable import ExecutableReturnsRows
 
 from app.db import on_postgres, table_of
-from app.sync.models import AuditEntry, Link, LinkState
+from app.sync.models import Audit, AuditEntry, Link, LinkState, TaskPollLease
 
 # The statements every event runs are built once (``table_of`` says why); ``cache`` builds each
 # shape of the variable ones once.
@@ -223,7 +225,25 @@ async def remove(session: AsyncSession, link_id: int, owner: str) -> None:
 _ADD_AUDIT = insert(table_of(AuditEntry))
 
 
-async def add_audit(session: AsyncSession, **values: Any) -> None:
+async def add_audit(
+    session: AsyncSession,
+    audit: Audit,
+    *,
+    at: datetime,
+    connection_id: int,
+    event_id: int | None,
+    event_type: str | None,
+    event_ref: str | None,
+) -> None:
+    """Store ``audit`` as the row of a write made for the event ``event_id`` of ``connection_id``."""
+    values = {
+        **asdict(audit),
+        "at": at,
+        "connection_id": connection_id,
+        "event_id": event_id,
+        "event_type": event_type,
+        "event_ref": event_ref,
+    }
     await session.execute(_ADD_AUDIT, values)
 
 
@@ -243,3 +263,26 @@ async def set_children_state(session: AsyncSession, parent_id: int, state: str, 
         .where(Link.parent_id == parent_id, Link.state.in_(_LIVE))
         .values(state=state, lease_owner=None, lease_until=None, updated_at=now)
     )
+
+
+async def take_task_poll(
+    session: AsyncSession, connection_id: int, holder: str, now: datetime, until: datetime
+) -> bool:
+    """Take or renew the lease on polling a connection's GHL task lists; False while another holds it."""
+    insert_ = postgresql.insert if on_postgres(session) else sqlite.insert
+    made = await session.execute(
+        insert_(TaskPollLease)
+        .values(connection_id=connection_id, holder=holder, lease_until=until)
+        .on_conflict_do_nothing(index_elements=["connection_id"])
+    )
+    if made.rowcount:  # type: ignore[attr-defined]
+        return True
+    taken = await session.execute(
+        update(TaskPollLease)
+        .where(
+            TaskPollLease.connection_id == connection_id,
+            or_(TaskPollLease.holder == holder, TaskPollLease.lease_until < now),
+        )
+        .values(holder=holder, lease_until=until)
+    )
+    return bool(taken.rowcount)  # type: ignore[attr-defined]

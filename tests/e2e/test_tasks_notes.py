@@ -54,6 +54,7 @@ def test_task_reopened_or_renamed_in_ghl_reaches_rankr_through_the_poll(database
                 else None
             ),
             what="the GHL edits in Rankr",
+            timeout=40,  # the poll reads a contact it has just seen after ACTIVE_TARGET (15 s)
         )
         assert current["status"] == "open"
         service.settle()

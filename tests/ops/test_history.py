@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import uuid
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Literal
 
 import httpx
 import pytest
@@ -23,7 +23,7 @@ from app.ops import audit
 from app.sandbox import keys
 from app.sync import repository as links
 from app.sync.engine import SyncEngine
-from app.sync.models import LinkState
+from app.sync.models import Audit, Direction, LinkState
 from app.worker import Worker
 from tests.connections.conftest import settings_for, started
 from tests.support.asgi import app_client
@@ -64,26 +64,39 @@ class Trail:
             )
 
     async def write(
-        self, link_id: int, kind: str, ids: tuple[str, str], direction: str, action: str, **values: Any
+        self,
+        link_id: int,
+        kind: str,
+        ids: tuple[str, str],
+        direction: str,
+        action: str,
+        *,
+        changes: dict[str, Any] | None = None,
+        result: Literal["ok", "error"] = "ok",
+        detail: str | None = None,
+        event_type: str | None = None,
     ) -> None:
         self.at += timedelta(seconds=1)
-        event_type = values.pop("event_type", f"{kind}.updated")
+        entry = Audit(
+            kind=kind,
+            direction=Direction(direction),
+            action=action,
+            changes=changes or {},
+            link_id=link_id,
+            rankr_id=ids[0],
+            ghl_id=ids[1],
+            result=result,
+            detail=detail,
+        )
         async with unit_of_work(self.sessions) as session:
             await links.add_audit(
                 session,
+                entry,
                 at=self.at,
                 connection_id=self.connection_id,
-                event_type=event_type,
+                event_id=None,
+                event_type=event_type or f"{kind}.updated",
                 event_ref=f"msg_{self.at.second}",
-                link_id=link_id,
-                kind=kind,
-                rankr_id=ids[0],
-                ghl_id=ids[1],
-                direction=direction,
-                action=action,
-                changes=values.pop("changes", {}),
-                result=values.pop("result", "ok"),
-                **values,
             )
 
 

@@ -219,6 +219,23 @@ async def test_a_ghl_contact_links_to_the_rankr_contact_holding_its_email(servic
     ]
 
 
+async def test_each_create_is_audited_under_both_records(service: InProcessService) -> None:
+    # The link holds only the origin's id while the create runs; the entry names the new record too.
+    contact, ghl = await created_in_rankr(service)
+    email = unique_email()
+    from_ghl = await service.ghl.create(email=email, firstName="Grace", lastName="Hopper")
+    await service.settle()
+    [rankr] = await service.rankr.by_email(email)
+    audited = [
+        (entry["direction"], entry["action"], entry["result"], entry["rankr_id"], entry["ghl_id"])
+        for entry in await service.audit()
+    ]
+    assert audited == [
+        ("to_ghl", "create", "ok", contact["contactId"], ghl["id"]),
+        ("to_rankr", "create", "ok", rankr["contactId"], from_ghl["id"]),
+    ]
+
+
 async def test_no_ping_pong_after_many_changes(service: InProcessService) -> None:
     contact, ghl = await created_in_rankr(service)
     for number in range(3):
