@@ -82,9 +82,10 @@ container-test: install
 	$(PODMAN) build --format docker -t rankr-ghl-sync .
 	CONTAINER_TESTS=1 $(BIN)/pytest -p no:cacheprovider -s tests/container
 
-## Every benchmark (intake, upstream calls, rate-budget use, latency, memory, backfill), each next to a
-## baseline measured in the same run, written to docs/benchmarks.md. BENCH_ARGS='--quick' for a smoke
-## test, '--only rate latency' for some parts (see python -m bench.run --help). Needs wrk and Postgres.
+## Every benchmark (intake, upstream calls, CPU per change, rate-budget use, latency, memory, backfill),
+## each next to a baseline measured in the same run, written to docs/benchmarks.md. BENCH_ARGS='--quick'
+## for a smoke test, '--only rate latency' for some parts (see python -m bench.run --help). Needs wrk and
+## Postgres; py-spy (in the dev lock) profiles the CPU part.
 BENCH_ARGS ?=
 bench: install
 	@command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 from sqlalchemy import select
@@ -62,6 +62,25 @@ async def test_a_redelivery_stores_nothing_new(engine: AsyncEngine, writer: Inbo
     assert await record(writer, event("e1", "c1"), NOW) is False
     async with session_factory(engine)() as session:
         assert len((await session.execute(select(WebhookEvent))).scalars().all()) == 1
+
+
+async def test_the_writer_stores_what_the_orm_reads_back_unchanged(
+    engine: AsyncEngine, writer: InboxWriter
+) -> None:
+    """The intake's writer encodes through the columns' own types: JSON with any text, and times in UTC."""
+    payload = {"name": "Zoë 名前 \u2028", "nested": {"list": [1, 2.5, None, True]}, "quote": 'it\'s "x"'}
+    received = datetime(2026, 11, 26, 13, 0, 0, 123456, tzinfo=timezone(timedelta(hours=1)))
+    incoming = IncomingEvent(
+        source=Source.GHL, event_id="w1", type="ContactCreate", account_key="loc",
+        ordering_key=ordering_key(Source.GHL, "loc", "contact", "g1"), payload=payload,
+    )  # fmt: skip
+    assert await record(writer, incoming, received) is True
+    async with session_factory(engine)() as session:
+        row = (await session.execute(select(WebhookEvent))).scalar_one()
+    assert row.payload == payload
+    assert row.received_at == row.next_attempt_at == received
+    assert row.received_at.tzinfo is not None
+    assert (row.source, row.event_id, row.status, row.attempts) == ("ghl", "w1", "pending", 0)
 
 
 async def test_events_of_one_record_are_claimed_one_at_a_time_in_order(
