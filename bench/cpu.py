@@ -7,10 +7,11 @@ The mix: ``--creates`` contacts created in Rankr (each written to GHL, whose web
 an echo), then ``--updates`` of them changed in GHL (each written to Rankr, whose webhook comes back
 as an echo); a change is one of those. The service runs as ``serve`` with its worker in process, the
 upstream rate limits lifted (nothing waits for a budget). Its CPU time (user + system, from /proc)
-from the first change to the last event settled, divided by the changes, is the figure. Next to it,
-in the same run and alternating round by round, bench/cpu_baseline.py: the least work such a change
-needs (claim, compare, one upstream write, the link, an audit row, done), in one process too.
-Each round runs on a fresh database and fresh sandboxes; the best round of each is reported.
+from the first change to the last event settled, divided by the changes, is the figure; on
+Postgres also with the worker in a process of its own, as production runs it (both processes'
+CPU). Next to it, in the same run and alternating round by round, bench/cpu_baseline.py: the least
+work such a change needs (claim, compare, one upstream write, the link, an audit row, done), in one
+process too. Each round runs on a fresh database and fresh sandboxes; the best round of each is reported.
 ``--profile DIR`` records the last round of each with py-spy (the thread holding the GIL) and
 prints where its samples went: by the package of the innermost frame, and by the service function
 nearest to it.
@@ -35,6 +36,9 @@ from bench.world import World, world
 
 UNLIMITED = 1_000_000
 SERVERS = {"baseline": ("bench.cpu_baseline",), "service": ("app", "serve")}
+# Production's set-up on Postgres: serve takes the webhooks, a worker process applies them.
+SEPARATE = "service, separate worker"
+WORKER_STARTUP_SECONDS = 5.0
 
 
 def mix(here: World, creates: int, updates: int) -> None:
@@ -64,20 +68,24 @@ def measure(
         "log_level": "WARNING",
     }
     sandbox = {"ghl_rate_max": UNLIMITED, "rankr_rate_max": UNLIMITED}
+    separate = name == SEPARATE
     with world(
         kind,
         logs / f"{kind}-{name}",
-        worker_in_serve=True,
+        worker_in_serve=not separate,
         settings=settings,
         sandbox=sandbox,
-        server=SERVERS[name],
+        server=SERVERS.get(name, SERVERS["service"]),
     ) as here:
-        (process,) = here.processes
+        if separate:
+            here.workers(1)
+            time.sleep(WORKER_STARTUP_SECONDS)  # its imports and start are not a change's cost
+        pids = [process.pid for process in here.processes]
         marks = {"ghl": here.sandbox.ghl.mark(), "rankr": here.sandbox.rankr.mark()}
-        recorder = record(process.pid, profile / name) if profile else None
-        before, started = cpu_seconds(process.pid), time.monotonic()
+        recorder = record(pids[0], profile / name) if profile else None
+        before, started = sum(map(cpu_seconds, pids)), time.monotonic()
         mix(here, creates, updates)
-        cpu, wall = cpu_seconds(process.pid) - before, time.monotonic() - started
+        cpu, wall = sum(map(cpu_seconds, pids)) - before, time.monotonic() - started
         if recorder:
             recorder.send_signal(2)
             recorder.wait(timeout=60)
@@ -166,10 +174,12 @@ def main() -> None:
     results: list[dict[str, Any]] = []
     profiles: dict[str, Any] = {}
     for kind in args.database:
-        rounds: dict[str, list[dict[str, Any]]] = {"baseline": [], "service": []}
+        names = [*SERVERS, SEPARATE] if kind == "postgres" else list(SERVERS)
+        rounds: dict[str, list[dict[str, Any]]] = {name: [] for name in names}
         for n in range(args.rounds):
-            for name in SERVERS:
-                profile = args.profile / kind if (args.profile and n == args.rounds - 1) else None
+            for name in names:
+                last = n == args.rounds - 1
+                profile = args.profile / kind if (args.profile and last and name in SERVERS) else None
                 rounds[name].append(measure(kind, name, args.creates, args.updates, logs, profile))
                 print(json.dumps(rounds[name][-1]), file=sys.stderr, flush=True)
         best = {name: min(rows, key=lambda row: row["cpu ms per change"]) for name, rows in rounds.items()}
@@ -187,6 +197,13 @@ def main() -> None:
                 "baseline writes per change": best["baseline"]["writes per change"],
             }
         )
+        if SEPARATE in best:
+            separate = best[SEPARATE]["cpu ms per change"]
+            results[-1] |= {
+                "separate worker: serve + worker cpu ms per change": separate,
+                "separate worker / baseline": round(separate / baseline, 2),
+                "rounds (separate worker ms)": [row["cpu ms per change"] for row in rounds[SEPARATE]],
+            }
         if args.profile:
             for name in SERVERS:
                 for recorded in (args.profile / kind / name).glob("*.txt"):

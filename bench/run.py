@@ -323,7 +323,8 @@ def render(results: dict[str, Any]) -> str:
             "Baseline, alternating with it round by round: bench/cpu_baseline.py, the least work such a",
             "change needs (verify and store each webhook; claim with SKIP LOCKED, compare with the link,",
             "one upstream write with httpx, link + audit row + done in one transaction), one process too.",
-            "The best round of each; all rounds listed.",
+            "The best round of each; all rounds listed. On Postgres also `serve` with a `worker` process",
+            "beside it, as production runs it (both processes' CPU; the worker's start left out).",
             "",
         ]
         body += table(
@@ -337,6 +338,8 @@ def render(results: dict[str, Any]) -> str:
                 "rounds (service ms)",
                 "rounds (baseline ms)",
                 "service writes per change",
+                "separate worker: serve + worker cpu ms per change",
+                "separate worker / baseline",
             ],
         )
         for row in cpu["cpu"]:
