@@ -78,7 +78,7 @@ class Due(Strict):
     business_days: int | None = Field(default=None, gt=0)
 
     @model_validator(mode="after")
-    def _one(self) -> Due:
+    def _exactly_one(self) -> Due:
         if (self.hours is None) == (self.business_days is None):
             raise ValueError("give exactly one of hours or businessDays")
         return self
@@ -136,7 +136,7 @@ class Assign(Strict):
     round_robin: list[str] | None = Field(default=None, min_length=1, description="GHL user ids, in turn")
 
     @model_validator(mode="after")
-    def _one(self) -> Assign:
+    def _exactly_one(self) -> Assign:
         if (self.user is None) == (self.round_robin is None):
             raise ValueError("give exactly one of user or roundRobin")
         return self

@@ -63,13 +63,13 @@ def merge(
         if mapping.same(ours, theirs):
             result.fields[name] = ours
             continue
-        value, reason = _decide(name, ours, theirs, snapshot, rankr_at, ghl_at, tie)
+        value, reason = _merged_value(name, ours, theirs, snapshot, rankr_at, ghl_at, tie)
         result.fields[name] = value
         result.decisions[name] = {"rankr": ours, "ghl": theirs, "to": value, "why": reason}
     return result
 
 
-def _decide(
+def _merged_value(
     name: str,
     ours: Any,
     theirs: Any,
