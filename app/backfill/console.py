@@ -14,11 +14,9 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
-from app.backfill.runner import (
-    Backfill,
-    Reconciliation,
-    SyncRun,
-)
+from app.backfill.backfill import Backfill
+from app.backfill.reconcile import Reconciliation
+from app.backfill.run import SyncRun
 from app.backfill.service import UnknownConnection, targets
 from app.config import Settings
 from app.db import create_engine, session_factory
