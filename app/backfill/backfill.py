@@ -34,8 +34,11 @@ class Backfill(SyncRun):
 
     Phases: ``list`` lists every contact of both sides into staging, at once; ``match`` decides
     for each staged record, Rankr's first (see ``matching.decide``) and queues the writes; ``apply``
-    waits until the worker applied them all. A dry run lists and decides the same way into its own
-    staging, queues nothing, reports each decision, and clears its staging at the end.
+    waits until the worker applied them all; ``children`` then surveys the tasks and notes of every
+    linked contact (``repair.ChildRepair``: pairs the same ones, creates the rest on the other side)
+    and waits for those writes. A dry run lists and decides the same way into its own staging,
+    queues nothing, reports each decision (and counts the tasks and notes it would pair or create),
+    and clears its staging at the end.
     """
 
     def __init__(
@@ -83,6 +86,10 @@ class Backfill(SyncRun):
                 await self._queue_decided(connection)
                 await lease.save(phase=Phase.APPLY)
             if not self.dry_run:
+                await self.queue.drain(connection)
+                if lease.phase == Phase.APPLY:  # the contacts are linked: their tasks and notes next
+                    await lease.save(phase=Phase.CHILDREN)
+                await self._survey_children(connection)
                 await self.queue.drain(connection)
             async with self._sessions() as session:
                 lease.counts["outcomes"] = await repo.outcome_counts(session, connection.id, self.job)

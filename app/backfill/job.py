@@ -47,6 +47,7 @@ class Phase(StrEnum):
     LISTED_GHL = "ghl"
     MATCH = "match"
     QUEUE = "queue"
+    CHILDREN = "children"
     APPLY = "apply"
     CHANGES = "changes"
     SWEEP = "sweep"

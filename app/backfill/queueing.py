@@ -74,14 +74,21 @@ class EventQueue:
             await asyncio.sleep(min(POLL_SECONDS, waiting * TAIL_POLL_SECONDS))
 
     async def count(self, connection: Connection) -> None:
-        """The job's counts of its events: queued, applied, failed."""
+        """The job's counts of its events: queued, applied, failed, and those of tasks and notes."""
         prefix = events.prefix(self._lease.job, connection)
         async with self._sessions() as session:
-            statuses = await repo.events_by_status(session, prefix)
+            by_type = await repo.events_by_type(session, prefix)
+        statuses: dict[str, int] = {}
+        for (_, _, status), count in by_type.items():
+            statuses[status] = statuses.get(status, 0) + count
         counts = self._lease.counts
         counts["queued"] = sum(statuses.values())
         counts["applied"] = statuses.get(EventStatus.DONE, 0) + statuses.get(EventStatus.SKIPPED, 0)
         counts["failed"] = statuses.get(EventStatus.DEAD, 0)
+        run = self._lease.cursor.get("run")
+        if run is not None:  # what this run did to tasks and notes (not earlier runs)
+            async with self._sessions() as session:
+                counts.update(events.child_counts(await repo.events_by_type(session, f"{prefix}{run}:")))
 
 
 def mixed(streams: Sequence[Sequence[T]]) -> list[T]:

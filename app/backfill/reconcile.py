@@ -29,6 +29,9 @@ class Reconciliation(SyncRun):
     2. **Deletions**: every id of both sides is listed (a ``sweep``); a linked record missing from
        its side gets a reconcile event, which confirms the absence with a GET and then does what a
        delete webhook would (``CONTACT_DELETE_MODE``).
+    3. **Tasks and notes**: every linked contact's tasks and notes are listed on both sides (a
+       survey event per contact, ``repair.ChildRepair``): a linked one that drifted or is gone from
+       a side is repaired three ways like a contact, one on one side only is created on the other.
     """
 
     job = JobName.RECONCILE
@@ -72,6 +75,9 @@ class Reconciliation(SyncRun):
             if lease.phase == Phase.SWEEP:
                 await self.lister.list_both(connection, up, JobName.SWEEP, ("rankrAll", "ghlAll"))
                 await self._repair_missing(connection)
+                await lease.save(phase=Phase.CHILDREN)
+            if lease.phase == Phase.CHILDREN:
+                await self._survey_children(connection)
                 await lease.save(phase=Phase.APPLY)
             await self.queue.drain(connection)
             async with unit_of_work(self._sessions) as session:

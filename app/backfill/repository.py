@@ -292,6 +292,34 @@ async def events_by_status(session: AsyncSession, prefix: str) -> dict[str, int]
     return dict(rows.tuples().all())
 
 
+async def events_by_type(session: AsyncSession, prefix: str) -> dict[tuple[str, str, str], int]:
+    """Synthetic events whose id starts with ``prefix``, by source, type and status."""
+    rows = await session.execute(
+        select(WebhookEvent.source, WebhookEvent.type, WebhookEvent.status, func.count())
+        .where(WebhookEvent.event_id.like(prefix + "%"))
+        .group_by(WebhookEvent.source, WebhookEvent.type, WebhookEvent.status)
+    )
+    return {(source, kind, status): count for source, kind, status, count in rows.tuples().all()}
+
+
+async def linked_contacts(
+    session: AsyncSession, connection_id: int, after_id: int, limit: int
+) -> Sequence[Link]:
+    """The next linked contacts of the connection, by link id."""
+    rows = await session.execute(
+        select(Link)
+        .where(
+            Link.connection_id == connection_id,
+            Link.kind == Kind.CONTACT,
+            Link.state == LinkState.LINKED,
+            Link.id > after_id,
+        )
+        .order_by(Link.id)
+        .limit(limit)
+    )
+    return rows.scalars().all()
+
+
 async def open_events(session: AsyncSession, prefix: str) -> int:
     """Synthetic events with this id prefix still to be applied (pending, processing or retrying)."""
     row = await session.execute(

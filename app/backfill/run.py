@@ -20,14 +20,17 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.automation.config import field_maps
+from app.backfill import events
 from app.backfill import repository as repo
 from app.backfill.job import JobLease, JobName, JobState, Progress
 from app.backfill.listing import Lister
 from app.backfill.queueing import EventQueue
 from app.config import Settings
 from app.connections.models import Connection
+from app.db import unit_of_work
 from app.integrations.registry import Upstreams
 from app.kit.clock import Clock
+from app.sync import repair
 
 log = logging.getLogger(__name__)
 
@@ -80,6 +83,24 @@ class SyncRun:
     async def claim(self, connection: Connection) -> None:
         """Take the job's lease now (``run`` keeps it): JobBusy when another process holds it."""
         await self.lease.take(connection)
+
+    async def _survey_children(self, connection: Connection) -> None:
+        """Queue a survey of every linked contact's tasks and notes (``repair.ChildRepair``), a batch
+        at a time within SYNC_MAX_IN_FLIGHT; the cursor ``surveyed`` (a link id) is the checkpoint,
+        and a survey queued again after a crash stores nothing new (its id is deterministic)."""
+        run = str(self.lease.cursor.get("run", "0"))
+        prefix = events.prefix(self.job, connection)
+        after = int(self.lease.cursor.get("surveyed", 0))
+        while True:
+            async with unit_of_work(self._sessions) as session:
+                batch = await repo.linked_contacts(session, connection.id, after, BATCH)
+                if not batch:
+                    return
+                for link in batch:
+                    await self.queue.put(session, repair.survey(self.job, run, prefix, connection, link))
+                after = batch[-1].id
+                await self.lease.save(session, cursor={**self.lease.cursor, "surveyed": after})
+            await self.queue.wait_for_room(connection)
 
     async def _released_after(self, exc: BaseException) -> None:
         try:

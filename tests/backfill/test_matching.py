@@ -60,7 +60,8 @@ def test_a_person_claimed_already_is_a_duplicate_left_alone() -> None:
     decision = decide(people(first, second), second)
     assert decision.outcome is Outcome.DUPLICATE
     assert decision.detail == f"rankr {first.record_id}"
-    assert decision.report is not None and decision.report.startswith(f"duplicate rankr {second.record_id}")
+    assert decision.report is not None
+    assert decision.report.startswith(f"duplicate rankr {second.record_id}")
 
 
 def test_a_person_with_a_live_link_is_a_duplicate() -> None:
