@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable
+from datetime import timedelta
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -21,7 +22,14 @@ from app.connections.models import Connection
 from app.db import unit_of_work
 from app.errors import JobLost
 from app.inbox.service import IncomingEvent
+from app.integrations.registry import Upstreams
 from app.kit.loop import cancel_and_wait
+from app.sync import repair
+from app.sync import repository as links
+from app.sync.base import Observed, Side
+from app.sync.children import ChildSync, NoteSync, TaskSync
+from app.sync.models import Kind, LinkState
+from app.sync.pairing import pair_up
 
 log = logging.getLogger(__name__)
 
@@ -85,7 +93,9 @@ class Backfill(SyncRun):
             if lease.phase == Phase.QUEUE:
                 await self._queue_decided(connection)
                 await lease.save(phase=Phase.APPLY)
-            if not self.dry_run:
+            if self.dry_run:
+                await self._count_children(connection, up)
+            else:
                 await self.queue.drain(connection)
                 if lease.phase == Phase.APPLY:  # the contacts are linked: their tasks and notes next
                     await lease.save(phase=Phase.CHILDREN)
@@ -230,3 +240,74 @@ class Backfill(SyncRun):
         assert counterpart is not None  # noqa: S101 - decided together, in one transaction
         rankr, ghl = (record, counterpart) if record.side == "rankr" else (counterpart, record)
         return events.pair(self.job, run, connection, rankr, ghl), [rankr, ghl]
+
+    async def _count_children(self, connection: Connection, up: Upstreams) -> None:
+        """Dry run: count the tasks and notes the children phase would pair or create, reading the
+        lists it would read (those of every contact decided to be paired, created or linked)."""
+        lease = timedelta(seconds=self._settings.worker_lease_seconds)
+        due = timedelta(hours=self._settings.task_default_due_hours)
+        handlers: dict[str, ChildSync] = {
+            Kind.TASK: TaskSync(
+                self._sessions, clock=self._clock, lease=lease, maps=self._maps, default_due=due
+            ),
+            Kind.NOTE: NoteSync(self._sessions, clock=self._clock, lease=lease, maps=self._maps),
+        }
+        totals = {f"{kind}s": {"paired": 0, "createdInGhl": 0, "createdInRankr": 0} for kind in handlers}
+        after = 0
+        while True:
+            async with self._sessions() as session:
+                batch = await repo.staged(session, connection.id, self.job, after, BATCH, undecided=False)
+                if not batch:
+                    break
+                contacts = [await self._contact_ids(session, connection, record) for record in batch]
+                after = batch[-1].id
+            for rankr_id, ghl_id in filter(None, contacts):
+                for kind, handler in handlers.items():
+                    rankr = await self._unlinked(connection, up, kind, Side.RANKR, rankr_id, handler)
+                    ghl = await self._unlinked(connection, up, kind, Side.GHL, ghl_id, handler)
+                    pairing = pair_up(kind, rankr, ghl)
+                    counted = totals[f"{kind}s"]
+                    counted["paired"] += len(pairing.pairs)
+                    counted["createdInGhl"] += len(pairing.rankr_only)
+                    counted["createdInRankr"] += len(pairing.ghl_only)
+        self.lease.counts.update(totals)
+        await self.lease.save()
+
+    async def _contact_ids(
+        self, session: AsyncSession, connection: Connection, record: StagedContact
+    ) -> tuple[str | None, str | None] | None:
+        """The Rankr and GHL ids a decided record's contact will have (None where it is created; None
+        for a record whose tasks and notes are another's or left alone)."""
+        if record.outcome == Outcome.PAIR:
+            counterpart = await session.get(StagedContact, record.counterpart_id)
+            assert counterpart is not None  # noqa: S101 - decided together, in one transaction
+            pair = {record.side: record.record_id, counterpart.side: counterpart.record_id}
+            return pair.get("rankr"), pair.get("ghl")
+        if record.outcome == Outcome.CREATE:
+            return (record.record_id, None) if record.side == "rankr" else (None, record.record_id)
+        if record.outcome == Outcome.LINKED and record.side == "rankr":
+            link = await links.find(session, connection.id, Kind.CONTACT, "rankr", record.record_id)
+            if link is not None and link.state == LinkState.LINKED:
+                return link.rankr_id, link.ghl_id
+        return None
+
+    async def _unlinked(
+        self,
+        connection: Connection,
+        up: Upstreams,
+        kind: str,
+        side: Side,
+        contact_id: str | None,
+        handler: ChildSync,
+    ) -> list[Observed]:
+        """A contact's tasks or notes on ``side`` that no link holds yet."""
+        if contact_id is None:
+            return []
+        listed = await self.lister.with_retries(
+            lambda _: repair.list_records(up, kind, side, contact_id, handler), None
+        )
+        async with self._sessions() as session:
+            known = await links.find_many(
+                session, connection.id, kind, side.value, [record.seen.record_id for record in listed]
+            )
+        return [record.seen for record in listed if record.seen.record_id not in known]

@@ -31,6 +31,7 @@ STEPS = {
     "ghl": ("GHL contacts listed", "ghlListed"),
     "decided": ("records decided", "decided"),
     "applied": ("writes applied", "applied"),
+    "surveyed": ("contacts' tasks and notes", "contactsSurveyed"),
 }
 
 
@@ -50,7 +51,11 @@ class Bar:
 
     def __call__(self, _phase: str, counts: dict[str, Any]) -> None:
         listed = int(counts.get("rankrListed", 0)) + int(counts.get("ghlListed", 0))
-        totals = {"decided": listed or None, "applied": counts.get("queued") or None}
+        totals = {
+            "decided": listed or None,
+            "applied": counts.get("queued") or None,
+            "surveyed": counts.get("contactsToSurvey") or None,
+        }
         for step, (label, key) in STEPS.items():
             if key not in counts:
                 continue

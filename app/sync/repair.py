@@ -229,8 +229,8 @@ class ChildRepair(Handler):
             return
         queued: list[IncomingEvent] = []
         for kind in self._kinds:
-            rankr = await _list(up, kind, Side.RANKR, contact.rankr_id, self._kinds[kind])
-            ghl = await _list(up, kind, Side.GHL, contact.ghl_id, self._kinds[kind])
+            rankr = await list_records(up, kind, Side.RANKR, contact.rankr_id, self._kinds[kind])
+            ghl = await list_records(up, kind, Side.GHL, contact.ghl_id, self._kinds[kind])
             async with autocommit(self._sessions) as session:
                 known = {
                     side: await links.find_many(
@@ -401,7 +401,9 @@ def plan(
     return queued
 
 
-async def _list(up: Upstreams, kind: str, side: Side, contact_id: str, handler: ChildSync) -> list[Listed]:
+async def list_records(
+    up: Upstreams, kind: str, side: Side, contact_id: str, handler: ChildSync
+) -> list[Listed]:
     """A contact's tasks or notes on ``side``, each with the body its created webhook would carry."""
     if side is Side.RANKR:
         records: list[BaseModel] = list(

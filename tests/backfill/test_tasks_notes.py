@@ -101,6 +101,15 @@ async def test_backfill_brings_tasks_and_notes_over_once_and_a_second_run_writes
     service: InProcessService,
 ) -> None:
     await world_before_connecting(service)
+    rankr_mark, ghl_mark = await service.rankr.mark(), await service.ghl.mark()
+    dry = await drive(service, backfill(service, dry_run=True))
+    assert dry is not None
+    assert dry["tasks"] == {"paired": 2, "createdInGhl": 3, "createdInRankr": 3}
+    assert dry["notes"] == {"paired": 2, "createdInGhl": 3, "createdInRankr": 3}
+    assert await service.rankr.writes_since(rankr_mark) == []
+    assert await service.ghl.writes_since(ghl_mark) == []
+    assert await service.links() == []
+
     counts = await drive(service, backfill(service))
     assert counts is not None
     # Per person on both sides: 3 tasks (one paired) and 3 notes (one paired); one on each side only.
@@ -165,7 +174,8 @@ async def test_reconciliation_repairs_task_and_note_events_that_were_missed(
 ) -> None:
     await world_before_connecting(service)
     assert await drive(service, backfill(service)) is not None
-    [(_, rankr_id, ghl_id), *_] = await links_of(service, "contact")
+    [rankr_id] = [contact["contactId"] for contact in await service.rankr.by_email("both0@example.com")]
+    [ghl_id] = [contact["id"] for contact in await service.ghl.by_email("both0@example.com")]
     [quote] = [t for t in await rankr_tasks(service, rankr_id) if t["title"] == "Send a quote"]
     [ghl_quote] = [t for t in await ghl_tasks(service, ghl_id) if t["title"] == "Send a quote"]
     [call] = [t for t in await ghl_tasks(service, ghl_id) if t["title"] == "Call back"]
