@@ -9,6 +9,7 @@ one final commit, so they hold the same guarantees as webhook-driven work.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -219,7 +220,7 @@ class ChildRepair(Handler):
     # --- the survey of one contact -------------------------------------------------------------------
 
     async def _survey(self, job: Job, connection: Connection, up: Upstreams) -> None:
-        async with autocommit(self._sessions) as session:
+        async with self._sessions() as session:
             contact = await links.get(session, int(job.payload["linkId"]))
         if contact is None or contact.state != LinkState.LINKED or not contact.rankr_id or not contact.ghl_id:
             note = (
@@ -227,11 +228,20 @@ class ChildRepair(Handler):
             )
             await self.settle(job, connection, Settlement(note=note))
             return
+        # The four lists at once (each side paces its own budget); the links are read after them,
+        # so a record linked meanwhile is seen as linked rather than as new.
+        kinds = list(self._kinds.items())
+        lists = await asyncio.gather(
+            *(
+                list_records(up, kind, side, contact_id, handler)
+                for kind, handler in kinds
+                for side, contact_id in ((Side.RANKR, contact.rankr_id), (Side.GHL, contact.ghl_id))
+            )
+        )
         queued: list[IncomingEvent] = []
-        for kind in self._kinds:
-            rankr = await list_records(up, kind, Side.RANKR, contact.rankr_id, self._kinds[kind])
-            ghl = await list_records(up, kind, Side.GHL, contact.ghl_id, self._kinds[kind])
-            async with autocommit(self._sessions) as session:
+        async with self._sessions() as session:
+            for index, (kind, _) in enumerate(kinds):
+                rankr, ghl = lists[2 * index], lists[2 * index + 1]
                 known = {
                     side: await links.find_many(
                         session, connection.id, kind, side.value, [r.seen.record_id for r in listed]
@@ -239,9 +249,9 @@ class ChildRepair(Handler):
                     for side, listed in ((Side.RANKR, rankr), (Side.GHL, ghl))
                 }
                 held = await links.children(session, contact.id, kind)
-            if any(link.state == LinkState.PENDING for link in held):
-                raise Deferred(f"a {kind} of the contact is being created; surveying it after", 2.0)
-            queued += plan(job, connection, kind, rankr, ghl, known, held)
+                if any(link.state == LinkState.PENDING for link in held):
+                    raise Deferred(f"a {kind} of the contact is being created; surveying it after", 2.0)
+                queued += plan(job, connection, kind, rankr, ghl, known, held)
         now = self._clock()
         stored = sum([await enqueue(self._sessions, event, now) for event in queued])
         note = f"{len(queued)} task or note event(s) to apply ({stored} new)"
