@@ -326,7 +326,7 @@ class ChildRepair(Handler):
         write each side what it lacks. GHL tasks and notes carry no modification time, so a field
         changed on both sides goes to CONFLICT_TIE_WINNER."""
         first = link.state == LinkState.PENDING
-        plan_ = merge(
+        merged = merge(
             rankr.fields,
             ghl.fields,
             snapshot=None if first else (link.snapshot or {}),
@@ -339,33 +339,33 @@ class ChildRepair(Handler):
         for side, seen in ((Side.RANKR, rankr), (Side.GHL, ghl)):
             update = {
                 name: value
-                for name, value in mapping.changes(plan_.fields, seen.fields).items()
+                for name, value in mapping.changes(merged.fields, seen.fields).items()
                 if name in seen.fields
             }
             if not update:
                 continue
-            decided = {name: plan_.decisions[name] for name in update if name in plan_.decisions}
+            decided = {name: merged.decisions[name] for name in update if name in merged.decisions}
             if decided:
                 result.audits.append(handler.audit(link, side, "merge", decided))
             contact_id = getattr(parent, f"{side.value}_id")
             call = handler.update(up, side, contact_id, seen.record_id, update)
-            written = await handler.write(
-                job, connection, link, side, "update", mapping.describe(update, seen.fields), call
-            )
+            changes = mapping.describe(update, seen.fields)
+            written = await handler.write(job, connection, link, side, "update", changes, call)
+            result.audits.append(handler.audit(link, side, "update", changes))
             modified[side] = newest(modified[side], written.modified_at)
             result.synced.add(side.inbound)
         action = "link" if first else "reconcile"
         if first or result.audits:
             result.audits.append(
-                handler.audit(link, Side.GHL, action, {"fieldsDecided": sorted(plan_.decisions)})
+                handler.audit(link, Side.GHL, action, {"fieldsDecided": sorted(merged.decisions)})
             )
-        result.note = f"{handler.kind} {action}: {len(plan_.decisions)} field(s) differed"
+        result.note = f"{handler.kind} {action}: {len(merged.decisions)} field(s) differed"
         result.link_values = {
             "state": LinkState.LINKED,
             "rankr_modified_at": newest(link.rankr_modified_at, modified[Side.RANKR]),
             "ghl_modified_at": newest(link.ghl_modified_at, modified[Side.GHL]),
             "synced_at": self._clock(),
-            **snapshot_values(plan_.fields),
+            **snapshot_values(merged.fields),
         }
         await handler.settle(job, connection, result)
 
