@@ -150,12 +150,12 @@ class Backfill(SyncRun):
     def _apply(self, record: StagedContact, decision: Decision) -> None:
         if decision.report is not None:
             self._report(decision.report)
-        self._decided(record, decision.outcome, decision.detail)
+        self._set_outcome(record, decision.outcome, decision.detail)
         if decision.counterpart is not None:
-            self._decided(decision.counterpart, Outcome.PAIRED, decision.counterpart_detail)
+            self._set_outcome(decision.counterpart, Outcome.PAIRED, decision.counterpart_detail)
             record.counterpart_id = decision.counterpart.id
 
-    def _decided(self, record: StagedContact, outcome: Outcome, detail: str) -> None:
+    def _set_outcome(self, record: StagedContact, outcome: Outcome, detail: str) -> None:
         record.outcome = outcome
         record.detail = detail[:600]
         self.lease.count(outcome)
