@@ -42,6 +42,8 @@ def _newer(rankr_at: datetime | None, ghl_at: datetime | None, tie: Winner) -> t
         return "rankr", "modified more recently in rankr"
     if ghl_at is not None and (rankr_at is None or ghl_at > rankr_at):
         return "ghl", "modified more recently in ghl"
+    if rankr_at is None:  # neither side tells when (GHL keeps no time for tasks and notes)
+        return tie, f"no modification time to compare; CONFLICT_TIE_WINNER={tie}"
     return tie, f"same modification time; CONFLICT_TIE_WINNER={tie}"
 
 
