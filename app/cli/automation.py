@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Any, get_args
+from typing import TYPE_CHECKING, Annotated, Any, get_args
 
 import typer
 
 from app.kit.loop import run as run_async
+
+if TYPE_CHECKING:
+    from app.integrations.ghl.schemas import GhlFieldDefinition
 
 config_cli = typer.Typer(
     help="Check the sync configuration file; list GHL custom fields.", no_args_is_help=True
@@ -47,11 +50,10 @@ def custom_fields(
     settings = load_settings()
     fields = run_async(_custom_fields(settings, connection_id))
     for field in fields:
-        key = str(field.get("fieldKey") or field.get("name") or field["id"]).removeprefix("contact.")
-        typer.echo(f"{key}: {field['id']}    # {field.get('name', '')} ({field.get('dataType', '?')})")
+        typer.echo(f"{field.key}: {field.id}    # {field.name} ({field.data_type})")
 
 
-async def _custom_fields(settings: Any, connection_id: int | None) -> list[dict[str, Any]]:
+async def _custom_fields(settings: Any, connection_id: int | None) -> list[GhlFieldDefinition]:
     from app.connections import repository as connections
     from app.db import opened
     from app.integrations.registry import UpstreamRegistry
