@@ -39,6 +39,7 @@ from app.ops.scrape import router as metrics_router
 from app.ops.status_page import router as status_page_router
 from app.problems import install_problem_handlers
 from app.sandbox import Sandbox, SandboxConfig
+from app.settings_store import service as settings_store
 from app.worker import Worker, worker_name
 
 log = logging.getLogger(__name__)
@@ -115,6 +116,8 @@ def create_app(
         name = worker_name()
         transport = upstream_transport(app) if upstream_transport is not None else None
         registry = UpstreamRegistry(settings, clock, engine, holder=name, transport=transport)
+        if problem is None:
+            await settings_store.refresh(sessions, settings)  # before any engine reads the configuration
         worker: Worker | None = None
         if settings.run_worker_in_process:
             # The intake below wakes it directly.

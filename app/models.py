@@ -5,6 +5,7 @@ from app.backfill.models import StagedContact, SyncJob
 from app.connections.models import Connection, ConnectionVerification, InstallState, RateBudget
 from app.db import Base
 from app.inbox.models import WebhookEvent
+from app.settings_store.models import SettingsVersion
 from app.sync.models import AuditEntry, Link
 
 __all__ = [
@@ -16,6 +17,7 @@ __all__ = [
     "Link",
     "RateBudget",
     "RuleRun",
+    "SettingsVersion",
     "StagedContact",
     "SyncJob",
     "WebhookEvent",

@@ -62,6 +62,7 @@ from app.kit.logs import log_context
 from app.kit.loop import cancel_and_wait
 from app.kit.streak import FailureStreak
 from app.ops import housekeeping, metrics
+from app.settings_store import service as settings_store
 from app.sync import coalesce
 from app.sync import repository as links
 from app.sync.base import Job
@@ -296,6 +297,11 @@ class Worker:
         now = self._clock()
         claimed: list[tuple[WebhookEvent, Job]] = []
         try:
+            # Settings saved in the console since the engine was built apply from this claim on.
+            if await settings_store.refresh(self._sessions, self._settings):
+                self._engine = SyncEngine(
+                    self._sessions, self._settings, self._registry.for_connection, clock=self._clock
+                )
             async with unit_of_work(self._sessions) as session:
                 await self._release_stranded(session, now)
                 lease = timedelta(seconds=self._settings.worker_lease_seconds)

@@ -31,6 +31,7 @@ TABLES = (
     "connection_verifications",
     "install_states",
     "connections",
+    "settings_versions",
 )
 
 
