@@ -20,6 +20,7 @@ from app.backfill.service import ReconcileLoop
 from app.config import Settings
 from app.connections import repository as connections
 from app.connections.verify import Verifier, unconfigured_hint
+from app.console.routes import install_console
 from app.db import create_engine, dispose, is_postgres, session_factory, unit_of_work
 from app.db_problems import FATAL_AT_START, DatabaseNotUsable
 from app.health import head_revision, schema_problem
@@ -221,6 +222,7 @@ def create_app(
         history.router,
     ):
         app.include_router(admin)
+    install_console(app)
     if sandbox is not None:
         app.state.sandbox = sandbox
         app.mount("/sandbox", sandbox.app)
