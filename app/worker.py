@@ -41,6 +41,7 @@ from typing import Any
 import httpx
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from app.automation.config import sync_config
 from app.config import Settings
 from app.connections import repository as connections
 from app.db import is_postgres, is_unavailable, unit_of_work
@@ -118,6 +119,7 @@ class Worker:
         self.name = name or worker_name()
         self._sessions = sessions
         self._engine = engine
+        self._engine_config = sync_config(settings)  # what ``engine`` was built with
         self._settings = settings
         self._registry = registry
         self._clock = clock
@@ -297,8 +299,10 @@ class Worker:
         now = self._clock()
         claimed: list[tuple[WebhookEvent, Job]] = []
         try:
-            # Settings saved in the console since the engine was built apply from this claim on.
-            if await settings_store.refresh(self._sessions, self._settings):
+            # Settings saved (in the console) since the engine was built apply from this claim on.
+            await settings_store.refresh(self._sessions, self._settings)
+            if sync_config(self._settings) is not self._engine_config:
+                self._engine_config = sync_config(self._settings)
                 self._engine = SyncEngine(
                     self._sessions, self._settings, self._registry.for_connection, clock=self._clock
                 )

@@ -8,6 +8,7 @@ from fastapi.staticfiles import StaticFiles
 
 from app.admin import CONSOLE_ROOT
 from app.console.connections import connections_router
+from app.console.mapping import mapping_router
 from app.console.pages import STATIC_DIR, Pages, sign_in_router
 from app.console.settings_page import settings_router
 
@@ -20,7 +21,13 @@ def console_routers(pages: Pages) -> list[APIRouter]:
     async def to_console() -> RedirectResponse:
         return RedirectResponse(f"{CONSOLE_ROOT}/", status_code=303)
 
-    return [root, sign_in_router(pages), connections_router(pages), settings_router(pages)]
+    return [
+        root,
+        sign_in_router(pages),
+        connections_router(pages),
+        mapping_router(pages),
+        settings_router(pages),
+    ]
 
 
 def install_console(app: FastAPI) -> None:
