@@ -7,6 +7,7 @@ from fastapi.responses import RedirectResponse
 from fastapi.staticfiles import StaticFiles
 
 from app.admin import CONSOLE_ROOT
+from app.console.actions import actions_router
 from app.console.connections import connections_router
 from app.console.mapping import mapping_router
 from app.console.pages import STATIC_DIR, Pages, sign_in_router
@@ -26,6 +27,7 @@ def console_routers(pages: Pages) -> list[APIRouter]:
         sign_in_router(pages),
         connections_router(pages),
         mapping_router(pages),
+        actions_router(pages),
         settings_router(pages),
     ]
 
