@@ -67,8 +67,8 @@ async def test_a_wrong_setting_is_refused_with_the_reason(
 ) -> None:
     told = await post(signed_in, "/call-new-lead", {"title": "Call {firstNmae}", "dueHours": "4"})
     assert (
-        "error=Call every new lead: taskTemplates.call-new-lead: unknown placeholder {firstNmae} (did you mean {firstName}?)"
-        in told
+        "error=Call every new lead: taskTemplates.call-new-lead: "
+        "unknown placeholder {firstNmae} (did you mean {firstName}?)" in told
     )
     number = await post(signed_in, "/tag-engaged", {"count": "three", "days": "7", "tags": "engaged"})
     assert "error=Tag engaged contacts: a number was expected" in number
