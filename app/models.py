@@ -3,6 +3,7 @@
 from app.automation.models import RuleRun
 from app.backfill.models import StagedContact, SyncJob
 from app.connections.models import Connection, ConnectionVerification, InstallState, RateBudget
+from app.console.models import Reveal
 from app.db import Base
 from app.inbox.models import WebhookEvent
 from app.settings_store.models import SettingsVersion
@@ -16,6 +17,7 @@ __all__ = [
     "InstallState",
     "Link",
     "RateBudget",
+    "Reveal",
     "RuleRun",
     "SettingsVersion",
     "StagedContact",

@@ -8,6 +8,7 @@ from fastapi.staticfiles import StaticFiles
 
 from app.admin import CONSOLE_ROOT
 from app.console.actions import actions_router
+from app.console.activity import activity_router
 from app.console.connections import connections_router
 from app.console.mapping import mapping_router
 from app.console.pages import STATIC_DIR, Pages, sign_in_router
@@ -28,6 +29,7 @@ def console_routers(pages: Pages) -> list[APIRouter]:
         connections_router(pages),
         mapping_router(pages),
         actions_router(pages),
+        activity_router(pages),
         settings_router(pages),
     ]
 

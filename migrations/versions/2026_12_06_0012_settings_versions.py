@@ -1,4 +1,5 @@
-"""settings versions: the sync configuration kept in the database, one row per save
+"""settings versions (the sync configuration kept in the database, one row per save) and reveals
+(each time the console showed an audit entry's unmasked values)
 
 Revision ID: 0012
 Revises: 0011
@@ -30,7 +31,18 @@ def upgrade() -> None:
         sa.Column("summary", sa.Text(), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_settings_versions")),
     )
+    op.create_table(
+        "reveals",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("at", TIMESTAMP, nullable=False),
+        sa.Column("revealed_by", sa.String(length=200), nullable=False),
+        sa.Column("audit_entry_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+        sa.Column("contact_id", sa.String(length=255), nullable=True),
+        sa.Column("fields", sa.String(length=2000), nullable=False),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_reveals")),
+    )
 
 
 def downgrade() -> None:
+    op.drop_table("reveals")
     op.drop_table("settings_versions")

@@ -32,6 +32,7 @@ TABLES = (
     "install_states",
     "connections",
     "settings_versions",
+    "reveals",
 )
 
 
