@@ -132,6 +132,7 @@ def connections_router(pages: Pages) -> APIRouter:
         await checked_form(request)
         async with unit_of_work(request.app.state.sessions) as session:
             removed = await connections.remove(session, connection_id)
+        request.app.state.registry.forget(connection_id)
         if not removed:
             return go("/", error=f"There is no connection {connection_id}.")
         return go("/", msg=f"Connection {connection_id} removed.")
