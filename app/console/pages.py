@@ -7,6 +7,7 @@ Pages are rendered on the server (Jinja2, autoescaped). A form post does one thi
 from __future__ import annotations
 
 import hmac
+import json
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -41,6 +42,7 @@ class Pages:
             trim_blocks=True,
             lstrip_blocks=True,
         )
+        self.env.filters["show"] = show
 
     def render(
         self, request: Request, template: str, title: str, *, status: int = 200, **context: Any
@@ -59,6 +61,15 @@ class Pages:
         )
         keep_binding(request, answer)
         return answer
+
+
+def show(value: Any) -> str:
+    """A value as a person reads it: text as it is, nothing as a dash, structures as compact JSON."""
+    if value is None:
+        return "–"
+    if isinstance(value, dict | list):
+        return json.dumps(value, ensure_ascii=False, separators=(", ", ": "))
+    return str(value)
 
 
 def go(path: str, *, msg: str = "", error: str = "") -> RedirectResponse:
