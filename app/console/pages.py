@@ -66,7 +66,7 @@ class Pages:
 def show(value: Any) -> str:
     """A value as a person reads it: text as it is, nothing as a dash, structures as compact JSON."""
     if value is None:
-        return "–"
+        return "-"
     if isinstance(value, dict | list):
         return json.dumps(value, ensure_ascii=False, separators=(", ", ": "))
     return str(value)
