@@ -60,7 +60,9 @@ async def discover(request: Request, connection: Connection) -> Discovery:
         found.ghl_fields = await upstreams.ghl.list_custom_fields()
         found.ghl_users = await upstreams.ghl.list_users()
     except UpstreamError as exc:
-        found.problems.append(f"GHL's custom fields and users could not be read: {exc}")
+        scopes = " (reading them needs the scopes locations/customFields.readonly and users.readonly)"
+        hint = scopes if exc.status in {401, 403} else ""
+        found.problems.append(f"GHL's custom fields and users could not be read: {exc}{hint}")
     try:
         found.rankr = await upstreams.rankr.survey_contacts()
     except UpstreamError as exc:

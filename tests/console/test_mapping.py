@@ -91,3 +91,15 @@ async def test_users_and_directions_are_saved(
     assert mapping.fields == {"tags": "rankr", "website": "none"}
     wrong = await post(signed_in, "/fields", {"field:tags": "sideways"})
     assert "error=Unknown direction for tags." in wrong
+
+
+async def test_when_ghl_cannot_be_read_the_page_says_so_and_maps_nothing(
+    console: InProcessService, fields: dict[str, Any], signed_in: Browser
+) -> None:
+    await console.ghl.control(error_rate=1.0, error_status=403)
+    page = (await signed_in.get(PAGE)).text
+    assert "GHL&#39;s custom fields and users could not be read: ghl 403" in page
+    assert "locations/customFields.readonly and users.readonly" in page
+    told = await post(signed_in, "/custom-fields", {"rankrKey": "industry", "ghlFieldId": fields["industry"]})
+    assert "error=GHL's custom fields and users could not be read" in told
+    assert sync_config(console.app.state.settings).mapping.custom_fields == {}
