@@ -254,17 +254,17 @@ def _load_cached(path: Path) -> SyncConfig:
 
 
 # The configuration saved in the database (``app.settings_store``) as this process last read it, per
-# database URL: (version, configuration). ``sync_config`` answers it when no CONFIG_FILE is set.
-_STORED: dict[str, tuple[int, SyncConfig]] = {}
+# database URL: (which version, configuration). ``sync_config`` answers it when no CONFIG_FILE is set.
+_STORED: dict[str, tuple[str, SyncConfig]] = {}
 
 
-def use_stored(settings: Settings, version: int, config: SyncConfig) -> None:
-    """Make ``config`` (version ``version`` of the stored settings) the one ``sync_config`` answers."""
+def use_stored(settings: Settings, version: str, config: SyncConfig) -> None:
+    """Make ``config`` (the stored settings' ``version``) the one ``sync_config`` answers."""
     _STORED[settings.database_url] = (version, config)
 
 
-def stored_version(settings: Settings) -> int | None:
-    """The version of the stored settings this process uses; None before they were first read."""
+def stored_version(settings: Settings) -> str | None:
+    """Which version of the stored settings this process uses; None before they were first read."""
     stored = _STORED.get(settings.database_url)
     return None if stored is None else stored[0]
 

@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app.automation.config import SyncConfig, document, stored_version, sync_config, use_stored
+from app.automation.config import SyncConfig, document, stored_version, use_stored
 from app.config import Settings
 from app.db import autocommit
 from app.settings_store.models import SettingsVersion
@@ -74,19 +74,27 @@ async def roll_back(session: AsyncSession, who: str, now: datetime) -> SettingsV
 
 async def refresh(sessions: async_sessionmaker[AsyncSession], settings: Settings) -> bool:
     """Use the newest stored version when it is not the one in use; True when the one in use changed.
-    With CONFIG_FILE set the file is the configuration and nothing is read."""
+    With CONFIG_FILE set the file is the configuration and nothing is read.
+
+    The worker calls this before every claim, so it reads only the newest version's id and time
+    (bench/settings_refresh.py) and its document only when those changed. The time is part of the
+    version's name because a database emptied and filled again (tests) reuses ids.
+    """
     if settings.config_file is not None:
         return False
     async with autocommit(sessions) as session:
-        newest = await current(session)
-    # Compared by content too: a database emptied and filled again (tests) may reuse an id.
-    config = SyncConfig() if newest is None else SyncConfig.model_validate(newest.document)
-    version = 0 if newest is None else newest.id
-    in_use = stored_version(settings)
-    if in_use == version and sync_config(settings) == config:
-        return False
+        newest = (await session.execute(_NEWEST)).first()
+        version = "none" if newest is None else f"{newest.id}@{newest.changed_at.isoformat()}"
+        in_use = stored_version(settings)
+        if version == in_use:
+            return False
+        stored = None if newest is None else await session.get(SettingsVersion, newest.id)
+    config = SyncConfig() if stored is None else SyncConfig.model_validate(stored.document)
     use_stored(settings, version, config)
-    return in_use is not None or newest is not None
+    return in_use is not None or stored is not None
+
+
+_NEWEST = select(SettingsVersion.id, SettingsVersion.changed_at).order_by(SettingsVersion.id.desc()).limit(1)
 
 
 def changed_paths(old: Any, new: Any, prefix: str = "") -> list[str]:
