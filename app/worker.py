@@ -299,14 +299,14 @@ class Worker:
         now = self._clock()
         claimed: list[tuple[WebhookEvent, Job]] = []
         try:
-            # Settings saved (in the console) since the engine was built apply from this claim on.
-            await settings_store.refresh(self._sessions, self._settings)
-            if sync_config(self._settings) is not self._engine_config:
-                self._engine_config = sync_config(self._settings)
-                self._engine = SyncEngine(
-                    self._sessions, self._settings, self._registry.for_connection, clock=self._clock
-                )
             async with unit_of_work(self._sessions) as session:
+                # Settings saved (in the console) since the engine was built apply from this claim on.
+                await settings_store.refresh_in(session, self._settings)
+                if sync_config(self._settings) is not self._engine_config:
+                    self._engine_config = sync_config(self._settings)
+                    self._engine = SyncEngine(
+                        self._sessions, self._settings, self._registry.for_connection, clock=self._clock
+                    )
                 await self._release_stranded(session, now)
                 lease = timedelta(seconds=self._settings.worker_lease_seconds)
                 heads = await inbox.claim_due(

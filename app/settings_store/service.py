@@ -83,12 +83,19 @@ async def refresh(sessions: async_sessionmaker[AsyncSession], settings: Settings
     if settings.config_file is not None:
         return False
     async with autocommit(sessions) as session:
-        newest = (await session.execute(_NEWEST)).first()
-        version = "none" if newest is None else f"{newest.id}@{newest.changed_at.isoformat()}"
-        in_use = stored_version(settings)
-        if version == in_use:
-            return False
-        stored = None if newest is None else await session.get(SettingsVersion, newest.id)
+        return await refresh_in(session, settings)
+
+
+async def refresh_in(session: AsyncSession, settings: Settings) -> bool:
+    """``refresh`` in a session the caller holds (the worker's claim transaction)."""
+    if settings.config_file is not None:
+        return False
+    newest = (await session.execute(_NEWEST)).first()
+    version = "none" if newest is None else f"{newest.id}@{newest.changed_at.isoformat()}"
+    in_use = stored_version(settings)
+    if version == in_use:
+        return False
+    stored = None if newest is None else await session.get(SettingsVersion, newest.id)
     config = SyncConfig() if stored is None else SyncConfig.model_validate(stored.document)
     use_stored(settings, version, config)
     return in_use is not None or stored is not None
