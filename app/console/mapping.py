@@ -9,6 +9,7 @@ claim.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -76,7 +77,9 @@ async def _connection(request: Request, connection_id: int) -> Connection | None
         return found
 
 
-async def _save(request: Request, page: str, change: Any) -> RedirectResponse | None:
+async def _save(
+    request: Request, page: str, change: Callable[[dict[str, Any]], None]
+) -> RedirectResponse | None:
     """Apply ``change`` (a function editing the configuration's document) and save it; a redirect
     saying why not when it cannot be saved, else None."""
     settings: Settings = request.app.state.settings
