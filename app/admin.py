@@ -11,6 +11,7 @@ from __future__ import annotations
 import hmac
 import secrets
 from typing import Annotated, Any
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, Header, Request, Response
 from itsdangerous import BadSignature, TimestampSigner
@@ -98,6 +99,11 @@ async def require_admin(request: Request, authorization: Annotated[str | None, H
 
 
 DOCS_PATHS = ("/docs", "/redoc", "/openapi.json")
+# The console's pages (``app.console``): the admin's session cookie admits a browser there; its
+# sign-in page and its style sheet and script are open to everyone.
+CONSOLE_ROOT = "/admin/console"
+CONSOLE_OPEN = (f"{CONSOLE_ROOT}/sign-in", f"{CONSOLE_ROOT}/static/")
+SIGN_IN_DETAIL = "the console needs the admin's session: sign in at /admin/console/sign-in"
 DOCS_DETAIL = "the API documentation needs the admin's credentials (the bearer token, or sign in on /status)"
 
 
@@ -112,7 +118,11 @@ class AdminGate:
         if scope["type"] == "http":
             path: str = scope["path"]
             settings: Settings = scope["app"].state.settings
-            if (path + "/").startswith("/admin/"):
+            if path == "/admin/" or (path + "/").startswith(CONSOLE_ROOT + "/"):
+                if not path.startswith(CONSOLE_OPEN) and not request_is_admin(Request(scope)):
+                    await _to_sign_in(scope, send, path)
+                    return
+            elif (path + "/").startswith("/admin/"):
                 authorization = dict(scope["headers"]).get(b"authorization")
                 if not is_admin(settings, authorization.decode("latin-1") if authorization else None):
                     await send_problem(send, 401, "Unauthorized", UNAUTHORIZED_DETAIL, CHALLENGE)
@@ -125,6 +135,17 @@ class AdminGate:
                     await send_problem(send, 401, "Unauthorized", DOCS_DETAIL, CHALLENGE)
                     return
         await self.app(scope, receive, send)
+
+
+async def _to_sign_in(scope: Scope, send: Send, path: str) -> None:
+    """A page asked for without a session goes to the sign-in page; a form post is refused (401)."""
+    if scope["method"] not in {"GET", "HEAD"}:
+        await send_problem(send, 401, "Unauthorized", SIGN_IN_DETAIL, CHALLENGE)
+        return
+    target = f"{CONSOLE_ROOT}/sign-in?{urlencode({'next': path})}"
+    headers = [(b"location", target.encode()), (b"content-length", b"0")]
+    await send({"type": "http.response.start", "status": 303, "headers": headers})
+    await send({"type": "http.response.body", "body": b""})
 
 
 def admin_router() -> APIRouter:

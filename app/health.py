@@ -26,7 +26,7 @@ from app.db_problems import MIGRATE, DatabaseProblem, ProblemKind, database_prob
 from app.errors import ProblemError
 from app.inbox import repository as inbox
 from app.inbox.models import EventStatus
-from app.kit.clock import Clock
+from app.kit.clock import Clock, isoformat_or_none
 from app.ops import openapi
 from app.ops.status_page import health_of, render_status_page
 from app.sync import repository as links
@@ -73,10 +73,6 @@ async def schema_problem(
     return None
 
 
-def _iso(value: datetime | None) -> str | None:
-    return value.isoformat() if value is not None else None
-
-
 def token_state(row: GhlCredential, now: datetime, margin_seconds: float) -> dict[str, Any]:
     """The GHL credential of a connection as /status shows it: kind, state, expiry (never the token)."""
     if row.state == CredentialState.NEEDS_REAUTH:
@@ -89,8 +85,8 @@ def token_state(row: GhlCredential, now: datetime, margin_seconds: float) -> dic
     return {
         "kind": kind,
         "state": state,
-        "expiresAt": _iso(row.expires_at),
-        "refreshedAt": _iso(row.refreshed_at),
+        "expiresAt": isoformat_or_none(row.expires_at),
+        "refreshedAt": isoformat_or_none(row.refreshed_at),
     }
 
 
@@ -146,8 +142,8 @@ async def collect_status(
             "verification": verification_json(checks.get(connection.id)),
             "events": events_for(keys),
             "oldestPendingAgeSeconds": round((now - first_open).total_seconds(), 1) if first_open else None,
-            "lastSyncToGhlAt": _iso(connection.last_synced_to_ghl_at),
-            "lastSyncToRankrAt": _iso(connection.last_synced_to_rankr_at),
+            "lastSyncToGhlAt": isoformat_or_none(connection.last_synced_to_ghl_at),
+            "lastSyncToRankrAt": isoformat_or_none(connection.last_synced_to_rankr_at),
             "linked": {f"{kind.value}s": linked.get((connection.id, kind.value), 0) for kind in Kind},
             "tokens": {
                 "ghl": {
@@ -158,7 +154,7 @@ async def collect_status(
                 },
                 "rankr": {
                     "kind": "client-credentials",
-                    "expiresAt": _iso((token_expiry or {}).get(connection.id)),
+                    "expiresAt": isoformat_or_none((token_expiry or {}).get(connection.id)),
                 },
             },
             "token": tokens.get(connection.id, {"kind": "private", "state": "ok", "expiresAt": None}),
@@ -168,7 +164,7 @@ async def collect_status(
                     "remaining": budget.remaining,
                     "windowMs": budget.window_ms,
                     "dailyRemaining": budget.daily_remaining,
-                    "observedAt": _iso(budget.observed_at),
+                    "observedAt": isoformat_or_none(budget.observed_at),
                 }
                 for (connection_id, upstream), budget in budgets.items()
                 if connection_id == connection.id
@@ -183,9 +179,9 @@ async def collect_status(
                     "state": row.state,
                     "phase": row.phase,
                     "counts": row.counts,
-                    "startedAt": _iso(row.started_at),
-                    "updatedAt": _iso(row.updated_at),
-                    "finishedAt": _iso(row.finished_at),
+                    "startedAt": isoformat_or_none(row.started_at),
+                    "updatedAt": isoformat_or_none(row.updated_at),
+                    "finishedAt": isoformat_or_none(row.finished_at),
                     **({"error": row.error} if detailed else {}),
                 }
             )
@@ -202,7 +198,7 @@ async def collect_status(
                     "status": event.status,
                     "attempts": event.attempts,
                     "error": event.last_error,
-                    "receivedAt": _iso(event.received_at),
+                    "receivedAt": isoformat_or_none(event.received_at),
                 }
                 for key in keys
                 for event in errors.get(key, ())
@@ -211,7 +207,7 @@ async def collect_status(
         result.append(entry)
     latest_refusal: dict[str, Any] | None = None
     if refused.latest_at is not None:
-        latest_refusal = {"at": _iso(refused.latest_at), "reason": refused.latest_reason}
+        latest_refusal = {"at": isoformat_or_none(refused.latest_at), "reason": refused.latest_reason}
         if detailed:
             latest_refusal["rankrAccountId"] = refused.latest_rankr_account_id
     unrouted = {account: None for account, _ in counts if account not in known}

@@ -20,6 +20,7 @@ from app.backfill.service import ReconcileLoop
 from app.config import Settings
 from app.connections import repository as connections
 from app.connections.verify import Verifier, unconfigured_hint
+from app.console.routes import install_console
 from app.db import create_engine, dispose, is_postgres, session_factory, unit_of_work
 from app.db_problems import FATAL_AT_START, DatabaseNotUsable
 from app.health import head_revision, schema_problem
@@ -39,6 +40,7 @@ from app.ops.scrape import router as metrics_router
 from app.ops.status_page import router as status_page_router
 from app.problems import install_problem_handlers
 from app.sandbox import Sandbox, SandboxConfig
+from app.settings_store import service as settings_store
 from app.worker import Worker, worker_name
 
 log = logging.getLogger(__name__)
@@ -115,6 +117,8 @@ def create_app(
         name = worker_name()
         transport = upstream_transport(app) if upstream_transport is not None else None
         registry = UpstreamRegistry(settings, clock, engine, holder=name, transport=transport)
+        if problem is None:
+            await settings_store.refresh(sessions, settings)  # before any engine reads the configuration
         worker: Worker | None = None
         if settings.run_worker_in_process:
             # The intake below wakes it directly.
@@ -217,6 +221,7 @@ def create_app(
         history.router,
     ):
         app.include_router(admin)
+    install_console(app)
     if sandbox is not None:
         app.state.sandbox = sandbox
         app.mount("/sandbox", sandbox.app)

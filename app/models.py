@@ -3,8 +3,10 @@
 from app.automation.models import RuleRun
 from app.backfill.models import StagedContact, SyncJob
 from app.connections.models import Connection, ConnectionVerification, InstallState, RateBudget
+from app.console.models import Reveal
 from app.db import Base
 from app.inbox.models import WebhookEvent
+from app.settings_store.models import SettingsVersion
 from app.sync.models import AuditEntry, Link
 
 __all__ = [
@@ -15,7 +17,9 @@ __all__ = [
     "InstallState",
     "Link",
     "RateBudget",
+    "Reveal",
     "RuleRun",
+    "SettingsVersion",
     "StagedContact",
     "SyncJob",
     "WebhookEvent",

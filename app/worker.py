@@ -41,6 +41,7 @@ from typing import Any
 import httpx
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from app.automation.config import sync_config
 from app.config import Settings
 from app.connections import repository as connections
 from app.db import is_postgres, is_unavailable, unit_of_work
@@ -62,6 +63,7 @@ from app.kit.logs import log_context
 from app.kit.loop import cancel_and_wait
 from app.kit.streak import FailureStreak
 from app.ops import housekeeping, metrics
+from app.settings_store import service as settings_store
 from app.sync import coalesce
 from app.sync import repository as links
 from app.sync.base import Job
@@ -117,6 +119,7 @@ class Worker:
         self.name = name or worker_name()
         self._sessions = sessions
         self._engine = engine
+        self._engine_config = sync_config(settings)  # what ``engine`` was built with
         self._settings = settings
         self._registry = registry
         self._clock = clock
@@ -297,6 +300,13 @@ class Worker:
         claimed: list[tuple[WebhookEvent, Job]] = []
         try:
             async with unit_of_work(self._sessions) as session:
+                # Settings saved (in the console) since the engine was built apply from this claim on.
+                await settings_store.refresh_in(session, self._settings)
+                if sync_config(self._settings) is not self._engine_config:
+                    self._engine_config = sync_config(self._settings)
+                    self._engine = SyncEngine(
+                        self._sessions, self._settings, self._registry.for_connection, clock=self._clock
+                    )
                 await self._release_stranded(session, now)
                 lease = timedelta(seconds=self._settings.worker_lease_seconds)
                 heads = await inbox.claim_due(

@@ -28,7 +28,18 @@ ROOT = Path(__file__).resolve().parents[1]
 REPORT = ROOT / "docs" / "benchmarks.md"
 RAW = ROOT / "docs" / "benchmarks.json"
 FINDINGS = Path(__file__).with_name("findings.md")
-PARTS = ("intake", "upstream", "cpu", "rate", "latency", "memory", "backfill", "backfill-memory", "task-edit")
+PARTS = (
+    "intake",
+    "upstream",
+    "cpu",
+    "rate",
+    "latency",
+    "memory",
+    "backfill",
+    "backfill-children",
+    "backfill-memory",
+    "task-edit",
+)
 
 
 def machine() -> dict[str, Any]:
@@ -155,6 +166,18 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
                 (100 if quick else args.backfill_paced_contacts, 10.0),
             )
         ],
+        "backfill-children": lambda: {
+            "GHL limit": f"{args.limit} per {args.windows[0]:g} s",
+            **part(
+                "bench.backfill.children",
+                "--contacts",
+                str(50 if quick else args.backfill_children_contacts),
+                "--limit",
+                str(args.limit),
+                "--window",
+                str(args.windows[0]),
+            ),
+        },
         "backfill-memory": lambda: backfill_memory([200, 1000] if quick else args.backfill_memory),
         "task-edit": lambda: part(
             "bench.task_edit",
@@ -453,6 +476,53 @@ def render(results: dict[str, Any]) -> str:
                 )
             )
 
+    children = results.get("backfill-children")
+    if children:
+        body += [
+            "",
+            "### Tasks and notes",
+            "",
+            "bench/backfill/children.py: `rankr-ghl-sync backfill` of N contacts, the same people on both",
+            "sides, each with one task and one note in Rankr and another in GHL (so one of each is created",
+            "per contact on each side: 2 tasks and 2 notes each once done), GHL's limit scaled in time as",
+            "above, Rankr's lifted. Baseline: the lower bound the limit sets, GHL calls made / rate, for the",
+            "whole run and for the tasks and notes phase (first task or note read to last write).",
+            "",
+        ]
+        body += table(
+            [children],
+            [
+                "GHL limit",
+                "contacts",
+                "ghl calls",
+                "ghl calls for tasks and notes",
+                "ghl 429s",
+                "rankr calls",
+                "lower bound s (ghl calls / rate)",
+                "wall s",
+                "wall / lower bound",
+                "tasks and notes phase s",
+                "tasks and notes phase / its lower bound",
+                "tasks after (rankr, ghl)",
+                "notes after (rankr, ghl)",
+                "expected after",
+            ],
+        )
+        for side in ("ghl", "rankr"):
+            routes = children.get(f"{side} calls by route")
+            if routes:
+                listed = ", ".join(f"`{route}` {count}" for route, count in routes.items())
+                body += ["", f"{side} calls by route: {listed}."]
+        ratio = children["wall / lower bound"]
+        summary.append(
+            goal(
+                f"backfill of {children['contacts']} contacts with 2 tasks and 2 notes each",
+                f"{ratio}x the lower bound",
+                "measured (issue 29 sets no target)",
+                None,
+            )
+        )
+
     memory = results.get("memory")
     fill_memory = results.get("backfill-memory")
     if memory or fill_memory:
@@ -610,6 +680,9 @@ def main() -> None:
         help="per side, at GHL's own limit (100 per 10 s)",
     )
     parser.add_argument("--backfill-memory", type=int, nargs="+", default=[1000, 10_000])
+    parser.add_argument(
+        "--backfill-children-contacts", type=int, default=1000, help="contacts with 2 tasks and 2 notes each"
+    )
     parser.add_argument(
         "--task-contacts", type=int, default=200, help="linked contacts with tasks (task edit)"
     )

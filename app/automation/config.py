@@ -78,7 +78,7 @@ class Due(Strict):
     business_days: int | None = Field(default=None, gt=0)
 
     @model_validator(mode="after")
-    def _one(self) -> Due:
+    def _exactly_one(self) -> Due:
         if (self.hours is None) == (self.business_days is None):
             raise ValueError("give exactly one of hours or businessDays")
         return self
@@ -136,7 +136,7 @@ class Assign(Strict):
     round_robin: list[str] | None = Field(default=None, min_length=1, description="GHL user ids, in turn")
 
     @model_validator(mode="after")
-    def _one(self) -> Assign:
+    def _exactly_one(self) -> Assign:
         if (self.user is None) == (self.round_robin is None):
             raise ValueError("give exactly one of user or roundRobin")
         return self
@@ -253,10 +253,39 @@ def _load_cached(path: Path) -> SyncConfig:
     return load(path)
 
 
+# The configuration saved in the database (``app.settings_store``) as this process last read it, per
+# database URL: (which version, configuration). ``sync_config`` answers it when no CONFIG_FILE is set.
+_STORED: dict[str, tuple[str, SyncConfig]] = {}
+
+
+def use_stored(settings: Settings, version: str, config: SyncConfig) -> None:
+    """Make ``config`` (the stored settings' ``version``) the one ``sync_config`` answers."""
+    _STORED[settings.database_url] = (version, config)
+
+
+def stored_version(settings: Settings) -> str | None:
+    """Which version of the stored settings this process uses; None before they were first read."""
+    stored = _STORED.get(settings.database_url)
+    return None if stored is None else stored[0]
+
+
 def sync_config(settings: Settings) -> SyncConfig:
-    """The content of ``CONFIG_FILE`` (an empty configuration without one), read once per path;
-    ConfigError names the file, line and field when it is wrong."""
-    return SyncConfig() if settings.config_file is None else _load_cached(settings.config_file)
+    """The content of ``CONFIG_FILE``, read once per path; without one, the settings saved in the
+    database as last read (``use_stored``), else an empty configuration. ConfigError names the
+    file, line and field when the file is wrong."""
+    if settings.config_file is not None:
+        return _load_cached(settings.config_file)
+    stored = _STORED.get(settings.database_url)
+    return SyncConfig() if stored is None else stored[1]
+
+
+def document(config: SyncConfig) -> dict[str, Any]:
+    """The configuration as the YAML file holds it (camelCase names, defaults left out)."""
+    return {"version": 1, **config.model_dump(mode="json", by_alias=True, exclude_defaults=True)}
+
+
+def to_yaml(config: SyncConfig) -> str:
+    return yaml.safe_dump(document(config), sort_keys=False, allow_unicode=True)
 
 
 def field_maps(settings: Settings, config: SyncConfig | None = None) -> FieldMaps:

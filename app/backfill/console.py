@@ -14,11 +14,9 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
-from app.backfill.runner import (
-    Backfill,
-    Reconciliation,
-    SyncRun,
-)
+from app.backfill.backfill import Backfill
+from app.backfill.reconcile import Reconciliation
+from app.backfill.run import SyncRun
 from app.backfill.service import UnknownConnection, targets
 from app.config import Settings
 from app.db import create_engine, session_factory
@@ -33,6 +31,7 @@ STEPS = {
     "ghl": ("GHL contacts listed", "ghlListed"),
     "decided": ("records decided", "decided"),
     "applied": ("writes applied", "applied"),
+    "surveyed": ("contacts' tasks and notes", "contactsSurveyed"),
 }
 
 
@@ -52,7 +51,11 @@ class Bar:
 
     def __call__(self, _phase: str, counts: dict[str, Any]) -> None:
         listed = int(counts.get("rankrListed", 0)) + int(counts.get("ghlListed", 0))
-        totals = {"decided": listed or None, "applied": counts.get("queued") or None}
+        totals = {
+            "decided": listed or None,
+            "applied": counts.get("queued") or None,
+            "surveyed": counts.get("contactsToSurvey") or None,
+        }
         for step, (label, key) in STEPS.items():
             if key not in counts:
                 continue

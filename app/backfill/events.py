@@ -16,9 +16,11 @@ from typing import Any
 
 from app.backfill.models import StagedContact
 from app.connections.models import Connection
-from app.inbox.models import Source
+from app.inbox.models import EventStatus, Source
 from app.inbox.service import IncomingEvent, ordering_key
-from app.sync.repair import PAIR, RECONCILE
+from app.sync.base import Side
+from app.sync.models import Kind
+from app.sync.repair import CHILD_PAIR, CHILD_RECONCILE, CREATED, PAIR, RECONCILE, SURVEY
 
 KIND = "contact"
 
@@ -84,3 +86,31 @@ def _synthetic(
         ordering_key(Source.RANKR, account, KIND, rankr_id),
         {**payload, "synthetic": job},
     )
+
+
+def child_counts(by_type: dict[tuple[str, str, str], int]) -> dict[str, Any]:
+    """What a job did to tasks and notes, from its events (by source, type and status): contacts
+    surveyed (of those queued), and per kind the pairs linked, the records created on each side and
+    the links repaired (events applied)."""
+    applied = (EventStatus.DONE, EventStatus.SKIPPED)
+    done: dict[tuple[str, str], int] = {}
+    surveys = 0
+    for (source, kind, status), count in by_type.items():
+        if kind == SURVEY:
+            surveys += count
+        if status in applied:
+            done[(source, kind)] = done.get((source, kind), 0) + count
+    if not surveys:
+        return {}
+    counts: dict[str, Any] = {
+        "contactsToSurvey": surveys,
+        "contactsSurveyed": done.get((Source.RANKR, SURVEY), 0),
+    }
+    for kind in (Kind.TASK, Kind.NOTE):
+        counts[f"{kind}s"] = {
+            "paired": done.get((Source.RANKR, CHILD_PAIR[kind]), 0),
+            "createdInGhl": done.get((Source.RANKR, CREATED[(kind, Side.RANKR)]), 0),
+            "createdInRankr": done.get((Source.GHL, CREATED[(kind, Side.GHL)]), 0),
+            "repaired": done.get((Source.RANKR, CHILD_RECONCILE[kind]), 0),
+        }
+    return counts

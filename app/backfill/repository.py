@@ -13,14 +13,13 @@ from sqlalchemy import ColumnElement, and_, delete, func, or_, select, text, upd
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.backfill.matching import PERSON_RECORDS, Outcome, People
 from app.backfill.models import StagedContact, SyncJob
 from app.db import on_postgres
 from app.inbox.models import OPEN_STATUSES, WebhookEvent
 from app.inbox.service import IncomingEvent, event_row
-from app.sync.models import Link, LinkState
-
-# At most this many records of one person are looked at (more would be a data problem of its own).
-PERSON_RECORDS = 50
+from app.sync import repository as links
+from app.sync.models import Kind, Link, LinkState
 
 
 def _insert(session: AsyncSession, table: Any) -> Any:
@@ -142,10 +141,10 @@ async def staged(
 # pair in both (counted for GHL, whose budget binds).
 BOUND_FOR: dict[str, ColumnElement[bool]] = {
     "ghl": or_(
-        StagedContact.outcome == "pair",
-        and_(StagedContact.outcome == "create", StagedContact.side == "rankr"),
+        StagedContact.outcome == Outcome.PAIR,
+        and_(StagedContact.outcome == Outcome.CREATE, StagedContact.side == "rankr"),
     ),
-    "rankr": and_(StagedContact.outcome == "create", StagedContact.side == "ghl"),
+    "rankr": and_(StagedContact.outcome == Outcome.CREATE, StagedContact.side == "ghl"),
 }
 
 
@@ -180,16 +179,6 @@ async def count_decided(
         select(func.count()).where(_decided_for(connection_id, job, target, after_id))
     )
     return int(rows.scalar_one())
-
-
-def same_person(
-    email: str | None, phone: str | None, other_email: str | None, other_phone: str | None
-) -> bool:
-    """The matching rule: the same normalised email, or the same normalised phone when at most one
-    of the two records has an email (two different emails are two people)."""
-    if email and other_email == email:
-        return True
-    return bool(phone) and other_phone == phone and (other_email is None if email else True)
 
 
 def _of_people(emails: Any, phones: Any, records: Sequence[StagedContact]) -> ColumnElement[bool] | None:
@@ -242,6 +231,21 @@ async def linked_people(
     return rows.tuples().all()
 
 
+async def people(
+    session: AsyncSession, connection_id: int, job: str, batch: Sequence[StagedContact]
+) -> People:
+    """What deciding ``batch`` looks at, read with four queries for the whole batch."""
+    found: dict[str, dict[str, Link]] = {}
+    for side in ("rankr", "ghl"):
+        ids = {record.record_id for record in batch if record.side == side}
+        found[side] = await links.find_many(session, connection_id, Kind.CONTACT.value, side, ids)
+    return People(
+        links=found,
+        staged=await staged_people(session, connection_id, job, batch),
+        linked=await linked_people(session, connection_id, Kind.CONTACT.value, batch),
+    )
+
+
 async def outcome_counts(session: AsyncSession, connection_id: int, job: str) -> dict[str, int]:
     rows = await session.execute(
         select(StagedContact.side, StagedContact.outcome, func.count())
@@ -286,6 +290,34 @@ async def events_by_status(session: AsyncSession, prefix: str) -> dict[str, int]
         .group_by(WebhookEvent.status)
     )
     return dict(rows.tuples().all())
+
+
+async def events_by_type(session: AsyncSession, prefix: str) -> dict[tuple[str, str, str], int]:
+    """Synthetic events whose id starts with ``prefix``, by source, type and status."""
+    rows = await session.execute(
+        select(WebhookEvent.source, WebhookEvent.type, WebhookEvent.status, func.count())
+        .where(WebhookEvent.event_id.like(prefix + "%"))
+        .group_by(WebhookEvent.source, WebhookEvent.type, WebhookEvent.status)
+    )
+    return {(source, kind, status): count for source, kind, status, count in rows.tuples().all()}
+
+
+async def linked_contacts(
+    session: AsyncSession, connection_id: int, after_id: int, limit: int
+) -> Sequence[Link]:
+    """The next linked contacts of the connection, by link id."""
+    rows = await session.execute(
+        select(Link)
+        .where(
+            Link.connection_id == connection_id,
+            Link.kind == Kind.CONTACT,
+            Link.state == LinkState.LINKED,
+            Link.id > after_id,
+        )
+        .order_by(Link.id)
+        .limit(limit)
+    )
+    return rows.scalars().all()
 
 
 async def open_events(session: AsyncSession, prefix: str) -> int:

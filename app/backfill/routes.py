@@ -17,14 +17,10 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from app.admin import admin_router
 from app.backfill import repository as repo
-from app.backfill.runner import (
-    BACKFILL,
-    RECONCILE,
-    Backfill,
-    Reconciliation,
-    SyncRun,
-    backfill_unfinished,
-)
+from app.backfill.backfill import Backfill
+from app.backfill.job import JobName
+from app.backfill.reconcile import Reconciliation
+from app.backfill.run import SyncRun, backfill_unfinished
 from app.backfill.service import UnknownConnection, targets
 from app.connections.models import Connection, ConnectionId
 from app.errors import JobBusy, ProblemError
@@ -60,7 +56,9 @@ async def _chosen(request: Request, connection_id: int | None, job: str) -> list
         for connection in chosen:
             # An unfinished backfill is the reason to give first: a reconciliation now running
             # beside it only came before it, and waits for it next round too.
-            unfinished = await backfill_unfinished(session, connection.id) if job == RECONCILE else None
+            unfinished = (
+                await backfill_unfinished(session, connection.id) if job == JobName.RECONCILE else None
+            )
             if unfinished is not None:
                 raise ProblemError(409, "Conflict", unfinished)
             row = await repo.get_job(session, connection.id, job)
@@ -93,7 +91,7 @@ async def _start(request: Request, run: SyncRun, connection: Connection) -> None
 async def backfill(request: Request, body: BackfillRequest | None = None) -> JSONResponse:
     body = body or BackfillRequest()
     state = request.app.state
-    job = "backfill-dry" if body.dry_run else BACKFILL
+    job = JobName.DRY_RUN if body.dry_run else JobName.BACKFILL
     chosen = await _chosen(request, body.connection_id, job)
     if body.dry_run:
         lines: list[str] = []
@@ -114,18 +112,18 @@ async def backfill(request: Request, body: BackfillRequest | None = None) -> JSO
             on_queued=state.intake.on_stored,
         )  # fmt: skip
         await _start(request, run, connection)
-    return JSONResponse({"started": [c.id for c in chosen], "job": BACKFILL}, status_code=202)
+    return JSONResponse({"started": [c.id for c in chosen], "job": JobName.BACKFILL}, status_code=202)
 
 
 @router.post("/reconcile", summary="Reconcile contacts now: repair drift and deletions webhooks missed")
 async def reconcile(request: Request, body: ReconcileRequest | None = None) -> JSONResponse:
     body = body or ReconcileRequest()
     state = request.app.state
-    chosen = await _chosen(request, body.connection_id, RECONCILE)
+    chosen = await _chosen(request, body.connection_id, JobName.RECONCILE)
     for connection in chosen:
         run = Reconciliation(
             state.sessions, state.settings, state.registry.for_connection, clock=state.clock,
             on_queued=state.intake.on_stored,
         )  # fmt: skip
         await _start(request, run, connection)
-    return JSONResponse({"started": [c.id for c in chosen], "job": RECONCILE}, status_code=202)
+    return JSONResponse({"started": [c.id for c in chosen], "job": JobName.RECONCILE}, status_code=202)

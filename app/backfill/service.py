@@ -10,10 +10,8 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app.backfill.runner import (
-    Backfill,
-    Reconciliation,
-)
+from app.backfill.backfill import Backfill
+from app.backfill.reconcile import Reconciliation
 from app.config import Settings
 from app.connections import repository as connections
 from app.connections.models import Connection, ConnectionStatus

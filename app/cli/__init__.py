@@ -54,6 +54,7 @@ def _banner(settings: Settings, base: str, derived: bool) -> str:
     lines = [
         "",
         "rankr-ghl-sync is starting",
+        f"  setup console      {base}/admin/          (sign in with ADMIN_TOKEN)",
         f"  status page        {base}/status          (JSON; HTML in a browser)",
         f"  health             {base}/healthz  {base}/readyz",
         f"  API docs           {base}/docs",

@@ -5,14 +5,17 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Any, get_args
+from typing import TYPE_CHECKING, Annotated, Any, get_args
 
 import typer
 
 from app.kit.loop import run as run_async
 
+if TYPE_CHECKING:
+    from app.integrations.ghl.schemas import GhlFieldDefinition
+
 config_cli = typer.Typer(
-    help="Check the sync configuration file; list GHL custom fields.", no_args_is_help=True
+    help="Check, export and import the sync configuration; list GHL custom fields.", no_args_is_help=True
 )
 rules_cli = typer.Typer(help="Try the rules of the configuration file on an event.", no_args_is_help=True)
 
@@ -35,6 +38,79 @@ def check(path: ConfigPath) -> None:
     )
 
 
+@config_cli.command("export")
+def export(
+    output: Annotated[
+        Path | None, typer.Argument(help="the YAML file to write (default: standard output)")
+    ] = None,
+) -> None:
+    """Write the configuration in force (the settings saved in the database, or CONFIG_FILE's when it
+    is set) as the YAML file CONFIG_FILE and `config import` read."""
+    from app.automation.config import to_yaml
+    from app.cli.settings import load_settings
+
+    settings = load_settings()
+    config, version = run_async(_in_force(settings))
+    text = to_yaml(config)
+    if output is None:
+        typer.echo(text, nl=False)
+    else:
+        output.write_text(text, encoding="utf-8")
+        typer.echo(f"{output}: written ({version})", err=True)
+
+
+@config_cli.command("import")
+def import_file(
+    path: ConfigPath,
+    by: Annotated[str, typer.Option("--by", help="who makes the change, for the history")] = "cli",
+) -> None:
+    """Validate FILE exactly as CONFIG_FILE is validated and save it as the newest version of the
+    settings kept in the database (the previous one stays in the history)."""
+    from app.automation.config import ConfigError, load
+    from app.cli.settings import load_settings
+
+    settings = load_settings()
+    try:
+        config = load(path)
+    except ConfigError as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(1) from exc
+    version = run_async(_store(settings, config, by))
+    if version is None:
+        typer.echo(f"{path}: unchanged (the stored settings already hold it)")
+    else:
+        typer.echo(f"{path}: saved as version {version}")
+    if settings.config_file is not None:
+        typer.echo(
+            f"note: CONFIG_FILE ({settings.config_file}) is set, so the service reads that file; "
+            "unset it to use the stored settings",
+            err=True,
+        )
+
+
+async def _in_force(settings: Any) -> tuple[Any, str]:
+    from app.automation.config import sync_config
+    from app.db import autocommit, opened
+    from app.settings_store import service as settings_store
+
+    if settings.config_file is not None:
+        return sync_config(settings), f"from CONFIG_FILE {settings.config_file}"
+    async with opened(settings.database_url) as (_, sessions), autocommit(sessions) as session:
+        current = await settings_store.current(session)
+        config = await settings_store.current_config(session)
+    return config, "no stored settings yet" if current is None else f"version {current.id}"
+
+
+async def _store(settings: Any, config: Any, by: str) -> int | None:
+    from app.db import opened, unit_of_work
+    from app.kit.clock import utcnow
+    from app.settings_store import service as settings_store
+
+    async with opened(settings.database_url) as (_, sessions), unit_of_work(sessions) as session:
+        saved = await settings_store.save(session, config, by, utcnow())
+        return None if saved is None else saved.id
+
+
 @config_cli.command("custom-fields")
 def custom_fields(
     connection_id: Annotated[
@@ -47,11 +123,10 @@ def custom_fields(
     settings = load_settings()
     fields = run_async(_custom_fields(settings, connection_id))
     for field in fields:
-        key = str(field.get("fieldKey") or field.get("name") or field["id"]).removeprefix("contact.")
-        typer.echo(f"{key}: {field['id']}    # {field.get('name', '')} ({field.get('dataType', '?')})")
+        typer.echo(f"{field.key}: {field.id}    # {field.name} ({field.data_type})")
 
 
-async def _custom_fields(settings: Any, connection_id: int | None) -> list[dict[str, Any]]:
+async def _custom_fields(settings: Any, connection_id: int | None) -> list[GhlFieldDefinition]:
     from app.connections import repository as connections
     from app.db import opened
     from app.integrations.registry import UpstreamRegistry
@@ -81,14 +156,14 @@ def try_rules(
     """Show what the rules would do for the event in EVENT_FILE; nothing is written anywhere."""
     from pydantic import ValidationError
 
-    from app.automation.config import ConfigError, field_maps, load, sync_config
+    from app.automation.config import ConfigError, field_maps, load
     from app.automation.runner import dry_run
     from app.cli.settings import load_settings
     from app.kit.clock import utcnow
 
     settings = load_settings()
     try:
-        config = load(config_file) if config_file is not None else sync_config(settings)
+        config = load(config_file) if config_file is not None else run_async(_in_force(settings))[0]
     except ConfigError as exc:
         typer.echo(str(exc), err=True)
         raise typer.Exit(1) from exc

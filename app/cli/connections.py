@@ -6,7 +6,7 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
-from sqlalchemy import delete, select
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.config import Settings
@@ -196,21 +196,16 @@ def install_link(
 
 
 def _set_status(connection_id: int, remove: bool) -> None:
-    from app.connections.models import Connection, ConnectionStatus
+    from app.connections import repository as connections
+    from app.connections.models import ConnectionStatus
     from app.db import unit_of_work
     from app.kit.clock import utcnow
 
     async def work(settings: Settings, sessions: async_sessionmaker[AsyncSession]) -> bool:
         async with unit_of_work(sessions) as session:
-            row = (await session.execute(select(Connection).where(Connection.id == connection_id))).scalar()
-            if row is None:
-                return False
             if remove:
-                await session.execute(delete(Connection).where(Connection.id == connection_id))
-            else:
-                row.status = ConnectionStatus.DISABLED
-                row.updated_at = utcnow()
-        return True
+                return await connections.remove(session, connection_id)
+            return await connections.set_status(session, connection_id, ConnectionStatus.DISABLED, utcnow())
 
     if not _run(work):
         raise _fail(f"no connection {connection_id}")

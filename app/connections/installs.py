@@ -56,7 +56,7 @@ async def _refuse(session: AsyncSession, row_id: int, reason: str, now: datetime
 
 
 @dataclass(frozen=True, slots=True)
-class Use:
+class SecretUse:
     """The Rankr account a secret was for, or why it was refused (exactly one is set)."""
 
     rankr_account_id: str | None = None
@@ -71,7 +71,7 @@ async def use(
     *,
     browser_secret: str | None = None,
     check_browser: bool = False,
-) -> Use:
+) -> SecretUse:
     """Use ``secret`` once. With ``check_browser``, the browser must also hold it (its install cookie),
     so a callback started in another browser is refused. A refusal of a known secret is counted."""
     row = (
@@ -80,7 +80,7 @@ async def use(
         )
     ).scalar_one_or_none()
     if row is None:
-        return Use(refusal="the install link is invalid or expired; start the install again")
+        return SecretUse(refusal="the install link is invalid or expired; start the install again")
     used_again = (
         "this install link was already used; ask for a new one"
         if kind == InstallStateKind.LINK
@@ -99,9 +99,9 @@ async def use(
             .values(used_at=now)
         )
         if taken.rowcount == 1:  # type: ignore[attr-defined]
-            return Use(rankr_account_id=row.rankr_account_id)
+            return SecretUse(rankr_account_id=row.rankr_account_id)
         reason = used_again  # another callback took it a moment ago
-    return Use(refusal=await _refuse(session, row.id, reason, now))
+    return SecretUse(refusal=await _refuse(session, row.id, reason, now))
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,7 +7,7 @@ from datetime import datetime
 from functools import cache
 from typing import Any
 
-from sqlalchemy import ColumnElement, Float, Integer, Update, bindparam, case, select, update
+from sqlalchemy import ColumnElement, Float, Integer, Update, bindparam, case, delete, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
@@ -19,6 +19,23 @@ from app.kit.pacing import Grant, SlotRequest, seconds_to_midnight
 
 async def all_connections(session: AsyncSession) -> Sequence[Connection]:
     return (await session.execute(select(Connection).order_by(Connection.id))).scalars().all()
+
+
+async def set_status(session: AsyncSession, connection_id: int, status: str, now: datetime) -> bool:
+    """Disable or re-enable a connection; False when there is none with this id."""
+    row = await session.get(Connection, connection_id)
+    if row is None:
+        return False
+    row.status = status
+    row.updated_at = now
+    return True
+
+
+async def remove(session: AsyncSession, connection_id: int) -> bool:
+    """Delete a connection; its credentials, links, audit entries and budgets go with it (ON DELETE
+    CASCADE), its events stay as unrouted. False when there is none with this id."""
+    deleted = await session.execute(delete(Connection).where(Connection.id == connection_id))
+    return bool(getattr(deleted, "rowcount", 0))
 
 
 _BY_ACCOUNTS = select(Connection).where(

@@ -158,6 +158,13 @@ class UpstreamRegistry:
                     soonest = free_at if soonest is None else min(soonest, free_at)
         return accounts, soonest
 
+    def forget(self, connection_id: int) -> None:
+        """Drop a removed connection's clients, pacers and budgets seen, so nothing is written for it."""
+        self._clients.pop(connection_id, None)
+        self._pacers.pop(connection_id, None)
+        for key in [key for key in self.budgets if key[0] == connection_id]:
+            del self.budgets[key]
+
     @property
     def connection_ids(self) -> list[int]:
         return list(self._clients)

@@ -27,3 +27,8 @@ def parse_instant(value: str | None) -> datetime | None:
 def format_instant(value: datetime) -> str:
     """RFC 3339 with millisecond precision and a ``Z``, as Rankr and GHL write their times."""
     return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
+
+
+def isoformat_or_none(value: datetime | None) -> str | None:
+    """``value.isoformat()``, or None for no time: how the JSON views write a stored time."""
+    return value.isoformat() if value is not None else None

@@ -59,12 +59,12 @@ _QUERY_SECRET = re.compile(
 )
 
 
-def _normal(name: str) -> str:
+def _canonical_key(name: str) -> str:
     return name.replace("_", "").replace("-", "").lower()
 
 
-_SECRETS = frozenset(_normal(key) for key in SECRET_KEYS)
-_SENSITIVE = _SECRETS | frozenset(_normal(key) for key in PERSONAL_KEYS)
+_SECRETS = frozenset(_canonical_key(key) for key in SECRET_KEYS)
+_SENSITIVE = _SECRETS | frozenset(_canonical_key(key) for key in PERSONAL_KEYS)
 
 
 def mask_email(value: str) -> str:
@@ -92,7 +92,7 @@ def mask_field(name: str, value: Any) -> Any:
     if isinstance(value, list):
         return [mask_field(name, item) for item in value]
     text = str(value)
-    key = _normal(name)
+    key = _canonical_key(name)
     if key in _SECRETS:
         return MASK
     if "email" in key:
@@ -112,14 +112,14 @@ def scrub(text: str) -> str:
 
 
 def is_sensitive_key(name: str) -> bool:
-    key = _normal(name)
+    key = _canonical_key(name)
     return key in _SENSITIVE
 
 
 def scrub_value(name: str, value: Any) -> Any:
     """A log field's value: masked whole when its name says it is sensitive, else scrubbed as text."""
     if is_sensitive_key(name):
-        return MASK if _normal(name) in _SECRETS else mask_field(name, value)
+        return MASK if _canonical_key(name) in _SECRETS else mask_field(name, value)
     if isinstance(value, str):
         return scrub(value)
     if isinstance(value, dict):

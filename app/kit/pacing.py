@@ -104,7 +104,7 @@ class SlotStore(Protocol):
         """No slot before ``until`` (Unix seconds), for every process."""
 
 
-def _day(now: float) -> str:
+def _utc_date(now: float) -> str:
     return datetime.fromtimestamp(now, UTC).date().isoformat()
 
 
@@ -152,7 +152,7 @@ class Pacer:
         while True:
             self._waiting += 1
             try:
-                slot, due = await self._take()
+                slot, due = await self._claim_slot()
             finally:
                 self._waiting -= 1
             delay = due - self._now()
@@ -168,13 +168,13 @@ class Pacer:
         """No slot before this, whatever was reserved earlier (the corrections answers brought)."""
         return max(self._not_before, self._paused_until) - 1e-6
 
-    async def _take(self) -> tuple[float, float]:
+    async def _claim_slot(self) -> tuple[float, float]:
         """A slot, and when it is due: its time, or, for the first slot of the reservation this
         request made itself, when the store granted it (late only by the store's answer, which one
         request cannot bunch; a store that always answers later than the grace would otherwise
         never grant a usable slot)."""
         while True:
-            slot = self._pop()
+            slot = self._fresh_slot()
             if slot is not None:
                 return slot, slot
             async with self._lock:
@@ -183,7 +183,7 @@ class Pacer:
                     slot = self._slots.popleft()
                     return slot, max(slot, self._now())
 
-    def _pop(self) -> float | None:
+    def _fresh_slot(self) -> float | None:
         stale = max(self._now() - self.grace, self._hold_until())
         while self._slots and self._slots[0] < stale:
             self._slots.popleft()
@@ -196,7 +196,7 @@ class Pacer:
         if wait > self._max_wait:
             raise OutOfBudget(self.name, wait)
         interval = self.interval
-        today = _day(now)
+        today = _utc_date(now)
         used_day, used = self._used
         request = SlotRequest(
             count=count,
@@ -275,7 +275,7 @@ class Pacer:
             self._seen_daily_limit = snapshot.daily_limit
             if snapshot.daily_remaining is not None:
                 spent = snapshot.daily_limit - snapshot.daily_remaining
-                day = _day(now)
+                day = _utc_date(now)
                 used_day, used = self._used
                 self._used = (day, max(used, spent) if used_day == day else spent)
                 if snapshot.daily_remaining <= 0:

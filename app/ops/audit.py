@@ -39,6 +39,7 @@ def _masked_changes(changes: dict[str, Any]) -> dict[str, Any]:
 
 def describe(entry: AuditEntry) -> dict[str, Any]:
     return {
+        "id": entry.id,
         "at": entry.at.isoformat(),
         "kind": entry.kind,
         "direction": entry.direction,

@@ -21,6 +21,7 @@ EXAMPLE = {
     "truncated": False,
     "entries": [
         {
+            "id": 41,
             "at": "2026-11-26T10:15:02.120000+00:00",
             "kind": "contact",
             "direction": "to_ghl",
@@ -37,6 +38,7 @@ EXAMPLE = {
             },
         },
         {
+            "id": 42,
             "at": "2026-11-26T10:16:40.031000+00:00",
             "kind": "task",
             "direction": "to_ghl",

@@ -101,7 +101,7 @@ def duration(seconds: float | None) -> str:
     return f"{secs}s"
 
 
-def _when(value: str | None, now: datetime) -> str:
+def _time_ago(value: str | None, now: datetime) -> str:
     if not value:
         return "never"
     at = datetime.fromisoformat(value)
@@ -151,10 +151,10 @@ def _verification(entry: dict[str, Any], now: datetime) -> dict[str, Any]:
     if verification.get("verified"):
         name = verification.get("locationName")
         where = f"GHL location '{name}'" if name else "GHL location name unknown"
-        text = f"verified {_when(checked, now)} ({where})"
+        text = f"verified {_time_ago(checked, now)} ({where})"
     elif problem:
         verdict = "could not verify" if verification.get("state") == "unverifiable" else "failed"
-        text = f"{verdict} {_when(checked, now)}: {problem.get('reason')}"
+        text = f"{verdict} {_time_ago(checked, now)}: {problem.get('reason')}"
     else:
         text = "not verified yet"
     return {
@@ -178,12 +178,12 @@ def render_status_page(facts: dict[str, Any], *, detailed: bool, notice: str | N
                 "verification": _verification(entry, now),
                 "pending": events["pending"] + events["processing"],
                 "oldest": duration(entry.get("oldestPendingAgeSeconds")),
-                "to_ghl": _when(entry.get("lastSyncToGhlAt"), now),
-                "to_rankr": _when(entry.get("lastSyncToRankrAt"), now),
+                "to_ghl": _time_ago(entry.get("lastSyncToGhlAt"), now),
+                "to_rankr": _time_ago(entry.get("lastSyncToRankrAt"), now),
                 "budgets": _budget_rows(entry),
                 "token": _token(entry),
                 "errors": [
-                    {**error, "received": _when(error.get("receivedAt"), now)}
+                    {**error, "received": _time_ago(error.get("receivedAt"), now)}
                     for error in entry.get("latestErrors") or []
                 ],
             }
@@ -209,7 +209,7 @@ def _form_admin(request: Request, token: str) -> bool:
     return request_is_admin(request)
 
 
-def _back(request: Request, query: str = "") -> RedirectResponse:
+def _back_to_status(request: Request, query: str = "") -> RedirectResponse:
     answer = RedirectResponse(f"/status{query}", status_code=303)
     start_session(answer, request)
     return answer
@@ -265,7 +265,7 @@ async def replay_from_status_page(
         )
     if count:
         request.app.state.intake.on_stored()
-    return _back(request, f"?replayed={count}")
+    return _back_to_status(request, f"?replayed={count}")
 
 
 @router.post(
@@ -280,7 +280,7 @@ async def status_page_login(request: Request, token: Annotated[str, _TOKEN_FIELD
         raise ProblemError(401, "Unauthorized", "the admin token is missing or wrong")
     if not _form_admin(request, token):
         raise ProblemError(401, "Unauthorized", "the admin token is missing or wrong")
-    return _back(request)
+    return _back_to_status(request)
 
 
 @router.post(

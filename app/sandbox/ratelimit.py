@@ -87,13 +87,13 @@ class RateLimiter:
 
     def hit(self, key: str) -> RateDecision:
         """Count one request for ``key`` unless the budget is spent; refused requests are not counted."""
-        return self._decide(key, consume=True)
+        return self._budget(key, count=True)
 
     def peek(self, key: str) -> RateDecision:
         """The budget as it stands, without counting a request (for answers refused before the limiter)."""
-        return self._decide(key, consume=False)
+        return self._budget(key, count=False)
 
-    def _decide(self, key: str, *, consume: bool) -> RateDecision:
+    def _budget(self, key: str, *, count: bool) -> RateDecision:
         with self._lock:
             now = self._monotonic()
             bucket = self._buckets.setdefault(key, _Bucket(hits=deque()))
@@ -105,7 +105,7 @@ class RateLimiter:
             window_full = len(bucket.hits) >= self.max_requests
             day_full = self.daily_limit is not None and bucket.day_count >= self.daily_limit
             allowed = not (window_full or day_full)
-            if consume and allowed:
+            if count and allowed:
                 bucket.hits.append(now)
                 bucket.day_count += 1
             reset_after = bucket.hits[0] + self.window_seconds - now if bucket.hits else self.window_seconds

@@ -57,6 +57,18 @@ class Row:
     flag: bool = False  # a completed task
 
 
+@dataclass
+class Section:
+    """A list on the contacts page beside the contacts (e.g. GHL's custom fields), with its form."""
+
+    title: str
+    rows: list[Row]
+    action: str  # under the side's root
+    fields: list[FormField]
+    button: str
+    empty: str
+
+
 def datetime_local(value: datetime | None) -> str:
     """A UTC instant as an ``<input type=datetime-local>`` value."""
     return "" if value is None else value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M")
@@ -294,6 +306,10 @@ class ContactForms(ABC, Generic[StoreT]):
     def contact_rows(self) -> list[Row]:
         """Every contact for the list page, newest first (``contact_ui_router`` links them)."""
 
+    def sections(self) -> list[Section]:
+        """Lists shown below the contacts, each with a form adding to it (none by default)."""
+        return []
+
     @abstractmethod
     def new_contact_fields(self) -> list[FormField]:
         """The fields of the "New contact" form."""
@@ -341,7 +357,13 @@ def contact_ui_router(kit: UiKit, forms: ContactForms[Any]) -> APIRouter:
         rows = forms.contact_rows()
         for row in rows:
             row.link = f"{base}{contact_path(row.id)}"
-        return kit.render(request, "index.html", rows=rows, contact_fields=forms.new_contact_fields())
+        return kit.render(
+            request,
+            "index.html",
+            rows=rows,
+            contact_fields=forms.new_contact_fields(),
+            sections=forms.sections(),
+        )
 
     @router.post("/contacts")
     async def create_contact(request: Request) -> RedirectResponse:

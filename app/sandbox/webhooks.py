@@ -98,7 +98,7 @@ class Delivery:
 
 
 @dataclass(slots=True)
-class _Job:
+class _QueuedDelivery:
     delivery: Delivery
     signer: Signer
     policy: RetryPolicy
@@ -111,7 +111,7 @@ class WebhookDispatcher:
         self._clock = clock
         self.timeout_seconds = timeout_seconds
         self._history: deque[Delivery] = deque(maxlen=history_size)
-        self._queues: dict[str, deque[_Job]] = {}
+        self._queues: dict[str, deque[_QueuedDelivery]] = {}
         self._active: set[str] = set()
         self._pending: dict[str, int] = {}  # per source: queued or in flight
         self._lock = threading.Lock()
@@ -136,7 +136,7 @@ class WebhookDispatcher:
         with self._lock:
             waiting = list(self._queues)
         for key in waiting:
-            self._kick(key)
+            self._start_sending(key)
 
     async def stop(self) -> None:
         """Cancel sending; deliveries not yet sent stay ``pending`` in the log."""
@@ -159,11 +159,13 @@ class WebhookDispatcher:
         """Queue ``delivery`` behind earlier ones with the same ``record_key``."""
         with self._lock:
             self._history.append(delivery)
-            self._queues.setdefault(delivery.record_key, deque()).append(_Job(delivery, signer, policy))
+            self._queues.setdefault(delivery.record_key, deque()).append(
+                _QueuedDelivery(delivery, signer, policy)
+            )
             self._pending[delivery.source] = self._pending.get(delivery.source, 0) + 1
             loop = self._loop
         if loop is not None and not loop.is_closed():
-            loop.call_soon_threadsafe(self._kick, delivery.record_key)
+            loop.call_soon_threadsafe(self._start_sending, delivery.record_key)
 
     def record_unsent(self, delivery: Delivery, state: DeliveryState) -> None:
         """Log a delivery that will never be sent (dropped on purpose, delivery off, no target)."""
@@ -208,14 +210,14 @@ class WebhookDispatcher:
             with self._lock:
                 keys = [key for key, queue in self._queues.items() if queue]
             for key in keys:
-                self._kick(key)
+                self._start_sending(key)
             if not self._tasks:
                 return
             await asyncio.gather(*self._tasks, return_exceptions=True)
 
     # -- sending ------------------------------------------------------------------------------------
 
-    def _kick(self, key: str) -> None:
+    def _start_sending(self, key: str) -> None:
         if self._loop is None:
             return
         with self._lock:
@@ -248,7 +250,7 @@ class WebhookDispatcher:
                 self._active.discard(key)
             raise
 
-    async def _deliver(self, job: _Job) -> None:
+    async def _deliver(self, job: _QueuedDelivery) -> None:
         delivery = job.delivery
         client, sending = self._client, self._sending
         if client is None or sending is None or delivery.url is None:

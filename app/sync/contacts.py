@@ -62,7 +62,7 @@ RANKR_DELETE = "contact.deleted"
 UNCHANGED = "unchanged since the last sync (echo or no-op)"
 
 
-async def _given(observed: Observed) -> Observed:
+async def _as_observed(observed: Observed) -> Observed:
     return observed
 
 
@@ -113,7 +113,7 @@ class ContactSync(Handler):
                 return
             observed = self._rankr_shown(context.job)
             await self._sync(
-                context, Side.RANKR, observed.record_id, partial(_given, observed), shown=observed
+                context, Side.RANKR, observed.record_id, partial(_as_observed, observed), shown=observed
             )
             return
         contact_id = str(context.job.payload["id"])

@@ -27,8 +27,8 @@ from app.sync.base import EventContext, Handler, Job, Side
 from app.sync.children import NoteSync, TaskSync
 from app.sync.coalesce import CONTACT_TYPES, NOTE_TYPES, TASK_TYPES
 from app.sync.contacts import UNCHANGED, ContactSync
+from app.sync.repair import CHILD_TYPES, ChildRepair, ContactRepair
 from app.sync.repair import TYPES as REPAIR_TYPES
-from app.sync.repair import ContactRepair
 from app.sync.task_poll import TaskPoll
 
 
@@ -61,10 +61,14 @@ class SyncEngine:
         notes = NoteSync(sessions, clock=clock, lease=lease, maps=maps)
         # Backfill and reconciliation hand their writes to the worker as synthetic events.
         self.repairs = ContactRepair(sessions, tie=settings.conflict_tie_winner, **contact_options)
+        child_repairs = ChildRepair(
+            sessions, clock=clock, lease=lease, tasks=tasks, notes=notes, tie=settings.conflict_tie_winner
+        )
         # The one dispatch table: an event type is one entry here and one handler.
         self.handlers: dict[str, Handler] = {
             **dict.fromkeys(CONTACT_TYPES, self.contacts),
             **dict.fromkeys(REPAIR_TYPES, self.repairs),
+            **dict.fromkeys(CHILD_TYPES, child_repairs),
             **dict.fromkeys(TASK_TYPES, tasks),
             **dict.fromkeys(NOTE_TYPES, notes),
         }

@@ -42,6 +42,8 @@ def _newer(rankr_at: datetime | None, ghl_at: datetime | None, tie: Winner) -> t
         return "rankr", "modified more recently in rankr"
     if ghl_at is not None and (rankr_at is None or ghl_at > rankr_at):
         return "ghl", "modified more recently in ghl"
+    if rankr_at is None:  # neither side tells when (GHL keeps no time for tasks and notes)
+        return tie, f"no modification time to compare; CONFLICT_TIE_WINNER={tie}"
     return tie, f"same modification time; CONFLICT_TIE_WINNER={tie}"
 
 
@@ -63,13 +65,13 @@ def merge(
         if mapping.same(ours, theirs):
             result.fields[name] = ours
             continue
-        value, reason = _decide(name, ours, theirs, snapshot, rankr_at, ghl_at, tie)
+        value, reason = _merged_value(name, ours, theirs, snapshot, rankr_at, ghl_at, tie)
         result.fields[name] = value
         result.decisions[name] = {"rankr": ours, "ghl": theirs, "to": value, "why": reason}
     return result
 
 
-def _decide(
+def _merged_value(
     name: str,
     ours: Any,
     theirs: Any,

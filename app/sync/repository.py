@@ -256,6 +256,14 @@ async def link_counts(session: AsyncSession) -> dict[tuple[int, str], int]:
     return {(connection_id, kind): count for connection_id, kind, count in rows.all()}
 
 
+async def children(session: AsyncSession, parent_id: int, kind: str) -> Sequence[Link]:
+    """The links of one kind held under a contact's link, in any state."""
+    rows = await session.execute(
+        select(Link).where(Link.parent_id == parent_id, Link.kind == kind).order_by(Link.id)
+    )
+    return rows.scalars().all()
+
+
 async def set_children_state(session: AsyncSession, parent_id: int, state: str, now: datetime) -> None:
     """End the links of a record's tasks and notes (their contact was deleted or unlinked)."""
     await session.execute(

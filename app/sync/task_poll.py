@@ -229,11 +229,11 @@ class TaskPoll:
         """The connection's view, with the links changed since the last round (all of them at first
         and every ``FULL_READ_EVERY``, which also forgets the links gone meanwhile)."""
         view = self._views.get(connection_id)
-        full = view is None or now - view.full_at >= FULL_READ_EVERY
-        since = None if full or view is None else view.changed_at - CHANGED_OVERLAP
-        if view is None or full:
-            read_at = view.read_at if view is not None else {}
-            view = _View({}, {}, read_at, now, now)
+        since = None
+        if view is not None and now - view.full_at < FULL_READ_EVERY:
+            since = view.changed_at - CHANGED_OVERLAP
+        else:  # the contacts' places in the order are kept
+            view = _View({}, {}, view.read_at if view is not None else {}, now, now)
             self._views[connection_id] = view
         contact, child = aliased(Link), aliased(Link)
         query = (

@@ -16,13 +16,10 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.connections.models import Connection
 from app.integrations.registry import Upstreams
+from app.kit.clock import isoformat_or_none
 from app.sync.models import Kind, Link
 
 APPOINTMENT_FIELDS = ("id", "calendarId", "title", "startTime", "endTime", "appointmentStatus", "status")
-
-
-def _when(value: Any) -> str | None:
-    return value.isoformat() if value is not None else None
 
 
 def _child(link: Link) -> dict[str, Any]:
@@ -31,7 +28,7 @@ def _child(link: Link) -> dict[str, Any]:
         "rankrId": link.rankr_id,
         "ghlId": link.ghl_id,
         "state": link.state,
-        "syncedAt": _when(link.synced_at),
+        "syncedAt": isoformat_or_none(link.synced_at),
     }
     if link.kind == Kind.TASK:
         entry.update(
@@ -66,9 +63,9 @@ async def contact_state(sessions: async_sessionmaker[AsyncSession], record_id: s
         "rankrId": link.rankr_id,
         "ghlId": link.ghl_id,
         "state": link.state,
-        "syncedAt": _when(link.synced_at),
-        "rankrModifiedAt": _when(link.rankr_modified_at),
-        "ghlModifiedAt": _when(link.ghl_modified_at),
+        "syncedAt": isoformat_or_none(link.synced_at),
+        "rankrModifiedAt": isoformat_or_none(link.rankr_modified_at),
+        "ghlModifiedAt": isoformat_or_none(link.ghl_modified_at),
         "tasks": [_child(child) for child in children if child.kind == Kind.TASK],
         "notes": [_child(child) for child in children if child.kind == Kind.NOTE],
     }

@@ -13,6 +13,7 @@ import pytest
 
 from tests.support.inprocess import InProcessService, inprocess_service
 from tests.support.service import rankr_event
+from tests.sync.records import ghl_tasks, rankr_tasks
 
 pytestmark = pytest.mark.anyio
 
@@ -56,10 +57,6 @@ def email(name: str) -> str:
     return f"{name}.{uuid.uuid4().hex[:8]}@gmail.com"
 
 
-async def ghl_tasks(service: InProcessService, contact_id: str) -> list[dict[str, Any]]:
-    return list((await service.ghl.api("GET", f"/contacts/{contact_id}/tasks")).json()["tasks"])
-
-
 async def rule_audits(service: InProcessService) -> list[dict[str, Any]]:
     """The audit entries of rules, their ``changes`` decoded (SQLite hands JSON back as text)."""
     rows = [row for row in await service.audit() if row["action"] == "rule"]
@@ -79,8 +76,9 @@ async def test_a_hot_lead_gets_the_template_task_once(service: InProcessService)
     [task] = await ghl_tasks(service, ghl["id"])
     assert task["title"] == "Call Ada Lovelace within 24h"
     # GHL's TaskCreate brought the template task to Rankr like any task.
-    rankr_tasks = (await service.rankr.api("GET", f"/contacts/{contact['contactId']}/tasks")).json()["data"]
-    assert [t["title"] for t in rankr_tasks] == ["Call Ada Lovelace within 24h"]
+    assert [t["title"] for t in await rankr_tasks(service, contact["contactId"])] == [
+        "Call Ada Lovelace within 24h"
+    ]
     [audit] = await rule_audits(service)
     assert audit["changes"]["rule"] == "hot-lead-call"
     # A replay of the created event (a new delivery of the same state) creates nothing more.

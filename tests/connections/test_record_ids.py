@@ -11,7 +11,8 @@ from typing import Any
 import pytest
 
 from app.db import MAX_BIGINT_KEY, MAX_INTEGER_KEY
-from tests.connections.conftest import ADMIN, InProcess
+from tests.connections.conftest import ADMIN
+from tests.support.inprocess import InProcessService
 
 pytestmark = pytest.mark.anyio
 
@@ -20,7 +21,7 @@ TOO_LARGE = [MAX_INTEGER_KEY + 1, 2**63, 10**30]
 
 @pytest.mark.parametrize("number", TOO_LARGE)
 async def test_a_connection_id_past_the_column_is_refused_on_every_route(
-    service: InProcess, number: int
+    service: InProcessService, number: int
 ) -> None:
     sent: list[tuple[str, dict[str, Any]]] = [
         (f"/admin/connections/{number}/verify", {}),
@@ -36,7 +37,9 @@ async def test_a_connection_id_past_the_column_is_refused_on_every_route(
         assert str(MAX_INTEGER_KEY) in answer.json()["detail"], answer.json()
 
 
-async def test_an_event_row_id_past_the_column_is_refused_on_the_status_page(service: InProcess) -> None:
+async def test_an_event_row_id_past_the_column_is_refused_on_the_status_page(
+    service: InProcessService,
+) -> None:
     answer = await service.http.post(
         "/status/replay", headers=ADMIN, data={"token": "s3cret", "event": str(MAX_BIGINT_KEY + 1)}
     )
@@ -45,7 +48,9 @@ async def test_an_event_row_id_past_the_column_is_refused_on_the_status_page(ser
 
 
 @pytest.mark.parametrize("event", ["9" * 30, "\u00b2", "\u0661\u0662", "0", "-1"])
-async def test_replay_by_an_event_id_no_row_can_have_names_nothing(service: InProcess, event: str) -> None:
+async def test_replay_by_an_event_id_no_row_can_have_names_nothing(
+    service: InProcessService, event: str
+) -> None:
     """/status shows the sender's webhook ids, so any text is a valid name; one that is not a row id
     (too large, or digits that are not ASCII) is looked up only as a webhook id."""
     answer = await service.http.post("/admin/replay", headers=ADMIN, json={"events": [event]})

@@ -11,16 +11,18 @@ import pytest
 
 from app.connections.verify import unconfigured_hint
 from app.ops.status_page import heading, render_status_page
-from tests.connections.conftest import InProcess, settings_for, started
+from tests.connections.conftest import started
+from tests.support import service as support
 from tests.support.cli import cli_env, run_cli
+from tests.support.inprocess import SERVICE_URL, InProcessService
 
 pytestmark = pytest.mark.anyio
 
 
 async def test_no_connection_is_unconfigured_and_says_how_to_add_one(database_url: str) -> None:
-    async with started(settings_for(database_url, sandbox=False)) as service:
+    async with started(database_url, sandbox=False) as service:
         assert (await service.http.get("/readyz")).json() == {"status": "ready"}
-        facts = await service.status()
+        facts = await service.status(admin=True)
         assert facts["status"] == "unconfigured"
         assert facts["connections"] == []
         assert "http://service.test/oauth/ghl/install" in facts["message"]
@@ -31,8 +33,10 @@ async def test_no_connection_is_unconfigured_and_says_how_to_add_one(database_ur
         assert "http://service.test/oauth/ghl/install" in page
 
 
-async def test_a_verified_connection_is_ok_and_a_failing_one_degrades_naming_it(service: InProcess) -> None:
-    facts = await service.status()
+async def test_a_verified_connection_is_ok_and_a_failing_one_degrades_naming_it(
+    service: InProcessService,
+) -> None:
+    facts = await service.status(admin=True)
     assert facts["status"] == "ok"
     [entry] = facts["connections"]
     page = (await service.http.get("/status", headers={"accept": "text/html"})).text
@@ -40,12 +44,10 @@ async def test_a_verified_connection_is_ok_and_a_failing_one_degrades_naming_it(
     assert 'data-verification="verified"' in page
     assert "GHL location &#39;Sandbox sub-account&#39;" in page
 
-    await service.ghl_control("/oauth", {"private_token_scopes": ["contacts.readonly"]})
-    answer = await service.http.post(
-        f"/admin/connections/{entry['id']}/verify", headers={"authorization": "Bearer s3cret"}
-    )
+    await service.ghl.sandbox_post("/oauth", private_token_scopes=["contacts.readonly"])
+    answer = await service.http.post(f"/admin/connections/{entry['id']}/verify", headers=service.admin)
     assert answer.json()["verified"] is False
-    facts = await service.status()
+    facts = await service.status(admin=True)
     assert facts["status"] == "degraded"
     assert facts["message"] == "1 of 1 connection(s) need attention"
     [problem] = facts["problems"]
@@ -139,6 +141,8 @@ def test_the_status_command_says_unconfigured_and_how_to_add_a_connection(tmp_pa
     ],
 )
 def test_the_unconfigured_hint_names_the_missing_settings(settings: dict[str, Any], says: str) -> None:
-    hint = unconfigured_hint(settings_for("sqlite:///unused.db", sandbox=False, **settings))
+    hint = unconfigured_hint(
+        support.test_settings("sqlite:///unused.db", SERVICE_URL, sandbox=False, **settings)
+    )
     assert says in hint
     assert "pit-secret" not in hint

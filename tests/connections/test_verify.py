@@ -25,7 +25,8 @@ from app.errors import PermanentUpstreamError, TransientUpstreamError, UpstreamE
 from app.kit.clock import utcnow
 from app.sandbox import keys
 from app.sandbox.ghl.oauth import LOCATION, Grant
-from tests.connections.conftest import ADMIN, InProcess, settings_for, started
+from tests.connections.conftest import ADMIN, started
+from tests.support.inprocess import InProcessService
 
 pytestmark = pytest.mark.anyio
 
@@ -207,8 +208,8 @@ def test_a_check_that_could_not_be_made_reads_differently_from_a_failure() -> No
 # -- against the sandboxes ----------------------------------------------------------------------------
 
 
-async def test_the_seeded_connection_is_verified_at_start_up(service: InProcess) -> None:
-    facts = await service.status()
+async def test_the_seeded_connection_is_verified_at_start_up(service: InProcessService) -> None:
+    facts = await service.status(admin=True)
     [entry] = facts["connections"]
     verification = entry["verification"]
     assert verification["verified"] is True
@@ -222,21 +223,21 @@ async def test_the_seeded_connection_is_verified_at_start_up(service: InProcess)
     assert f"/locations/{keys.GHL_LOCATION_ID}" in paths
 
 
-async def verify(service: InProcess, connection_id: int) -> dict[str, Any]:
+async def verify(service: InProcessService, connection_id: int) -> dict[str, Any]:
     answer = await service.http.post(f"/admin/connections/{connection_id}/verify", headers=ADMIN)
     assert answer.status_code == 200, answer.text
     result: dict[str, Any] = answer.json()
     return result
 
 
-async def seeded_id(service: InProcess) -> int:
-    [entry] = (await service.status())["connections"]
+async def seeded_id(service: InProcessService) -> int:
+    [entry] = (await service.status(admin=True))["connections"]
     return int(entry["id"])
 
 
 async def test_a_private_token_ghl_refuses_fails_with_the_fix(database_url: str) -> None:
-    async with started(settings_for(database_url, ghl_private_token="pit-wrong-token")) as service:
-        facts = await service.status()
+    async with started(database_url, ghl_private_token="pit-wrong-token") as service:
+        facts = await service.status(admin=True)
         [entry] = facts["connections"]
         problem = entry["verification"]["problem"]
         assert problem["code"] == "ghl_token_refused"
@@ -253,7 +254,7 @@ FULL = "contacts.readonly contacts.write locations/tasks.readonly locations.read
 
 
 async def _oauth_connection(
-    service: InProcess, account: str, scopes: str = FULL
+    service: InProcessService, account: str, scopes: str = FULL
 ) -> tuple[int, dict[str, Any]]:
     """A connection with the sandbox's OAuth tokens of its location, stored as an install stores them."""
     ghl = service.sandbox.ghl
@@ -278,10 +279,12 @@ async def _oauth_connection(
     return connection.id, issued
 
 
-async def test_an_oauth_connection_whose_grant_was_revoked_needs_a_new_install(service: InProcess) -> None:
+async def test_an_oauth_connection_whose_grant_was_revoked_needs_a_new_install(
+    service: InProcessService,
+) -> None:
     connection_id, _ = await _oauth_connection(service, keys.RANKR_ACCOUNT_ID)
     assert (await verify(service, connection_id))["verified"] is True
-    await service.ghl_control("/oauth/revoke", {"locationId": keys.GHL_LOCATION_ID})
+    await service.ghl.sandbox_post("/oauth/revoke", locationId=keys.GHL_LOCATION_ID)
     result = await verify(service, connection_id)
     assert result["verified"] is False
     assert result["state"] == "failed"
@@ -291,16 +294,16 @@ async def test_an_oauth_connection_whose_grant_was_revoked_needs_a_new_install(s
 
 
 async def test_an_expired_oauth_token_is_refreshed_and_the_connection_stays_verified(
-    service: InProcess,
+    service: InProcessService,
 ) -> None:
     connection_id, _ = await _oauth_connection(service, keys.RANKR_ACCOUNT_ID)
-    await service.ghl_control("/oauth/expire", {})
+    await service.ghl.sandbox_post("/oauth/expire")
     result = await verify(service, connection_id)
     assert result["verified"] is True, result
     assert (await service.http.get("/sandbox/ghl/_sandbox/oauth")).json()["refreshes"] == 1
 
 
-async def test_an_oauth_install_without_a_needed_scope_fails(service: InProcess) -> None:
+async def test_an_oauth_install_without_a_needed_scope_fails(service: InProcessService) -> None:
     connection_id, _ = await _oauth_connection(service, keys.RANKR_ACCOUNT_ID, "contacts.readonly")
     result = await verify(service, connection_id)
     assert result["problem"]["code"] == "ghl_scope_missing"
@@ -308,21 +311,21 @@ async def test_an_oauth_install_without_a_needed_scope_fails(service: InProcess)
     assert result["locationName"] is None  # the location read needs locations.readonly too
 
 
-async def test_a_connection_to_a_location_the_token_cannot_reach_fails(service: InProcess) -> None:
+async def test_a_connection_to_a_location_the_token_cannot_reach_fails(service: InProcessService) -> None:
     async with unit_of_work(service.app.state.sessions) as session:
         other = await connections.ensure(session, "acct_other", "LocNotInTheSandbox", utcnow())
     result = await verify(service, other.id)
     assert result["problem"]["code"] == "ghl_location_unknown"
     assert "LocNotInTheSandbox" in result["problem"]["reason"]
     assert "does not have access to this location" in result["problem"]["reason"]
-    facts = await service.status()
+    facts = await service.status(admin=True)
     assert facts["status"] == "degraded"
     assert [p["connectionId"] for p in facts["problems"]] == [other.id]
 
 
-async def test_a_private_token_without_a_read_scope_fails_naming_the_scope(service: InProcess) -> None:
+async def test_a_private_token_without_a_read_scope_fails_naming_the_scope(service: InProcessService) -> None:
     connection_id = await seeded_id(service)
-    await service.ghl_control("/oauth", {"private_token_scopes": ["contacts.readonly", "contacts.write"]})
+    await service.ghl.sandbox_post("/oauth", private_token_scopes=["contacts.readonly", "contacts.write"])
     result = await verify(service, connection_id)
     assert result["problem"]["code"] == "ghl_scope_missing"
     assert "locations/tasks.readonly" in result["problem"]["reason"]
@@ -330,40 +333,40 @@ async def test_a_private_token_without_a_read_scope_fails_naming_the_scope(servi
 
 
 async def test_a_token_without_locations_readonly_is_verified_without_the_location_name(
-    service: InProcess,
+    service: InProcessService,
 ) -> None:
     connection_id = await seeded_id(service)
     scopes = ["contacts.readonly", "contacts.write", "locations/tasks.readonly"]
-    await service.ghl_control("/oauth", {"private_token_scopes": scopes})
+    await service.ghl.sandbox_post("/oauth", private_token_scopes=scopes)
     result = await verify(service, connection_id)
     assert result["verified"] is True, result
     assert result["locationName"] is None
 
 
-async def test_ghl_answering_5xx_is_could_not_verify_not_a_failure(service: InProcess) -> None:
+async def test_ghl_answering_5xx_is_could_not_verify_not_a_failure(service: InProcessService) -> None:
     connection_id = await seeded_id(service)
-    await service.ghl_control("/control", {"error_rate": 1.0, "error_status": 503})
+    await service.ghl.control(error_rate=1.0, error_status=503)
     result = await verify(service, connection_id)
     assert result["verified"] is False
     assert result["state"] == "unverifiable"
     assert result["problem"]["code"] == "ghl_unreachable"
-    [entry] = (await service.status())["connections"]
+    [entry] = (await service.status(admin=True))["connections"]
     assert entry["health"]["level"] == "amber"
     assert any(reason.startswith("could not verify") for reason in entry["health"]["reasons"])
 
 
 async def test_refused_rankr_credentials_fail(database_url: str) -> None:
     async with started(
-        settings_for(database_url, rankr_client_id=keys.RANKR_CLIENT_ID, rankr_client_secret="wrong-secret")
+        database_url, rankr_client_id=keys.RANKR_CLIENT_ID, rankr_client_secret="wrong-secret"
     ) as service:
-        [entry] = (await service.status())["connections"]
+        [entry] = (await service.status(admin=True))["connections"]
         problem = entry["verification"]["problem"]
         assert problem["code"] == "rankr_credentials_refused"
         assert "RANKR_CLIENT_SECRET" in problem["fix"]
         assert "wrong-secret" not in str(entry)
 
 
-async def test_rankr_credentials_of_another_account_fail(service: InProcess) -> None:
+async def test_rankr_credentials_of_another_account_fail(service: InProcessService) -> None:
     rankr = service.sandbox.rankr
     rankr.seed_contacts([{"email": "someone@example.com"}])
     connection_id, _ = await _oauth_connection(service, "acct_not_the_sandboxes")
@@ -372,7 +375,7 @@ async def test_rankr_credentials_of_another_account_fail(service: InProcess) -> 
     assert keys.RANKR_ACCOUNT_ID in result["problem"]["reason"]
 
 
-async def test_the_admin_route_needs_the_token_and_a_known_connection(service: InProcess) -> None:
+async def test_the_admin_route_needs_the_token_and_a_known_connection(service: InProcessService) -> None:
     connection_id = await seeded_id(service)
     anonymous = await service.http.post(f"/admin/connections/{connection_id}/verify")
     assert anonymous.status_code == 401
@@ -385,7 +388,7 @@ async def test_the_admin_route_needs_the_token_and_a_known_connection(service: I
     assert result["verified"] is True
 
 
-async def test_a_rankr_client_without_the_scopes_the_sync_needs_fails(service: InProcess) -> None:
+async def test_a_rankr_client_without_the_scopes_the_sync_needs_fails(service: InProcessService) -> None:
     connection_id = await seeded_id(service)
     answer = await service.http.post(
         "/sandbox/rankr/_sandbox/oauth", json={"client_scopes": ["tasks.read", "notes.read"]}

@@ -27,7 +27,10 @@ from tests.support.databases import psql
 
 pytestmark = pytest.mark.anyio
 
-NOW = datetime.now(UTC)
+
+def now() -> datetime:
+    """Signing time: read per request, since the intake refuses stamps older than five minutes."""
+    return datetime.now(UTC)
 
 
 class Intake:
@@ -40,7 +43,7 @@ class Intake:
         self._count += 1
         payload = {
             "type": "contact.updated",
-            "timestamp": NOW.isoformat(),
+            "timestamp": now().isoformat(),
             "accountId": keys.RANKR_ACCOUNT_ID,
             "data": {"contactId": "con_1", "lastModified": "2026-11-26T08:00:00.000Z", **data},
             **top,
@@ -50,7 +53,7 @@ class Intake:
     async def rankr_raw(self, body: bytes) -> httpx.Response:
         self._count += 1
         msg_id = f"msg_{self._count}"
-        stamp = int(NOW.timestamp())
+        stamp = int(now().timestamp())
         signature = sign_standard(WebhookSecret.parse(keys.RANKR_WEBHOOK_SECRET), msg_id, stamp, body)
         headers = {"webhook-id": msg_id, "webhook-timestamp": str(stamp), "webhook-signature": signature}
         return await self.http.post("/webhooks/rankr", content=body, headers=headers)
@@ -62,7 +65,7 @@ class Intake:
             "locationId": keys.GHL_LOCATION_ID,
             "id": "ghl_1",
             "webhookId": f"wh_{self._count}",
-            "timestamp": NOW.isoformat(),
+            "timestamp": now().isoformat(),
             **fields,
         }
         return await self.ghl_raw(json.dumps(payload).encode())
@@ -147,7 +150,7 @@ async def test_a_signed_body_with_infinity_literals_is_refused(intake: Intake) -
     body = json.dumps(
         {
             "type": "contact.updated",
-            "timestamp": NOW.isoformat(),
+            "timestamp": now().isoformat(),
             "accountId": keys.RANKR_ACCOUNT_ID,
             "data": {"contactId": "c1", "lastModified": "2026-11-26T08:00:00Z", "n": 1},
         }

@@ -7,7 +7,7 @@ writes them, then read back through ``app.ops.audit`` and the app over ``httpx.A
 from __future__ import annotations
 
 import json
-import uuid
+from collections.abc import Awaitable
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
@@ -17,17 +17,13 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.connections import repository as connections
 from app.db import session_factory, unit_of_work
-from app.kit.clock import utcnow
-from app.kit.signatures import WebhookSecret, load_private_key, sign_ghl_ed25519, sign_standard
 from app.ops import audit
-from app.sandbox import keys
 from app.sync import repository as links
-from app.sync.engine import SyncEngine
 from app.sync.models import Audit, Direction, LinkState
-from app.worker import Worker
-from tests.connections.conftest import settings_for, started
 from tests.support.asgi import app_client
 from tests.support.cli import cli_env, run_cli
+from tests.support.inprocess import inprocess_service
+from tests.support.service import ghl_event, rankr_event
 
 pytestmark = pytest.mark.anyio
 
@@ -230,52 +226,25 @@ async def test_the_cli_names_the_record_of_each_entry(trail: Trail, database_url
 async def test_the_real_sync_writes_what_the_history_shows(database_url: str) -> None:
     """Through the sync engine and the sandboxes: a Rankr contact and its task go to GHL, a GHL note
     on it comes to Rankr; the contact's history shows the three writes, each naming its record."""
-    settings = settings_for(database_url, coalesce_quiet_seconds=0)
-    async with started(settings) as running:
-        http, state = running.http, running.app.state
-        for side in ("ghl", "rankr"):
+    async with inprocess_service(database_url, coalesce_quiet_seconds=0, admin_token="s3cret") as service:
+        for product in (service.ghl, service.rankr):
             # The test delivers each webhook itself, signed, with the record the sandbox holds.
-            await http.post(f"/sandbox/{side}/_sandbox/control", json={"webhooks_enabled": False})
-        sync = SyncEngine(state.sessions, settings, state.registry.for_connection, clock=utcnow)
-        worker = Worker(state.sessions, sync, settings, state.registry, clock=utcnow, listen=False)
-        token = await http.post(
-            "/sandbox/rankr/oauth/token",
-            data={
-                "grant_type": "client_credentials",
-                "client_id": keys.RANKR_CLIENT_ID,
-                "client_secret": keys.RANKR_CLIENT_SECRET,
-            },
-        )
-        rankr = {"authorization": f"Bearer {token.json()['access_token']}"}
-        ghl = {"authorization": f"Bearer {keys.GHL_PRIVATE_TOKEN}", "version": "2021-07-28"}
+            await product.control(webhooks_enabled=False)
+        contact = await service.rankr.create(email="ada@example.com", firstName="Ada")
+        await delivered(service.post_rankr(rankr_event("contact.created", contact)))
+        assert await service.run_worker() == 1
+        path = f"/contacts/{contact['contactId']}/tasks"
+        task = (await service.rankr.api("POST", path, json={"title": "Call Ada"})).json()
+        await delivered(service.post_rankr(rankr_event("task.created", task)))
+        assert await service.run_worker() == 1
+        [ghl_contact] = [c for c in await service.ghl.contacts() if c.get("email")]
+        path = f"/contacts/{ghl_contact['id']}/notes"
+        note = (await service.ghl.api("POST", path, json={"body": "Ada prefers mornings"})).json()["note"]
+        fields = {"id": note["id"], "contactId": ghl_contact["id"], "body": note["body"]}
+        await delivered(service.post_ghl(ghl_event("NoteCreate", fields)))
+        assert await service.run_worker() == 1
 
-        created = await http.post(
-            "/sandbox/rankr/contacts", headers=rankr, json={"email": "ada@example.com", "firstName": "Ada"}
-        )
-        contact = created.json()
-        await deliver_rankr(http, "contact.created", contact)
-        assert await worker.run_until_idle() == 1
-        made = await http.post(
-            f"/sandbox/rankr/contacts/{contact['contactId']}/tasks", headers=rankr, json={"title": "Call Ada"}
-        )
-        await deliver_rankr(http, "task.created", made.json())
-        assert await worker.run_until_idle() == 1
-        [ghl_contact] = [
-            c for c in (await http.get("/sandbox/ghl/_sandbox/state")).json()["contacts"] if c.get("email")
-        ]
-        noted = await http.post(
-            f"/sandbox/ghl/contacts/{ghl_contact['id']}/notes",
-            headers=ghl,
-            json={"body": "Ada prefers mornings"},
-        )
-        note = noted.json()["note"]
-        await deliver_ghl(
-            http,
-            {"type": "NoteCreate", "id": note["id"], "contactId": ghl_contact["id"], "body": note["body"]},
-        )
-        assert await worker.run_until_idle() == 1
-
-        answer = await http.get(f"/admin/contacts/{ghl_contact['id']}/history", headers=ADMIN)
+        answer = await service.http.get(f"/admin/contacts/{ghl_contact['id']}/history", headers=service.admin)
     assert answer.status_code == 200, answer.text
     found = answer.json()
     assert [(e["kind"], e["direction"], e["action"], e["result"]) for e in found["entries"]] == [
@@ -285,33 +254,13 @@ async def test_the_real_sync_writes_what_the_history_shows(database_url: str) ->
     ]
     contact_entry, task_entry, note_entry = found["entries"]
     assert (contact_entry["rankrId"], contact_entry["ghlId"]) == (contact["contactId"], ghl_contact["id"])
-    assert task_entry["rankrId"] == made.json()["taskId"]
+    assert task_entry["rankrId"] == task["taskId"]
     assert task_entry["event"]["type"] == "task.created"
     assert note_entry["ghlId"] == note["id"]
     assert note_entry["event"]["type"] == "NoteCreate"
     assert "Ada" not in answer.text
 
 
-async def deliver_rankr(http: httpx.AsyncClient, kind: str, data: dict[str, Any]) -> None:
-    now = datetime.now(UTC)
-    body = json.dumps(
-        {"type": kind, "timestamp": now.isoformat(), "accountId": keys.RANKR_ACCOUNT_ID, "data": data}
-    ).encode()
-    msg_id, stamp = f"msg_{uuid.uuid4().hex}", int(now.timestamp())
-    signature = sign_standard(WebhookSecret.parse(keys.RANKR_WEBHOOK_SECRET), msg_id, stamp, body)
-    headers = {"webhook-id": msg_id, "webhook-timestamp": str(stamp), "webhook-signature": signature}
-    answer = await http.post("/webhooks/rankr", content=body, headers=headers)
-    assert answer.status_code == 202, answer.text
-
-
-async def deliver_ghl(http: httpx.AsyncClient, fields: dict[str, Any]) -> None:
-    payload = {
-        **fields,
-        "locationId": keys.GHL_LOCATION_ID,
-        "webhookId": str(uuid.uuid4()),
-        "timestamp": datetime.now(UTC).isoformat(),
-    }
-    body = json.dumps(payload).encode()
-    signature = sign_ghl_ed25519(load_private_key(keys.GHL_ED25519_PRIVATE_PEM), body)  # type: ignore[arg-type]
-    answer = await http.post("/webhooks/ghl", content=body, headers={"x-ghl-signature": signature})
+async def delivered(posted: Awaitable[httpx.Response]) -> None:
+    answer = await posted
     assert answer.status_code == 202, answer.text

@@ -12,6 +12,7 @@ import copy
 import json
 import re
 from functools import cache
+from pathlib import Path
 from typing import Any
 
 import yaml
@@ -23,6 +24,8 @@ from tests.support.reference import SHARED
 
 GHL_CONTACTS = SHARED / "ghl" / "openapi" / "contacts.json"
 GHL_COMMON = SHARED / "ghl" / "common" / "common-schemas.json"
+GHL_LOCATIONS = SHARED / "ghl" / "openapi" / "locations.json"
+GHL_USERS = SHARED / "ghl" / "openapi" / "users.json"
 GHL_WEBHOOKS = SHARED / "ghl" / "webhooks"
 RANKR_YAML = SHARED / "rankr" / "openapi.yaml"
 
@@ -69,6 +72,17 @@ def ghl_validate(instance: Any, name: str) -> None:
     else:
         ref = f"{GHL_CONTACTS.as_uri()}#/components/schemas/{name}"
     Draft7Validator({"$ref": ref}, registry=_ghl_registry()).validate(instance)
+
+
+def ghl_validate_in(document: Path, instance: Any, name: str) -> None:
+    """Validate against schema ``name`` of another GHL document (locations.json, users.json)."""
+    spec = _openapi30_to_json_schema(json.loads(document.read_text()))
+    registry = _ghl_registry().with_resource(
+        document.as_uri(), Resource.from_contents(spec, default_specification=DRAFT7)
+    )
+    Draft7Validator({"$ref": f"{document.as_uri()}#/components/schemas/{name}"}, registry=registry).validate(
+        instance
+    )
 
 
 def ghl_response_schema(path: str, method: str, status: str) -> str:

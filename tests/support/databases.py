@@ -31,6 +31,8 @@ TABLES = (
     "connection_verifications",
     "install_states",
     "connections",
+    "settings_versions",
+    "reveals",
 )
 
 

@@ -28,7 +28,18 @@ from app.integrations.registry import UpstreamRegistry
 from app.main import create_app
 from app.sandbox import Sandbox, keys
 from app.worker import Worker
-from tests.support.service import signed_ghl, signed_rankr, test_settings
+from tests.support.service import (
+    AUDIT_SQL,
+    EVENTS_SQL,
+    GHL_HEADERS,
+    LINKS_SQL,
+    RANKR_TOKEN_FORM,
+    record_writes,
+    signed_ghl,
+    signed_rankr,
+    test_settings,
+    with_email,
+)
 
 # The app's own address, as the sandboxes send webhooks to it and its clients reach the sandboxes.
 SERVICE_URL = "http://service.test"
@@ -66,8 +77,14 @@ class Product:
     async def api(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         raise NotImplementedError
 
+    async def sandbox_post(self, path: str, **body: Any) -> dict[str, Any]:
+        """POST to one of the sandbox's own routes (``/_sandbox/control``, ``/_sandbox/oauth/revoke``)."""
+        answer = await self.http.post(f"{self.base}/_sandbox{path}", json=body)
+        answer.raise_for_status()
+        return dict(answer.json())
+
     async def control(self, **changes: Any) -> None:
-        (await self.http.post(f"{self.base}/_sandbox/control", json=changes)).raise_for_status()
+        await self.sandbox_post("/control", **changes)
 
     async def mark(self) -> int:
         answer = await self.http.get(f"{self.base}/_sandbox/requests", params={"since": 10**12})
@@ -78,12 +95,7 @@ class Product:
         return list(answer.json()["requests"])
 
     async def writes_since(self, mark: int) -> list[str]:
-        """Record writes answered since ``mark`` (token requests are not record writes)."""
-        return [
-            f"{r['method']} {r['path']}"
-            for r in await self.requests_since(mark)
-            if r["write"] and r["path"] != "/oauth/token"
-        ]
+        return record_writes(await self.requests_since(mark))
 
     async def seed(self, contacts: list[dict[str, Any]]) -> list[str]:
         """Create contacts quickly and without webhooks (records that existed before the service)."""
@@ -99,13 +111,13 @@ class Product:
         return list((await self.http.get(f"{self.base}/_sandbox/state")).json()["contacts"])
 
     async def by_email(self, email: str) -> list[dict[str, Any]]:
-        return [c for c in await self.contacts() if (c.get("email") or "").lower() == email.lower()]
+        return with_email(await self.contacts(), email)
 
 
 class Ghl(Product):
     def __init__(self, http: httpx.AsyncClient, base: str) -> None:
         super().__init__(http, base, "ghl")
-        self.headers = {"Authorization": f"Bearer {keys.GHL_PRIVATE_TOKEN}", "Version": "2021-07-28"}
+        self.headers = GHL_HEADERS
 
     async def api(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         return await self.http.request(method, f"{self.base}{path}", headers=self.headers, **kwargs)
@@ -138,14 +150,7 @@ class Rankr(Product):
 
     async def api(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         if self._token is None:
-            answer = await self.http.post(
-                f"{self.base}/oauth/token",
-                data={
-                    "grant_type": "client_credentials",
-                    "client_id": keys.RANKR_CLIENT_ID,
-                    "client_secret": keys.RANKR_CLIENT_SECRET,
-                },
-            )
+            answer = await self.http.post(f"{self.base}/oauth/token", data=RANKR_TOKEN_FORM)
             answer.raise_for_status()
             self._token = answer.json()["access_token"]
         headers = {"Authorization": f"Bearer {self._token}"}
@@ -194,6 +199,9 @@ class InProcessService:
         self._sessions = sessions
         self.ghl = Ghl(http, f"{SERVICE_URL}/sandbox/ghl")
         self.rankr = Rankr(http, f"{SERVICE_URL}/sandbox/rankr")
+        token = app.state.settings.admin_token
+        # The admin routes' bearer header (empty when no admin token is set).
+        self.admin = {"authorization": f"Bearer {token.get_secret_value()}"} if token is not None else {}
 
     # --- driving it --------------------------------------------------------------------------------
 
@@ -235,8 +243,9 @@ class InProcessService:
 
     # --- reading its state -------------------------------------------------------------------------
 
-    async def status(self) -> dict[str, Any]:
-        answer = await self.http.get(f"{SERVICE_URL}/status")
+    async def status(self, *, admin: bool = False) -> dict[str, Any]:
+        """``/status`` as anyone sees it, or with ``admin`` as the operator does (with the admin token)."""
+        answer = await self.http.get(f"{SERVICE_URL}/status", headers=self.admin if admin else {})
         answer.raise_for_status()
         return dict(answer.json())
 
@@ -246,18 +255,14 @@ class InProcessService:
             return [dict(row) for row in (await session.execute(text(sql))).mappings()]
 
     async def events(self, source: str | None = None) -> list[dict[str, Any]]:
-        rows = await self.query(
-            "SELECT source, event_id, type, status, attempts, last_error FROM webhook_events ORDER BY id"
-        )
+        rows = await self.query(EVENTS_SQL)
         return [row for row in rows if source is None or row["source"] == source]
 
     async def links(self) -> list[dict[str, Any]]:
-        return await self.query("SELECT kind, state, rankr_id, ghl_id, snapshot FROM links ORDER BY id")
+        return await self.query(LINKS_SQL)
 
     async def audit(self) -> list[dict[str, Any]]:
-        return await self.query(
-            "SELECT direction, action, result, rankr_id, ghl_id, changes FROM audit_entries ORDER BY id"
-        )
+        return await self.query(AUDIT_SQL)
 
     # --- webhooks the test signs itself (redeliveries, replays, bad input) ---------------------------
 
@@ -296,7 +301,7 @@ async def inprocess_service(
     try:
         async with (
             app.router.lifespan_context(app),
-            httpx.AsyncClient(transport=httpx.ASGITransport(app=app)) as http,
+            httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=SERVICE_URL) as http,
         ):
             sessions, registry = app.state.sessions, app.state.registry
             worker = Worker.with_engine(

@@ -27,6 +27,27 @@ from tests.support.server import reserve_port, serve
 
 T = TypeVar("T")
 
+# What the tests read of the service's tables, end to end here and in process (tests/support/inprocess.py).
+EVENTS_SQL = "SELECT source, event_id, type, status, attempts, last_error FROM webhook_events ORDER BY id"
+LINKS_SQL = "SELECT kind, state, rankr_id, ghl_id, snapshot FROM links ORDER BY id"
+AUDIT_SQL = "SELECT direction, action, result, rankr_id, ghl_id, changes FROM audit_entries ORDER BY id"
+# How a test calls the sandboxes' APIs, as the service does.
+GHL_HEADERS = {"Authorization": f"Bearer {keys.GHL_PRIVATE_TOKEN}", "Version": "2021-07-28"}
+RANKR_TOKEN_FORM = {
+    "grant_type": "client_credentials",
+    "client_id": keys.RANKR_CLIENT_ID,
+    "client_secret": keys.RANKR_CLIENT_SECRET,
+}
+
+
+def record_writes(requests: list[dict[str, Any]]) -> list[str]:
+    """The record writes among a sandbox's logged requests (token requests are not record writes)."""
+    return [f"{r['method']} {r['path']}" for r in requests if r["write"] and r["path"] != "/oauth/token"]
+
+
+def with_email(contacts: list[dict[str, Any]], email: str) -> list[dict[str, Any]]:
+    return [c for c in contacts if (c.get("email") or "").lower() == email.lower()]
+
 
 def wait_for(check: Callable[[], T | None], timeout: float = 15.0, what: str = "condition") -> T:
     deadline = time.monotonic() + timeout
@@ -58,12 +79,7 @@ class Product:
         return list(answer["requests"])
 
     def writes_since(self, mark: int) -> list[str]:
-        """Record writes answered since ``mark`` (token requests are not record writes)."""
-        return [
-            f"{r['method']} {r['path']}"
-            for r in self.requests_since(mark)
-            if r["write"] and r["path"] != "/oauth/token"
-        ]
+        return record_writes(self.requests_since(mark))
 
     def seed(self, contacts: list[dict[str, Any]]) -> list[str]:
         """Create contacts quickly and without webhooks (records that existed before the service)."""
@@ -79,11 +95,17 @@ class Product:
             self.http.get(f"{self.base}/_sandbox/webhooks", params={"body": "true"}).json()["deliveries"]
         )
 
+    def contacts(self) -> list[dict[str, Any]]:
+        return list(self.http.get(f"{self.base}/_sandbox/state").json()["contacts"])
+
+    def by_email(self, email: str) -> list[dict[str, Any]]:
+        return with_email(self.contacts(), email)
+
 
 class Ghl(Product):
     def __init__(self, http: httpx.Client, base: str) -> None:
         super().__init__(http, base, "ghl")
-        self.headers = {"Authorization": f"Bearer {keys.GHL_PRIVATE_TOKEN}", "Version": "2021-07-28"}
+        self.headers = GHL_HEADERS
 
     def api(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         return self.http.request(method, f"{self.base}{path}", headers=self.headers, **kwargs)
@@ -108,13 +130,6 @@ class Ghl(Product):
     def delete(self, contact_id: str) -> None:
         self.api("DELETE", f"/contacts/{contact_id}").raise_for_status()
 
-    def by_email(self, email: str) -> list[dict[str, Any]]:
-        state = self.http.get(f"{self.base}/_sandbox/state").json()
-        return [c for c in state["contacts"] if (c.get("email") or "").lower() == email.lower()]
-
-    def contacts(self) -> list[dict[str, Any]]:
-        return list(self.http.get(f"{self.base}/_sandbox/state").json()["contacts"])
-
 
 class Rankr(Product):
     def __init__(self, http: httpx.Client, base: str) -> None:
@@ -123,14 +138,7 @@ class Rankr(Product):
 
     def api(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         if self._token is None:
-            answer = self.http.post(
-                f"{self.base}/oauth/token",
-                data={
-                    "grant_type": "client_credentials",
-                    "client_id": keys.RANKR_CLIENT_ID,
-                    "client_secret": keys.RANKR_CLIENT_SECRET,
-                },
-            )
+            answer = self.http.post(f"{self.base}/oauth/token", data=RANKR_TOKEN_FORM)
             answer.raise_for_status()
             self._token = answer.json()["access_token"]
         headers = {"Authorization": f"Bearer {self._token}"}
@@ -155,12 +163,6 @@ class Rankr(Product):
 
     def delete(self, contact_id: str) -> None:
         assert self.api("DELETE", f"/contacts/{contact_id}").status_code == 204
-
-    def contacts(self) -> list[dict[str, Any]]:
-        return list(self.http.get(f"{self.base}/_sandbox/state").json()["contacts"])
-
-    def by_email(self, email: str) -> list[dict[str, Any]]:
-        return [c for c in self.contacts() if (c.get("email") or "").lower() == email.lower()]
 
 
 class Service:
@@ -203,20 +205,14 @@ class Service:
             time.sleep(0.05)
 
     def events(self, source: str | None = None) -> list[dict[str, Any]]:
-        sql = "SELECT source, event_id, type, status, attempts, last_error FROM webhook_events ORDER BY id"
-        rows = query(self.database_url, sql)
+        rows = query(self.database_url, EVENTS_SQL)
         return [row for row in rows if source is None or row["source"] == source]
 
     def links(self) -> list[dict[str, Any]]:
-        return query(
-            self.database_url, "SELECT kind, state, rankr_id, ghl_id, snapshot FROM links ORDER BY id"
-        )
+        return query(self.database_url, LINKS_SQL)
 
     def audit(self) -> list[dict[str, Any]]:
-        return query(
-            self.database_url,
-            "SELECT direction, action, result, rankr_id, ghl_id, changes FROM audit_entries ORDER BY id",
-        )
+        return query(self.database_url, AUDIT_SQL)
 
     # --- webhooks the test signs itself (redeliveries, replays, bad input) ---------------------------
 

@@ -7,12 +7,15 @@ from __future__ import annotations
 import random
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from app.automation.config import field_maps, sync_config
 from app.connections import repository as connections
 from app.db import session_factory, unit_of_work
+from app.errors import OutOfBudget
 from app.sync import repository as links
 from app.sync.engine import SyncEngine
 from app.sync.task_poll import (
@@ -23,6 +26,7 @@ from app.sync.task_poll import (
     OPEN_TARGET,
     SWEEP_AFTER,
     Candidate,
+    TaskPoll,
     choose,
     priority,
     target,
@@ -201,6 +205,52 @@ async def test_every_contact_with_tasks_is_read_within_the_bound(service: InProc
     ).raise_for_status()
     await run_rounds(service, bound.total_seconds())
     assert (await rankr_tasks(service, contacts[0][0]))[0]["title"] == "Late"
+
+
+@pytest.mark.anyio
+async def test_a_spent_budget_ends_the_round_and_the_contacts_keep_their_turn(
+    service: InProcessService,
+) -> None:
+    await linked_tasks(service, 6)
+    settings = service.app.state.settings
+    asked: list[str] = []
+    spent = [True]
+
+    class Budgeted:
+        """GHL's client, behind a budget that is spent while ``spent`` says so."""
+
+        def __init__(self, ghl: Any) -> None:
+            self._ghl = ghl
+
+        async def list_tasks(self, contact_id: str) -> Any:
+            asked.append(contact_id)
+            if spent[0]:
+                raise OutOfBudget("ghl", 30.0)
+            return await self._ghl.list_tasks(contact_id)
+
+    def upstreams(connection: Any) -> Any:
+        real = service.registry.for_connection(connection)
+        return replace(real, ghl=Budgeted(real.ghl))
+
+    maps = field_maps(settings, sync_config(settings))
+    poll = TaskPoll(
+        service._sessions,
+        upstreams,
+        maps=maps,
+        clock=service.clock,
+        contacts_per_round=READS,
+        round_seconds=5,
+    )
+    await poll.run_once()  # first seen
+    service.clock.advance(ACTIVE_TARGET.total_seconds() + 1)  # all were just synced: all due
+    assert await poll.run_once() == 0
+    [first] = asked  # the round ended at the first refusal
+    spent[0] = False
+    service.clock.advance(ROUND.total_seconds())
+    asked.clear()
+    await poll.run_once()
+    assert len(asked) == READS
+    assert asked[0] == first
 
 
 @pytest.mark.anyio

@@ -16,7 +16,14 @@ import httpx
 from pydantic import BaseModel
 
 from app.errors import PermanentUpstreamError, UpstreamNotFound
-from app.integrations.ghl.schemas import GhlContact, GhlLocation, GhlNote, GhlTask
+from app.integrations.ghl.schemas import (
+    GhlContact,
+    GhlFieldDefinition,
+    GhlLocation,
+    GhlNote,
+    GhlTask,
+    GhlUser,
+)
 from app.integrations.upstream import UpstreamClient
 from app.kit.clock import format_instant
 from app.kit.http import RateLimitSnapshot, header_int, url_path
@@ -313,9 +320,14 @@ class GhlClient(UpstreamClient):
         found = await self._call("POST", f"/locations/{self.location_id}/tasks/search", json={"limit": limit})
         return _members(found, "tasks", GhlTask)
 
-    async def list_custom_fields(self) -> list[dict[str, Any]]:
+    async def list_custom_fields(self) -> list[GhlFieldDefinition]:
         """The location's contact custom fields (id, name, fieldKey, dataType), as GHL lists them."""
         path = url_path("locations", self.location_id, "customFields")
-        body = await self._call("GET", path, params={"model": "contact"})
-        fields = body.get("customFields") if isinstance(body, dict) else None
-        return [field for field in fields or () if isinstance(field, dict)]
+        return _members(
+            await self._call("GET", path, params={"model": "contact"}), "customFields", GhlFieldDefinition
+        )
+
+    async def list_users(self) -> list[GhlUser]:
+        """The location's users (``GET /users/?locationId=``; needs ``users.readonly``)."""
+        found = await self._call("GET", "/users/", params={"locationId": self.location_id})
+        return _members(found, "users", GhlUser)

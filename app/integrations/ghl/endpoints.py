@@ -34,7 +34,7 @@ CHILD_EVENTS = frozenset(
 APPOINTMENT_EVENTS = frozenset({"AppointmentCreate", "AppointmentUpdate", "AppointmentDelete"})
 
 
-def _keys(hook: GhlWebhook) -> tuple[str, str]:
+def _routing_keys(hook: GhlWebhook) -> tuple[str, str]:
     """The account key (location, or company for agency installs) and the ordering key."""
     if hook.type in APP_EVENTS:
         account = hook.location_id or (f"company:{hook.company_id}" if hook.company_id else None)
@@ -102,7 +102,7 @@ async def receive_ghl_webhook(
     if hook.type not in CONTACT_EVENTS | CHILD_EVENTS | APPOINTMENT_EVENTS | APP_EVENTS:
         metrics.webhook_received(Source.GHL, "other", "ignored")
         return answer(200, "ignored", hook.webhook_id)
-    account, order = _keys(hook)
+    account, order = _routing_keys(hook)
     event = IncomingEvent(
         source=Source.GHL,
         event_id=hook.webhook_id,

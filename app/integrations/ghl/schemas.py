@@ -86,3 +86,33 @@ class GhlLocation(WireModel):
     id: str
     company_id: str | None = None
     name: str | None = None
+
+
+class GhlFieldDefinition(WireModel):
+    """A location's custom field as GET /locations/{id}/customFields lists it (CustomFieldSchema)."""
+
+    id: str
+    name: str = ""
+    field_key: str = ""
+    data_type: str = "TEXT"
+    picklist_options: list[str] = Field(default_factory=list)
+
+    @property
+    def key(self) -> str:
+        """The key a configuration maps it by: ``fieldKey`` without its model prefix."""
+        return (self.field_key or self.name or self.id).removeprefix("contact.")
+
+
+class GhlUser(WireModel):
+    """A user of the location as GET /users/?locationId= lists it (UserSchema), the part read here."""
+
+    id: str
+    name: str | None = None
+    first_name: str | None = None
+    last_name: str | None = None
+    email: str | None = None
+
+    @property
+    def label(self) -> str:
+        named = self.name or " ".join(p for p in (self.first_name, self.last_name) if p)
+        return named or self.email or self.id

@@ -50,7 +50,7 @@ class NeedsReauth(Deferred):
 
 
 @dataclass(frozen=True, slots=True)
-class _Known:
+class _CachedToken:
     credential_id: int | None  # None: the Private Integration token from the settings
     kind: str
     access: str
@@ -79,7 +79,7 @@ class GhlTokens:
         self._clock = clock
         self._holder = holder
         self._cipher: TokenCipher | None = None
-        self._known: dict[int, _Known] = {}
+        self._known: dict[int, _CachedToken] = {}
         self._margin = timedelta(seconds=settings.ghl_token_refresh_margin_seconds)
         self._lease = timedelta(seconds=settings.http_timeout_seconds * 2 + 5)
         self._locks: dict[int, asyncio.Lock] = {}
@@ -120,7 +120,7 @@ class GhlTokens:
 
     # -- internals ----------------------------------------------------------------------------------
 
-    async def _load(self, connection_id: int) -> _Known:
+    async def _load(self, connection_id: int) -> _CachedToken:
         async with self._sessions() as session:
             row = await credentials.for_connection(session, connection_id)
             if row is None:
@@ -128,7 +128,7 @@ class GhlTokens:
                 if token is None:
                     raise PermanentUpstreamError("ghl", "no GHL credentials for this connection")
                 # Kept like a stored token: a 401 looks again (credentials stored since are found).
-                known = _Known(None, CredentialKind.PRIVATE, token, None, 0)
+                known = _CachedToken(None, CredentialKind.PRIVATE, token, None, 0)
                 self._known[connection_id] = known
                 return known
             known = self._remember(connection_id, row)
@@ -137,20 +137,20 @@ class GhlTokens:
                 log.info("ghl.credentials_rekeyed", extra={"connection": connection_id})
         return known
 
-    def _remember(self, connection_id: int, row: GhlCredential) -> _Known:
+    def _remember(self, connection_id: int, row: GhlCredential) -> _CachedToken:
         if row.state == CredentialState.NEEDS_REAUTH:
             self._known.pop(connection_id, None)
             raise NeedsReauth(
                 f"GHL refused the stored grant of connection {connection_id}; install the app again",
                 delay=self._settings.needs_reauth_recheck_seconds,
             )
-        known = _Known(
+        known = _CachedToken(
             row.id, row.kind, self.cipher.decrypt(row.access_token), row.expires_at, row.generation
         )
         self._known[connection_id] = known
         return known
 
-    async def _refresh(self, connection_id: int, location_id: str, seen: _Known) -> str:
+    async def _refresh(self, connection_id: int, location_id: str, seen: _CachedToken) -> str:
         """One refresh across all processes; the others wait for its result."""
         credential_id = seen.credential_id
         if credential_id is None:
@@ -211,7 +211,7 @@ class GhlTokens:
                 now=now,
             )
         log.info("ghl.token_refreshed", extra={"connection": connection_id, "kind": row.kind})
-        self._known[connection_id] = _Known(
+        self._known[connection_id] = _CachedToken(
             row.id, row.kind, answer.access_token, expiry(now, answer), row.generation + 1
         )
         return answer.access_token
@@ -249,5 +249,5 @@ class GhlTokens:
         if self._fresh(row.expires_at) and current != rejected:
             return current
         # The agency row is keyed by a negative id in the cache so it never collides with connections.
-        seen = _Known(row.id, row.kind, "", row.expires_at, row.generation)
+        seen = _CachedToken(row.id, row.kind, "", row.expires_at, row.generation)
         return await self._refresh(-row.id, "", seen)

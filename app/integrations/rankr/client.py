@@ -16,7 +16,7 @@ from typing import Any
 import httpx
 
 from app.errors import PermanentUpstreamError, UpstreamError, UpstreamNotFound
-from app.integrations.rankr.schemas import RankrContact, RankrNote, RankrTask
+from app.integrations.rankr.schemas import RankrContact, RankrFieldSurvey, RankrNote, RankrTask
 from app.integrations.upstream import UpstreamClient
 from app.kit.clock import format_instant
 from app.kit.http import RateLimitSnapshot, header_int, url_path
@@ -145,6 +145,26 @@ class RankrClient(UpstreamClient):
         following = body.get("nextCursor")
         contacts = [RankrContact.model_validate(item) for item in data]
         return contacts, following if isinstance(following, str) and following else None
+
+    async def survey_contacts(self, max_contacts: int = 1000, samples: int = 3) -> RankrFieldSurvey:
+        """The custom field keys and owner ids of the account's contacts, from at most ``max_contacts``
+        of them (Rankr has no list of custom fields: its keys are whatever the contacts carry)."""
+        survey = RankrFieldSurvey()
+        cursor: str | None = None
+        while survey.contacts_read < max_contacts:
+            limit = min(200, max_contacts - survey.contacts_read)
+            contacts, cursor = await self.list_contacts(cursor=cursor, limit=limit)
+            for contact in contacts:
+                for key, value in contact.custom_fields.items():
+                    seen = survey.custom_fields.setdefault(key, [])
+                    if value is not None and value not in seen and len(seen) < samples:
+                        seen.append(value)
+                if contact.owner_id:
+                    survey.owner_ids.add(contact.owner_id)
+            survey.contacts_read += len(contacts)
+            if cursor is None or not contacts:
+                break
+        return survey
 
     async def create_contact(self, fields: dict[str, Any]) -> CreateResult:
         try:

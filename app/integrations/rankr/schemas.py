@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
@@ -90,3 +91,13 @@ class RankrWebhook(WireModel):
             "note": self.data.note_id,
         }
         return kind, value[kind]
+
+
+@dataclass
+class RankrFieldSurvey:
+    """What Rankr's contacts carry that a mapping can name: custom field keys (with a few of their
+    values, whose JSON types tell a field's kind) and the owner ids seen."""
+
+    custom_fields: dict[str, list[str | float | bool]] = field(default_factory=dict)
+    owner_ids: set[str] = field(default_factory=set)
+    contacts_read: int = 0

@@ -101,3 +101,50 @@ class GhlAppointment:
     assigned_user_id: str | None = None
     notes: str | None = None
     address: str | None = None
+
+
+# The data types GHL's custom fields take (CreateCustomFieldsDTO ``dataType``; the UI's field kinds).
+CUSTOM_FIELD_TYPES = (
+    "TEXT",
+    "LARGE_TEXT",
+    "NUMERICAL",
+    "PHONE",
+    "MONETORY",
+    "CHECKBOX",
+    "SINGLE_OPTIONS",
+    "MULTIPLE_OPTIONS",
+    "DATE",
+    "TEXTBOX_LIST",
+    "FILE_UPLOAD",
+    "RADIO",
+    "EMAIL",
+)
+
+
+@dataclass
+class GhlCustomFieldDefinition:
+    """A contact custom field of the location (CustomFieldSchema): what its values mean."""
+
+    id: str
+    name: str
+    field_key: str
+    data_type: str
+    position: int = 0
+    placeholder: str | None = None
+    picklist_options: list[str] = field(default_factory=list)
+
+
+@dataclass
+class GhlUser:
+    """A user with access to the location (UserSchema, the part the sandbox keeps)."""
+
+    id: str
+    first_name: str
+    last_name: str
+    email: str
+    phone: str | None = None
+    role: str = "user"
+
+    @property
+    def name(self) -> str:
+        return f"{self.first_name} {self.last_name}".strip()

@@ -20,6 +20,7 @@ from pydantic import BaseModel, ValidationError
 from app.sandbox.ghl import errors, search, serialize
 from app.sandbox.ghl.schemas import (
     CreateContactDto,
+    CreateCustomFieldsDTO,
     CreateTaskParams,
     NotesDTO,
     SearchBody,
@@ -239,8 +240,29 @@ def api_router(side: GhlSandbox) -> APIRouter:
 
     @router.get("/locations/{locationId}/customFields")
     async def list_custom_fields(locationId: str, request: Request) -> dict[str, Any]:  # noqa: N803
+        """CustomFieldsListSuccessfulResponseDto; the sandbox has contact fields only."""
         check_location(request, locationId)
-        return {"customFields": store.list_custom_fields()}
+        model = request.query_params.get("model", "all")
+        if model not in {"contact", "opportunity", "all"}:
+            raise errors.unprocessable(
+                ["model must be one of the following values: contact, opportunity, all"]
+            )
+        definitions = store.list_custom_fields() if model != "opportunity" else []
+        return {"customFields": [serialize.custom_field_json(d, store.location_id) for d in definitions]}
+
+    @router.post("/locations/{locationId}/customFields")
+    async def create_custom_field(locationId: str, request: Request) -> dict[str, Any]:  # noqa: N803
+        """CreateCustomFieldsDTO in, CustomFieldSuccessfulResponseDto out."""
+        check_location(request, locationId)
+        body = validate(CreateCustomFieldsDTO, await read_json(request))
+        definition = store.create_custom_field(body.name, body.data_type, placeholder=body.placeholder)
+        return {"customField": serialize.custom_field_json(definition, store.location_id)}
+
+    @router.get("/users/")
+    async def list_users(request: Request) -> dict[str, Any]:
+        """LocationSuccessfulResponseDto (users.json ``get-user-by-location``): the location's users."""
+        check_location(request, request.query_params.get("locationId"))
+        return {"users": [serialize.user_json(u, store.location_id) for u in store.list_users()]}
 
     @router.post("/locations/{locationId}/tasks/search")
     async def search_tasks(locationId: str, request: Request) -> dict[str, Any]:  # noqa: N803

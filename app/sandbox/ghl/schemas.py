@@ -22,6 +22,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from pydantic.alias_generators import to_camel
 from pydantic_core import PydanticCustomError
 
+from app.sandbox.ghl.records import CUSTOM_FIELD_TYPES
+
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 # dateOfBirth formats GHL documents for contacts: YYYY/MM/DD, MM/DD/YYYY, YYYY-MM-DD, MM-DD-YYYY,
 # YYYY.MM.DD, MM.DD.YYYY, YYYY_MM_DD, MM_DD_YYYY; full ISO instants are also accepted (GHL echoes them).
@@ -184,6 +186,34 @@ def _check_instant(field: str, value: str | None) -> str | None:
     if value is not None and parse_iso_instant(value) is None:
         raise nest_error(f"{field} must be a valid ISO 8601 date string")
     return value
+
+
+class CreateCustomFieldsDTO(GhlDto):
+    """POST /locations/{locationId}/customFields: ``name`` and ``dataType`` required (contact fields)."""
+
+    name: str
+    data_type: str
+    placeholder: str | None = None
+    accepted_format: list[str] | None = None
+    is_multiple_file: bool | None = None
+    max_number_of_files: float | None = None
+    text_box_list_options: list[dict[str, Any]] | None = None
+    position: float | None = None
+    model: Literal["contact", "opportunity"] | None = None
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        if not value.strip():
+            raise nest_error("name should not be empty")
+        return value
+
+    @field_validator("data_type")
+    @classmethod
+    def _data_type(cls, value: str) -> str:
+        if value not in CUSTOM_FIELD_TYPES:
+            raise nest_error(f"dataType must be one of the following values: {', '.join(CUSTOM_FIELD_TYPES)}")
+        return value
 
 
 class CreateTaskParams(GhlDto):

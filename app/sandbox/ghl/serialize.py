@@ -13,7 +13,14 @@ from datetime import datetime
 from typing import Any
 
 from app.kit.clock import format_instant
-from app.sandbox.ghl.records import GhlAppointment, GhlContact, GhlNote, GhlTask
+from app.sandbox.ghl.records import (
+    GhlAppointment,
+    GhlContact,
+    GhlCustomFieldDefinition,
+    GhlNote,
+    GhlTask,
+    GhlUser,
+)
 
 # Properties of the contact webhook events (ContactCreate/Update/Delete/TagUpdate/DndUpdate.md).
 _CONTACT_WEBHOOK_TEXT = (
@@ -191,3 +198,36 @@ def appointment_webhook(appointment: GhlAppointment, event_type: str, location_i
         if value is not None:
             inner[key] = value
     return {"type": event_type, "locationId": location_id, "appointment": inner}
+
+
+def custom_field_json(definition: GhlCustomFieldDefinition, location_id: str) -> dict[str, Any]:
+    """CustomFieldSchema (locations.json)."""
+    data: dict[str, Any] = {
+        "id": definition.id,
+        "name": definition.name,
+        "fieldKey": definition.field_key,
+        "dataType": definition.data_type,
+        "position": definition.position,
+        "picklistOptions": list(definition.picklist_options),
+        "locationId": location_id,
+        "model": "contact",
+    }
+    if definition.placeholder:
+        data["placeholder"] = definition.placeholder
+    return data
+
+
+def user_json(user: GhlUser, location_id: str) -> dict[str, Any]:
+    """UserSchema (users.json), the part the sandbox keeps."""
+    data: dict[str, Any] = {
+        "id": user.id,
+        "name": user.name,
+        "firstName": user.first_name,
+        "lastName": user.last_name,
+        "email": user.email,
+        "deleted": False,
+        "roles": {"type": "account", "role": user.role, "locationIds": [location_id]},
+    }
+    if user.phone:
+        data["phone"] = user.phone
+    return data

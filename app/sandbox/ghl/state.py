@@ -34,7 +34,15 @@ from typing import Any
 
 from app.kit.clock import Clock
 from app.sandbox.ghl import serialize
-from app.sandbox.ghl.records import CONTACT_TEXT_FIELDS, GhlAppointment, GhlContact, GhlNote, GhlTask
+from app.sandbox.ghl.records import (
+    CONTACT_TEXT_FIELDS,
+    GhlAppointment,
+    GhlContact,
+    GhlCustomFieldDefinition,
+    GhlNote,
+    GhlTask,
+    GhlUser,
+)
 from app.sandbox.ghl.schemas import parse_date_of_birth
 from app.sandbox.ids import ghl_id
 from app.sandbox.store import ContactStore, EventSink, put_text
@@ -106,12 +114,20 @@ class GhlStore(ContactStore[GhlContact]):
         self._by_email: dict[str, set[str]] = {}
         self._by_phone: dict[str, set[str]] = {}
         self._custom_field_ids: dict[str, str] = {}  # custom field key -> id
+        self.custom_field_definitions: dict[str, GhlCustomFieldDefinition] = {}
+        self.users: dict[str, GhlUser] = {}
 
     def _record_tables(self) -> tuple[dict[str, Any], ...]:
         return self.tasks, self.notes, self.appointments
 
     def _lookups(self) -> tuple[dict[str, Any], ...]:
-        return self._by_email, self._by_phone, self._custom_field_ids
+        return (
+            self._by_email,
+            self._by_phone,
+            self._custom_field_ids,
+            self.custom_field_definitions,
+            self.users,
+        )
 
     def _dump(self) -> dict[str, Any]:
         return {
@@ -393,30 +409,75 @@ class GhlStore(ContactStore[GhlContact]):
 
     # -- internals ----------------------------------------------------------------------------------
 
-    def list_custom_fields(self) -> list[dict[str, Any]]:
-        """The location's contact custom fields (CustomFieldSchema): those written by key, with the
-        key as their name, and those only ever written by id."""
+    def list_custom_fields(self) -> list[GhlCustomFieldDefinition]:
+        """The location's contact custom fields: those defined (in the UI or by POST), and a TEXT field
+        for each one a contact was given by a key or id never defined, as GHL creates them then."""
         with self._lock:
-            named = {field_id: key for key, field_id in self._custom_field_ids.items()}
             used = {field_id for contact in self.contacts.values() for field_id in contact.custom_fields}
-            return [
-                {
-                    "id": field_id,
-                    "name": named.get(field_id, field_id),
-                    "fieldKey": f"contact.{named.get(field_id, field_id)}",
-                    "dataType": "TEXT",
-                    "model": "contact",
-                    "locationId": self.location_id,
-                }
-                for field_id in sorted(named.keys() | used)
-            ]
+            for key, field_id in self._custom_field_ids.items():
+                self._define_text_field(field_id, key)
+            for field_id in used:
+                self._define_text_field(field_id, field_id)
+            return sorted(self.custom_field_definitions.values(), key=lambda d: (d.position, d.name, d.id))
+
+    def create_custom_field(
+        self, name: str, data_type: str, *, placeholder: str | None = None, options: list[str] | None = None
+    ) -> GhlCustomFieldDefinition:
+        """A new contact custom field; its key is the name in snake case, made unique."""
+        with self._lock:
+            base = re.sub(r"[^a-z0-9]+", "_", name.strip().lower()).strip("_") or "field"
+            key, suffix = base, 1
+            while key in self._custom_field_ids:
+                suffix += 1
+                key = f"{base}_{suffix}"
+            definition = GhlCustomFieldDefinition(
+                id=ghl_id(),
+                name=name.strip(),
+                field_key=f"contact.{key}",
+                data_type=data_type,
+                position=len(self.custom_field_definitions),
+                placeholder=placeholder,
+                picklist_options=list(options or []),
+            )
+            self._custom_field_ids[key] = definition.id
+            self.custom_field_definitions[definition.id] = definition
+            return definition
+
+    def _define_text_field(self, field_id: str, key: str) -> None:
+        if field_id not in self.custom_field_definitions:
+            self.custom_field_definitions[field_id] = GhlCustomFieldDefinition(
+                id=field_id,
+                name=key,
+                field_key=f"contact.{key}",
+                data_type="TEXT",
+                position=len(self.custom_field_definitions),
+            )
 
     def _custom_field_id(self, field_id: str | None, key: str | None) -> str:
         if field_id:
             return field_id
         if not key:
             raise ValueError("a custom field needs an id or a key")
-        return self._custom_field_ids.setdefault(key, ghl_id())
+        # GHL takes the key with or without its model prefix ("contact.pincode" or "pincode").
+        return self._custom_field_ids.setdefault(key.removeprefix("contact."), ghl_id())
+
+    # -- users --------------------------------------------------------------------------------------
+
+    def list_users(self) -> list[GhlUser]:
+        with self._lock:
+            return sorted(self.users.values(), key=lambda u: (u.name.lower(), u.id))
+
+    def create_user(self, first_name: str, last_name: str, email: str, *, role: str = "user") -> GhlUser:
+        with self._lock:
+            user = GhlUser(
+                id=ghl_id(),
+                first_name=first_name.strip(),
+                last_name=last_name.strip(),
+                email=email.strip(),
+                role=role,
+            )
+            self.users[user.id] = user
+            return user
 
     def _apply(self, contact: GhlContact, changes: dict[str, Any]) -> tuple[bool, bool]:
         """Write ``changes`` (wire names) into ``contact``; (tags changed, dnd changed)."""

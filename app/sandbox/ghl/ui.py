@@ -15,13 +15,14 @@ from fastapi.responses import RedirectResponse
 from starlette.datastructures import FormData
 
 from app.kit.clock import format_instant
-from app.sandbox.ghl.records import GhlContact, GhlNote, GhlTask
+from app.sandbox.ghl.records import CUSTOM_FIELD_TYPES, GhlContact, GhlNote, GhlTask
 from app.sandbox.ghl.state import DuplicateContact, GhlStore
 from app.sandbox.ui import (
     ContactForms,
     FormError,
     FormField,
     Row,
+    Section,
     UiKit,
     contact_ui_router,
     custom_field_changes,
@@ -143,6 +144,52 @@ class GhlForms(ContactForms[GhlStore]):
     def new_contact_fields(self) -> list[FormField]:
         return _contact_fields(None)
 
+    def sections(self) -> list[Section]:
+        custom_fields = [
+            Row(d.id, [("Name", d.name), ("Key", d.field_key), ("Type", d.data_type)])
+            for d in self.store.list_custom_fields()
+        ]
+        users = [Row(u.id, [("Name", u.name), ("Email", u.email)]) for u in self.store.list_users()]
+        return [
+            Section(
+                "Custom fields",
+                custom_fields,
+                "/ui/custom-fields",
+                [
+                    FormField("name", "Name", required=True),
+                    FormField("dataType", "Type", "TEXT", kind="select", options=CUSTOM_FIELD_TYPES),
+                    FormField("options", "Options", hint="for option fields: comma-separated"),
+                ],
+                "Create custom field",
+                "No custom fields yet.",
+            ),
+            Section(
+                "Users",
+                users,
+                "/ui/users",
+                [
+                    FormField("firstName", "First name", required=True),
+                    FormField("lastName", "Last name"),
+                    FormField("email", "Email", kind="email", required=True),
+                ],
+                "Create user",
+                "No users yet.",
+            ),
+        ]
+
+    def create_custom_field(self, form: FormData) -> str:
+        name, data_type = form_text(form, "name").strip(), form_text(form, "dataType")
+        if not name or data_type not in CUSTOM_FIELD_TYPES:
+            raise FormError("A custom field needs a name and one of GHL's types.")
+        options = split_tags(form_text(form, "options"))
+        return self.store.create_custom_field(name, data_type, options=options).name
+
+    def create_user(self, form: FormData) -> str:
+        first, email = form_text(form, "firstName").strip(), form_text(form, "email").strip()
+        if not first or "@" not in email:
+            raise FormError("A user needs a first name and an email.")
+        return self.store.create_user(first, form_text(form, "lastName"), email).name
+
     def page_context(self, contact_id: str) -> dict[str, Any]:
         record = self.store.get_contact(contact_id)
         tasks, notes = self.store.list_tasks(contact_id), self.store.list_notes(contact_id)
@@ -251,10 +298,28 @@ class GhlForms(ContactForms[GhlStore]):
 
 
 def ui_router(side: GhlSandbox) -> APIRouter:
-    """The pages under ``/ghl/ui``: the shared ones, and a form to book an appointment."""
+    """The pages under ``/ghl/ui``: the shared ones, custom fields, users and booking an appointment."""
     kit = UiKit(side, "GHL sandbox")
     forms = GhlForms(side)
     router = contact_ui_router(kit, forms)
+
+    @router.post("/custom-fields")
+    async def create_custom_field(request: Request) -> RedirectResponse:
+        form = await request.form()
+        try:
+            name = forms.create_custom_field(form)
+        except FormError as exc:
+            return kit.redirect(request, "/ui", error=str(exc))
+        return kit.redirect(request, "/ui", msg=f"Custom field {name} created.")
+
+    @router.post("/users")
+    async def create_user(request: Request) -> RedirectResponse:
+        form = await request.form()
+        try:
+            name = forms.create_user(form)
+        except FormError as exc:
+            return kit.redirect(request, "/ui", error=str(exc))
+        return kit.redirect(request, "/ui", msg=f"User {name} created.")
 
     @router.post("/contacts/{contact_id}/appointments")
     async def book(request: Request, contact_id: str) -> RedirectResponse:

@@ -1,7 +1,7 @@
 """task poll leases: one process at a time polls a connection's GHL task lists
 
-Revision ID: 0014
-Revises: 0011
+Revision ID: 0013
+Revises: 0012
 Create Date: 2026-12-06 06:00:00.000000
 """
 
@@ -12,8 +12,8 @@ from alembic import op
 
 TIMESTAMP = sa.DateTime(timezone=True)
 
-revision: str = "0014"
-down_revision: str | None = "0011"
+revision: str = "0013"
+down_revision: str | None = "0012"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
