@@ -423,7 +423,7 @@ def render(results: dict[str, Any]) -> str:
             "above, Rankr's lifted. Baseline: the lower bound the limit sets, GHL calls made / rate, for the",
             "whole run and for the tasks and notes phase (first task or note read to last write). CPU:",
             "seconds each process used during the run (Postgres's not counted: it is shared), and their",
-            "sum per wall second (two cores).",
+            "sum per wall second (of two cores).",
             "",
         ]
         body += table(
@@ -440,7 +440,6 @@ def render(results: dict[str, Any]) -> str:
                 "wall / lower bound",
                 "tasks and notes phase s",
                 "tasks and notes phase / its lower bound",
-                "cpu s by process",
                 "cpu s / wall s",
                 "tasks after (rankr, ghl)",
                 "notes after (rankr, ghl)",
@@ -452,6 +451,10 @@ def render(results: dict[str, Any]) -> str:
             if routes:
                 listed = ", ".join(f"`{route}` {count}" for route, count in routes.items())
                 body += ["", f"{side} calls by route: {listed}."]
+        cpu = children.get("cpu s by process")
+        if cpu:
+            listed = ", ".join(f"{name} {seconds}" for name, seconds in cpu.items())
+            body += ["", f"CPU s by process: {listed}."]
         applied = children.get("events applied by source and type")
         if applied:
             listed = ", ".join(f"`{kind}` {count}" for kind, count in applied.items())
