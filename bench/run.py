@@ -486,7 +486,9 @@ def render(results: dict[str, Any]) -> str:
             "sides, each with one task and one note in Rankr and another in GHL (so one of each is created",
             "per contact on each side: 2 tasks and 2 notes each once done), GHL's limit scaled in time as",
             "above, Rankr's lifted. Baseline: the lower bound the limit sets, GHL calls made / rate, for the",
-            "whole run and for the tasks and notes phase (first task or note read to last write).",
+            "whole run and for the tasks and notes phase (first task or note read to last write). CPU:",
+            "seconds each process used during the run (Postgres's not counted: it is shared), and their",
+            "sum per wall second (of two cores).",
             "",
         ]
         body += table(
@@ -503,6 +505,7 @@ def render(results: dict[str, Any]) -> str:
                 "wall / lower bound",
                 "tasks and notes phase s",
                 "tasks and notes phase / its lower bound",
+                "cpu s / wall s",
                 "tasks after (rankr, ghl)",
                 "notes after (rankr, ghl)",
                 "expected after",
@@ -513,6 +516,14 @@ def render(results: dict[str, Any]) -> str:
             if routes:
                 listed = ", ".join(f"`{route}` {count}" for route, count in routes.items())
                 body += ["", f"{side} calls by route: {listed}."]
+        cpu = children.get("cpu s by process")
+        if cpu:
+            listed = ", ".join(f"{name} {seconds}" for name, seconds in cpu.items())
+            body += ["", f"CPU s by process: {listed}."]
+        applied = children.get("events applied by source and type")
+        if applied:
+            listed = ", ".join(f"`{kind}` {count}" for kind, count in applied.items())
+            body += ["", f"Events applied by source and type: {listed}."]
         ratio = children["wall / lower bound"]
         summary.append(
             goal(

@@ -19,8 +19,9 @@ from app.connections.models import Connection
 from app.inbox.models import EventStatus, Source
 from app.inbox.service import IncomingEvent, ordering_key
 from app.sync.base import Side
+from app.sync.children import SURVEY
 from app.sync.models import Kind
-from app.sync.repair import CHILD_PAIR, CHILD_RECONCILE, CREATED, PAIR, RECONCILE, SURVEY
+from app.sync.repair import CHILD_PAIR, CHILD_RECONCILE, CREATED, PAIR, RECONCILE
 
 KIND = "contact"
 

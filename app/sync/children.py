@@ -9,8 +9,9 @@ the other side under the contact that link names. The guarantees are the contact
   follows. Nothing is dropped, and nothing is created under a contact the other side does not have.
 - **No duplicates.** A create runs behind a pending link. An event about a record that is new to the
   service waits while a create toward its side is in flight for the same contact (it may be that
-  create's echo). A create cut short by a crash is resumed by looking for the record among the
-  contact's records on the target side (same fields, not linked yet) before creating it again.
+  create's echo), unless a survey queued it (a record it listed was there before that create). A
+  create cut short by a crash is resumed by looking for the record among the contact's records on
+  the target side (same fields, not linked yet) before creating it again.
 - **No echoes, no stale overwrites.** The link keeps the fields both sides hold since the last sync;
   an event that matches them writes nothing. GHL tasks and notes carry no modification time, so a
   GHL event that differs from the snapshot is applied from the record as GHL holds it now (one read);
@@ -57,6 +58,9 @@ ModelT = TypeVar("ModelT", bound=BaseModel)
 CONTACT = Kind.CONTACT.value
 # How long a task or note waits before looking again for its contact's link.
 CONTACT_WAIT_SECONDS = 2.0
+# The event of one linked contact's survey (``repair.ChildRepair``); the created events it queues
+# carry it as their ``synthetic`` marker.
+SURVEY = "sync.children.survey"
 
 
 def _validated(model: type[ModelT], data: Any, what: str) -> ModelT:
@@ -66,6 +70,12 @@ def _validated(model: type[ModelT], data: Any, what: str) -> ModelT:
         error = exc.errors()[0]
         where = ".".join(str(part) for part in error.get("loc", ()))
         raise MappingError(f"the {what} in the event cannot be read: {where}: {error['msg']}") from exc
+
+
+def _surveyed(job: Job) -> bool:
+    """Whether the event is one a survey queued for a record it listed. Such a record is no echo: it
+    existed before any create now in flight for its contact began (a survey waits for those)."""
+    return job.payload.get("synthetic") == SURVEY
 
 
 def _outrun(job: Job, seen: Observed) -> bool:
@@ -176,7 +186,7 @@ class ChildSync(Handler, ABC):
         if link is not None:  # linked meanwhile: this is now a change of a known record
             await self.leased(context, link, partial(self._changed, context, seen))
             return
-        if in_flight:
+        if in_flight and not _surveyed(context.job):
             raise Deferred(
                 f"a {self.kind} create toward this side is in flight for the contact; this may be its echo",
                 self.in_flight_delay(in_flight),

@@ -34,7 +34,7 @@ from app.sync.base import (
     newest,
     snapshot_values,
 )
-from app.sync.children import ChildSync, NoteSync, TaskSync
+from app.sync.children import SURVEY, ChildSync, NoteSync, TaskSync
 from app.sync.contacts import KIND, ContactSync
 from app.sync.merge import Winner, merge
 from app.sync.models import Kind, Link, LinkState
@@ -156,8 +156,6 @@ class ContactRepair(ContactSync):
 
 # --- tasks and notes ----------------------------------------------------------------------------------
 
-# One linked contact's tasks and notes, listed on both sides and compared with their links.
-SURVEY = "sync.children.survey"
 CHILD_PAIR = {Kind.TASK.value: "sync.task.pair", Kind.NOTE.value: "sync.note.pair"}
 CHILD_RECONCILE = {Kind.TASK.value: "sync.task.reconcile", Kind.NOTE.value: "sync.note.reconcile"}
 CHILD_TYPES = frozenset({SURVEY, *CHILD_PAIR.values(), *CHILD_RECONCILE.values()})

@@ -8,14 +8,17 @@ writes nothing); each person has one task and one note in Rankr and another task
 so the backfill creates one task and one note per contact on each side. The backfill runs as users
 run it (its own process, which also applies the writes, beside ``serve`` with its worker in
 process), timed from start to exit. Lower bound: the GHL calls it made / the GHL rate (Rankr's limit
-is lifted: GHL's binds). Reported: the calls by route and the time of the children phase (from the
-first task or note read to the last task or note write).
+is lifted: GHL's binds). Reported: the calls by route, the time of the children phase (from the
+first task or note read to the last task or note write), and the CPU time of the backfill, ``serve``
+and the sandboxes (this process), with the events the worker applied by type: on a shared machine
+the phase is as slow as the CPU it gets.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import resource
 import subprocess
 import sys
 import tempfile
@@ -25,7 +28,11 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
 from app.sandbox.requestlog import RecordedRequest
+from bench.outage.run import cpu_seconds
 from bench.world import ROOT, world
 
 DUE = datetime(2026, 12, 1, 9, 30, tzinfo=UTC)
@@ -56,15 +63,21 @@ def measure(count: int, limit: int, window: float, logs: Path) -> dict[str, Any]
         for side in (rankr, ghl):
             side.webhook_settings.enabled = True
         marks = {"ghl": ghl.mark(), "rankr": rankr.mark()}
+        serve = here.processes[0].pid
+        cpu_before = _cpu(serve)
         started = time.monotonic()
         run = subprocess.run(
             [sys.executable, "-m", "app", "backfill"], cwd=ROOT, env=here.env,
             capture_output=True, text=True, check=False,
         )  # fmt: skip
         wall = time.monotonic() - started
+        cpu_after = _cpu(serve)
+        cpu = {name: round(cpu_after[name] - cpu_before[name], 2) for name in cpu_before}
         (logs / "backfill.log").write_text(run.stdout + run.stderr)
         if run.returncode != 0:
             raise RuntimeError(f"backfill failed: {run.stderr[-2000:]}")
+        here.settle(timeout=120)  # the echoes of the last writes
+        events = here.loop.run(_events_by_type(here.engine))
         ghl_calls = here.calls("ghl", marks["ghl"])
         rankr_calls = here.calls("rankr", marks["rankr"])
         states = (rankr.state_dump(), ghl.state_dump())
@@ -87,15 +100,38 @@ def measure(count: int, limit: int, window: float, logs: Path) -> dict[str, Any]
         "lower bound s (ghl calls / rate)": round(bound, 2),
         "wall s": round(wall, 2),
         "wall / lower bound": round(wall / bound, 3) if bound else None,
+        "cpu s by process": cpu,
+        "cpu s / wall s": round(sum(cpu.values()) / wall, 2),
         "tasks and notes phase s": round(phase, 2),
         "tasks and notes phase / its lower bound": round(phase / (ghl_children / (limit / window)), 3)
         if ghl_children
         else None,
+        "events applied by source and type": events,
         "ghl calls by route": dict(Counter(f"{r.method} {r.route}" for r in answered)),
         "rankr calls by route": dict(Counter(f"{r.method} {r.route}" for r in rankr_calls)),
         "tasks after (rankr, ghl)": tasks_after,
         "notes after (rankr, ghl)": notes_after,
         "expected after": 2 * count,
+    }
+
+
+async def _events_by_type(engine: AsyncEngine) -> dict[str, int]:
+    """The inbox's events (webhooks and the backfill's own) by source and type."""
+    async with engine.connect() as connection:
+        rows = await connection.execute(
+            text("SELECT source, type, count(*) FROM webhook_events GROUP BY source, type ORDER BY 3 DESC")
+        )
+        return {f"{source} {type_}": count for source, type_, count in rows}
+
+
+def _cpu(serve: int) -> dict[str, float]:
+    """CPU seconds so far of ``serve``, of the children waited for (the backfill, once it exited) and
+    of this process (the sandboxes)."""
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return {
+        "serve": cpu_seconds(serve),
+        "backfill": children.ru_utime + children.ru_stime,
+        "sandboxes": time.process_time(),
     }
 
 

@@ -9,9 +9,22 @@ from typing import Any
 
 import pytest
 
+from app.inbox.models import Source
+from app.inbox.service import IncomingEvent, enqueue, ordering_key
+from app.sandbox import keys
+from app.sync.children import SURVEY
 from tests.backfill.jobs import backfill, drive, reconciliation
 from tests.support.inprocess import InProcessService, inprocess_service
-from tests.sync.records import ghl_notes, ghl_tasks, links_of, rankr_notes, rankr_tasks
+from tests.sync.records import (
+    ghl_notes,
+    ghl_tasks,
+    ghl_tasks_now,
+    linked_contact,
+    links_of,
+    rankr_notes,
+    rankr_task,
+    rankr_tasks,
+)
 
 pytestmark = pytest.mark.anyio
 
@@ -233,3 +246,36 @@ async def test_reconciliation_repairs_task_and_note_events_that_were_missed(
     assert await drive(service, reconciliation(service)) is not None
     assert await service.rankr.writes_since(rankr_mark) == []
     assert await service.ghl.writes_since(ghl_mark) == []
+
+
+async def test_a_task_the_survey_found_is_not_held_as_a_possible_echo(service: InProcessService) -> None:
+    """While a task create toward GHL is in flight for a contact, a GHL task new to the service may
+    be its echo and waits; one a survey listed was there before that create and is applied at once.
+    Each task still ends up once on each side."""
+    rankr_id, ghl_id = await linked_contact(service)
+    await service.ghl.control(lost_answer_rate=1)
+    await rankr_task(service, rankr_id, title="In flight", dueDate=DUE)
+    await service.deliver()
+    await service.run_worker()  # the create reaches GHL, its answer does not: the link stays pending
+    await service.ghl.control(lost_answer_rate=0, webhooks_enabled=False)
+    found = await ghl_child(service, ghl_id, "tasks", title="Found", dueDate=DUE, completed=False)
+    await service.ghl.control(webhooks_enabled=True)
+    await ghl_child(service, ghl_id, "tasks", title="Sent", dueDate=LATER, completed=False)
+    location = keys.GHL_LOCATION_ID
+    body = {"type": "TaskCreate", "locationId": location, **found, "contactId": ghl_id, "synthetic": SURVEY}
+    key = ordering_key(Source.GHL, location, "task", found["id"])
+    surveyed = IncomingEvent(
+        Source.GHL, f"survey:task:create:ghl:{found['id']}", "TaskCreate", location, key, body
+    )
+    assert await enqueue(service.app.state.sessions, surveyed, service.clock())
+
+    await service.deliver()  # the TaskCreate webhook of "Sent"
+    await service.run_worker()
+    # The create toward GHL is unresolved: "Sent" (its webhook) waits, "Found" (the survey's) did not.
+    assert ("pending", None) in [(state, ghl) for state, _, ghl in await links_of(service, "task")]
+    assert sorted(t["title"] for t in await rankr_tasks(service, rankr_id)) == ["Found", "In flight"]
+
+    await service.settle()
+    assert sorted(t["title"] for t in await rankr_tasks(service, rankr_id)) == ["Found", "In flight", "Sent"]
+    assert sorted(t["title"] for t in await ghl_tasks_now(service, ghl_id)) == ["Found", "In flight", "Sent"]
+    assert Counter(state for state, *_ in await links_of(service, "task")) == {"linked": 3}
