@@ -21,6 +21,7 @@ from app.admin import CONSOLE_ROOT
 from app.automation.config import SyncConfig, document
 from app.config import Settings
 from app.connections.models import Connection, ConnectionId
+from app.connections.verify import CONSOLE_GHL_SCOPES
 from app.console import compat
 from app.console.pages import Pages, checked_form, go, text
 from app.console.settings_page import config_in_force, read_only_reason, save_config
@@ -61,7 +62,7 @@ async def discover(request: Request, connection: Connection) -> Discovery:
         found.ghl_fields = await upstreams.ghl.list_custom_fields()
         found.ghl_users = await upstreams.ghl.list_users()
     except UpstreamError as exc:
-        scopes = " (reading them needs the scopes locations/customFields.readonly and users.readonly)"
+        scopes = f" (reading them needs the scopes {' and '.join(CONSOLE_GHL_SCOPES)})"
         hint = scopes if exc.status in {401, 403} else ""
         found.problems.append(f"GHL's custom fields and users could not be read: {exc}{hint}")
     try:

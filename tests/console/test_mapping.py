@@ -103,3 +103,13 @@ async def test_when_ghl_cannot_be_read_the_page_says_so_and_maps_nothing(
     told = await post(signed_in, "/custom-fields", {"rankrKey": "industry", "ghlFieldId": fields["industry"]})
     assert "error=GHL's custom fields and users could not be read" in told
     assert sync_config(console.app.state.settings).mapping.custom_fields == {}
+
+
+async def test_a_token_without_the_mapping_scopes_gets_the_scopes_named(
+    console: InProcessService, signed_in: Browser
+) -> None:
+    sync_only = ["contacts.readonly", "contacts.write", "locations/tasks.readonly", "locations.readonly"]
+    await console.ghl.sandbox_post("/oauth", private_token_scopes=sync_only)
+    page = (await signed_in.get(PAGE)).text
+    assert "GHL&#39;s custom fields and users could not be read: ghl 401" in page
+    assert "locations/customFields.readonly and users.readonly" in page
