@@ -111,7 +111,10 @@ def mapping_router(pages: Pages) -> APIRouter:
         config = await config_in_force(request)
         found = await discover(request, connection)
         by_id = {f.id: f for f in found.ghl_fields}
-        custom = {**settings.env_custom_fields, **config.mapping.custom_fields}
+        location = connection.ghl_location_id
+        custom = {**settings.env_custom_fields, **config.mapping.custom_fields_at(location)}
+        own = config.mapping.locations.get(location)
+        own_fields = own.custom_fields if own else {}
         mapped_to = {ghl_id: key for key, ghl_id in custom.items()}
         users = {**settings.env_users, **config.mapping.users}
         return pages.render(
@@ -136,7 +139,9 @@ def mapping_router(pages: Pages) -> APIRouter:
                     "key": key,
                     "ghl_id": ghl_id,
                     "ghl": by_id.get(ghl_id),
-                    "from_env": key in settings.env_custom_fields and key not in config.mapping.custom_fields,
+                    "from_env": key in settings.env_custom_fields
+                    and key not in config.mapping.custom_fields_at(location),
+                    "shared": key in config.mapping.custom_fields and key not in own_fields,
                 }
                 for key, ghl_id in sorted(custom.items())
             ],
@@ -164,7 +169,9 @@ def mapping_router(pages: Pages) -> APIRouter:
         if key not in found.rankr.custom_fields:
             return go(page, error=f"No Rankr contact carries a custom field '{key}'.")
         config = await config_in_force(request)
-        holder = next((k for k, v in config.mapping.custom_fields.items() if v == ghl_id and k != key), None)
+        location = connection.ghl_location_id
+        mapped = config.mapping.custom_fields_at(location)
+        holder = next((k for k, v in mapped.items() if v == ghl_id and k != key), None)
         if holder is not None:
             return go(
                 page, error=f"GHL '{target.name}' already receives Rankr '{holder}': remove that first."
@@ -176,7 +183,9 @@ def mapping_router(pages: Pages) -> APIRouter:
             return go(page, error=f"Not mapped: {verdict.reason}.")
 
         def change(doc: dict[str, Any]) -> None:
-            doc.setdefault("mapping", {}).setdefault("customFields", {})[key] = ghl_id
+            # The GHL field exists in this location only: the entry is this connection's.
+            own = doc.setdefault("mapping", {}).setdefault("locations", {}).setdefault(location, {})
+            own.setdefault("customFields", {})[key] = ghl_id
 
         refused = await _save(request, page, change)
         return refused or go(page, msg=f"Rankr '{key}' now syncs with GHL '{target.name}'.")
@@ -186,9 +195,22 @@ def mapping_router(pages: Pages) -> APIRouter:
         form = await checked_form(request)
         page = f"/connections/{connection_id}/mapping"
         key = text(form, "rankrKey")
+        connection = await _connection(request, connection_id)
+        if connection is None:
+            return go("/", error=f"There is no connection {connection_id}.")
+        location = connection.ghl_location_id
 
         def change(doc: dict[str, Any]) -> None:
-            doc.get("mapping", {}).get("customFields", {}).pop(key, None)
+            # This connection's own entry; else one shared by every connection (a file written by hand).
+            mapping = doc.get("mapping", {})
+            located = mapping.get("locations", {})
+            own = located.get(location, {}).get("customFields", {})
+            if key in own:
+                own.pop(key)
+                if not own:
+                    located.pop(location)
+            else:
+                mapping.get("customFields", {}).pop(key, None)
 
         refused = await _save(request, page, change)
         return refused or go(page, msg=f"Rankr '{key}' is no longer mapped.")
