@@ -72,11 +72,6 @@ class MappingConfig(Strict):
     # GHL location id -> the connection's own mappings, over the ones above.
     locations: dict[str, LocationMapping] = Field(default_factory=dict)
 
-    def custom_fields_at(self, location: str) -> dict[str, str]:
-        """The custom fields the connection of GHL ``location`` maps: everyone's and its own."""
-        own = self.locations.get(location)
-        return {**self.custom_fields, **(own.custom_fields if own else {})}
-
     @model_validator(mode="after")
     def _known_fields(self) -> MappingConfig:
         for name in self.fields:

@@ -18,7 +18,7 @@ from fastapi.responses import RedirectResponse, Response
 from pydantic import ValidationError
 
 from app.admin import CONSOLE_ROOT
-from app.automation.config import SyncConfig, document
+from app.automation.config import SyncConfig, document, field_maps
 from app.config import Settings
 from app.connections.models import Connection, ConnectionId
 from app.connections.verify import CONSOLE_GHL_SCOPES
@@ -111,9 +111,8 @@ def mapping_router(pages: Pages) -> APIRouter:
         config = await config_in_force(request)
         found = await discover(request, connection)
         by_id = {f.id: f for f in found.ghl_fields}
-        location = connection.ghl_location_id
-        custom = {**settings.env_custom_fields, **config.mapping.custom_fields_at(location)}
-        own = config.mapping.locations.get(location)
+        custom = field_maps(settings, config).at(connection.ghl_location_id).custom_fields
+        own = config.mapping.locations.get(connection.ghl_location_id)
         own_fields = own.custom_fields if own else {}
         mapped_to = {ghl_id: key for key, ghl_id in custom.items()}
         users = {**settings.env_users, **config.mapping.users}
@@ -139,8 +138,7 @@ def mapping_router(pages: Pages) -> APIRouter:
                     "key": key,
                     "ghl_id": ghl_id,
                     "ghl": by_id.get(ghl_id),
-                    "from_env": key in settings.env_custom_fields
-                    and key not in config.mapping.custom_fields_at(location),
+                    "from_env": key not in config.mapping.custom_fields and key not in own_fields,
                     "shared": key in config.mapping.custom_fields and key not in own_fields,
                 }
                 for key, ghl_id in sorted(custom.items())
@@ -170,7 +168,7 @@ def mapping_router(pages: Pages) -> APIRouter:
             return go(page, error=f"No Rankr contact carries a custom field '{key}'.")
         config = await config_in_force(request)
         location = connection.ghl_location_id
-        mapped = config.mapping.custom_fields_at(location)
+        mapped = field_maps(request.app.state.settings, config).at(location).custom_fields
         holder = next((k for k, v in mapped.items() if v == ghl_id and k != key), None)
         if holder is not None:
             return go(
