@@ -102,8 +102,8 @@ def test_urls_prints_what_to_register_where(env: dict[str, str]) -> None:
     assert "note.deleted" in lines["events"]
     assert "RANKR_WEBHOOK_SECRETS (none set" in lines["signing secret"]
     assert (
-        "contacts.readonly contacts.write locations/tasks.readonly locations.readonly oauth.write"
-        in lines["scopes"]
+        "contacts.readonly contacts.write locations/tasks.readonly locations.readonly "
+        "locations/customFields.readonly users.readonly oauth.write" in lines["scopes"]
     )
     sheet = json.loads(run(["urls", "--json"], production).stdout)
     assert sheet["ghl"]["webhookUrl"] == "https://sync.example.com/webhooks/ghl"

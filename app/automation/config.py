@@ -58,11 +58,19 @@ class Filters(Strict):
     to_rankr: Filter | None = None
 
 
+class LocationMapping(Strict):
+    """What only one connection maps: a GHL custom field exists in one location."""
+
+    custom_fields: dict[str, str] = Field(default_factory=dict, description="Rankr key -> GHL field id")
+
+
 class MappingConfig(Strict):
     custom_fields: dict[str, str] = Field(default_factory=dict, description="Rankr key -> GHL field id")
     users: dict[str, str] = Field(default_factory=dict, description="Rankr user id -> GHL user id")
     # Who owns a field: both sides (default), only Rankr (written to GHL, never back), only GHL, or none.
     fields: dict[str, Ownership] = Field(default_factory=dict)
+    # GHL location id -> the connection's own mappings, over the ones above.
+    locations: dict[str, LocationMapping] = Field(default_factory=dict)
 
     @model_validator(mode="after")
     def _known_fields(self) -> MappingConfig:
@@ -148,6 +156,11 @@ class Rule(Strict):
     create_task: str | None = Field(default=None, description="a task template's name")
     assign: Assign | None = None
     add_tags: list[str] = Field(default_factory=list)
+    locations: list[str] = Field(default_factory=list, description="GHL location ids it runs for; none: all")
+
+    def runs_at(self, location: str | None) -> bool:
+        """Whether the rule is switched on for the connection of GHL ``location``."""
+        return not self.locations or location in self.locations
 
     @model_validator(mode="after")
     def _does_something(self) -> Rule:
@@ -296,4 +309,7 @@ def field_maps(settings: Settings, config: SyncConfig | None = None) -> FieldMap
         custom_fields={**settings.env_custom_fields, **config.mapping.custom_fields},
         users={**settings.env_users, **config.mapping.users},
         ownership=config.mapping.fields,
+        located_custom_fields={
+            location: own.custom_fields for location, own in config.mapping.locations.items()
+        },
     )

@@ -135,11 +135,12 @@ def due_at(template: TaskTemplate, now: datetime) -> datetime:
     return day
 
 
-def decide(config: SyncConfig, signals: Signals, now: datetime) -> list[Decision]:
-    """The decisions of every rule that fires, in the configuration's order."""
+def decide(config: SyncConfig, signals: Signals, now: datetime, location: str | None) -> list[Decision]:
+    """The decisions of every rule switched on for GHL ``location``'s connection that fires, in the
+    configuration's order."""
     decisions = []
     for rule in config.rules:
-        if not matches(rule.when, signals):
+        if not rule.runs_at(location) or not matches(rule.when, signals):
             continue
         task = None
         if rule.create_task is not None:

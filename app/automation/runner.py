@@ -100,7 +100,8 @@ class AutomationRunner(Handler):
         trigger = str(context.job.payload["trigger"])
         signals = await self._signals(trigger, str(context.job.payload["source"]), contact, context.upstreams)
         notes = []
-        for decision in decide(self.config, signals, self._clock()):
+        location = context.connection.ghl_location_id
+        for decision in decide(self.config, signals, self._clock(), location):
             notes.append(await self._carry_out(context, contact, decision))
         if self.enricher is not None and trigger in CONTACT_TRIGGERS:
             notes.append(await self._enrich(context, contact))
@@ -221,12 +222,13 @@ class AutomationRunner(Handler):
         if current is None:
             return failed
         # Only fields still empty now: never overwrite what a person entered meanwhile.
-        now_held = mapping.from_rankr(current, self._maps)
+        maps = self._maps.at(context.connection.ghl_location_id)
+        now_held = mapping.from_rankr(current, maps)
         fills = {name: value for name, value in fills.items() if now_held.get(name) in (None, "", [])}
         if not fills:
             return failed
         changes = mapping.describe(fills, now_held)
-        call = context.upstreams.rankr.update_contact(contact.rankr_id, mapping.rankr_body(fills, self._maps))
+        call = context.upstreams.rankr.update_contact(contact.rankr_id, mapping.rankr_body(fills, maps))
         await self.write(context, contact, Side.RANKR, "enrich", changes, call)
         async with unit_of_work(self._sessions) as session:
             await self.record(session, context, self.audit(contact, Side.RANKR, "enrich", changes))
@@ -251,15 +253,16 @@ def contact_fields_of(event: dict[str, Any], maps: FieldMaps) -> tuple[str, str 
 
 
 async def dry_run(
-    config: SyncConfig, event: dict[str, Any], maps: FieldMaps, now: datetime
+    config: SyncConfig, event: dict[str, Any], maps: FieldMaps, now: datetime, location: str | None = None
 ) -> dict[str, Any]:
     """What the rules (and the local enrichment) would do for ``event``, a webhook body of either
-    product, judged by the event alone: nothing is read from or written to anywhere."""
-    source, trigger, contact = contact_fields_of(event, maps)
+    product, judged by the event alone: nothing is read from or written to anywhere. With a GHL
+    ``location``, as that location's connection would (its rules and custom fields)."""
+    source, trigger, contact = contact_fields_of(event, maps.at(location))
     if trigger is None:
         return {"trigger": None, "decisions": [], "note": f"no rule listens to {event.get('type')!r} events"}
     signals = Signals(trigger, source, contact)
-    decisions = [decision.describe() for decision in decide(config, signals, now)]
+    decisions = [decision.describe() for decision in decide(config, signals, now, location)]
     result: dict[str, Any] = {"trigger": trigger, "source": source, "decisions": decisions}
     if config.enrichment.local and trigger in CONTACT_TRIGGERS and contact:
         local = Enricher([LocalProvider()], cache_for=timedelta(0), clock=lambda: now)

@@ -198,13 +198,15 @@ def install_link(
 def _set_status(connection_id: int, remove: bool) -> None:
     from app.connections import repository as connections
     from app.connections.models import ConnectionStatus
+    from app.connections.removal import remove_connection
     from app.db import unit_of_work
     from app.kit.clock import utcnow
 
     async def work(settings: Settings, sessions: async_sessionmaker[AsyncSession]) -> bool:
+        if remove:
+            # The service, if running, is another process: it keeps its clients, writes no budget for it.
+            return await remove_connection(sessions, connection_id, None)
         async with unit_of_work(sessions) as session:
-            if remove:
-                return await connections.remove(session, connection_id)
             return await connections.set_status(session, connection_id, ConnectionStatus.DISABLED, utcnow())
 
     if not _run(work):

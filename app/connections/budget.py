@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from app.config import Settings
 from app.connections import repository
+from app.errors import UnroutableEvent
 from app.kit.clock import Clock
 from app.kit.pacing import Grant, Pacer, RateLimits, SlotRequest, SlotStore
 
@@ -38,8 +39,8 @@ class BudgetRow(SlotStore):
                 grant = await repository.reserve_slots(
                     connection, self._connection_id, self._upstream, request
                 )
-        if grant is None:  # pragma: no cover - the row was just made; only a deleted connection lacks it
-            raise LookupError(f"connection {self._connection_id} has no {self._upstream} budget")
+        if grant is None:  # the row was just made unless the connection was removed meanwhile
+            raise UnroutableEvent(f"connection {self._connection_id} was removed")
         return grant
 
     async def push_back(self, until: float) -> None:

@@ -7,7 +7,19 @@ from datetime import datetime
 from functools import cache
 from typing import Any
 
-from sqlalchemy import ColumnElement, Float, Integer, Update, bindparam, case, delete, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Float,
+    Integer,
+    Update,
+    bindparam,
+    case,
+    delete,
+    exists,
+    literal,
+    select,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
@@ -182,14 +194,23 @@ async def reserve_slots(
     return Grant(first_slot=None, next_slot=request.now, wait=request.interval)
 
 
+def _budget_row(dialect: str, connection_id: int, values: dict[str, Any]) -> Any:
+    """INSERT of the budget row with ``values`` while the connection exists, else of no row: for a
+    connection removed meanwhile (by another process) nothing is written, no foreign key error."""
+    columns = RateBudget.__table__.c
+    row = {"connection_id": connection_id, **values}
+    typed = [literal(value, columns[name].type) for name, value in row.items()]
+    only_if_connected = select(*typed).where(exists().where(Connection.id == connection_id))
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    return insert(RateBudget).from_select(list(row), only_if_connected)
+
+
 async def create_budget(connection: AsyncConnection, connection_id: int, upstream: str) -> None:
-    """The budget row of a connection and upstream, unless it exists (any process may race here)."""
-    insert = postgresql.insert if connection.dialect.name == "postgresql" else sqlite.insert
-    await connection.execute(
-        insert(RateBudget)
-        .values(connection_id=connection_id, upstream=upstream, next_slot=0.0, day_count=0)
-        .on_conflict_do_nothing(index_elements=["connection_id", "upstream"])
-    )
+    """The budget row of a connection and upstream, unless it exists (any process may race here) or
+    the connection was removed."""
+    row = {"upstream": upstream, "next_slot": 0.0, "day_count": 0}
+    insert = _budget_row(connection.dialect.name, connection_id, row)
+    await connection.execute(insert.on_conflict_do_nothing(index_elements=["connection_id", "upstream"]))
 
 
 async def push_back_slots(
@@ -206,20 +227,24 @@ async def push_back_slots(
 async def save_budget(
     session: AsyncSession, connection_id: int, upstream: str, snap: RateLimitSnapshot
 ) -> None:
-    """Record the rate-limit headers an upstream sent last (for /status)."""
-    row = (
-        await session.execute(select(RateBudget).where(_budget(connection_id, upstream)))
-    ).scalar_one_or_none()
-    if row is None:
-        row = RateBudget(connection_id=connection_id, upstream=upstream)
-        session.add(row)
-    row.limit = snap.limit
-    row.remaining = snap.remaining
-    row.window_ms = snap.window_ms
-    row.reset_at = snap.reset_at
-    row.daily_limit = snap.daily_limit
-    row.daily_remaining = snap.daily_remaining
-    row.observed_at = snap.observed_at
+    """Record the rate-limit headers an upstream sent last (for /status); nothing for a connection
+    removed meanwhile."""
+    seen = {
+        "limit": snap.limit,
+        "remaining": snap.remaining,
+        "window_ms": snap.window_ms,
+        "reset_at": snap.reset_at,
+        "daily_limit": snap.daily_limit,
+        "daily_remaining": snap.daily_remaining,
+        "observed_at": snap.observed_at,
+    }
+    insert = _budget_row(session.get_bind().dialect.name, connection_id, {"upstream": upstream, **seen})
+    await session.execute(
+        insert.on_conflict_do_update(
+            index_elements=["connection_id", "upstream"],
+            set_={name: getattr(insert.excluded, name) for name in seen},
+        )
+    )
 
 
 async def budgets(session: AsyncSession) -> Sequence[RateBudget]:

@@ -6,11 +6,13 @@ GHL (docs: ../shared/ghl/openapi/locations.json ``get-location``, docs/oauth/Sco
   It needs ``locations.readonly``, which the sync itself does not: a token without it (401 "not
   authorized for this scope") is not a failure; a contacts read then proves the location and the
   name stays unknown.
-- The scopes the sync needs (``REQUIRED_GHL_SCOPES``): an OAuth credential's stored ``scope`` says
+- The scopes the sync needs (``REQUIRED_GHL_SCOPES``) and the console's mapping reads
+  (``CONSOLE_GHL_SCOPES``: GHL's custom fields and users): an OAuth credential's stored ``scope`` says
   which were granted; a Private Integration token has no introspection, so each read scope is probed
   with a cheap read that needs it (``contacts.readonly``: ``GET /contacts/?limit=1``;
   ``locations/tasks.readonly``: the location task search). ``contacts.write`` cannot be probed
-  without writing, so for such a token it is not checked.
+  without writing, so for such a token it is not checked; nor are the console's scopes, whose
+  absence the mapping page itself reports.
 
 Rankr: the client-credentials token and ``GET /contacts?limit=1``; a contact read back must belong to
 the connection's account.
@@ -45,6 +47,10 @@ from app.registration import install_link
 log = logging.getLogger(__name__)
 
 REQUIRED_GHL_SCOPES = ("contacts.readonly", "contacts.write", "locations/tasks.readonly")
+# What the console's mapping page reads: GHL's custom fields and users.
+CONSOLE_GHL_SCOPES = ("locations/customFields.readonly", "users.readonly")
+# All a token should carry: what the sync and the console need, and locations.readonly for the name.
+WANTED_GHL_SCOPES = tuple(sorted({*REQUIRED_GHL_SCOPES, *CONSOLE_GHL_SCOPES, "locations.readonly"}))
 # The GHL read that proves each scope, and the scope each read needs.
 GHL_STEP_SCOPES = {
     "location": "locations.readonly",
@@ -162,14 +168,14 @@ def classify_ghl(exc: UpstreamError, step: str, context: Context) -> Problem:
         fix = (
             context.reinstall()
             if context.credential == "oauth"
-            else context.new_private_token(sorted({*REQUIRED_GHL_SCOPES, "locations.readonly"}))
+            else context.new_private_token(WANTED_GHL_SCOPES)
         )
         return Problem("ghl_scope_missing", f"the GHL token lacks the scope {scope} ({message})", fix)
     if status == 401:
         fix = (
             context.reinstall()
             if context.credential == "oauth"
-            else context.new_private_token(sorted({*REQUIRED_GHL_SCOPES, "locations.readonly"}))
+            else context.new_private_token(WANTED_GHL_SCOPES)
         )
         return Problem(
             "ghl_token_refused", f"GHL refused the token: it is expired or revoked ({message})", fix
@@ -225,12 +231,20 @@ def classify_rankr(exc: UpstreamError, context: Context) -> Problem:
     )
 
 
+def _what_lacks(missing: Sequence[str]) -> str:
+    """What stops working without ``missing``: the sync, or only the console's mapping page."""
+    if any(scope in REQUIRED_GHL_SCOPES for scope in missing):
+        return ""
+    return " (the sync runs; the console's mapping cannot read GHL's custom fields and users)"
+
+
 def missing_granted_scopes(scope: str | None) -> list[str]:
-    """The scopes the sync needs that an OAuth grant's ``scope`` lacks (None: the grant did not say)."""
+    """The scopes the sync and the console need that an OAuth grant's ``scope`` lacks (None: the grant
+    did not say)."""
     if scope is None:
         return []
     granted = set(scope.split())
-    return [wanted for wanted in REQUIRED_GHL_SCOPES if wanted not in granted]
+    return [wanted for wanted in (*REQUIRED_GHL_SCOPES, *CONSOLE_GHL_SCOPES) if wanted not in granted]
 
 
 async def check_ghl(
@@ -256,7 +270,8 @@ async def check_ghl(
                 return (
                     Problem(
                         "ghl_scope_missing",
-                        f"the app was installed without the scope(s) {', '.join(missing)}",
+                        f"the app was installed without the scope(s) {', '.join(missing)}"
+                        + _what_lacks(missing),
                         context.reinstall(),
                     ),
                     name,

@@ -16,6 +16,7 @@ from app.automation.config import SyncConfig, document, field_maps
 from app.automation.rules import TRIGGERS
 from app.automation.runner import dry_run
 from app.config import Settings
+from app.connections import repository as connections
 from app.connections.models import Connection, ConnectionId
 from app.console import catalogue
 from app.console.pages import Pages, checked_form, go, text
@@ -42,9 +43,11 @@ async def recent_event(request: Request, connection: Connection, triggers: set[s
         return found
 
 
-def _with_action(doc: dict[str, Any], action: catalogue.Action, values: catalogue.Values) -> SyncConfig:
+def _with_action(
+    doc: dict[str, Any], action: catalogue.Action, values: catalogue.Values, location: str
+) -> SyncConfig:
     changed = json.loads(json.dumps(doc))
-    action.apply(changed, values)
+    catalogue.switch_on(action, changed, values, location)
     return SyncConfig.model_validate(changed)
 
 
@@ -52,13 +55,15 @@ async def preview(request: Request, connection: Connection, action: catalogue.Ac
     """What the action, with its current settings, would do for the connection's latest fitting event."""
     settings: Settings = request.app.state.settings
     doc = document(await config_in_force(request))
-    config = _with_action(doc, action, catalogue.current_values(action, doc))
+    location = connection.ghl_location_id
+    config = _with_action(doc, action, catalogue.current_values(action, doc), location)
     rule = next((r for r in config.rules if r.name == action.rule_name), None)
     triggers: set[str] = set(rule.when.event) if rule is not None else {"contact.created", "contact.updated"}
     event = await recent_event(request, connection, triggers)
     if event is None:
         return {"note": f"no {' or '.join(sorted(triggers))} event of this connection is stored yet"}
-    outcome = await dry_run(config, event.payload, field_maps(settings, config), request.app.state.clock())
+    maps = field_maps(settings, config)
+    outcome = await dry_run(config, event.payload, maps, request.app.state.clock(), location)
     if rule is not None:
         outcome["decisions"] = [d for d in outcome.get("decisions", []) if d.get("rule") == rule.name]
     return {"event": event, "outcome": json.dumps(outcome, indent=2, default=str)}
@@ -93,7 +98,11 @@ def actions_router(pages: Pages) -> APIRouter:
             connection=connection,
             read_only=read_only_reason(request.app.state.settings),
             actions=[
-                {"action": a, "on": catalogue.is_on(a, doc), "values": catalogue.current_values(a, doc)}
+                {
+                    "action": a,
+                    "on": catalogue.is_on(a, doc, connection.ghl_location_id),
+                    "values": catalogue.current_values(a, doc),
+                }
                 for a in catalogue.CATALOGUE
             ],
             preview=shown,
@@ -109,18 +118,25 @@ def actions_router(pages: Pages) -> APIRouter:
         reason = read_only_reason(settings)
         if reason is not None:
             return go(page, error=reason)
+        connection = await connection_of(request, connection_id)
+        if connection is None:
+            return go("/", error=f"There is no connection {connection_id}.")
+        location = connection.ghl_location_id
         doc = document(await config_in_force(request))
         try:
             if on:
                 values = {s.name: text(form, s.name, limit=500) or s.default for s in action.settings}
-                config = _with_action(doc, action, values)
+                config = _with_action(doc, action, values, location)
             else:
-                catalogue.switch_off(action, doc)
+                async with request.app.state.sessions() as session:
+                    every = [c.ghl_location_id for c in await connections.all_connections(session)]
+                catalogue.switch_off(action, doc, location, every)
                 config = SyncConfig.model_validate(doc)
         except (ValidationError, ValueError, KeyError) as exc:
             return go(page, error=f"{action.title}: {_reason(exc)}")
         await save_config(request.app.state.sessions, settings, config, request.app.state.clock())
-        return go(page, msg=f"{action.title}: {'on' if on else 'off'}.")
+        scope = "" if action.id == "enrich-local" else " for this connection"
+        return go(page, msg=f"{action.title}: {'on' if on else 'off'}{scope}.")
 
     @router.post("/{action_id}")
     async def switch_on(request: Request, connection_id: ConnectionId, action_id: str) -> RedirectResponse:

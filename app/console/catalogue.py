@@ -2,8 +2,11 @@
 each described in plain words, with a few settings, and written into the sync configuration as the
 task template and rule (or enrichment switch) it stands for.
 
-An action is on when its rule (``action-<id>``) is in the configuration; switching it off removes
-the rule and its template. Rules written by hand keep their own names and are left alone.
+An action is on for a connection when its rule (``action-<id>``) is in the configuration and names
+the connection's GHL location (``locations``; a rule naming none runs for every connection). Its
+settings are the rule's, shared by the connections it is on for. Switching it off for the last of
+them removes the rule and its template. Rules written by hand keep their own names and are left
+alone. The enrichment is not a rule: it is on or off for every connection.
 """
 
 from __future__ import annotations
@@ -185,10 +188,30 @@ CATALOGUE: tuple[Action, ...] = (
 BY_ID = {action.id: action for action in CATALOGUE}
 
 
-def is_on(action: Action, doc: Mapping[str, Any]) -> bool:
+def _rule_of(action: Action, doc: Mapping[str, Any]) -> dict[str, Any] | None:
+    return next((r for r in doc.get("rules", []) if r.get("name") == action.rule_name), None)
+
+
+def is_on(action: Action, doc: Mapping[str, Any], location: str) -> bool:
+    """Whether the action is on for the connection of GHL ``location``."""
     if action.id == "enrich-local":
         return bool(doc.get("enrichment", {}).get("local"))
-    return any(rule.get("name") == action.rule_name for rule in doc.get("rules", []))
+    rule = _rule_of(action, doc)
+    return rule is not None and (not rule.get("locations") or location in rule["locations"])
+
+
+def switch_on(action: Action, doc: dict[str, Any], values: Values, location: str) -> None:
+    """Write the action with ``values`` and switch it on for GHL ``location``'s connection too."""
+    before = _rule_of(action, doc)
+    action.apply(doc, values)
+    rule = _rule_of(action, doc)
+    if rule is None:
+        return
+    locations = [location] if before is None else list(before.get("locations", []))
+    if locations and location not in locations:
+        locations.append(location)
+    if locations:
+        rule["locations"] = locations
 
 
 def current_values(action: Action, doc: Mapping[str, Any]) -> dict[str, str]:
@@ -221,12 +244,20 @@ def current_values(action: Action, doc: Mapping[str, Any]) -> dict[str, str]:
     return values
 
 
-def switch_off(action: Action, doc: dict[str, Any]) -> None:
+def switch_off(action: Action, doc: dict[str, Any], location: str, every_location: list[str]) -> None:
+    """Switch the action off for GHL ``location``'s connection (``every_location``: those of all the
+    connections, which a rule naming none runs for); for the last one, remove it."""
     if action.id == "enrich-local":
         doc.setdefault("enrichment", {})["local"] = False
         return
+    rule = _rule_of(action, doc)
+    if rule is None:
+        return
+    still_on = [other for other in rule.get("locations") or every_location if other != location]
+    if still_on:
+        rule["locations"] = still_on
+        return
     rules = doc.get("rules", [])
-    rule = next((r for r in rules if r.get("name") == action.rule_name), None)
     doc["rules"] = [r for r in rules if r.get("name") != action.rule_name]
     template = (rule or {}).get("createTask")
     still_used = any(r.get("createTask") == template for r in doc["rules"])

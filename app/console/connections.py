@@ -14,6 +14,7 @@ from app.config import Settings
 from app.connections import credentials
 from app.connections import repository as connections
 from app.connections.models import ConnectionId, ConnectionStatus, CredentialKind
+from app.connections.removal import remove_connection
 from app.console.pages import Pages, checked_form, go, text
 from app.db import unit_of_work
 from app.health import collect_status
@@ -130,9 +131,8 @@ def connections_router(pages: Pages) -> APIRouter:
     @router.post("/connections/{connection_id}/remove")
     async def remove(request: Request, connection_id: ConnectionId) -> RedirectResponse:
         await checked_form(request)
-        async with unit_of_work(request.app.state.sessions) as session:
-            removed = await connections.remove(session, connection_id)
-        request.app.state.registry.forget(connection_id)
+        state = request.app.state
+        removed = await remove_connection(state.sessions, connection_id, state.registry)
         if not removed:
             return go("/", error=f"There is no connection {connection_id}.")
         return go("/", msg=f"Connection {connection_id} removed.")

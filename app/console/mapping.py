@@ -18,9 +18,10 @@ from fastapi.responses import RedirectResponse, Response
 from pydantic import ValidationError
 
 from app.admin import CONSOLE_ROOT
-from app.automation.config import SyncConfig, document
+from app.automation.config import SyncConfig, document, field_maps
 from app.config import Settings
 from app.connections.models import Connection, ConnectionId
+from app.connections.verify import CONSOLE_GHL_SCOPES
 from app.console import compat
 from app.console.pages import Pages, checked_form, go, text
 from app.console.settings_page import config_in_force, read_only_reason, save_config
@@ -61,7 +62,7 @@ async def discover(request: Request, connection: Connection) -> Discovery:
         found.ghl_fields = await upstreams.ghl.list_custom_fields()
         found.ghl_users = await upstreams.ghl.list_users()
     except UpstreamError as exc:
-        scopes = " (reading them needs the scopes locations/customFields.readonly and users.readonly)"
+        scopes = f" (reading them needs the scopes {' and '.join(CONSOLE_GHL_SCOPES)})"
         hint = scopes if exc.status in {401, 403} else ""
         found.problems.append(f"GHL's custom fields and users could not be read: {exc}{hint}")
     try:
@@ -110,7 +111,9 @@ def mapping_router(pages: Pages) -> APIRouter:
         config = await config_in_force(request)
         found = await discover(request, connection)
         by_id = {f.id: f for f in found.ghl_fields}
-        custom = {**settings.env_custom_fields, **config.mapping.custom_fields}
+        custom = field_maps(settings, config).at(connection.ghl_location_id).custom_fields
+        own = config.mapping.locations.get(connection.ghl_location_id)
+        own_fields = own.custom_fields if own else {}
         mapped_to = {ghl_id: key for key, ghl_id in custom.items()}
         users = {**settings.env_users, **config.mapping.users}
         return pages.render(
@@ -135,7 +138,8 @@ def mapping_router(pages: Pages) -> APIRouter:
                     "key": key,
                     "ghl_id": ghl_id,
                     "ghl": by_id.get(ghl_id),
-                    "from_env": key in settings.env_custom_fields and key not in config.mapping.custom_fields,
+                    "from_env": key not in config.mapping.custom_fields and key not in own_fields,
+                    "shared": key in config.mapping.custom_fields and key not in own_fields,
                 }
                 for key, ghl_id in sorted(custom.items())
             ],
@@ -163,7 +167,9 @@ def mapping_router(pages: Pages) -> APIRouter:
         if key not in found.rankr.custom_fields:
             return go(page, error=f"No Rankr contact carries a custom field '{key}'.")
         config = await config_in_force(request)
-        holder = next((k for k, v in config.mapping.custom_fields.items() if v == ghl_id and k != key), None)
+        location = connection.ghl_location_id
+        mapped = field_maps(request.app.state.settings, config).at(location).custom_fields
+        holder = next((k for k, v in mapped.items() if v == ghl_id and k != key), None)
         if holder is not None:
             return go(
                 page, error=f"GHL '{target.name}' already receives Rankr '{holder}': remove that first."
@@ -175,7 +181,9 @@ def mapping_router(pages: Pages) -> APIRouter:
             return go(page, error=f"Not mapped: {verdict.reason}.")
 
         def change(doc: dict[str, Any]) -> None:
-            doc.setdefault("mapping", {}).setdefault("customFields", {})[key] = ghl_id
+            # The GHL field exists in this location only: the entry is this connection's.
+            own = doc.setdefault("mapping", {}).setdefault("locations", {}).setdefault(location, {})
+            own.setdefault("customFields", {})[key] = ghl_id
 
         refused = await _save(request, page, change)
         return refused or go(page, msg=f"Rankr '{key}' now syncs with GHL '{target.name}'.")
@@ -185,9 +193,22 @@ def mapping_router(pages: Pages) -> APIRouter:
         form = await checked_form(request)
         page = f"/connections/{connection_id}/mapping"
         key = text(form, "rankrKey")
+        connection = await _connection(request, connection_id)
+        if connection is None:
+            return go("/", error=f"There is no connection {connection_id}.")
+        location = connection.ghl_location_id
 
         def change(doc: dict[str, Any]) -> None:
-            doc.get("mapping", {}).get("customFields", {}).pop(key, None)
+            # This connection's own entry; else one shared by every connection (a file written by hand).
+            mapping = doc.get("mapping", {})
+            located = mapping.get("locations", {})
+            own = located.get(location, {}).get("customFields", {})
+            if key in own:
+                own.pop(key)
+                if not own:
+                    located.pop(location)
+            else:
+                mapping.get("customFields", {}).pop(key, None)
 
         refused = await _save(request, page, change)
         return refused or go(page, msg=f"Rankr '{key}' is no longer mapped.")

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -148,6 +150,26 @@ class Job:
     def holder(self) -> str:
         """Who holds a link's lease: this very job, not just its worker (which runs several at once)."""
         return f"{self.worker}/{self.event_id}"
+
+
+# The GHL location of the event being applied: the contact mapping reads it to use that location's own
+# custom fields (``FieldMaps.at``), as the log context carries the connection, without every mapping
+# call taking it as an argument.
+_LOCATION: ContextVar[str | None] = ContextVar("sync_location", default=None)
+
+
+@contextmanager
+def at_location(location: str | None) -> Iterator[None]:
+    """Apply what runs inside for the connection of GHL ``location``."""
+    token = _LOCATION.set(location)
+    try:
+        yield
+    finally:
+        _LOCATION.reset(token)
+
+
+def current_location() -> str | None:
+    return _LOCATION.get()
 
 
 @dataclass(frozen=True, slots=True)

@@ -48,6 +48,8 @@ from app.sync.base import (
     Settlement,
     Side,
     Upstreams,
+    at_location,
+    current_location,
     modified_column,
     newest,
     snapshot_values,
@@ -81,10 +83,20 @@ class ContactSync(Handler):
         **kwargs: Any,
     ) -> None:
         super().__init__(*args, **kwargs)
-        self._maps = maps
+        self._all_maps = maps
+        self._maps_at: dict[str | None, FieldMaps] = {}
         self._delete_mode = delete_mode
         self._unlink_tag = unlink_tag
         self._filters = filters or Filters()
+
+    @property
+    def _maps(self) -> FieldMaps:
+        """The maps of the connection whose event is being applied (``at_location``)."""
+        location = current_location()
+        maps = self._maps_at.get(location)
+        if maps is None:
+            maps = self._maps_at[location] = self._all_maps.at(location)
+        return maps
 
     def writable(self, fields: Canonical, target: Side) -> Canonical:
         return self._maps.writable(fields, target.value)
@@ -126,7 +138,10 @@ class ContactSync(Handler):
         """Those of ``jobs`` (claimed, not started) that change nothing (``_unchanged``): mostly the
         echoes of this service's own writes. Their links are read in ``session`` with one query per
         connection and side, so the claim can settle them all at once (``SyncEngine.settle_echoes``)."""
-        shown = [(job, job.connection, self._shown(job)) for job in jobs]
+        shown = []
+        for job in jobs:
+            with at_location(job.connection.ghl_location_id if job.connection is not None else None):
+                shown.append((job, job.connection, self._shown(job)))
         wanted: dict[tuple[int, Side], set[str]] = {}
         for _, connection, seen in shown:
             if connection is not None and seen is not None:

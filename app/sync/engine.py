@@ -23,7 +23,7 @@ from app.integrations.registry import Upstreams
 from app.kit.clock import Clock
 from app.kit.logs import bind_log_context
 from app.sync import coalesce
-from app.sync.base import EventContext, Handler, Job, Side
+from app.sync.base import EventContext, Handler, Job, Side, at_location
 from app.sync.children import NoteSync, TaskSync
 from app.sync.coalesce import CONTACT_TYPES, NOTE_TYPES, TASK_TYPES
 from app.sync.contacts import UNCHANGED, ContactSync
@@ -139,7 +139,8 @@ class SyncEngine:
                 else f"{job.type} events are not synced by this version",
             )
             return
-        await handler.handle(EventContext(job, connection, self._upstreams(connection)))
+        with at_location(connection.ghl_location_id):
+            await handler.handle(EventContext(job, connection, self._upstreams(connection)))
 
     async def settle_echoes(self, session: AsyncSession, jobs: Sequence[Job], now: datetime) -> set[int]:
         """Settle, in the claim's transaction (``session``), the claimed contact events that change

@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
@@ -53,6 +53,15 @@ class FieldMaps:
     custom_fields: Mapping[str, str] = field(default_factory=dict)
     users: Mapping[str, str] = field(default_factory=dict)
     ownership: Mapping[str, str] = field(default_factory=dict)
+    # GHL location id -> that location's own custom fields (a GHL custom field exists in one location).
+    located_custom_fields: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+
+    def at(self, location: str | None) -> FieldMaps:
+        """The maps of one GHL location: the custom fields of every location with the location's own."""
+        own = self.located_custom_fields.get(location) if location is not None else None
+        if not own:
+            return replace(self, located_custom_fields={}) if self.located_custom_fields else self
+        return replace(self, custom_fields={**self.custom_fields, **own}, located_custom_fields={})
 
     def writable(self, fields: Canonical, target: str) -> Canonical:
         """The fields that may be written to ``target`` (``rankr`` or ``ghl``)."""

@@ -10,9 +10,10 @@ from typing import Any
 import pytest
 from fastapi import FastAPI, HTTPException, Request
 
-from app.automation.config import ConfigError, HttpEnrichment, load, parse
+from app.automation.config import ConfigError, HttpEnrichment, field_maps, load, parse, to_yaml
 from app.automation.enrich import Enricher, HttpProvider, LocalProvider
 from app.automation.rules import Signals, decide, render
+from app.config import Settings
 from tests.support.server import reserve_port, serve
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -126,7 +127,7 @@ rules:
 
 
 def fired(signals: Signals) -> list[str]:
-    return [decision.rule.name for decision in decide(parse(CONFIG), signals, NOW)]
+    return [decision.rule.name for decision in decide(parse(CONFIG), signals, NOW, None)]
 
 
 def test_rules_fire_on_their_trigger_source_tags_fields_and_activity() -> None:
@@ -138,9 +139,43 @@ def test_rules_fire_on_their_trigger_source_tags_fields_and_activity() -> None:
     assert fired(Signals("note.added", "ghl", contact, recent_activity={7.0: 3})) == ["busy"]
 
 
+def test_a_rule_naming_locations_runs_only_for_their_connections() -> None:
+    config = parse(
+        """
+rules:
+  - name: here
+    when: {event: [contact.created]}
+    addTags: [a]
+    locations: [LocA]
+  - name: everywhere
+    when: {event: [contact.created]}
+    addTags: [b]
+"""
+    )
+    signals = Signals("contact.created", "rankr", {})
+    assert [d.rule.name for d in decide(config, signals, NOW, "LocA")] == ["here", "everywhere"]
+    assert [d.rule.name for d in decide(config, signals, NOW, "LocB")] == ["everywhere"]
+
+
+def test_custom_fields_of_a_location_apply_to_its_connection_only_and_round_trip_through_the_file() -> None:
+    text = """
+mapping:
+  customFields: {industry: shared_id}
+  locations:
+    LocA: {customFields: {industry: a_id, size: a_size}}
+"""
+    config = parse(text)
+    assert parse(to_yaml(config)) == config
+    maps = field_maps(Settings(_env_file=None), config)  # type: ignore[call-arg]
+    assert dict(maps.at("LocA").custom_fields) == {"industry": "a_id", "size": "a_size"}
+    assert dict(maps.at("LocB").custom_fields) == {"industry": "shared_id"}
+    assert dict(maps.at(None).custom_fields) == {"industry": "shared_id"}
+    assert "LocA" in problems("mapping:\n  locations:\n    LocA: {customFields: {industry: 3}}\n")[0]
+
+
 def test_task_template_is_rendered_and_due_in_business_days() -> None:
     signals = Signals("contact.created", "rankr", {"firstName": "Ada", "tags": ["hot-lead"]})
-    [decision] = [d for d in decide(parse(CONFIG), signals, NOW) if d.task]
+    [decision] = [d for d in decide(parse(CONFIG), signals, NOW, None) if d.task]
     assert decision.task is not None
     assert decision.task.title == "Call Ada within 24h"  # no lastName: no gap left
     assert decision.task.due == datetime(2026, 12, 1, 15, 0, tzinfo=UTC)  # Fri + 2 business days = Tue

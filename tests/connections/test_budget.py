@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -15,8 +16,11 @@ from app.config import Settings
 from app.connections import repository as connections
 from app.connections.budget import BudgetRow
 from app.connections.models import RateBudget
+from app.connections.removal import remove_connection
 from app.db import create_engine, session_factory, unit_of_work
+from app.errors import UnroutableEvent
 from app.integrations.registry import UpstreamRegistry
+from app.kit.http import RateLimitSnapshot
 from app.kit.pacing import Pacer, RateLimits, SlotRequest, seconds_to_midnight
 
 pytestmark = pytest.mark.anyio
@@ -171,3 +175,27 @@ def up_pacer(registry: Any, connection_id: int, upstream: str) -> Pacer:
     """The pacer of one connection's budget with ``upstream`` (the registry keeps GHL's first)."""
     _, pacers = registry._pacers[connection_id]
     return pacers[0 if upstream == "ghl" else 1]  # type: ignore[no-any-return]
+
+
+async def test_a_removed_connection_gets_no_budget_row_and_a_reservation_says_it_was_removed(
+    engine: AsyncEngine, connection_id: int
+) -> None:
+    sessions = session_factory(engine)
+    seen = RateLimitSnapshot(100, 99, 10_000, None, 200_000, 199_999, NOW)
+    async with unit_of_work(sessions) as session:
+        await connections.save_budget(session, connection_id, "ghl", seen)
+    async with unit_of_work(sessions) as session:
+        await connections.save_budget(session, connection_id, "ghl", replace(seen, remaining=98))
+    async with sessions() as session:
+        [stored] = (await session.execute(select(RateBudget))).scalars().all()
+    assert (stored.limit, stored.remaining, stored.daily_remaining) == (100, 98, 199_999)
+
+    assert await remove_connection(sessions, connection_id, None) is True
+    # What a running service does next with the connection it still holds: nothing is written.
+    async with unit_of_work(sessions) as session:
+        await connections.save_budget(session, connection_id, "ghl", seen)
+    with pytest.raises(UnroutableEvent, match=f"connection {connection_id} was removed"):
+        await BudgetRow(engine, connection_id, "rankr").reserve(request(1))
+    async with sessions() as session:
+        assert (await session.execute(select(RateBudget))).scalars().all() == []
+    assert await remove_connection(sessions, connection_id, None) is False

@@ -76,7 +76,8 @@ def ghl(status: int | None, message: str, transient: bool = False) -> UpstreamEr
             PRIVATE,
             "ghl_scope_missing",
             "locations/tasks.readonly",
-            "contacts.readonly, contacts.write, locations.readonly, locations/tasks.readonly",
+            "contacts.readonly, contacts.write, locations.readonly, locations/customFields.readonly, "
+            "locations/tasks.readonly, users.readonly",
         ),
         (
             ghl(403, "This token is not authorized for this scope"),
@@ -187,9 +188,29 @@ def test_rankr_answers_are_classified_with_a_reason_and_a_fix(
     ("scope", "missing"),
     [
         (None, []),
-        ("contacts.readonly contacts.write locations/tasks.readonly oauth.write", []),
-        ("contacts.readonly locations.readonly", ["contacts.write", "locations/tasks.readonly"]),
-        ("", ["contacts.readonly", "contacts.write", "locations/tasks.readonly"]),
+        (
+            "contacts.readonly contacts.write locations/tasks.readonly oauth.write "
+            "locations/customFields.readonly users.readonly",
+            [],
+        ),
+        (
+            "contacts.readonly locations.readonly locations/customFields.readonly users.readonly",
+            ["contacts.write", "locations/tasks.readonly"],
+        ),
+        (
+            "contacts.readonly contacts.write locations/tasks.readonly",
+            ["locations/customFields.readonly", "users.readonly"],
+        ),
+        (
+            "",
+            [
+                "contacts.readonly",
+                "contacts.write",
+                "locations/tasks.readonly",
+                "locations/customFields.readonly",
+                "users.readonly",
+            ],
+        ),
     ],
 )
 def test_an_oauth_grants_scope_tells_which_scopes_are_missing(scope: str | None, missing: list[str]) -> None:
@@ -250,7 +271,10 @@ async def test_a_private_token_ghl_refuses_fails_with_the_fix(database_url: str)
         assert entry["health"]["level"] == "red"
 
 
-FULL = "contacts.readonly contacts.write locations/tasks.readonly locations.readonly"
+FULL = (
+    "contacts.readonly contacts.write locations/tasks.readonly locations.readonly "
+    "locations/customFields.readonly users.readonly"
+)
 
 
 async def _oauth_connection(
@@ -309,6 +333,18 @@ async def test_an_oauth_install_without_a_needed_scope_fails(service: InProcessS
     assert result["problem"]["code"] == "ghl_scope_missing"
     assert "contacts.write, locations/tasks.readonly" in result["problem"]["reason"]
     assert result["locationName"] is None  # the location read needs locations.readonly too
+
+
+async def test_an_oauth_install_from_before_the_console_scopes_fails_saying_the_sync_runs(
+    service: InProcessService,
+) -> None:
+    sync_only = "contacts.readonly contacts.write locations/tasks.readonly locations.readonly"
+    connection_id, _ = await _oauth_connection(service, keys.RANKR_ACCOUNT_ID, sync_only)
+    result = await verify(service, connection_id)
+    assert result["problem"]["code"] == "ghl_scope_missing"
+    assert "locations/customFields.readonly, users.readonly" in result["problem"]["reason"]
+    assert "the sync runs" in result["problem"]["reason"]
+    assert "install the app on location" in result["problem"]["fix"]
 
 
 async def test_a_connection_to_a_location_the_token_cannot_reach_fails(service: InProcessService) -> None:

@@ -9,8 +9,12 @@ from urllib.parse import unquote_plus
 
 import pytest
 
-from app.automation.config import sync_config
+from app.automation.config import SyncConfig, sync_config
+from app.connections import repository as connections
+from app.db import unit_of_work
+from app.kit.clock import utcnow
 from app.sandbox import keys
+from app.settings_store import service as settings_store
 from tests.console.conftest import Browser
 from tests.support.inprocess import InProcessService
 
@@ -68,7 +72,13 @@ async def test_a_mapping_saved_in_the_console_syncs_the_next_contact(
     told = await post(signed_in, "/custom-fields", {"rankrKey": "industry", "ghlFieldId": fields["industry"]})
     assert "msg=Rankr 'industry' now syncs with GHL 'Industry'." in told
     [version] = await console.query("SELECT changed_by, summary FROM settings_versions")
-    assert version == {"changed_by": "console (admin)", "summary": "mapping.customFields.industry"}
+    assert version == {
+        "changed_by": "console (admin)",
+        "summary": f"mapping.locations.{keys.GHL_LOCATION_ID}.customFields.industry",
+    }
+    mapping = sync_config(console.app.state.settings).mapping
+    assert mapping.locations[keys.GHL_LOCATION_ID].custom_fields == {"industry": fields["industry"]}
+    assert mapping.custom_fields == {}
     await console.rankr.create(email="b@example.com", customFields={"industry": "Mills"})
     await console.settle()
     [contact] = await console.ghl.by_email("b@example.com")
@@ -103,3 +113,41 @@ async def test_when_ghl_cannot_be_read_the_page_says_so_and_maps_nothing(
     told = await post(signed_in, "/custom-fields", {"rankrKey": "industry", "ghlFieldId": fields["industry"]})
     assert "error=GHL's custom fields and users could not be read" in told
     assert sync_config(console.app.state.settings).mapping.custom_fields == {}
+
+
+async def test_a_token_without_the_mapping_scopes_gets_the_scopes_named(
+    console: InProcessService, signed_in: Browser
+) -> None:
+    sync_only = ["contacts.readonly", "contacts.write", "locations/tasks.readonly", "locations.readonly"]
+    await console.ghl.sandbox_post("/oauth", private_token_scopes=sync_only)
+    page = (await signed_in.get(PAGE)).text
+    assert "GHL&#39;s custom fields and users could not be read: ghl 401" in page
+    assert "locations/customFields.readonly and users.readonly" in page
+
+
+async def test_a_custom_field_mapped_for_another_location_does_not_apply_to_this_one(
+    console: InProcessService, fields: dict[str, Any], signed_in: Browser
+) -> None:
+    sessions, settings = console.app.state.sessions, console.app.state.settings
+    async with unit_of_work(sessions) as session:
+        await connections.ensure(session, "acct_other", "LocOther", utcnow())
+        mapped = {"mapping": {"locations": {"LocOther": {"customFields": {"industry": fields["industry"]}}}}}
+        await settings_store.save(session, SyncConfig.model_validate(mapped), "test", utcnow())
+    await settings_store.refresh(sessions, settings)
+
+    await console.rankr.create(email="b@example.com", customFields={"industry": "Mills"})
+    await console.settle()
+    [contact] = await console.ghl.by_email("b@example.com")
+    assert contact.get("customFields", []) == []
+    assert 'id="no-mappings"' in (await signed_in.get(PAGE)).text
+    other = (await signed_in.get("/admin/console/connections/2/mapping")).text
+    assert '<tr data-key="industry">' in other
+
+    await post(signed_in, "/custom-fields", {"rankrKey": "industry", "ghlFieldId": fields["industry"]})
+    await console.rankr.create(email="c@example.com", customFields={"industry": "Looms"})
+    await console.settle()
+    [contact] = await console.ghl.by_email("c@example.com")
+    assert contact["customFields"] == [{"id": fields["industry"], "value": "Looms"}]
+    await post(signed_in, "/custom-fields/remove", {"rankrKey": "industry"})
+    located = sync_config(settings).mapping.locations
+    assert list(located) == ["LocOther"]  # this connection's entry went, the other's stayed

@@ -133,7 +133,7 @@ def test_an_operator_sets_up_the_sync_in_the_console(sqlite_url: str) -> None:
         wait_for(lambda: browser.find_elements(By.ID, "action-call-new-lead"), what="the actions page")
         click(browser, "on-call-new-lead")
         wait_for(lambda: browser.find_elements(By.ID, "notice"), what="the action's notice")
-        assert browser.find_element(By.ID, "notice").text == "Call every new lead: on."
+        assert browser.find_element(By.ID, "notice").text == "Call every new lead: on for this connection."
         shoot(browser, "07-actions")
 
         # A person creates a contact in Rankr with that custom field.
@@ -186,7 +186,8 @@ def test_an_operator_sets_up_the_sync_in_the_console(sqlite_url: str) -> None:
         shoot(browser, "09-revealed")
 
         browser.get(f"{url}/admin/console/settings")
-        assert "mapping.customFields.industry" in browser.find_element(By.ID, "history").text
+        history = browser.find_element(By.ID, "history").text
+        assert f"mapping.locations.{keys.GHL_LOCATION_ID}.customFields.industry" in history
         shoot(browser, "10-settings")
         click(browser, "sign-out")
         wait_for(lambda: browser.find_elements(By.ID, "sign-in"), what="the signed-out page")

@@ -49,6 +49,8 @@ def test_install_flow_connects_the_location_and_syncs_with_its_oauth_token(servi
         "contacts.write",
         "locations/tasks.readonly",
         "locations.readonly",
+        "locations/customFields.readonly",
+        "users.readonly",
         "oauth.write",
     }
     callback = choose(service, params)

@@ -55,12 +55,16 @@ admin_routes = admin_router()
 #                              task and note writes under /contacts/{id}/
 #   locations/tasks.readonly   POST /locations/{id}/tasks/search (a TaskCreate without contactId)
 #   locations.readonly         GET /locations/{id}: a connection's verification reads its name
+#   locations/customFields.readonly  GET /locations/{id}/customFields: the console's field mapping
+#   users.readonly             GET /users/?locationId=: the console's user mapping
 #   oauth.write                POST /oauth/locationToken (agency installs only)
 SCOPES = (
     "contacts.readonly",
     "contacts.write",
     "locations/tasks.readonly",
     "locations.readonly",
+    "locations/customFields.readonly",
+    "users.readonly",
     "oauth.write",
 )
 STATE_TTL_SECONDS = 600

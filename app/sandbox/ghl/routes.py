@@ -75,9 +75,17 @@ def check_location(request: Request, location_id: str | None) -> None:
 
 
 # The scopes of docs/oauth/Scopes.md the sandbox checks, on the read routes a connection's verification
-# uses; the other routes accept any live token of the location.
+# and the console's mapping use; the other routes accept any live token of the location.
 SCOPES = frozenset(
-    {"contacts.readonly", "contacts.write", "locations.readonly", "locations/tasks.readonly", "oauth.write"}
+    {
+        "contacts.readonly",
+        "contacts.write",
+        "locations.readonly",
+        "locations/tasks.readonly",
+        "locations/customFields.readonly",
+        "users.readonly",
+        "oauth.write",
+    }
 )
 
 
@@ -241,6 +249,7 @@ def api_router(side: GhlSandbox) -> APIRouter:
     @router.get("/locations/{locationId}/customFields")
     async def list_custom_fields(locationId: str, request: Request) -> dict[str, Any]:  # noqa: N803
         """CustomFieldsListSuccessfulResponseDto; the sandbox has contact fields only."""
+        require_scope(request, "locations/customFields.readonly")
         check_location(request, locationId)
         model = request.query_params.get("model", "all")
         if model not in {"contact", "opportunity", "all"}:
@@ -261,6 +270,7 @@ def api_router(side: GhlSandbox) -> APIRouter:
     @router.get("/users/")
     async def list_users(request: Request) -> dict[str, Any]:
         """LocationSuccessfulResponseDto (users.json ``get-user-by-location``): the location's users."""
+        require_scope(request, "users.readonly")
         check_location(request, request.query_params.get("locationId"))
         return {"users": [serialize.user_json(u, store.location_id) for u in store.list_users()]}
 
