@@ -64,7 +64,14 @@ class Bar:
             self.progress.update(self._tasks[step], completed=int(counts[key]), total=totals.get(step))
 
 
-async def run_command(settings: Settings, job: str, connection_id: int | None, dry_run: bool) -> int:
+async def run_command(
+    settings: Settings,
+    job: str,
+    connection_id: int | None,
+    dry_run: bool,
+    *,
+    count_tasks_and_notes: bool = True,
+) -> int:
     console = Console()
     engine = create_engine(settings.database_url)
     sessions = session_factory(engine)
@@ -92,6 +99,7 @@ async def run_command(settings: Settings, job: str, connection_id: int | None, d
                 run = Backfill(
                     sessions, settings, registry.for_connection, clock=utcnow, progress=bar,
                     on_queued=wake, dry_run=dry_run, report=report,
+                    count_tasks_and_notes=count_tasks_and_notes,
                 )  # fmt: skip
             else:
                 run = Reconciliation(

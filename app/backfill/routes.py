@@ -37,6 +37,8 @@ class BackfillRequest(BaseModel):
 
     connection_id: ConnectionId | None = Field(default=None, alias="connectionId")
     dry_run: bool = Field(default=False, alias="dryRun")
+    # A dry run reads four task and note lists per contact to count them; false leaves them out.
+    tasks_and_notes: bool = Field(default=True, alias="tasksAndNotes")
 
 
 class ReconcileRequest(BaseModel):
@@ -99,7 +101,8 @@ async def backfill(request: Request, body: BackfillRequest | None = None) -> JSO
         for connection in chosen:
             run = Backfill(
                 state.sessions, state.settings, state.registry.for_connection, clock=state.clock,
-                dry_run=True, report=lambda line: lines.append(line) if len(lines) < DRY_RUN_LINES else None,
+                dry_run=True, count_tasks_and_notes=body.tasks_and_notes,
+                report=lambda line: lines.append(line) if len(lines) < DRY_RUN_LINES else None,
             )  # fmt: skip
             try:
                 results[str(connection.id)] = await run.run(connection)

@@ -216,6 +216,13 @@ def backfill(
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="print what would be done; write nothing")
     ] = False,
+    contacts_only: Annotated[
+        bool,
+        typer.Option(
+            "--contacts-only",
+            help="dry run: leave out counting tasks and notes (it reads four lists per contact)",
+        ),
+    ] = False,
 ) -> None:
     """First sync of existing contacts: link the same people on both sides, merge, create the rest."""
     from app.backfill.console import run_command
@@ -223,7 +230,8 @@ def backfill(
     settings = load_settings()
     _configure_logging(settings)
     _stop_if_database_unusable(settings)
-    raise typer.Exit(run_async(run_command(settings, "backfill", connection, dry_run)))
+    run = run_command(settings, "backfill", connection, dry_run, count_tasks_and_notes=not contacts_only)
+    raise typer.Exit(run_async(run))
 
 
 @cli.command()
