@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel
@@ -36,6 +37,7 @@ from app.sync.base import (
 )
 from app.sync.children import SURVEY, ChildSync, NoteSync, TaskSync
 from app.sync.contacts import KIND, ContactSync
+from app.sync.mapping import Canonical
 from app.sync.merge import Winner, merge
 from app.sync.models import Kind, Link, LinkState
 from app.sync.pairing import pair_up
@@ -138,20 +140,37 @@ class ContactRepair(ContactSync):
             modified[side] = newest(modified[side], written_at)
             # What could not be written (GHL companyName without an identifier) stays as the side has it.
             merged.update({name: seen.fields[name] for name in update if name not in applied})
-        action = "link" if first else "reconcile"
-        if first or result.audits:
-            result.audits.append(
-                self.audit(link, Side.GHL, action, {"fieldsDecided": sorted(plan.decisions)})
-            )
-        result.note = f"{action}: {len(plan.decisions)} field(s) differed"
-        result.link_values = {
-            "state": LinkState.LINKED,
-            "rankr_modified_at": newest(link.rankr_modified_at, modified[Side.RANKR]),
-            "ghl_modified_at": newest(link.ghl_modified_at, modified[Side.GHL]),
-            "synced_at": self._clock(),
-            **snapshot_values(merged),
-        }
+        merged_settlement(
+            self, link, result, sorted(plan.decisions), modified, merged, first=first, now=self._clock()
+        )
         await self.settle(context, result)
+
+
+def merged_settlement(
+    handler: Handler,
+    link: Link,
+    result: Settlement,
+    decided: list[str],
+    modified: dict[Side, datetime | None],
+    fields: Canonical,
+    *,
+    first: bool,
+    now: datetime,
+    label: str = "",
+) -> None:
+    """Complete the settlement of a merge of two records: its link or reconcile audit entry, its note,
+    and the link's new state (``modified``: the newest modification time seen per side)."""
+    action = "link" if first else "reconcile"
+    if first or result.audits:
+        result.audits.append(handler.audit(link, Side.GHL, action, {"fieldsDecided": decided}))
+    result.note = f"{label}{action}: {len(decided)} field(s) differed"
+    result.link_values = {
+        "state": LinkState.LINKED,
+        "rankr_modified_at": newest(link.rankr_modified_at, modified[Side.RANKR]),
+        "ghl_modified_at": newest(link.ghl_modified_at, modified[Side.GHL]),
+        "synced_at": now,
+        **snapshot_values(fields),
+    }
 
 
 # --- tasks and notes ----------------------------------------------------------------------------------
@@ -354,19 +373,10 @@ class ChildRepair(Handler):
             result.audits.append(handler.audit(link, side, "update", changes))
             modified[side] = newest(modified[side], written.modified_at)
             result.synced.add(side.inbound)
-        action = "link" if first else "reconcile"
-        if first or result.audits:
-            result.audits.append(
-                handler.audit(link, Side.GHL, action, {"fieldsDecided": sorted(merged.decisions)})
-            )
-        result.note = f"{handler.kind} {action}: {len(merged.decisions)} field(s) differed"
-        result.link_values = {
-            "state": LinkState.LINKED,
-            "rankr_modified_at": newest(link.rankr_modified_at, modified[Side.RANKR]),
-            "ghl_modified_at": newest(link.ghl_modified_at, modified[Side.GHL]),
-            "synced_at": self._clock(),
-            **snapshot_values(merged.fields),
-        }
+        merged_settlement(
+            handler, link, result, sorted(merged.decisions), modified, merged.fields,
+            first=first, now=self._clock(), label=f"{handler.kind} ",
+        )  # fmt: skip
         await handler.settle(context, result)
 
 
