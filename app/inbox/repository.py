@@ -85,7 +85,8 @@ async def claim_due(
             after, upto = passes.pop(0)
             continue
         after = probed[-1][0]
-        heads = [event_id for event_id, oldest in probed if event_id == oldest]
+        heads = _in_turn([(event_id, account) for event_id, oldest, account in probed if event_id == oldest])
+        heads = heads[: limit - len(rows)]
         if not heads:
             continue
         take = _claim_heads(excluding, postgres)
@@ -120,12 +121,12 @@ def _due(excluding: bool) -> ColumnElement[bool]:
 
 
 @cache
-def _claim_window(excluding: bool) -> Select[tuple[int, int]]:
+def _claim_window(excluding: bool) -> Select[tuple[int, int, str]]:
     """The next CLAIM_WINDOW due events in (``after``, ``upto``] (the partial index of open events'
     ids), each with the oldest open event of its key: one probe of the (ordering_key, id) index each
     (a scalar subquery with LIMIT 1 is not turned into a join)."""
     window = (
-        select(WebhookEvent.id, WebhookEvent.ordering_key)
+        select(WebhookEvent.id, WebhookEvent.ordering_key, WebhookEvent.account_key)
         .where(
             _due(excluding),
             WebhookEvent.id > bindparam("after"),
@@ -144,7 +145,18 @@ def _claim_window(excluding: bool) -> Select[tuple[int, int]]:
         .limit(1)
         .scalar_subquery()
     )
-    return select(window.c.id, first).order_by(window.c.id)
+    return select(window.c.id, first, window.c.account_key).order_by(window.c.id)
+
+
+def _in_turn(heads: list[tuple[int, str]]) -> list[int]:
+    """The heads' ids taken in turns, one of each account per turn (oldest first within an account),
+    so a window spanning several locations' backlogs gives each of them a share of the claim."""
+    turn: dict[str, int] = {}
+    ranked = []
+    for event_id, account in heads:
+        turn[account] = turn.get(account, -1) + 1
+        ranked.append((turn[account], event_id))
+    return [event_id for _, event_id in sorted(ranked)]
 
 
 @cache
