@@ -12,8 +12,8 @@ one account, so the upstream calls are what is left out: the locations' GHL budg
 bind (the workers' CPU does), the case where the order of the claim decides who waits.
 
 A location's drain time is from the start to its last event done. Reported per size: min, median,
-max and max/min, and the same with the claim walking from the oldest event (``oldest first``, the
-order before the claims started at random), the baseline of the same run; and throughput (events
+max and max/min, and the same with every claim walking from the oldest event (``oldest first``, the
+order before a worker's claims swept the backlog), the baseline of the same run; and throughput (events
 per second of wall time) per number of processes, with the machine's load average at the start.
 """
 
@@ -25,7 +25,6 @@ import hashlib
 import json
 import multiprocessing
 import os
-import random
 import statistics
 import time
 from datetime import UTC, datetime, timedelta
@@ -51,13 +50,6 @@ SELECT account_key, count(*), max(finished_at) FROM webhook_events WHERE status 
 SLOTS = 8  # events a worker process has in hand at once (WORKER_CONCURRENCY's default)
 
 
-class OldestFirst(random.Random):
-    """Starts every claim's walk at the oldest open event."""
-
-    def randint(self, lowest: int, highest: int) -> int:
-        return lowest
-
-
 def burn(milliseconds: float) -> None:
     """Spend about this much CPU, as applying one change does."""
     until = time.process_time() + milliseconds / 1000
@@ -67,7 +59,7 @@ def burn(milliseconds: float) -> None:
 
 
 async def drain(url: str, name: str, cpu_ms: float, oldest_first: bool, ready: Any) -> None:
-    dice = OldestFirst() if oldest_first else None
+    sweep = None if oldest_first else inbox.Sweep()
     async with opened(url) as (_, sessions):
         async with sessions() as session:
             await session.execute(text("SELECT 1"))  # connected before the clock starts
@@ -77,7 +69,7 @@ async def drain(url: str, name: str, cpu_ms: float, oldest_first: bool, ready: A
             async with unit_of_work(sessions) as session:
                 now = datetime.now(UTC)
                 claimed = await inbox.claim_due(
-                    session, worker=name, now=now, lease=timedelta(minutes=5), limit=SLOTS, dice=dice
+                    session, worker=name, now=now, lease=timedelta(minutes=5), limit=SLOTS, sweep=sweep
                 )
             if not claimed:
                 idle += 1
@@ -148,7 +140,7 @@ def measure(
         }
     wall = max(drained.values())
     return {
-        "claim": "oldest first" if oldest_first else "random start",
+        "claim": "oldest first" if oldest_first else "sweep",
         "processes": processes,
         "events": done,
         "wall s": round(wall, 2),

@@ -673,7 +673,7 @@ def render(results: dict[str, Any]) -> str:
             ["claim", "processes", "events", "wall s", "events per s", "load average at start"],
         )
         for run in locations["runs"]:
-            if run["claim"] != "random start":
+            if run["claim"] != "sweep":
                 continue
             worst = max(figures["max / min"] for figures in run["by size"].values())
             summary.append(
@@ -684,12 +684,8 @@ def render(results: dict[str, Any]) -> str:
                     worst <= 1.5,
                 )
             )
-        single = next(
-            (r for r in locations["runs"] if r["claim"] == "random start" and r["processes"] == 1), None
-        )
-        double = next(
-            (r for r in locations["runs"] if r["claim"] == "random start" and r["processes"] == 2), None
-        )
+        single = next((r for r in locations["runs"] if r["claim"] == "sweep" and r["processes"] == 1), None)
+        double = next((r for r in locations["runs"] if r["claim"] == "sweep" and r["processes"] == 2), None)
         if single and double:
             ratio = round(double["events per s"] / single["events per s"], 2)
             load = double["load average at start"]

@@ -5,8 +5,8 @@ The intake's insert lives in ``app.inbox.writer`` (compiled by SQLAlchemy, run o
 
 from __future__ import annotations
 
-import random
 from collections.abc import Collection, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import cache
 from typing import Any
@@ -24,6 +24,13 @@ EVENTS = table_of(WebhookEvent)
 CLAIM_WINDOW = 200
 
 
+@dataclass
+class Sweep:
+    """Where a worker's walk over the due events has got to: the id its last claim's walk ended at."""
+
+    position: int = 0
+
+
 async def claim_due(
     session: AsyncSession,
     *,
@@ -32,7 +39,7 @@ async def claim_due(
     lease: timedelta,
     limit: int,
     exclude_accounts: Sequence[str] = (),
-    dice: random.Random | None = None,
+    sweep: Sweep | None = None,
 ) -> Sequence[WebhookEvent]:
     """Lease up to ``limit`` due events, at most one per ordering key and only the oldest open one.
 
@@ -51,9 +58,11 @@ async def claim_due(
     of open events' ids, so the done events kept for EVENT_RETENTION_DAYS cost it nothing (without
     it, 50 ms per claim behind 200,000 done events).
 
-    The walk starts at a random open event and wraps around, so connections whose backlogs were
-    stored one after the other drain side by side, each at its share of the workers: walked from the
-    oldest, the first location's import would take every claim until it was done or out of budget.
+    With a ``sweep`` (a worker keeps one), the walk starts where the last claim's walk ended and wraps
+    around, and each window's heads are taken one account at a time: the worker sweeps the backlog,
+    and connections whose imports were stored one after the other drain side by side, each at its
+    share of the workers. Walked from the oldest every time, the first-stored location's import took
+    every claim until it was done or out of budget.
     """
     excluding = bool(exclude_accounts)
     params: dict[str, Any] = {
@@ -68,12 +77,9 @@ async def claim_due(
         # of which reads the whole backlog (0.9 ms per probe at 50,000 events): plain index scans
         # keep a probe at one index lookup. For this transaction only (the claim's).
         await session.execute(_NO_BITMAP_SCANS)
-    lowest, highest = (await session.execute(_OPEN_SPAN)).one()
-    if lowest is None:
-        return []
-    start = (dice or _DICE).randint(lowest, highest) - 1
-    # From the random start to the newest open event, then from the oldest up to the start.
-    passes = [(start, highest), (0, start)]
+    start = sweep.position if sweep else 0
+    # From the start to the newest event, then from the oldest up to the start.
+    passes = [(start, _NEWEST), (0, start)]
     rows: list[WebhookEvent] = []
     after, upto = passes.pop(0)
     while len(rows) < limit:
@@ -86,23 +92,20 @@ async def claim_due(
             continue
         after = probed[-1][0]
         heads = _in_turn([(event_id, account) for event_id, oldest, account in probed if event_id == oldest])
-        heads = heads[: limit - len(rows)]
-        if not heads:
-            continue
         take = _claim_heads(excluding, postgres)
-        rows += (await session.execute(take, {**params, "heads": heads, "room": limit - len(rows)})).scalars()
+        # The next heads in turn; again with the following ones while other workers hold some.
+        while heads and len(rows) < limit:
+            room = limit - len(rows)
+            chosen, heads = heads[:room], heads[room:]
+            rows += (await session.execute(take, {**params, "heads": chosen, "room": room})).scalars()
+    if sweep:
+        sweep.position = after
     return sorted(rows, key=lambda event: event.id)
 
 
 _NOW = bindparam("now", type_=UTCDateTime())
-# Where a claim's walk starts: spreading the claims, not a secret.
-_DICE = random.Random()  # noqa: S311
+_NEWEST = 2**62  # above every event id
 _NO_BITMAP_SCANS = text("SET LOCAL enable_bitmapscan = off")
-# The oldest and newest open event, each one probe of the partial index of open events' ids.
-_OPEN_SPAN = select(
-    select(WebhookEvent.id).where(text(IS_OPEN)).order_by(WebhookEvent.id).limit(1).scalar_subquery(),
-    select(WebhookEvent.id).where(text(IS_OPEN)).order_by(WebhookEvent.id.desc()).limit(1).scalar_subquery(),
-)
 
 
 @cache
