@@ -79,7 +79,7 @@ async def claim_due(
         await session.execute(_NO_BITMAP_SCANS)
     start = sweep.position if sweep else 0
     # From the start to the newest event, then from the oldest up to the start.
-    passes = [(start, _NEWEST), (0, start)]
+    passes = [(start, _NEWEST), (0, start)] if start else [(0, _NEWEST)]
     rows: list[WebhookEvent] = []
     after, upto = passes.pop(0)
     while len(rows) < limit:
