@@ -139,6 +139,7 @@ class Worker:
         self._recent: dict[str, datetime] = {}  # ordering key -> when its last claimed event arrived
         self._held: list[datetime] = []  # when the bursts held back here fall due (a heap)
         self._claimed_at = datetime.min.replace(tzinfo=UTC)  # the ``now`` of the last claim
+        self._sweep = inbox.Sweep()  # where the next claim's walk over the due events starts
         # A failure that repeats is logged when it starts and ends, not every round. A database
         # problem fails every step and event alike: one streak for the worker, ended by a claim.
         self._database = database_streak(log, "worker.database", settings.database_url)
@@ -316,6 +317,7 @@ class Worker:
                     lease=lease,
                     limit=limit,
                     exclude_accounts=held_back,
+                    sweep=self._sweep,
                 )
                 waiting = await inbox.waiting_behind(session, heads, limit=most * len(heads))
                 routes = await connections.by_accounts(session, {(h.source, h.account_key) for h in heads})

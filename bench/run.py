@@ -39,6 +39,7 @@ PARTS = (
     "backfill-children",
     "backfill-memory",
     "task-edit",
+    "locations",
 )
 
 
@@ -184,6 +185,10 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
             *("--contacts", "20", "--active", "1", "3", "--samples", "3")
             if quick
             else ("--contacts", str(args.task_contacts), "--samples", str(args.task_samples)),
+        ),
+        "locations": lambda: part(
+            "bench.locations",
+            *("--locations", "10", "--sizes", "5", "10") if quick else ("--locations", str(args.locations)),
         ),
     }
     for name in PARTS:
@@ -640,6 +645,70 @@ def render(results: dict[str, Any]) -> str:
                 )
             )
 
+    locations = results.get("locations")
+    if locations:
+        body += [
+            "",
+            "## 8. Many locations at once",
+            "",
+            "Locations (connections) whose imports were stored one after the other, half of one size and",
+            "half of twice that, drained by worker processes with the inbox's own claim and settle on",
+            f"Postgres, each event costing {locations['cpu ms per event']} ms of CPU in the worker",
+            "(the service's cost per change, section 2a); the upstream calls are left out (the sandboxes",
+            "serve one location), so the locations' GHL budgets do not bind and the claim's order decides",
+            "who waits.",
+            "Drain time: start to the location's last event done. Baseline in the same run: the claim",
+            "walking from the oldest event, as before. Command: `python -m bench.locations`.",
+            "",
+        ]
+        rows = []
+        for run in locations["runs"]:
+            for size, figures in run["by size"].items():
+                rows.append({"claim": run["claim"], "processes": run["processes"], "size": size, **figures})
+        body += table(
+            rows,
+            [
+                "claim",
+                "processes",
+                "size",
+                "locations",
+                "drain s min",
+                "drain s median",
+                "drain s max",
+                "max / min",
+            ],
+        )
+        body += [""]
+        body += table(
+            locations["runs"],
+            ["claim", "processes", "events", "wall s", "events per s", "load average at start"],
+        )
+        for run in locations["runs"]:
+            if run["claim"] != "sweep":
+                continue
+            worst = max(figures["max / min"] for figures in run["by size"].values())
+            summary.append(
+                goal(
+                    f"many locations, {run['processes']} process(es): drain time max/min, same size",
+                    f"{worst}",
+                    "<= 1.5",
+                    worst <= 1.5,
+                )
+            )
+        single = next((r for r in locations["runs"] if r["claim"] == "sweep" and r["processes"] == 1), None)
+        double = next((r for r in locations["runs"] if r["claim"] == "sweep" and r["processes"] == 2), None)
+        if single and double:
+            ratio = round(double["events per s"] / single["events per s"], 2)
+            load = double["load average at start"]
+            summary.append(
+                goal(
+                    "many locations: throughput, 2 processes / 1",
+                    f"{ratio}x (load average {load} on {locations['cpus']} cpus)",
+                    ">= 1.7x when the CPU allows",
+                    ratio >= 1.7 if load < (locations["cpus"] or 2) else None,
+                )
+            )
+
     lines += ["", "## Summary: targets", ""]
     lines += table(summary, ["measure", "figure", "target", "verdict"])
     if results.get("errors"):
@@ -698,6 +767,7 @@ def main() -> None:
         "--task-contacts", type=int, default=200, help="linked contacts with tasks (task edit)"
     )
     parser.add_argument("--task-samples", type=int, default=30, help="task edits per set-up")
+    parser.add_argument("--locations", type=int, default=50, help="locations importing at once")
     args = parser.parse_args()
     if args.render_only:
         results = json.loads(RAW.read_text())

@@ -6,6 +6,7 @@ The intake's insert lives in ``app.inbox.writer`` (compiled by SQLAlchemy, run o
 from __future__ import annotations
 
 from collections.abc import Collection, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import cache
 from typing import Any
@@ -23,6 +24,13 @@ EVENTS = table_of(WebhookEvent)
 CLAIM_WINDOW = 200
 
 
+@dataclass
+class Sweep:
+    """Where a worker's walk over the due events has got to: the id its last claim's walk ended at."""
+
+    position: int = 0
+
+
 async def claim_due(
     session: AsyncSession,
     *,
@@ -31,6 +39,7 @@ async def claim_due(
     lease: timedelta,
     limit: int,
     exclude_accounts: Sequence[str] = (),
+    sweep: Sweep | None = None,
 ) -> Sequence[WebhookEvent]:
     """Lease up to ``limit`` due events, at most one per ordering key and only the oldest open one.
 
@@ -48,6 +57,12 @@ async def claim_due(
     the windows, 18 ms at 50,000: ``python -m bench.claim``). The walk goes through the partial index
     of open events' ids, so the done events kept for EVENT_RETENTION_DAYS cost it nothing (without
     it, 50 ms per claim behind 200,000 done events).
+
+    With a ``sweep`` (a worker keeps one), the walk starts where the last claim's walk ended and wraps
+    around, and each window's heads are taken one account at a time: the worker sweeps the backlog,
+    and connections whose imports were stored one after the other drain side by side, each at its
+    share of the workers. Walked from the oldest every time, the first-stored location's import took
+    every claim until it was done or out of budget.
     """
     excluding = bool(exclude_accounts)
     params: dict[str, Any] = {
@@ -62,22 +77,34 @@ async def claim_due(
         # of which reads the whole backlog (0.9 ms per probe at 50,000 events): plain index scans
         # keep a probe at one index lookup. For this transaction only (the claim's).
         await session.execute(_NO_BITMAP_SCANS)
+    start = sweep.position if sweep else 0
+    # From the start to the newest event, then from the oldest up to the start.
+    passes = [(start, _NEWEST), (0, start)] if start else [(0, _NEWEST)]
     rows: list[WebhookEvent] = []
-    after = 0
+    after, upto = passes.pop(0)
     while len(rows) < limit:
-        probed = (await session.execute(_claim_window(excluding), {**params, "after": after})).all()
+        window = {**params, "after": after, "upto": upto}
+        probed = (await session.execute(_claim_window(excluding), window)).all()
         if not probed:
-            break
-        after = probed[-1][0]
-        heads = [event_id for event_id, oldest in probed if event_id == oldest]
-        if not heads:
+            if not passes:
+                break
+            after, upto = passes.pop(0)
             continue
+        after = probed[-1][0]
+        heads = _in_turn([(event_id, account) for event_id, oldest, account in probed if event_id == oldest])
         take = _claim_heads(excluding, postgres)
-        rows += (await session.execute(take, {**params, "heads": heads, "room": limit - len(rows)})).scalars()
+        # The next heads in turn; again with the following ones while other workers hold some.
+        while heads and len(rows) < limit:
+            room = limit - len(rows)
+            chosen, heads = heads[:room], heads[room:]
+            rows += (await session.execute(take, {**params, "heads": chosen, "room": room})).scalars()
+    if sweep:
+        sweep.position = after
     return sorted(rows, key=lambda event: event.id)
 
 
 _NOW = bindparam("now", type_=UTCDateTime())
+_NEWEST = 2**62  # above every event id
 _NO_BITMAP_SCANS = text("SET LOCAL enable_bitmapscan = off")
 
 
@@ -97,13 +124,18 @@ def _due(excluding: bool) -> ColumnElement[bool]:
 
 
 @cache
-def _claim_window(excluding: bool) -> Select[tuple[int, int]]:
-    """The next CLAIM_WINDOW due events after ``after`` (the partial index of open events' ids), each
-    with the oldest open event of its key: one probe of the (ordering_key, id) index each (a scalar
-    subquery with LIMIT 1 is not turned into a join)."""
+def _claim_window(excluding: bool) -> Select[tuple[int, int, str]]:
+    """The next CLAIM_WINDOW due events in (``after``, ``upto``] (the partial index of open events'
+    ids), each with the oldest open event of its key: one probe of the (ordering_key, id) index each
+    (a scalar subquery with LIMIT 1 is not turned into a join)."""
     window = (
-        select(WebhookEvent.id, WebhookEvent.ordering_key)
-        .where(_due(excluding), WebhookEvent.id > bindparam("after"), text(IS_OPEN))
+        select(WebhookEvent.id, WebhookEvent.ordering_key, WebhookEvent.account_key)
+        .where(
+            _due(excluding),
+            WebhookEvent.id > bindparam("after"),
+            WebhookEvent.id <= bindparam("upto"),
+            text(IS_OPEN),
+        )
         .order_by(WebhookEvent.id)
         .limit(CLAIM_WINDOW)
         .subquery()
@@ -116,7 +148,18 @@ def _claim_window(excluding: bool) -> Select[tuple[int, int]]:
         .limit(1)
         .scalar_subquery()
     )
-    return select(window.c.id, first).order_by(window.c.id)
+    return select(window.c.id, first, window.c.account_key).order_by(window.c.id)
+
+
+def _in_turn(heads: list[tuple[int, str]]) -> list[int]:
+    """The heads' ids taken in turns, one of each account per turn (oldest first within an account),
+    so a window spanning several locations' backlogs gives each of them a share of the claim."""
+    turn: dict[str, int] = {}
+    ranked = []
+    for event_id, account in heads:
+        turn[account] = turn.get(account, -1) + 1
+        ranked.append((turn[account], event_id))
+    return [event_id for _, event_id in sorted(ranked)]
 
 
 @cache

@@ -28,13 +28,13 @@ async def writer(database_url: str) -> AsyncIterator[InboxWriter]:
     await writer.close()
 
 
-def event(event_id: str, record_id: str) -> IncomingEvent:
+def event(event_id: str, record_id: str, account: str = "acct") -> IncomingEvent:
     return IncomingEvent(
         source=Source.RANKR,
         event_id=event_id,
         type="contact.updated",
-        account_key="acct",
-        ordering_key=ordering_key(Source.RANKR, "acct", "contact", record_id),
+        account_key=account,
+        ordering_key=ordering_key(Source.RANKR, account, "contact", record_id),
         payload={"id": event_id},
     )
 
@@ -126,6 +126,56 @@ async def test_a_deferral_does_not_count_as_an_attempt(engine: AsyncEngine, writ
     async with sessions() as session:
         row = (await session.execute(select(WebhookEvent))).scalar_one()
         assert (row.status, row.attempts, row.leased_by) == ("pending", 0, None)
+
+
+async def test_backlogs_stored_one_after_the_other_are_claimed_side_by_side(
+    engine: AsyncEngine, writer: InboxWriter
+) -> None:
+    # Two locations' imports, the first stored in full before the second, claimed as a worker does
+    # (each claim's walk starts where the last one's ended): of the first 30 events claimed,
+    # a third at least come from each, not all from the first (oldest first, all 30 did).
+    for account in ("first", "second"):
+        for number in range(30):
+            await record(writer, event(f"{account}{number}", f"c{number}", account), NOW)
+    sessions = session_factory(engine)
+    sweep = repository.Sweep()
+    claimed: list[str] = []
+    for _ in range(15):
+        async with unit_of_work(sessions) as session:
+            batch = await repository.claim_due(
+                session, worker="w1", now=NOW, lease=LEASE, limit=2, sweep=sweep
+            )
+        claimed += [e.account_key for e in batch]
+    assert len(claimed) == 30
+    assert claimed.count("first") >= 10
+    assert claimed.count("second") >= 10
+
+
+async def test_a_claim_takes_the_accounts_in_its_window_in_turn(
+    engine: AsyncEngine, writer: InboxWriter
+) -> None:
+    for account in ("a", "b", "c"):
+        for number in range(4):
+            await record(writer, event(f"{account}{number}", f"c{number}", account), NOW)
+    sessions = session_factory(engine)
+    async with unit_of_work(sessions) as session:
+        batch = await repository.claim_due(session, worker="w1", now=NOW, lease=LEASE, limit=6)
+    assert [e.event_id for e in batch] == ["a0", "a1", "b0", "b1", "c0", "c1"]
+
+
+async def test_a_claim_from_any_start_takes_every_due_head(engine: AsyncEngine, writer: InboxWriter) -> None:
+    for event_id, record_id in [("e1", "c1"), ("e2", "c2"), ("e3", "c1"), ("e4", "c3"), ("e5", "c4")]:
+        await record(writer, event(event_id, record_id), NOW)
+    sessions = session_factory(engine)
+    async with sessions() as session:
+        ids = (await session.execute(select(WebhookEvent.id).order_by(WebhookEvent.id))).scalars().all()
+    for start in [0, *ids]:  # the walk starts anywhere among the five, and wraps around
+        async with sessions() as session:
+            batch = await repository.claim_due(
+                session, worker="w1", now=NOW, lease=LEASE, limit=10, sweep=repository.Sweep(start)
+            )
+            assert [e.event_id for e in batch] == ["e1", "e2", "e4", "e5"]
+            await session.rollback()
 
 
 @pytest.mark.postgres
