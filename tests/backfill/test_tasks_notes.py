@@ -115,10 +115,12 @@ async def test_a_dry_run_of_contacts_only_reads_no_task_or_note_list(service: In
     marks = await service.rankr.mark(), await service.ghl.mark()
     dry = await drive(service, backfill(service, dry_run=True, count_tasks_and_notes=False))
     assert dry is not None
-    assert "tasks" not in dry and "notes" not in dry
+    assert "tasks" not in dry
+    assert "notes" not in dry
     for upstream, mark in zip((service.rankr, service.ghl), marks, strict=True):
         paths = [str(request["path"]) for request in await upstream.requests_since(mark)]
-        assert paths and not [path for path in paths if "/tasks" in path or "/notes" in path]
+        assert paths
+        assert not [path for path in paths if "/tasks" in path or "/notes" in path]
 
 
 async def test_backfill_brings_tasks_and_notes_over_once_and_a_second_run_writes_nothing(
