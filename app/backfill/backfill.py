@@ -20,7 +20,6 @@ from app.backfill.queueing import POLL_SECONDS, mixed
 from app.backfill.run import BATCH, SyncRun
 from app.connections.models import Connection
 from app.db import unit_of_work
-from app.errors import JobLost
 from app.inbox.service import IncomingEvent
 from app.integrations.registry import Upstreams
 from app.kit.loop import cancel_and_wait
@@ -115,10 +114,7 @@ class Backfill(SyncRun):
                 async with unit_of_work(self._sessions) as session:
                     await repo.clear_staged(session, connection.id, self.job)
             await lease.finish()
-        except JobLost:
-            raise
         except BaseException as exc:
-            # Leave the checkpoint for the next run to resume from; record why this one stopped.
             await self._released_after(exc)
             raise
         return self.counts

@@ -14,7 +14,7 @@ from app.backfill.models import StagedContact, SyncJob
 from app.backfill.run import BATCH, SyncRun, backfill_unfinished
 from app.connections.models import Connection
 from app.db import unit_of_work
-from app.errors import BackfillUnfinished, JobLost
+from app.errors import BackfillUnfinished
 from app.sync.models import Kind, Link, LinkState
 
 
@@ -90,8 +90,6 @@ class Reconciliation(SyncRun):
                 "ghlNewest": cursor.get("ghlNewest") or since.get("ghl"),
             })  # fmt: skip
             await lease.finish()
-        except JobLost:
-            raise
         except BaseException as exc:
             await self._released_after(exc)
             raise

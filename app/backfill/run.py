@@ -28,6 +28,7 @@ from app.backfill.queueing import EventQueue
 from app.config import Settings
 from app.connections.models import Connection
 from app.db import unit_of_work
+from app.errors import JobLost
 from app.integrations.registry import Upstreams
 from app.kit.clock import Clock
 from app.sync import repair
@@ -103,6 +104,10 @@ class SyncRun:
             await self.queue.wait_for_room(connection)
 
     async def _released_after(self, exc: BaseException) -> None:
+        """A run stopped by ``exc`` leaves its checkpoint for the next run to resume from and records
+        why it stopped; one whose lease was lost (``JobLost``) leaves both to the lease's new holder."""
+        if isinstance(exc, JobLost):
+            return
         try:
             await self.lease.release(exc)
         except Exception:  # the database itself may be what failed; the lease then expires on its own
