@@ -7,6 +7,7 @@ pages and routes are the shared ones (``app/sandbox/ui.py``) plus booking an app
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -303,23 +304,21 @@ def ui_router(side: GhlSandbox) -> APIRouter:
     forms = GhlForms(side)
     router = contact_ui_router(kit, forms)
 
-    @router.post("/custom-fields")
-    async def create_custom_field(request: Request) -> RedirectResponse:
-        form = await request.form()
+    async def created(request: Request, create: Callable[[FormData], str], what: str) -> RedirectResponse:
+        """Create one record from the page's form; back to the page with what happened."""
         try:
-            name = forms.create_custom_field(form)
+            name = create(await request.form())
         except FormError as exc:
             return kit.redirect(request, "/ui", error=str(exc))
-        return kit.redirect(request, "/ui", msg=f"Custom field {name} created.")
+        return kit.redirect(request, "/ui", msg=f"{what} {name} created.")
+
+    @router.post("/custom-fields")
+    async def create_custom_field(request: Request) -> RedirectResponse:
+        return await created(request, forms.create_custom_field, "Custom field")
 
     @router.post("/users")
     async def create_user(request: Request) -> RedirectResponse:
-        form = await request.form()
-        try:
-            name = forms.create_user(form)
-        except FormError as exc:
-            return kit.redirect(request, "/ui", error=str(exc))
-        return kit.redirect(request, "/ui", msg=f"User {name} created.")
+        return await created(request, forms.create_user, "User")
 
     @router.post("/contacts/{contact_id}/appointments")
     async def book(request: Request, contact_id: str) -> RedirectResponse:
