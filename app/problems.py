@@ -17,8 +17,9 @@ from app.ops import metrics
 log = logging.getLogger(__name__)
 
 PROBLEM_JSON = "application/problem+json"
-# What a client is told to wait while the database is away.
-RETRY_AFTER_SECONDS = 5
+# What a client is told to wait while the database is away: short, since the service is back within
+# seconds of its database, and a sender's wait is most of the time a refused webhook takes to apply.
+RETRY_AFTER_SECONDS = 2
 
 
 def problem_response(
