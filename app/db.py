@@ -255,6 +255,10 @@ def is_unavailable(error: BaseException) -> bool:
             return True
         if isinstance(current, asyncpg.InterfaceError) and "closed" in str(current):
             return True
+        # The server's shutdown notice, arriving on an idle connection, leaves asyncpg's protocol
+        # consuming an error; the next statement then fails with this instead of a lost connection.
+        if isinstance(current, asyncpg.InternalClientError) and "cannot switch to state" in str(current):
+            return True
         if isinstance(current, sqlite3.OperationalError) and (
             "locked" in str(current) or "unable to open" in str(current)
         ):

@@ -148,6 +148,11 @@ async def test_a_file_that_is_not_a_database(tmp_path: Path) -> None:
             ProblemKind.NO_DATABASE,
             "the schema the service should use does not exist in sync",
         ),
+        (
+            asyncpg.InternalClientError("cannot switch to state 15; another operation (2) is in progress"),
+            ProblemKind.UNAVAILABLE,
+            "the connection to the database at db.internal:5433 was lost",
+        ),
         (TimeoutError(), ProblemKind.UNREACHABLE, "(no answer in time)"),
         (
             ConnectionError("unexpected connection_lost() call"),
@@ -173,6 +178,7 @@ def test_other_errors_are_not_database_problems() -> None:
     assert database_problem(KeyError("x"), "sqlite:///x.db") is None
     assert database_problem(sqlite3.IntegrityError("UNIQUE constraint failed"), "sqlite:///x.db") is None
     assert database_problem(asyncpg.UniqueViolationError("duplicate key"), None) is None
+    assert database_problem(asyncpg.InternalClientError("unexpected message"), None) is None
 
 
 def test_the_cause_is_found_behind_a_wrapping_error() -> None:
