@@ -599,17 +599,21 @@ def render(results: dict[str, Any]) -> str:
             "## 6. End-to-end latency",
             "",
             "Webhook accepted (the service answered the Rankr sandbox's delivery) -> GHL write completed",
-            "(the GHL sandbox answered it), one update at a time, no backlog, sandbox latency 0.",
+            "(the GHL sandbox answered it), one update at a time, no backlog, sandbox latency 0. The",
+            "contacts are changed in turn, so that no change is part of a burst: a contact changed again",
+            "within COALESCE_QUIET_SECONDS (0.15 s) waits for its burst to end, by design.",
             "",
         ]
-        body += table(latency, ["set-up", "database", "samples", "p50_ms", "p99_ms", "mean_ms", "max_ms"])
+        body += table(
+            latency, ["set-up", "database", "samples", "contacts", "p50_ms", "p99_ms", "mean_ms", "max_ms"]
+        )
         for row in latency:
-            ok = row["p50_ms"] < 100 and row["p99_ms"] < 500
+            ok = row["p50_ms"] < 100 and row["p99_ms"] < 100
             summary.append(
                 goal(
                     f"latency, {row['set-up']}",
                     f"p50 {row['p50_ms']} ms, p99 {row['p99_ms']} ms",
-                    "p50 < 100 ms, p99 < 500 ms",
+                    "p50 < 100 ms, p99 < 100 ms",
                     ok,
                 )
             )
