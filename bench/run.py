@@ -658,9 +658,10 @@ def render(results: dict[str, Any]) -> str:
             "Locations (connections) whose imports were stored one after the other, half of one size and",
             "half of twice that, drained by worker processes with the inbox's own claim and settle on",
             f"Postgres, each event costing {locations['cpu ms per event']} ms of CPU in the worker",
-            "(the service's cost per change, section 2a); the upstream calls are left out (the sandboxes",
-            "serve one location), so the locations' GHL budgets do not bind and the claim's order decides",
-            "who waits.",
+            "(the service's cost per change, section 2a) and one slot of its location's own GHL budget",
+            f"({budget_words(locations)}, through the service's pacing and `rate_budgets` rows; a",
+            "location out of budget gets no events claimed). The upstream calls themselves are left out",
+            "(the sandboxes serve one location).",
             "Drain time: start to the location's last event done. Baseline in the same run: the claim",
             "walking from the oldest event, as before. Command: `python -m bench.locations`.",
             "",
@@ -722,6 +723,15 @@ def render(results: dict[str, Any]) -> str:
     if FINDINGS.exists():
         lines += ["", FINDINGS.read_text().strip()]
     return "\n".join(lines) + "\n"
+
+
+def budget_words(locations: dict[str, Any]) -> str:
+    """Each location's budget as the many-locations run set it (runs before budgets had none)."""
+    budget = locations.get("budget")
+    if not budget:
+        return "no budget in this run"
+    requests, seconds = budget
+    return f"{requests} requests per {seconds:g} s each"
 
 
 def merged(previous: dict[str, Any], results: dict[str, Any], only: list[str]) -> dict[str, Any]:
