@@ -132,16 +132,9 @@ async def drain(
                 await asyncio.sleep(0.05)
 
 
-def worker(
-    url: str,
-    name: str,
-    cpu_ms: float,
-    oldest_first: bool,
-    budget: tuple[int, float],
-    connections: dict[str, int],
-    ready: Any,
-) -> None:
-    asyncio.run(drain(url, name, cpu_ms, oldest_first, budget, connections, ready))
+def worker(*arguments: Any) -> None:
+    """A worker process: ``drain`` with these arguments."""
+    asyncio.run(drain(*arguments))
 
 
 async def store(url: str, accounts: list[tuple[str, int]]) -> dict[str, int]:
