@@ -12,7 +12,7 @@ change, measured by ``bench.cpu``) and marks it done. Each location has its own 
 ``--budget`` requests per window (GHL's documented 100 per 10 s unless set), and each event takes
 one slot of it before its CPU is spent, through the service's own pacing (``Pacer`` over the
 location's ``rate_budgets`` row, shared by the processes); a worker claims no events of a location
-whose next slot is beyond ``CLAIM_HORIZON_SECONDS``, as the service's worker does. The upstream
+whose next slot is beyond ``CLAIM_HORIZON_SECONDS`` (the service's own rule, ``held_back``). The upstream
 calls themselves are left out (the sandboxes serve one location).
 
 A location's drain time is from the start to its last event done. Reported per size: min, median,
@@ -41,7 +41,7 @@ from app.connections.budget import BudgetRow
 from app.db import opened, unit_of_work
 from app.inbox import repository as inbox
 from app.inbox.models import EventStatus
-from app.integrations.registry import CLAIM_HORIZON_SECONDS
+from app.integrations.registry import held_back
 from app.kit.pacing import Pacer, RateLimits
 from app.worker import CLAIM_AHEAD
 from tests.support.databases import PostgresSchema
@@ -106,8 +106,7 @@ async def drain(
         running: set[asyncio.Task[None]] = set()
         while True:
             if len(running) < SLOTS and not in_hand:
-                horizon = time.time() + CLAIM_HORIZON_SECONDS
-                held = [account for account, pacer in pacers.items() if pacer.busy_until() > horizon]
+                held, _ = held_back(pacers.items(), time.time())
                 async with unit_of_work(sessions) as session:
                     claimed = await inbox.claim_due(
                         session,

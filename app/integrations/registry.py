@@ -10,7 +10,7 @@ leave unclaimed for now.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -34,6 +34,21 @@ from app.ops import metrics
 # A connection whose next request could not start within this many seconds gets no new events
 # claimed for it meanwhile: its backlog waits in the database and other connections' events go first.
 CLAIM_HORIZON_SECONDS = 0.25
+
+
+def held_back(budgets: Iterable[tuple[str, Pacer]], now: float) -> tuple[list[str], float | None]:
+    """Of the accounts, each with the pacer its events write through, those whose next request could
+    not start within ``CLAIM_HORIZON_SECONDS`` of ``now``, and when (Unix seconds) the first of them
+    comes within it again."""
+    accounts: list[str] = []
+    soonest: float | None = None
+    for account, pacer in budgets:
+        busy_until = pacer.busy_until()
+        if busy_until - now > CLAIM_HORIZON_SECONDS:
+            accounts.append(account)
+            free_at = busy_until - CLAIM_HORIZON_SECONDS
+            soonest = free_at if soonest is None else min(soonest, free_at)
+    return accounts, soonest
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,17 +161,12 @@ class UpstreamRegistry:
         there are, and events claimed now would only wait (or be put back) while other events could
         run: the same connection's echoes and its writes to the other upstream, other connections'.
         """
-        now = self._clock().timestamp()
-        accounts: list[str] = []
-        soonest: float | None = None
-        for writers, pacers in self._pacers.values():
-            for account, pacer in zip(writers, pacers, strict=True):
-                busy_until = pacer.busy_until()
-                if busy_until - now > CLAIM_HORIZON_SECONDS:
-                    accounts.append(account)
-                    free_at = busy_until - CLAIM_HORIZON_SECONDS
-                    soonest = free_at if soonest is None else min(soonest, free_at)
-        return accounts, soonest
+        budgets = [
+            (account, pacer)
+            for writers, pacers in self._pacers.values()
+            for account, pacer in zip(writers, pacers, strict=True)
+        ]
+        return held_back(budgets, self._clock().timestamp())
 
     def forget(self, connection_id: int) -> None:
         """Drop a removed connection's clients, pacers and budgets seen, so nothing is written for it."""
