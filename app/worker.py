@@ -1,10 +1,11 @@
 """The worker: claims due events, applies them through the sync engine, settles the outcome.
 
 Claiming: the oldest open event of each record, with the events queued behind it folded into one job
-that applies the newest state (``app.sync.coalesce``); events that write to an upstream whose budget
-(for their connection) could not serve a request soon are left in the database meanwhile
-(``UpstreamRegistry.held_back``), so one connection's backlog with one upstream holds up neither
-the other connections nor its own echoes and writes to the other upstream.
+that applies the newest state (``app.sync.coalesce``); of the events that write to an upstream through
+a connection's budget, a claim takes only as many as that budget could start soon, none while it is
+spent (``UpstreamRegistry.claim_room``): the rest wait in the database, so one connection's backlog
+with one upstream holds up neither the other connections nor its own echoes and writes to the other
+upstream.
 
 Outcomes: the engine commits success itself (together with the event's status and the superseded
 events'). Here the failures are settled: ``Deferred`` (a busy record, or ``OutOfBudget``) puts the
@@ -252,7 +253,7 @@ class Worker:
     def _idle_seconds(self) -> float:
         """How long to wait for a wake-up: the poll interval, or less when a held-back budget frees
         or a burst held back here is due."""
-        _, free_at = self._registry.held_back()
+        free_at = self._registry.claim_room().free_at
         now = self._clock().timestamp()
         due = [self._settings.worker_poll_seconds]
         if free_at is not None:
@@ -294,7 +295,7 @@ class Worker:
 
     async def _claim_once(self, limit: int) -> tuple[list[tuple[WebhookEvent, Job]], int]:
         """One claim: the events to apply, and how many were settled in it as changing nothing."""
-        held_back, _ = self._registry.held_back()
+        room = self._registry.claim_room()
         most = self._settings.coalesce_max_events
         quiet = timedelta(seconds=self._settings.coalesce_quiet_seconds)
         now = self._clock()
@@ -316,7 +317,7 @@ class Worker:
                     now=now,
                     lease=lease,
                     limit=limit,
-                    exclude_accounts=held_back,
+                    most_per_account=room.most,
                     sweep=self._sweep,
                 )
                 waiting = await inbox.waiting_behind(session, heads, limit=most * len(heads))

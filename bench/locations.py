@@ -11,9 +11,9 @@ each keeps ``SLOTS`` events in hand, spends ``--cpu-ms`` of CPU on each (the ser
 change, measured by ``bench.cpu``) and marks it done. Each location has its own GHL budget of
 ``--budget`` requests per window (GHL's documented 100 per 10 s unless set), and each event takes
 one slot of it before its CPU is spent, through the service's own pacing (``Pacer`` over the
-location's ``rate_budgets`` row, shared by the processes); a worker claims no events of a location
-whose next slot is beyond ``CLAIM_HORIZON_SECONDS`` (the service's own rule, ``held_back``). The upstream
-calls themselves are left out (the sandboxes serve one location).
+location's ``rate_budgets`` row, shared by the processes); a claim takes of each location only as many
+events as its budget starts within ``CLAIM_HORIZON_SECONDS`` (the service's own rule, ``claim_room``).
+The upstream calls themselves are left out (the sandboxes serve one location).
 
 A location's drain time is from the start to its last event done. Reported per size: min, median,
 max and max/min, and the same with every claim walking from the oldest event (``oldest first``, the
@@ -41,7 +41,7 @@ from app.connections.budget import BudgetRow
 from app.db import opened, unit_of_work
 from app.inbox import repository as inbox
 from app.inbox.models import EventStatus
-from app.integrations.registry import held_back
+from app.integrations.registry import claim_room
 from app.kit.pacing import Pacer, RateLimits
 from app.worker import CLAIM_AHEAD
 from tests.support.databases import PostgresSchema
@@ -106,7 +106,7 @@ async def drain(
         running: set[asyncio.Task[None]] = set()
         while True:
             if len(running) < SLOTS and not in_hand:
-                held, _ = held_back(pacers.items(), time.time())
+                room = claim_room(pacers.items(), time.time())
                 async with unit_of_work(sessions) as session:
                     claimed = await inbox.claim_due(
                         session,
@@ -114,7 +114,7 @@ async def drain(
                         now=datetime.now(UTC),
                         lease=timedelta(minutes=5),
                         limit=SLOTS * CLAIM_AHEAD,
-                        exclude_accounts=held,
+                        most_per_account=room.most,
                         sweep=sweep,
                     )
                 in_hand.extend((event.id, event.account_key) for event in claimed)

@@ -5,7 +5,8 @@ The intake's insert lives in ``app.inbox.writer`` (compiled by SQLAlchemy, run o
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections import Counter
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import cache
@@ -22,6 +23,9 @@ EVENTS = table_of(WebhookEvent)
 
 # Due events looked at per round of ``claim_due`` (it goes on while it finds too few heads).
 CLAIM_WINDOW = 200
+# Windows a claim walks at most once it has taken an event: a backlog of accounts it may take little
+# of must not make every claim walk all of it.
+CLAIM_WINDOWS = 5
 
 
 @dataclass
@@ -38,7 +42,7 @@ async def claim_due(
     now: datetime,
     lease: timedelta,
     limit: int,
-    exclude_accounts: Sequence[str] = (),
+    most_per_account: Mapping[str, int] | None = None,
     sweep: Sweep | None = None,
 ) -> Sequence[WebhookEvent]:
     """Lease up to ``limit`` due events, at most one per ordering key and only the oldest open one.
@@ -47,7 +51,8 @@ async def claim_due(
     claimed it let its lease expire (it crashed). An event waits while an older event with the same
     ordering key is still open, so one record's events apply in arrival order. On Postgres the
     heads are locked with SKIP LOCKED, so concurrent workers never claim the same row.
-    Events of ``exclude_accounts`` (connections out of budget for now) are left where they are.
+    Of an account in ``most_per_account``, at most that many events are taken (none at 0: its
+    budget is spent for now); the rest are left where they are for a later claim.
 
     The due events are walked in id order, a window at a time, and the heads among them found by
     one probe of the (ordering_key, id) index each. Each step costs in proportion to its window,
@@ -64,10 +69,12 @@ async def claim_due(
     share of the workers. Walked from the oldest every time, the first-stored location's import took
     every claim until it was done or out of budget.
     """
-    excluding = bool(exclude_accounts)
+    most = most_per_account or {}
+    excluded = [account for account, room in most.items() if room <= 0]
+    excluding = bool(excluded)
     params: dict[str, Any] = {
         "now": now,
-        "excluded": list(exclude_accounts),
+        "excluded": excluded,
         "worker": worker,
         "until": now + lease,
     }
@@ -81,8 +88,10 @@ async def claim_due(
     # From the start to the newest event, then from the oldest up to the start.
     passes = [(start, _NEWEST), (0, start)] if start else [(0, _NEWEST)]
     rows: list[WebhookEvent] = []
+    taken: Counter[str] = Counter()
+    walked = 0
     after, upto = passes.pop(0)
-    while len(rows) < limit:
+    while len(rows) < limit and not (rows and walked >= CLAIM_WINDOWS):
         window = {**params, "after": after, "upto": upto}
         probed = (await session.execute(_claim_window(excluding), window)).all()
         if not probed:
@@ -90,14 +99,20 @@ async def claim_due(
                 break
             after, upto = passes.pop(0)
             continue
+        walked += 1
         after = probed[-1][0]
-        heads = _in_turn([(event_id, account) for event_id, oldest, account in probed if event_id == oldest])
+        heads = _in_turn(
+            [(event_id, account) for event_id, oldest, account in probed if event_id == oldest],
+            {account: room - taken[account] for account, room in most.items()},
+        )
         take = _claim_heads(excluding, postgres)
         # The next heads in turn; again with the following ones while other workers hold some.
         while heads and len(rows) < limit:
             room = limit - len(rows)
             chosen, heads = heads[:room], heads[room:]
-            rows += (await session.execute(take, {**params, "heads": chosen, "room": room})).scalars()
+            leased = (await session.execute(take, {**params, "heads": chosen, "room": room})).scalars().all()
+            taken.update(event.account_key for event in leased)
+            rows += leased
     if sweep:
         sweep.position = after
     return sorted(rows, key=lambda event: event.id)
@@ -151,14 +166,17 @@ def _claim_window(excluding: bool) -> Select[tuple[int, int, str]]:
     return select(window.c.id, first, window.c.account_key).order_by(window.c.id)
 
 
-def _in_turn(heads: list[tuple[int, str]]) -> list[int]:
+def _in_turn(heads: list[tuple[int, str]], room: Mapping[str, int]) -> list[int]:
     """The heads' ids taken in turns, one of each account per turn (oldest first within an account),
-    so a window spanning several locations' backlogs gives each of them a share of the claim."""
+    so a window spanning several locations' backlogs gives each of them a share of the claim; at most
+    ``room`` of an account listed there."""
     turn: dict[str, int] = {}
     ranked = []
     for event_id, account in heads:
         turn[account] = turn.get(account, -1) + 1
-        ranked.append((turn[account], event_id))
+        most = room.get(account)
+        if most is None or turn[account] < most:
+            ranked.append((turn[account], event_id))
     return [event_id for _, event_id in sorted(ranked)]
 
 

@@ -36,19 +36,35 @@ from app.ops import metrics
 CLAIM_HORIZON_SECONDS = 0.25
 
 
-def held_back(budgets: Iterable[tuple[str, Pacer]], now: float) -> tuple[list[str], float | None]:
-    """Of the accounts, each with the pacer its events write through, those whose next request could
-    not start within ``CLAIM_HORIZON_SECONDS`` of ``now``, and when (Unix seconds) the first of them
-    comes within it again."""
-    accounts: list[str] = []
+@dataclass(frozen=True, slots=True)
+class ClaimRoom:
+    """What the next claim may take of each account, by the budget its events write through: at most
+    ``most[account]`` events (0: none for now); and when (Unix seconds) the first account with none
+    gets room again."""
+
+    most: dict[str, int]
+    free_at: float | None
+
+
+def claim_room(budgets: Iterable[tuple[str, Pacer]], now: float) -> ClaimRoom:
+    """Of the accounts, each with the pacer its events write through, how many events a claim may take:
+    as many as the budget could start within ``CLAIM_HORIZON_SECONDS`` of ``now``.
+
+    More would only wait in hand for their slots while other accounts' events could run; so a claim
+    spreads over as many accounts as their budgets need, rather than filling up with a few.
+    """
+    most: dict[str, int] = {}
     soonest: float | None = None
     for account, pacer in budgets:
-        busy_until = pacer.busy_until()
-        if busy_until - now > CLAIM_HORIZON_SECONDS:
-            accounts.append(account)
-            free_at = busy_until - CLAIM_HORIZON_SECONDS
+        ahead = max(0.0, pacer.busy_until() - now)
+        room = 0
+        if ahead > CLAIM_HORIZON_SECONDS:
+            free_at = now + ahead - CLAIM_HORIZON_SECONDS
             soonest = free_at if soonest is None else min(soonest, free_at)
-    return accounts, soonest
+        else:
+            room = int((CLAIM_HORIZON_SECONDS - ahead) / pacer.interval) + 1
+        most[account] = min(most.get(account, room), room)
+    return ClaimRoom(most, soonest)
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,21 +168,22 @@ class UpstreamRegistry:
         )
         return Upstreams(ghl=ghl, rankr=rankr)
 
-    def held_back(self) -> tuple[list[str], float | None]:
-        """Accounts whose events should not be claimed now, and when (Unix seconds) that next changes.
+    def claim_room(self) -> ClaimRoom:
+        """How many events of each account the next claim may take, and when that next grows.
 
-        While a connection's budget with one upstream could not start a request soon, the events
-        that write to that upstream are held back: those of the other side's account (a Rankr
-        change is written to GHL, a GHL change to Rankr). The events in hand already use the slots
-        there are, and events claimed now would only wait (or be put back) while other events could
-        run: the same connection's echoes and its writes to the other upstream, other connections'.
+        A connection's budget with one upstream limits the events that write to that upstream:
+        those of the other side's account (a Rankr change is written to GHL, a GHL change to Rankr).
+        While it could not start a request soon, none are claimed: the events in hand already use
+        the slots there are, and events claimed now would only wait (or be put back) while other
+        events could run: the same connection's echoes and its writes to the other upstream, other
+        connections'.
         """
         budgets = [
             (account, pacer)
             for writers, pacers in self._pacers.values()
             for account, pacer in zip(writers, pacers, strict=True)
         ]
-        return held_back(budgets, self._clock().timestamp())
+        return claim_room(budgets, self._clock().timestamp())
 
     def forget(self, connection_id: int) -> None:
         """Drop a removed connection's clients, pacers and budgets seen, so nothing is written for it."""

@@ -19,7 +19,7 @@ from app.connections.models import RateBudget
 from app.connections.removal import remove_connection
 from app.db import create_engine, session_factory, unit_of_work
 from app.errors import UnroutableEvent
-from app.integrations.registry import UpstreamRegistry
+from app.integrations.registry import CLAIM_HORIZON_SECONDS, ClaimRoom, UpstreamRegistry, claim_room
 from app.kit.http import RateLimitSnapshot
 from app.kit.pacing import Pacer, RateLimits, SlotRequest, seconds_to_midnight
 
@@ -157,18 +157,56 @@ async def test_a_busy_budget_holds_back_only_the_events_that_write_to_that_upstr
     registry = UpstreamRegistry(settings, lambda: datetime.now(UTC), engine)
     try:
         registry.for_connection(connection)
-        assert registry.held_back() == ([], None)
+        # Both budgets idle at 100 per 10 s and 600 per 60 s, 3 % kept: a claim takes as many events
+        # of either side as a slot every 0.103 s starts within the horizon (0, 0.103, 0.206 s).
+        assert registry.claim_room() == ClaimRoom({"acct_1": 3, "loc_1": 3}, None)
         # GHL answered 429 for 5 s (what the GHL client does then): Rankr's changes (written to
         # GHL) wait in the database; GHL's changes and echoes (written to Rankr, or to nobody) are
         # still claimed.
         ghl_pacer = up_pacer(registry, connection.id, "ghl")
         await ghl_pacer.back_off(5)
-        accounts, free_at = registry.held_back()
-        assert accounts == ["acct_1"]
+        room = registry.claim_room()
+        assert room.most == {"acct_1": 0, "loc_1": 3}
+        free_at = room.free_at
         assert free_at is not None
         assert free_at > datetime.now(UTC).timestamp() + 4
     finally:
         await registry.aclose()
+
+
+async def test_a_claim_takes_of_each_account_what_its_budget_starts_within_the_horizon(
+    engine: AsyncEngine, connection_id: int
+) -> None:
+    clock = {"now": START}
+
+    async def sleep(seconds: float) -> None:
+        pass
+
+    def pacer(upstream: str, limit: int) -> Pacer:
+        limits = RateLimits(limit=limit, window_seconds=1.0, daily_limit=None, headroom=0.0)
+        return Pacer(
+            BudgetRow(engine, connection_id, upstream),
+            limits,
+            name=upstream,
+            now=lambda: clock["now"],
+            sleep=sleep,
+        )
+
+    paced, loose = pacer("ghl", 10), pacer("rankr", 100_000)
+    budgets = [("paced", paced), ("loose", loose)]
+    # Idle, a slot every 0.1 s: three start within 0.25 s; a loose budget limits nothing a claim takes.
+    room = claim_room(budgets, START)
+    assert room.most["paced"] == 3
+    assert room.most["loose"] > 20_000
+    assert room.free_at is None
+    await paced.acquire()
+    await paced.acquire()
+    # The clock stood still: the next slot is 0.2 s off, so one more starts within the horizon.
+    assert claim_room(budgets, START).most["paced"] == 1
+    await paced.acquire()
+    room = claim_room(budgets, START)
+    assert room.most["paced"] == 0
+    assert room.free_at == pytest.approx(START + 0.3 - CLAIM_HORIZON_SECONDS)
 
 
 def up_pacer(registry: Any, connection_id: int, upstream: str) -> Pacer:

@@ -163,6 +163,44 @@ async def test_a_claim_takes_the_accounts_in_its_window_in_turn(
     assert [e.event_id for e in batch] == ["a0", "a1", "b0", "b1", "c0", "c1"]
 
 
+async def test_a_claim_takes_no_more_of_an_account_than_its_budget_has_room_for(
+    engine: AsyncEngine, writer: InboxWriter
+) -> None:
+    # Three imports stored one after the other; "a" may take 2 events, "b" none (spent), "c" any.
+    for account in ("a", "b", "c"):
+        for number in range(5):
+            await record(writer, event(f"{account}{number}", f"c{number}", account), NOW)
+    sessions = session_factory(engine)
+    async with unit_of_work(sessions) as session:
+        batch = await repository.claim_due(
+            session, worker="w1", now=NOW, lease=LEASE, limit=6, most_per_account={"a": 2, "b": 0}
+        )
+    assert [e.event_id for e in batch] == ["a0", "a1", "c0", "c1", "c2", "c3"]
+
+
+async def test_a_claim_that_took_something_walks_at_most_its_windows(
+    engine: AsyncEngine, writer: InboxWriter, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest
+) -> None:
+    # One location's long backlog of which a claim may take one event, then another location's: the
+    # first claim stops after its windows, and the next goes on from there, to the other location.
+    monkeypatch.setattr(repository, "CLAIM_WINDOW", 2)
+    repository._claim_window.cache_clear()  # built with the window's size
+    request.addfinalizer(repository._claim_window.cache_clear)
+    for number in range(2 * repository.CLAIM_WINDOWS + 2):
+        await record(writer, event(f"a{number}", f"c{number}", "a"), NOW)
+    await record(writer, event("b0", "c0", "b"), NOW)
+    sessions = session_factory(engine)
+    sweep = repository.Sweep()
+    batches = []
+    for _ in range(2):
+        async with unit_of_work(sessions) as session:
+            batch = await repository.claim_due(
+                session, worker="w1", now=NOW, lease=LEASE, limit=4, most_per_account={"a": 1}, sweep=sweep
+            )
+        batches.append([e.event_id for e in batch])
+    assert batches == [["a0"], ["a10", "b0"]]
+
+
 async def test_a_claim_from_any_start_takes_every_due_head(engine: AsyncEngine, writer: InboxWriter) -> None:
     for event_id, record_id in [("e1", "c1"), ("e2", "c2"), ("e3", "c1"), ("e4", "c3"), ("e5", "c4")]:
         await record(writer, event(event_id, record_id), NOW)

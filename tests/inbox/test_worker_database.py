@@ -172,7 +172,8 @@ async def test_events_in_hand_when_the_database_goes_away_are_one_line_for_all(
             await record(writer, created(number), NOW)
     finally:
         await writer.close()
-    async with worker_on(database_url, coalesce_quiet_seconds=0) as worker:
+    # A budget that lets a claim take all eight again.
+    async with worker_on(database_url, coalesce_quiet_seconds=0, ghl_rate_limit=10**6) as worker:
         async with unit_of_work(worker._sessions) as session:
             await connections.ensure(session, "acct_1", "loc_1", NOW)
         claimed = await worker._claim(8)

@@ -234,7 +234,7 @@ class InProcessService:
         if not rows:
             return None
         later = [at for at in (_instant(row["next_attempt_at"]) for row in rows) if at > self.clock()]
-        _, budget_frees_at = self.registry.held_back()
+        budget_frees_at = self.registry.claim_room().free_at
         if budget_frees_at is not None:
             later.append(datetime.fromtimestamp(budget_frees_at, UTC))
         if not later:
