@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
 
 import pytest
 from sqlalchemy import select
@@ -134,9 +135,7 @@ async def test_backlogs_stored_one_after_the_other_are_claimed_side_by_side(
     # Two locations' imports, the first stored in full before the second, claimed as a worker does
     # (each claim's walk starts where the last one's ended): of the first 30 events claimed,
     # a third at least come from each, not all from the first (oldest first, all 30 did).
-    for account in ("first", "second"):
-        for number in range(30):
-            await record(writer, event(f"{account}{number}", f"c{number}", account), NOW)
+    await store_imports(writer, ("first", "second"), 30)
     sessions = session_factory(engine)
     sweep = repository.Sweep()
     claimed: list[str] = []
@@ -154,28 +153,31 @@ async def test_backlogs_stored_one_after_the_other_are_claimed_side_by_side(
 async def test_a_claim_takes_the_accounts_in_its_window_in_turn(
     engine: AsyncEngine, writer: InboxWriter
 ) -> None:
-    for account in ("a", "b", "c"):
-        for number in range(4):
-            await record(writer, event(f"{account}{number}", f"c{number}", account), NOW)
-    sessions = session_factory(engine)
-    async with unit_of_work(sessions) as session:
-        batch = await repository.claim_due(session, worker="w1", now=NOW, lease=LEASE, limit=6)
-    assert [e.event_id for e in batch] == ["a0", "a1", "b0", "b1", "c0", "c1"]
+    await store_imports(writer, ("a", "b", "c"), 4)
+    assert await claimed_once(engine, limit=6) == ["a0", "a1", "b0", "b1", "c0", "c1"]
 
 
 async def test_a_claim_takes_no_more_of_an_account_than_its_budget_has_room_for(
     engine: AsyncEngine, writer: InboxWriter
 ) -> None:
     # Three imports stored one after the other; "a" may take 2 events, "b" none (spent), "c" any.
-    for account in ("a", "b", "c"):
-        for number in range(5):
+    await store_imports(writer, ("a", "b", "c"), 5)
+    batch = await claimed_once(engine, limit=6, most_per_account={"a": 2, "b": 0})
+    assert batch == ["a0", "a1", "c0", "c1", "c2", "c3"]
+
+
+async def store_imports(writer: InboxWriter, accounts: tuple[str, ...], size: int) -> None:
+    """Each account's import of ``size`` contacts, stored one account after the other."""
+    for account in accounts:
+        for number in range(size):
             await record(writer, event(f"{account}{number}", f"c{number}", account), NOW)
-    sessions = session_factory(engine)
-    async with unit_of_work(sessions) as session:
-        batch = await repository.claim_due(
-            session, worker="w1", now=NOW, lease=LEASE, limit=6, most_per_account={"a": 2, "b": 0}
-        )
-    assert [e.event_id for e in batch] == ["a0", "a1", "c0", "c1", "c2", "c3"]
+
+
+async def claimed_once(engine: AsyncEngine, **claim: Any) -> list[str]:
+    """The event ids one claim by ``w1`` takes."""
+    async with unit_of_work(session_factory(engine)) as session:
+        batch = await repository.claim_due(session, worker="w1", now=NOW, lease=LEASE, **claim)
+    return [e.event_id for e in batch]
 
 
 async def test_a_claim_that_took_something_walks_at_most_its_windows(
