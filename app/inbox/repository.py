@@ -102,8 +102,7 @@ async def claim_due(
         walked += 1
         after = probed[-1][0]
         heads = _in_turn(
-            [(event_id, account) for event_id, oldest, account in probed if event_id == oldest],
-            {account: room - taken[account] for account, room in most.items()},
+            [(event_id, account) for event_id, oldest, account in probed if event_id == oldest], most, taken
         )
         take = _claim_heads(excluding, postgres)
         # The next heads in turn; again with the following ones while other workers hold some.
@@ -166,16 +165,16 @@ def _claim_window(excluding: bool) -> Select[tuple[int, int, str]]:
     return select(window.c.id, first, window.c.account_key).order_by(window.c.id)
 
 
-def _in_turn(heads: list[tuple[int, str]], room: Mapping[str, int]) -> list[int]:
+def _in_turn(heads: list[tuple[int, str]], most: Mapping[str, int], taken: Mapping[str, int]) -> list[int]:
     """The heads' ids taken in turns, one of each account per turn (oldest first within an account),
-    so a window spanning several locations' backlogs gives each of them a share of the claim; at most
-    ``room`` of an account listed there."""
+    so a window spanning several locations' backlogs gives each of them a share of the claim; of an
+    account listed in ``most``, no more than it leaves beside what the claim has ``taken`` already."""
     turn: dict[str, int] = {}
     ranked = []
     for event_id, account in heads:
         turn[account] = turn.get(account, -1) + 1
-        most = room.get(account)
-        if most is None or turn[account] < most:
+        room = most.get(account)
+        if room is None or taken.get(account, 0) + turn[account] < room:
             ranked.append((turn[account], event_id))
     return [event_id for _, event_id in sorted(ranked)]
 

@@ -191,15 +191,8 @@ async def test_a_claim_that_took_something_walks_at_most_its_windows(
     for number in range(2 * repository.CLAIM_WINDOWS + 2):
         await record(writer, event(f"a{number}", f"c{number}", "a"), NOW)
     await record(writer, event("b0", "c0", "b"), NOW)
-    sessions = session_factory(engine)
     sweep = repository.Sweep()
-    batches = []
-    for _ in range(2):
-        async with unit_of_work(sessions) as session:
-            batch = await repository.claim_due(
-                session, worker="w1", now=NOW, lease=LEASE, limit=4, most_per_account={"a": 1}, sweep=sweep
-            )
-        batches.append([e.event_id for e in batch])
+    batches = [await claimed_once(engine, limit=4, most_per_account={"a": 1}, sweep=sweep) for _ in range(2)]
     assert batches == [["a0"], ["a10", "b0"]]
 
 
